@@ -1,0 +1,65 @@
+"""The ``speechtao`` command line: ``speechtao <group> <action> [--spec recipe.yaml] [key.sub=value ...]``.
+
+Each command group lives in its own module (or package) under ``speechtao/cli/`` and exposes
+``register(subparsers)``, which adds its parser and sets ``func`` on every leaf. Library code raises
+:class:`speechtao.errors.SpeechtaoError`; this is the only place where errors become messages and exit codes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from .. import __version__
+from ..errors import SpeechtaoError
+
+# Command groups in the order `speechtao --help` lists them. Each is speechtao.cli.<name>.
+GROUPS = ["env", "data", "asr"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="speechtao",
+        description="Fine-tune, evaluate, prune, export and serve speech and language models.",
+    )
+    parser.add_argument("--version", action="version", version=f"speechtao {__version__}")
+    sub = parser.add_subparsers(dest="group", metavar="GROUP")
+    sub.required = True
+    for name in GROUPS:
+        importlib.import_module(f"{__name__}.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        rc = args.func(args)
+    except SpeechtaoError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # `speechtao ... | head`: stop quietly.
+        sys.stderr.close()
+        return 0
+    return int(rc or 0)
+
+
+def add_spec_args(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    """The common ``--spec recipe.yaml key.sub=value ...`` pair of arguments."""
+    parser.add_argument("--spec", required=required, help="recipe YAML (see recipes/)")
+    parser.add_argument("overrides", nargs="*", metavar="key.sub=value", help="spec overrides, parsed as YAML")
+
+
+def set_threads() -> None:
+    """Respect SPEECHTAO_THREADS (or OMP_NUM_THREADS) for torch's intra-op pool."""
+    n = os.environ.get("SPEECHTAO_THREADS")
+    if n:
+        import torch
+
+        torch.set_num_threads(int(n))
