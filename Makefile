@@ -5,7 +5,7 @@ PIP := .venv/bin/pip
 STAMP := .venv/.stamp
 # Debian packages the data tools drive (TTS engines, audio tools, real speech and text sources).
 DEBS := espeak-ng flite festival festvox-kallpc16k festvox-us-slt-hts sox ffmpeg pocketsphinx-testdata \
-        wordnet-base bible-kjv-text fortunes alsa-utils
+        wordnet-base bible-kjv bible-kjv-text fortunes python3-doc alsa-utils
 PYTEST_ARGS ?=
 
 .PHONY: setup test test-slow finetune-asr clean-venv
