@@ -1,0 +1,45 @@
+"""``speechtao asr evaluate``: WER/CER of a model on a manifest, the worst utterances, metrics.json."""
+
+from __future__ import annotations
+
+import sys
+
+
+def register(actions) -> None:
+    p = actions.add_parser(
+        "evaluate", help="word/character error rates of a model on a manifest",
+        description="Decode a manifest greedily (batched by duration) and score it. Prints the worst "
+                    "utterances, then as the last line: WER x% CER y% (N utterances, H hours).")
+    p.add_argument("--model", required=True, help="checkpoint, .nemo archive or preset name")
+    p.add_argument("--manifest", required=True, help="NeMo JSON-lines manifest with reference texts")
+    p.add_argument("--max-wer", type=float, default=None, metavar="PERCENT",
+                   help="exit with status 1 when WER is above this (in percent, e.g. 25)")
+    p.add_argument("--out", default=None, metavar="DIR", help="write metrics.json, utterances.jsonl, worst.txt")
+    p.add_argument("--batch-size", type=int, default=16, help="utterances per forward pass (default 16)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--worst", type=int, default=10, metavar="K", help="how many worst utterances to list")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ...asr.evaluate import EvalOptions, evaluate, format_worst, summary_line, write_outputs
+    from .. import set_threads
+
+    set_threads()
+    opts = EvalOptions(batch_size=args.batch_size, device=args.device, worst=args.worst,
+                       progress=sys.stderr.isatty())
+    result = evaluate(args.model, args.manifest, opts)
+    worst = result.worst(args.worst)
+    if worst:
+        print(f"worst {len(worst)} of {result.metrics['n']} utterances:\n")
+        print(format_worst(worst))
+    print(f"rtf {result.metrics['rtf']:.4f} ({result.metrics['seconds']:.1f} s on {args.device})")
+    if args.out:
+        write_outputs(result, args.out, args.worst)
+        print(f"wrote {args.out}/metrics.json, utterances.jsonl, worst.txt")
+    print(summary_line(result.metrics), flush=True)
+    if args.max_wer is not None and 100 * result.metrics["wer"] > args.max_wer:
+        print(f"error: WER {100 * result.metrics['wer']:.2f}% is above --max-wer {args.max_wer:g}%",
+              file=sys.stderr)
+        return 1
+    return 0
