@@ -22,7 +22,7 @@ $(STAMP)-core: $(STAMP)-venv pyproject.toml constraints.txt
 	touch $@
 
 $(STAMP)-nemo: $(STAMP)-core
-	$(PIP) install -q -c constraints.txt -e '.[test,nemo]'
+	$(PIP) install -q -c constraints.txt -e '.[test,nemo,tts]'
 	touch $@
 
 # Debian packages: installed only when missing and only as root; otherwise say what to install.
