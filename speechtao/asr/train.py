@@ -1,0 +1,288 @@
+"""ASR training and fine-tuning: the specs, the task the shared :class:`speechtao.train.loop.Trainer` runs, and
+the two entry points behind ``speechtao asr train`` and ``speechtao asr finetune``.
+
+- ``train``: a model from ``model.preset`` (or a full ``model.config``) with random weights and a character
+  or SentencePiece tokenizer (trained on the training transcripts).
+- ``finetune``: a model from ``init_from`` (a speechtao checkpoint, a ``.nemo`` archive or a preset name);
+  a different ``tokenizer`` replaces only the decoder; ``freeze_encoder`` trains the decoder plus the
+  encoder's BatchNorm and squeeze-excitation parameters.
+
+Both write ``<trainer.out_dir>/final.pt`` and ``best.pt`` (readable by :func:`speechtao.asr.checkpoint.load_model`),
+``checkpoints/``, ``spec.yaml`` and ``metrics.json``. ``resume=True`` continues from the newest checkpoint.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from ..augment import AugmentSpec, SpecAugment, SpecAugmentSpec, WaveAugmenter
+from ..errors import CheckpointError, SpecError
+from ..train import ddp
+from ..train.checkpoint import CheckpointManager
+from ..train.loop import Trainer, TrainerSpec, seed_everything
+from ..train.optim import OptimSpec
+from ..train.schedule import ScheduleSpec
+from .data import AudioTextDataset, DurationBucketSampler, collate, make_loader
+
+VAL_CACHE_SECONDS = 1800.0  # validation audio up to this total stays in memory between validations
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    train: list[Path]  # training manifest(s), NeMo JSON lines
+    validation: list[Path]  # validation manifest(s): WER picks best.pt
+    batch_size: int | None = 16  # utterances per batch and process; null to batch by max_batch_seconds
+    max_batch_seconds: float | None = None  # audio seconds per batch and process (needs batch_size: null)
+    val_batch_size: int = 16
+    min_duration: float | None = 0.1  # training utterances outside [min, max] seconds are dropped (reported)
+    max_duration: float | None = 20.0
+    bucket_batches: int = 50  # batches per duration-sorted bucket (larger: less padding, less randomness)
+    num_workers: int = 0  # data-loading processes
+    augment: AugmentSpec = AugmentSpec()  # waveform augmentation (all off by default)
+
+    def __post_init__(self):
+        if not self.train or not self.validation:
+            raise ValueError("data.train and data.validation need at least one manifest each")
+        if (self.batch_size is None) == (self.max_batch_seconds is None):
+            raise ValueError("give data.batch_size or data.max_batch_seconds (set the other to null)")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.max_batch_seconds is not None and self.max_batch_seconds <= 0:
+            raise ValueError(f"max_batch_seconds must be > 0, got {self.max_batch_seconds}")
+        if self.val_batch_size < 1 or self.num_workers < 0 or self.bucket_batches < 1:
+            raise ValueError("val_batch_size and bucket_batches must be >= 1, num_workers >= 0")
+
+
+@dataclass(frozen=True)
+class TokenizerSpec:
+    kind: Literal["pretrained", "char", "sentencepiece"] = "char"  # pretrained: keep init_from's (finetune only)
+    vocab_size: int = 128  # SentencePiece pieces (without the CTC blank)
+    model_type: Literal["unigram", "bpe"] = "unigram"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    preset: str | None = None  # a name from speechtao.asr.models.PRESETS, e.g. quartznet_small
+    config: dict | None = None  # or a full ASRModelConfig mapping (preprocessor, blocks, activation)
+
+    def __post_init__(self):
+        if (self.preset is None) == (self.config is None):
+            raise ValueError("give model.preset or model.config (exactly one)")
+
+
+@dataclass(frozen=True)
+class ASRTrainSpec:
+    """``speechtao asr train``: a model from scratch."""
+
+    model: ModelSpec
+    data: DataSpec
+    optim: OptimSpec
+    trainer: TrainerSpec
+    tokenizer: TokenizerSpec = TokenizerSpec()
+    schedule: ScheduleSpec = ScheduleSpec()
+    spec_augment: SpecAugmentSpec = SpecAugmentSpec()  # masks on the features in training (off by default)
+
+
+@dataclass(frozen=True)
+class ASRFinetuneSpec:
+    """``speechtao asr finetune``: adapt a pretrained model."""
+
+    init_from: str  # speechtao checkpoint, .nemo archive or preset name
+    data: DataSpec
+    optim: OptimSpec
+    trainer: TrainerSpec
+    tokenizer: TokenizerSpec = TokenizerSpec(kind="pretrained")  # another vocabulary replaces the decoder only
+    freeze_encoder: bool = False  # train the decoder + encoder BatchNorm/SE only (very small data)
+    schedule: ScheduleSpec = ScheduleSpec()
+    spec_augment: SpecAugmentSpec = SpecAugmentSpec()
+
+
+# ------------------------------------------------------------------------------------------------ the task
+
+
+class ASRTask:
+    """CTC training of an :class:`~speechtao.asr.models.EncDecCTCModel` for :class:`~speechtao.train.loop.Trainer`.
+
+    Batches are ``(audio (B, T), audio_lengths (B,), tokens (B, U), token_lengths (B,))``.
+    """
+
+    def __init__(self, model, tokenizer, train_set: AudioTextDataset, sampler: DurationBucketSampler,
+                 val_set: AudioTextDataset, val_batch_size: int, spec: Any, num_workers: int = 0):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.train_set = train_set
+        self.sampler = sampler
+        self.val_set = val_set
+        self.val_batch_size = val_batch_size
+        self.spec = spec
+        self.num_workers = num_workers
+        self.sample_rate = train_set.sample_rate
+
+    def num_batches(self, epoch: int) -> int:
+        return len(self.sampler.batches(epoch))
+
+    def train_batches(self, epoch: int, start_index: int):
+        return iter(make_loader(self.train_set, self.sampler, epoch, start_index, self.num_workers))
+
+    def loss(self, model, batch) -> torch.Tensor:
+        from .models import ctc_loss
+
+        audio, audio_lengths, tokens, token_lengths = batch
+        log_probs, out_lengths = model(audio, audio_lengths)
+        return ctc_loss(log_probs, out_lengths, tokens, token_lengths, blank=self.tokenizer.blank_id)
+
+    def batch_stats(self, batch) -> dict[str, float]:
+        return {"utterances": float(batch[1].numel()), "audio_s": float(batch[1].sum()) / self.sample_rate}
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """Greedy WER/CER (normalized text on both sides) and mean CTC loss on the validation set."""
+        from .ctc import decode_texts
+        from .metrics import cer, wer
+        from .models import ctc_loss
+
+        was_training = self.model.training
+        self.model.eval()
+        device = next(self.model.parameters()).device
+        sampler = DurationBucketSampler(self.val_set.durations, batch_size=self.val_batch_size, shuffle=False)
+        refs, hyps, loss_sum = [], [], 0.0
+        for idx in sampler:
+            audio, audio_lengths, tokens, token_lengths = (t.to(device) for t in collate([self.val_set[i] for i in idx]))
+            log_probs, out_lengths = self.model(audio, audio_lengths)
+            loss_sum += float(ctc_loss(log_probs, out_lengths, tokens, token_lengths, self.tokenizer.blank_id)) * len(idx)
+            hyps += decode_texts(log_probs.float().cpu(), out_lengths.cpu(), self.tokenizer)
+            refs += [self.val_set.entries[i].text for i in idx]
+        self.model.train(was_training)
+        return {"wer": wer(refs, hyps), "cer": cer(refs, hyps), "val_loss": loss_sum / len(self.val_set)}
+
+    def payload(self) -> dict:
+        from .checkpoint import model_payload
+
+        return model_payload(self.model, self.tokenizer, self.spec)
+
+
+# --------------------------------------------------------------------------------------------- building
+
+
+def _read_entries(paths: list[Path]) -> list:
+    from ..data.manifest import read_manifest
+
+    entries = []
+    for p in paths:
+        entries += read_manifest(p)
+    return entries
+
+
+def _new_tokenizer(spec: TokenizerSpec, train_entries: list):
+    from ..text.normalize import normalize_text
+    from ..text.tokenizers import CharTokenizer, SentencePieceTokenizer
+
+    if spec.kind == "char":
+        return CharTokenizer()
+    if spec.kind == "sentencepiece":
+        return SentencePieceTokenizer.train([normalize_text(e.text) for e in train_entries], spec.vocab_size,
+                                            model_type=spec.model_type)
+    raise SpecError("tokenizer.kind: 'pretrained' needs a pretrained model (use `speechtao asr finetune` with "
+                    "init_from), choose char or sentencepiece")
+
+
+def _model_config(spec: ModelSpec):
+    from .models import PRESETS, ASRModelConfig
+
+    if spec.preset is not None:
+        if spec.preset not in PRESETS:
+            raise SpecError(f"model.preset: unknown preset {spec.preset!r} (choose one of {', '.join(PRESETS)})")
+        return PRESETS[spec.preset]
+    try:
+        return ASRModelConfig.from_dict(spec.config)
+    except SpecError as exc:
+        raise SpecError(f"model.config.{exc}") from None
+
+
+def build(spec: ASRTrainSpec | ASRFinetuneSpec, resume: bool = False, ctx: ddp.DistContext | None = None,
+          log=print) -> Trainer:
+    """The :class:`Trainer` for ``spec`` (reads manifests, builds or loads the model and tokenizer)."""
+    from ..data.manifest import filter_by_duration
+    from .checkpoint import load_model
+
+    ctx = ctx or ddp.DistContext()
+    say = log if ctx.is_main else (lambda line: None)
+    seed_everything(spec.trainer.seed)
+    finetune = isinstance(spec, ASRFinetuneSpec)
+    entries = _read_entries(spec.data.train)
+    entries, report = filter_by_duration(entries, spec.data.min_duration, spec.data.max_duration)
+    if report:
+        say(f"train: {report}")
+    val_entries = _read_entries(spec.data.validation)
+
+    latest = None
+    if resume:
+        latest = CheckpointManager(Path(spec.trainer.out_dir) / "checkpoints").latest()
+        if latest is None:
+            raise CheckpointError(f"{Path(spec.trainer.out_dir) / 'checkpoints'}: no checkpoint to resume from "
+                                  "(run without --resume to start training)")
+    if latest is not None:
+        loaded = load_model(latest)  # resume: architecture, vocabulary and weights of the run itself
+        model, tokenizer = loaded.model, loaded.tokenizer
+    elif finetune:
+        loaded = load_model(spec.init_from)
+        model, tokenizer = loaded.model, loaded.tokenizer
+        say(f"init_from {spec.init_from}: {loaded.config.family} model, {tokenizer.vocab_size} tokens")
+        if spec.tokenizer.kind != "pretrained":
+            new = _new_tokenizer(spec.tokenizer, entries)
+            if new != tokenizer:
+                model.change_vocabulary(new.vocab_size)
+                say(f"vocabulary changed ({tokenizer.vocab_size} -> {new.vocab_size} tokens): new decoder, "
+                    "encoder weights kept")
+                tokenizer = new
+    else:
+        tokenizer = _new_tokenizer(spec.tokenizer, entries)
+        model = _build_model(_model_config(spec.model), tokenizer.vocab_size)
+    if finetune and spec.freeze_encoder:
+        model.freeze_encoder(keep_bn_and_se_trainable=True)
+    if spec.spec_augment.enabled:
+        model.spec_augmentation = SpecAugment(spec.spec_augment)
+    model.train()
+
+    sr = model.config.preprocessor.sample_rate
+    train_set = AudioTextDataset(entries, tokenizer, sr, seed=spec.trainer.seed)
+    if spec.data.augment.enabled:
+        babble = None
+        if spec.data.augment.babble_prob > 0:  # other training utterances (up to 20, spread over the set)
+            step = max(1, len(train_set) // 20)
+            babble = [train_set.audio(i) for i in range(0, len(train_set), step)][:20]
+        train_set.augmenter = WaveAugmenter(spec.data.augment, babble_sources=babble)
+    sampler = DurationBucketSampler(train_set.durations, spec.data.batch_size, spec.data.max_batch_seconds,
+                                    shuffle=True, seed=spec.trainer.seed, bucket_batches=spec.data.bucket_batches,
+                                    world_size=ctx.world_size, rank=ctx.rank)
+    val_seconds = sum(e.duration for e in val_entries)
+    val_set = AudioTextDataset(val_entries, tokenizer, sr, cache_audio=val_seconds <= VAL_CACHE_SECONDS)
+    say(f"data: {len(train_set)} training utterances ({sum(train_set.durations) / 3600:.2f} h), "
+        f"{len(val_set)} validation ({val_seconds / 3600:.2f} h); {tokenizer.vocab_size} tokens")
+    task = ASRTask(model, tokenizer, train_set, sampler, val_set, spec.data.val_batch_size, spec,
+                   spec.data.num_workers)
+    return Trainer(task, spec.trainer, spec.optim, spec.schedule, full_spec=spec, ctx=ctx, log=log)
+
+
+def _build_model(config, vocab_size: int):
+    from .models import build_model
+
+    return build_model(config, vocab_size)
+
+
+def run(spec: ASRTrainSpec | ASRFinetuneSpec, resume: bool = False) -> dict:
+    """Train or fine-tune per ``spec`` (under ``torchrun``: one process per device); returns metrics.json's dict."""
+    ctx = ddp.init_distributed(spec.trainer.device)
+    try:
+        start = time.perf_counter()
+        trainer = build(spec, resume=resume, ctx=ctx)
+        metrics = trainer.fit(resume=resume)
+        metrics["wall_s"] = round(time.perf_counter() - start, 3)
+        return metrics
+    finally:
+        ddp.shutdown_distributed()

@@ -1,0 +1,198 @@
+"""The generic training loop on a toy task: loss goes down, SIGKILL + --resume is bit-identical, bad
+checkpoints are refused, DDP over gloo equals one process with the doubled batch.
+
+Run as a script (``python test_train_loop.py OUT_DIR STEPS [resume]``) it trains the toy task; the tests start
+it as a subprocess so that it can be killed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from speechtao.errors import CheckpointError, InputError
+from speechtao.train.checkpoint import load_checkpoint
+from speechtao.train.ddp import init_distributed, shutdown_distributed
+from speechtao.train.loop import Trainer, TrainerSpec, seed_everything
+from speechtao.train.optim import OptimSpec
+from speechtao.train.schedule import ScheduleSpec
+
+HERE = Path(__file__).resolve()
+
+
+class ToyTask:
+    """Classify which of 3 frequencies a noisy sinusoid carries. Conv1d + BatchNorm (+ Dropout), shuffled
+    batches, NumPy noise drawn while batching (so resume must restore the NumPy stream, and dropout the torch one).
+    Under DDP each rank takes ``global_batch[rank::world]``.
+    """
+
+    def __init__(self, batch_size=8, n=96, dropout=0.2, seed=0, rank=0, world=1, sleep=0.0, noise=0.3):
+        g = np.random.default_rng(seed)
+        self.labels = g.integers(0, 3, n)
+        t = np.arange(64) / 64.0
+        self.x = np.stack([np.sin(2 * np.pi * (2 + 3 * y) * t + g.uniform(0, 6)) for y in self.labels]).astype(np.float32)
+        self.batch_size, self.seed, self.rank, self.world, self.sleep = batch_size, seed, rank, world, sleep
+        self.noise = noise
+        seed_everything(seed)
+        self.model = nn.Sequential(nn.Conv1d(1, 8, 5, padding=2, bias=False), nn.BatchNorm1d(8), nn.ReLU(), nn.Dropout(dropout),
+                                   nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(8, 3))
+
+    def _order(self, epoch):
+        return np.random.default_rng([self.seed, epoch]).permutation(len(self.labels))
+
+    def num_batches(self, epoch):
+        return len(self.labels) // (self.batch_size * self.world)
+
+    def train_batches(self, epoch, start_index):
+        order = self._order(epoch)
+        gb = self.batch_size * self.world
+        for i in range(start_index, self.num_batches(epoch)):
+            idx = order[i * gb:(i + 1) * gb][self.rank::self.world]
+            noise = np.random.normal(0, self.noise, (len(idx), 64)).astype(np.float32)
+            yield torch.from_numpy(self.x[idx] + noise)[:, None, :], torch.from_numpy(self.labels[idx])
+
+    def loss(self, model, batch):
+        if self.sleep:
+            time.sleep(self.sleep)
+        x, y = batch
+        return nn.functional.cross_entropy(model(x), y)
+
+    def validate(self):
+        self.model.eval()
+        with torch.no_grad():
+            logits = self.model(torch.from_numpy(self.x)[:, None, :])
+            err = float((logits.argmax(-1).numpy() != self.labels).mean())
+        return {"err": err, "loss": float(nn.functional.cross_entropy(logits, torch.from_numpy(self.labels)))}
+
+    def payload(self):
+        return {"state_dict": self.model.state_dict()}
+
+    def batch_stats(self, batch):
+        return {"utterances": float(len(batch[1]))}
+
+
+def toy_trainer(out_dir, steps, batch_size=8, dropout=0.2, ckpt_every=5, rank=0, world=1, ctx=None, sleep=0.0,
+                optim="novograd", lines=None):
+    noise = 0.3 if dropout else 0.0  # the DDP comparison runs without random noise and dropout
+    task = ToyTask(batch_size=batch_size, dropout=dropout, rank=rank, world=world, sleep=sleep, noise=noise)
+    spec = TrainerSpec(out_dir=Path(out_dir), max_steps=steps, max_epochs=100, device="cpu", seed=7, log_every=5,
+                       val_every=10, checkpoint_every=ckpt_every, keep_last=2, monitor="err", grad_clip=5.0)
+    log = lines.append if lines is not None else None
+    return Trainer(task, spec, OptimSpec(lr=0.05, name=optim, betas=(0.9, 0.5)), ScheduleSpec(warmup_steps=3),
+                   ctx=ctx, log=log)
+
+
+def final_weights(out_dir):
+    return torch.load(Path(out_dir) / "final.pt", weights_only=True)["state_dict"]
+
+
+def run_script(*args, **kw):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, str(HERE), *map(str, args)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def test_loss_decreases_and_outputs_written(tmp_path):
+    lines = []
+    metrics = toy_trainer(tmp_path, steps=30, lines=lines).fit()
+    pattern = re.compile(r"^epoch (\d+) step (\d+) loss (\d+\.\d{3}) lr (\d\.\de[-+]\d\d)( err \d\.\d{3})?$")
+    logged = [m for m in map(pattern.match, lines) if m]
+    losses = [float(m.group(3)) for m in logged]
+    assert [int(m.group(2)) for m in logged] == [5, 10, 15, 20, 25, 30]
+    assert losses[-1] < 0.75 * losses[0], losses
+    assert metrics["best_val_err"] < 0.4, metrics  # chance is 0.67
+    assert logged[0].group(5) is None and logged[-1].group(5) is not None  # the metric once validated
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["steps"] == 30 and saved["utterances_per_s"] > 0 and saved["best_val_err"] == metrics["best_val_err"]
+    assert (tmp_path / "best.pt").is_file() and (tmp_path / "final.pt").is_file()
+    kept = sorted(p.name for p in (tmp_path / "checkpoints").glob("step-*.pt"))
+    index = json.loads((tmp_path / "checkpoints" / "index.json").read_text())
+    assert kept == sorted(e["file"] for e in index["checkpoints"])
+    assert {"step-00000025.pt", "step-00000030.pt"} <= set(kept) and len(kept) <= 3  # last 2 + best 1
+
+
+@pytest.mark.slow  # tests/e2e/test_asr_train.py kills and resumes the real CLI in the fast suite
+def test_sigkill_then_resume_is_bit_identical(tmp_path):
+    ref = toy_trainer(tmp_path / "ref", steps=40)
+    ref.fit()
+    killed = tmp_path / "killed"
+    proc = run_script(killed, 40, "--sleep", "0.1")
+    index = killed / "checkpoints" / "index.json"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if index.is_file() and any(e["step"] >= 15 for e in json.loads(index.read_text())["checkpoints"]):
+            break
+        assert proc.poll() is None, proc.stdout.read()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "final.pt").exists(), "the run finished before it was killed"
+    out = run_script(killed, 40, "--resume").communicate(timeout=120)[0]
+    assert "resumed from" in out, out
+    a, b = final_weights(tmp_path / "ref"), final_weights(killed)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_truncated_checkpoint_is_refused(tmp_path):
+    toy_trainer(tmp_path, steps=10).fit()
+    latest = tmp_path / "checkpoints" / "step-00000010.pt"
+    data = latest.read_bytes()
+    latest.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="step-00000010.pt.*truncated or corrupt"):
+        load_checkpoint(latest)
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        toy_trainer(tmp_path, steps=20).fit(resume=True)
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="junk.pt"):
+        load_checkpoint(tmp_path / "junk.pt")
+
+
+def test_refuses_to_overwrite_and_to_resume_nothing(tmp_path):
+    with pytest.raises(CheckpointError, match="no checkpoint to resume from"):
+        toy_trainer(tmp_path, steps=5).fit(resume=True)
+    toy_trainer(tmp_path, steps=5).fit()
+    with pytest.raises(InputError, match="--resume"):
+        toy_trainer(tmp_path, steps=5).fit()
+
+
+def test_ddp_two_processes_match_one_with_doubled_batch(tmp_path):
+    """2 gloo processes x batch 4 (BatchNorm synchronized) == 1 process x batch 8, no dropout."""
+    one = toy_trainer(tmp_path / "one", steps=12, batch_size=8, dropout=0.0, optim="adamw")
+    one.fit()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
+                          str(HERE), str(tmp_path / "two"), "12", "--ddp"], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    a, b = final_weights(tmp_path / "one"), final_weights(tmp_path / "two")
+    for k in a:
+        assert torch.allclose(a[k].float(), b[k].float(), atol=1e-5, rtol=1e-4), (k, (a[k] - b[k]).abs().max())
+
+
+def _main(argv):
+    torch.set_num_threads(1)
+    out, steps = argv[0], int(argv[1])
+    sleep = float(argv[argv.index("--sleep") + 1]) if "--sleep" in argv else 0.0
+    if "--ddp" in argv:
+        ctx = init_distributed("cpu")
+        toy_trainer(out, steps, batch_size=4, dropout=0.0, rank=ctx.rank, world=ctx.world_size, ctx=ctx,
+                    optim="adamw").fit()
+        shutdown_distributed()
+        return
+    toy_trainer(out, steps, sleep=sleep).fit(resume="--resume" in argv)
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1:])
