@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import pkgutil
 import sys
 
 from .. import __version__
@@ -48,6 +49,15 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.close()
         return 0
     return int(rc or 0)
+
+
+def register_package(sub, name: str, help: str, package: str, path) -> None:
+    """Add group ``name`` whose actions are the modules of ``package`` (each exposing ``register``)."""
+    parser = sub.add_parser(name, help=help)
+    actions = parser.add_subparsers(dest="action", metavar="ACTION")
+    actions.required = True
+    for mod in sorted(m.name for m in pkgutil.iter_modules(path)):
+        importlib.import_module(f"{package}.{mod}").register(actions)
 
 
 def add_spec_args(parser: argparse.ArgumentParser, required: bool = True) -> None:
