@@ -34,6 +34,11 @@ $(STAMP)-debs: $(STAMP)-venv
 	else echo "note: missing Debian packages (install as root): $$missing"; fi
 	touch $@
 
+# The TAO flow on the bundled smart-home domain, from the shipped starter: evaluate, fine-tune, prune,
+# retrain, export INT8, evaluate with ONNX Runtime; report in results/finetune_asr/report.md.
+finetune-asr: setup
+	SPEECHTAO_THREADS=1 OMP_NUM_THREADS=1 $(PY) -m speechtao asr flow --spec recipes/asr_flow.yaml
+
 test: setup
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
