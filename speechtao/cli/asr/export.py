@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ...export.asr import FORMATS as ONNX_FORMATS  # onnx, onnx-int8, tensorrt, triton (light: no torch import)
+from ...export.asr import add_arguments as add_onnx_arguments
+
 
 def _export_nemo(loaded, out: Path, args) -> Path:
     from ...asr.nemo_io import export_nemo
@@ -16,6 +19,7 @@ def _export_nemo(loaded, out: Path, args) -> Path:
 
 FORMATS = {
     "nemo": (_export_nemo, "NeMo .nemo archive (ASRModel.restore_from loads it)"),
+    **ONNX_FORMATS,
 }
 
 
@@ -24,7 +28,8 @@ def register(actions) -> None:
     p.add_argument("--model", required=True, help="a speechtao checkpoint, a .nemo archive or a preset name")
     p.add_argument("--format", required=True, choices=sorted(FORMATS),
                    help="; ".join(f"{k}: {v[1]}" for k, v in FORMATS.items()))
-    p.add_argument("--out", required=True, help="file to write")
+    p.add_argument("--out", required=True, help="file to write (triton: the model's folder)")
+    add_onnx_arguments(p)
     p.set_defaults(func=run)
 
 

@@ -1,0 +1,318 @@
+"""Static INT8 quantization of an exported CTC model with ONNX Runtime, and TensorRT calibration caches.
+
+Pipeline (:func:`quantize_model`)::
+
+    FP32 ONNX --quant_pre_process--> optimized FP32 ONNX (BatchNorm folded, shapes inferred)   -> <stem>.fp32.onnx
+      --calibrate on log-mel features of a manifest's audio (min-max | entropy | percentile)  -> ranges
+      --(optional) replace ranges with those learned in QAT (speechtao.export.qat)
+      --quantize_static: QDQ, per-channel symmetric INT8 weights, per-tensor INT8 activations -> <stem>.onnx
+      --TensorRT calibration cache of the same ranges, for <stem>.fp32.onnx                     -> <stem>.calib
+
+Only ``Conv`` nodes are quantized by default (``op_types``): everything else in these models is cheap
+elementwise work between convolutions, and ORT fuses DequantizeLinear -> Conv -> QuantizeLinear into an
+integer convolution. (ORT's dynamic INT8 is slower than FP32 for conv models; static QDQ is the fast path.)
+
+TensorRT calibration cache (what ``IInt8EntropyCalibrator2.write_calibration_cache`` writes)::
+
+    TRT-<version>-EntropyCalibration2
+    <tensor name>: <scale as 8 hex digits of its big-endian IEEE float32>
+    ...
+
+with ``scale = amax / 127`` and ``amax = max(|min|, |max|)`` of the tensor's calibrated range.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import struct
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Literal, Sequence
+
+import numpy as np
+
+from ..errors import DataError, InputError
+
+METHODS = ("minmax", "entropy", "percentile")
+TRT_CACHE_VERSION = "8601"  # TensorRT 8.6.1; 10.x reads caches of this header too
+TRT_ALGORITHM = "EntropyCalibration2"
+
+
+@dataclass(frozen=True)
+class QuantOptions:
+    """How :func:`quantize_model` calibrates and quantizes."""
+
+    method: Literal["minmax", "entropy", "percentile"] = "minmax"  # ORT calibration method
+    percentile: float = 99.999  # for method="percentile": the kept percentile of |x|
+    num_bins: int | None = None  # histogram bins for entropy/percentile; None: ORT's (128 / 2048)
+    max_utterances: int = 64  # calibration utterances taken from the manifest (in manifest order)
+    max_seconds: float = 20.0  # longer utterances are cut to this many seconds
+    op_types: tuple[str, ...] = ("Conv",)  # node types to quantize; () quantizes every supported type
+    per_channel: bool = True  # per-output-channel weight scales
+    trt_version: str = TRT_CACHE_VERSION  # written into the cache header
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise InputError(f"calibration method {self.method!r} is not one of {list(METHODS)}")
+        if not 0.0 < self.percentile <= 100.0:
+            raise InputError(f"percentile {self.percentile} is not in (0, 100] (99.999 keeps all but the top 0.001%)")
+        if self.max_utterances < 1 or self.max_seconds <= 0:
+            raise InputError(f"calibration utterances ({self.max_utterances}) must be >= 1 and max_seconds "
+                             f"({self.max_seconds}) > 0")
+
+
+@dataclass
+class QuantResult:
+    int8_path: Path  # the QDQ INT8 model
+    fp32_path: Path  # the optimized FP32 graph the ranges (and the TensorRT cache) belong to
+    trt_cache_path: Path  # TensorRT INT8 calibration cache
+    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)  # every calibrated tensor
+    overridden: list[str] = field(default_factory=list)  # tensors whose range came from QAT
+    utterances: int = 0  # calibration utterances used
+
+
+# -- calibration data -----------------------------------------------------------------------------------------
+
+def calibration_features(loaded: Any, manifest: str | Path, options: QuantOptions = QuantOptions()
+                         ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Log-mel features of the first ``max_utterances`` utterances of ``manifest``, one per item.
+
+    Returns ``[(feats (1, n_mels, F) float32, length (1,) int64), ...]`` computed by the model's own
+    preprocessor in eval mode (no dither), i.e. exactly what the exported graph sees at inference.
+    """
+    import torch
+
+    from ..audio import read_audio
+    from ..data.manifest import read_manifest
+
+    entries = read_manifest(manifest)
+    if not entries:
+        raise DataError(f"{manifest}: no utterances to calibrate on (give a manifest of in-domain audio)")
+    pre = loaded.model.preprocessor.eval()
+    sr = loaded.config.preprocessor.sample_rate
+    items = []
+    for e in entries[: options.max_utterances]:
+        dur = min(e.duration, options.max_seconds)
+        audio = read_audio(e.audio_filepath, sample_rate=sr, offset=e.offset, duration=dur)
+        with torch.no_grad():
+            x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))[None]
+            feats, lengths = pre(x, torch.tensor([x.shape[1]], dtype=torch.int64))
+        items.append((feats.numpy().astype(np.float32), lengths.numpy().astype(np.int64)))
+    return items
+
+
+class FeatureReader:
+    """An onnxruntime ``CalibrationDataReader`` over precomputed feature items (see :func:`calibration_features`)."""
+
+    def __init__(self, items: Sequence[tuple[np.ndarray, np.ndarray]]):
+        from .onnx_export import INPUT_FEATURES, INPUT_LENGTH
+
+        self._feeds = [{INPUT_FEATURES: f, INPUT_LENGTH: n} for f, n in items]
+        self._i = 0
+
+    def get_next(self) -> dict | None:
+        if self._i >= len(self._feeds):
+            return None
+        self._i += 1
+        return self._feeds[self._i - 1]
+
+    def rewind(self) -> None:
+        self._i = 0
+
+    def __len__(self) -> int:
+        return len(self._feeds)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> dict:
+        item = self.get_next()
+        if item is None:
+            raise StopIteration
+        return item
+
+
+def _ort_method(method: str):
+    from onnxruntime.quantization import CalibrationMethod
+
+    return {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+            "percentile": CalibrationMethod.Percentile}[method]
+
+
+def _calibrate(model_path: Path, items, options: QuantOptions, workdir: Path):
+    """ORT's calibrator over every float tensor of the graph -> ``TensorsData``."""
+    from onnxruntime.quantization.calibrate import create_calibrator
+
+    extra: dict[str, Any] = {}
+    if options.method == "percentile":
+        extra = {"percentile": options.percentile, "symmetric": True}
+    elif options.method == "entropy":
+        extra = {"symmetric": True}
+    if options.num_bins is not None and options.method != "minmax":
+        extra["num_bins"] = options.num_bins
+    op_types = list(options.op_types) or None  # the inputs and outputs of these nodes get ranges
+    calibrator = create_calibrator(model_path, op_types, augmented_model_path=str(workdir / "augmented.onnx"),
+                                   calibrate_method=_ort_method(options.method), extra_options=extra)
+    with contextlib.redirect_stdout(io.StringIO()):  # ORT's calibrators print progress notes
+        for item in items:  # one utterance per call: the histogram collectors need equal shapes within a call
+            calibrator.collect_data(FeatureReader([item]))
+        data = calibrator.compute_data()
+    del calibrator
+    return data
+
+
+def _range(td) -> tuple[float, float]:
+    lo, hi = td.range_value
+    return float(np.asarray(lo).reshape(-1)[0]), float(np.asarray(hi).reshape(-1)[0])
+
+
+# -- the whole pipeline ---------------------------------------------------------------------------------------
+
+def quantize_model(fp32_path: str | Path, out: str | Path, items: Sequence[tuple[np.ndarray, np.ndarray]],
+                   options: QuantOptions = QuantOptions(),
+                   range_overrides: dict[str, tuple[float, float]] | Callable[[Path], dict] | None = None
+                   ) -> QuantResult:
+    """Quantize the FP32 ONNX at ``fp32_path`` into ``out`` (see the module docstring for the files written).
+
+    Args:
+        items: calibration inputs from :func:`calibration_features`.
+        range_overrides: ``{tensor name in the optimized graph: (min, max)}`` replacing calibrated ranges, or a
+            function of the optimized graph's path returning them (quantization-aware training supplies these;
+            see :func:`speechtao.export.qat.onnx_range_overrides`).
+    """
+    import onnx
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.calibrate import TensorData, TensorsData, save_tensors_data
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from .onnx_export import read_metadata, set_metadata
+
+    if not items:
+        raise DataError("no calibration utterances (give --calib a manifest with at least one utterance)")
+    fp32_path, out = Path(fp32_path), Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stem = out.name[: -len(".onnx")] if out.name.endswith(".onnx") else out.name
+    opt_path = out.with_name(stem + ".fp32.onnx")
+    cache_path = out.with_name(stem + ".calib")
+    meta = read_metadata(fp32_path)
+    with tempfile.TemporaryDirectory(prefix="speechtao-quant-") as tmp:
+        work = Path(tmp)
+        # CitriNet's masks defeat ORT's symbolic shape inference; ONNX shape inference is enough here.
+        quant_pre_process(str(fp32_path), str(opt_path), skip_symbolic_shape=True)
+        data = _calibrate(opt_path, items, options, work)
+        if callable(range_overrides):
+            range_overrides = range_overrides(opt_path)
+        overridden = []
+        for name, (lo, hi) in (range_overrides or {}).items():
+            if name not in data.data:
+                raise InputError(f"range override for tensor {name!r}: no such float tensor in {opt_path} "
+                                 "(the QAT checkpoint and the exported graph differ; export from the same checkpoint)")
+            data.data[name] = TensorData(lowest=np.array(lo, dtype=np.float32), highest=np.array(hi, dtype=np.float32))
+            overridden.append(name)
+        ranges = {k: _range(v) for k, v in data.data.items()}
+        ort_cache = work / "ranges.json"
+        save_tensors_data(TensorsData(data.calibration_method, data.data), ort_cache)
+        extra = {"ActivationSymmetric": True, "WeightSymmetric": True}
+        quantize_static(str(opt_path), str(out), None, quant_format=QuantFormat.QDQ,
+                        op_types_to_quantize=list(options.op_types) or None, per_channel=options.per_channel,
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=_ort_method(options.method), calibration_cache_path=str(ort_cache),
+                        extra_options=extra)
+    quant_meta = {"quantization": json.dumps({"format": "QDQ", "weights": "int8 per-channel symmetric"
+                                              if options.per_channel else "int8 per-tensor symmetric",
+                                              "activations": "int8 per-tensor symmetric",
+                                              "method": options.method, "op_types": list(options.op_types),
+                                              "calibration_utterances": len(items),
+                                              "qat_ranges": len(overridden)})}
+    set_metadata(out, {**meta, **quant_meta})
+    set_metadata(opt_path, meta)
+    write_trt_cache(cache_path, ranges, version=options.trt_version, graph=onnx.load(str(opt_path)))
+    return QuantResult(out, opt_path, cache_path, ranges, overridden, len(items))
+
+
+# -- TensorRT calibration cache -------------------------------------------------------------------------------
+
+def scale_to_hex(scale: float) -> str:
+    """``0.0078125 -> "3c000000"``: the big-endian IEEE-754 float32 bits as 8 lowercase hex digits."""
+    return struct.pack(">f", scale).hex()
+
+
+def hex_to_scale(text: str) -> float:
+    if len(text) != 8:
+        raise ValueError(f"expected 8 hex digits, got {text!r}")
+    return struct.unpack(">f", bytes.fromhex(text))[0]
+
+
+def trt_scales(ranges: dict[str, tuple[float, float]]) -> dict[str, float]:
+    """``{name: (min, max)} -> {name: amax / 127}`` (symmetric INT8, as TensorRT uses)."""
+    out = {}
+    for name, (lo, hi) in ranges.items():
+        amax = max(abs(lo), abs(hi))
+        out[name] = amax / 127.0 if amax > 0 else 1.0 / 127.0  # a constant-zero tensor: any scale works
+    return out
+
+
+def write_trt_cache(path: str | Path, ranges: dict[str, tuple[float, float]], version: str = TRT_CACHE_VERSION,
+                    graph: Any = None) -> Path:
+    """Write a TensorRT calibration cache for ``ranges`` (``{tensor: (min, max)}``).
+
+    With ``graph`` (an ``onnx.ModelProto``) only tensors of that graph that carry activations are written:
+    initializers (weights) are left out, as TensorRT computes weight scales itself.
+    """
+    names = list(ranges)
+    if graph is not None:
+        inits = {i.name for i in graph.graph.initializer}
+        produced = {o for n in graph.graph.node for o in n.output} | {i.name for i in graph.graph.input}
+        names = [n for n in names if n in produced and n not in inits]
+    scales = trt_scales({n: ranges[n] for n in names})
+    lines = [f"TRT-{version}-{TRT_ALGORITHM}"] + [f"{n}: {scale_to_hex(s)}" for n, s in scales.items()]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text("\n".join(lines) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+@dataclass(frozen=True)
+class TrtCache:
+    version: str  # "8601"
+    algorithm: str  # "EntropyCalibration2"
+    scales: dict[str, float]
+
+
+def read_trt_cache(path: str | Path) -> TrtCache:
+    """Parse a TensorRT calibration cache; a malformed line raises :class:`InputError` naming it."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: calibration cache not found (export with --format onnx-int8 --calib MANIFEST)")
+    lines = p.read_text().splitlines()
+    if not lines or not lines[0].startswith("TRT-") or lines[0].count("-") < 2:
+        raise InputError(f"{p}:1: header {lines[0] if lines else ''!r} is not 'TRT-<version>-<algorithm>' "
+                         "(not a TensorRT calibration cache)")
+    _, version, algorithm = lines[0].split("-", 2)
+    scales = {}
+    for i, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        name, sep, value = line.rpartition(":")
+        try:
+            if not sep:
+                raise ValueError("no ':'")
+            scales[name.strip()] = hex_to_scale(value.strip())
+        except ValueError as exc:
+            raise InputError(f"{p}:{i}: {line!r} is not '<tensor>: <8 hex digits>' ({exc})") from None
+    return TrtCache(version, algorithm, scales)
+
+
+def argmax_agreement(a: np.ndarray, b: np.ndarray, lengths: Iterable[int]) -> float:
+    """Share of valid frames where two ``(B, T, C)`` log-prob arrays pick the same class."""
+    same = total = 0
+    for i, n in enumerate(lengths):
+        same += int((a[i, :n].argmax(-1) == b[i, :n].argmax(-1)).sum())
+        total += int(n)
+    return same / max(total, 1)
