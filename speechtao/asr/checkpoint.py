@@ -27,6 +27,9 @@ import torch
 from ..errors import CheckpointError, SpecError
 from ..spec import spec_to_dict
 from .models import PRESETS, ASRModelConfig, EncDecCTCModel, build_model
+from .whisper_ctc import PRETRAINED as WHISPER_PRETRAINED
+from .whisper_ctc import WhisperCTCConfig, is_whisper_config
+from .whisper_ctc import build_model as build_whisper
 
 FORMAT = "speechtao-asr"
 VERSION = 1
@@ -112,11 +115,14 @@ def model_from_payload(payload: dict, where: str = "checkpoint") -> LoadedModel:
     if missing:
         raise CheckpointError(f"{where}: checkpoint lacks {', '.join(missing)} (the file is incomplete; save it again)")
     try:
-        config = ASRModelConfig.from_dict(payload["model_config"])
+        if is_whisper_config(payload["model_config"]):  # Whisper-encoder CTC (speechtao.asr.whisper_ctc)
+            config = WhisperCTCConfig.from_dict(payload["model_config"])
+        else:
+            config = ASRModelConfig.from_dict(payload["model_config"])
     except SpecError as exc:
         raise CheckpointError(f"{where}: model_config does not match this speechtao version: {exc}") from None
     tokenizer = tokenizer_from_dict(payload["tokenizer"])
-    model = build_model(config, tokenizer.vocab_size)
+    model = (build_whisper if isinstance(config, WhisperCTCConfig) else build_model)(config, tokenizer.vocab_size)
     try:
         model.load_state_dict(payload["state_dict"], strict=True)
     except RuntimeError as exc:
@@ -132,6 +138,10 @@ def load_model(ref: str | Path) -> LoadedModel:
     A preset gets random weights and NeMo's 28-character vocabulary.
     """
     path = Path(ref)
+    if not path.exists() and str(ref) in WHISPER_PRETRAINED:  # pretrained Whisper encoder + random CTC head
+        from .whisper_ctc import load_pretrained
+
+        return load_pretrained(str(ref))
     if not path.exists() and str(ref) in PRESETS:
         from ..text.tokenizers import CharTokenizer
 
@@ -144,7 +154,7 @@ def load_model(ref: str | Path) -> LoadedModel:
     if not path.is_file():
         raise CheckpointError(
             f"{ref}: model not found (pass a checkpoint file, a .nemo archive or a preset name: "
-            f"{', '.join(PRESETS)})")
+            f"{', '.join([*PRESETS, *WHISPER_PRETRAINED])})")
     if path.suffix == ".nemo" or tarfile.is_tarfile(path):  # .nemo archives are tars; torch.save writes zips
         from .nemo_io import import_nemo
 

@@ -305,6 +305,9 @@ def config_to_nemo(loaded: LoadedModel) -> dict:
     from ..text.tokenizers import SentencePieceTokenizer
 
     config, tokenizer = loaded.config, loaded.tokenizer
+    if config.family == "whisper":  # speechtao.asr.whisper_ctc: NeMo has no such model class
+        raise InputError("a Whisper-encoder CTC model has no .nemo form (NeMo has no such model); export it with "
+                         "`speechtao asr export --format onnx` or keep the speechtao checkpoint")
     pre = {"_target_": NEMO_PREPROCESSOR, **config.preprocessor.to_nemo_config()}
     jasper = [{
         "filters": b.filters, "repeat": b.repeat, "kernel": [b.kernel], "stride": [b.stride],

