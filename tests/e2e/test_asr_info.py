@@ -52,3 +52,12 @@ def test_bad_model_exits_2_with_the_fix(tmp_path, capsys):
     assert rc == 2 and "junk.ckpt: cannot read the checkpoint, the file is truncated or corrupt" in err
     rc, _, err = cli(capsys, "asr", "info", "--model", str(tmp_path / "junk.ckpt"), "--vocab-size", "9")
     assert rc == 2 and "--vocab-size applies to presets only" in err
+
+
+def test_info_on_whisper_starter_reports_transformer_layers(capsys):
+    from speechtao.cli import main
+
+    assert main(["asr", "info", "--model", "models/whisper_tiny_en_ctc_synth.pt"]) == 0
+    out = capsys.readouterr().out
+    assert "whisper, 4 encoder transformer layers" in out and "7,645,085" in out
+    assert "not counted for transformer encoders" in out

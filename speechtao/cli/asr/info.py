@@ -45,13 +45,16 @@ def collect(ref: str, vocab_size: int | None = None) -> dict:
         vocab = {"type": tok["type"], "size": loaded.tokenizer.vocab_size, "trained": True}
         source = ".nemo archive" if str(ref).endswith(".nemo") else "checkpoint"
     pre = config.preprocessor
+    conv = config.family != "whisper"  # the analytic MAC count covers the convolutional encoders
     return {
         "model": str(ref),
         "source": source,
         "family": config.family,
-        "blocks": len(config.blocks),
+        "blocks": len(config.blocks) if conv else config.encoder.n_layers,
         "parameters": parameter_counts(model),
-        "macs_per_second": {k: int(round(v)) for k, v in macs_per_second(config, vocab["size"]).items()},
+        "macs_per_second": (
+            {k: int(round(v)) for k, v in macs_per_second(config, vocab["size"]).items()} if conv else None
+        ),
         "subsampling_factor": config.subsampling_factor,
         "output_frame_ms": 1000.0 * pre.hop_length / pre.sample_rate * config.subsampling_factor,
         "vocabulary": vocab,
@@ -78,16 +81,18 @@ def run(args) -> int:
     p, m, f, v = info["parameters"], info["macs_per_second"], info["features"], info["vocabulary"]
     lines = [
         ("model", f"{info['model']} ({info['source']})"),
-        ("family", f"{info['family']}, {info['blocks']} encoder blocks"),
+        ("family", f"{info['family']}, {info['blocks']} encoder "
+                   + ("blocks" if m is not None else "transformer layers")),
         ("parameters", f"{_fmt_count(p['total'])} = {p['total']:,} (encoder {p['encoder']:,}, decoder {p['decoder']:,})"),
         ("MACs", f"{_fmt_count(m['total'])} per second of audio (encoder {_fmt_count(m['encoder'])}, "
-                 f"decoder {_fmt_count(m['decoder'])})"),
+                 f"decoder {_fmt_count(m['decoder'])})" if m is not None else "not counted for transformer encoders"),
         ("subsampling", f"{info['subsampling_factor']}x (one output frame per {info['output_frame_ms']:g} ms)"),
         ("vocabulary", f"{v['size']} {v['type']} tokens + blank (id {info['blank_id']})"
                        + ("" if v["trained"] else ", untrained")),
         ("features", f"{f['n_mels']} log-mel at {f['sample_rate']} Hz, window {f['window_size']} s, "
                      f"hop {f['window_stride']} s, n_fft {f['n_fft'] or 'auto'}, normalize {f['normalize']}, "
-                     f"dither {f['dither']:g}, pad_to {f['pad_to']}"),
+                     f"dither {f['dither']:g}, pad_to {f['pad_to']}" if "window_size" in f
+                     else ", ".join(f"{k} {v}" for k, v in f.items())),
     ]
     for key, value in lines:
         print(f"{key:<12} {value}")
