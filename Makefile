@@ -8,7 +8,7 @@ DEBS := espeak-ng flite festival festvox-kallpc16k festvox-us-slt-hts sox ffmpeg
         wordnet-base bible-kjv bible-kjv-text fortunes python3-doc alsa-utils
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-slow finetune-asr clean-venv
+.PHONY: setup test test-slow finetune-asr finetune-qa finetune-punct finetune-ner finetune-textcls serve clean-venv
 
 setup: $(STAMP)-nemo $(STAMP)-debs
 
@@ -38,6 +38,20 @@ $(STAMP)-debs: $(STAMP)-venv
 # retrain, export INT8, evaluate with ONNX Runtime; report in results/finetune_asr/report.md.
 finetune-asr: setup
 	SPEECHTAO_THREADS=1 OMP_NUM_THREADS=1 $(PY) -m speechtao asr flow --spec recipes/asr_flow.yaml
+
+# NLP: make the data from Debian text, then fine-tune MiniLM (see the README's sections).
+finetune-qa: setup
+	test -d data/qa || $(PY) -m speechtao qa make-data --out data/qa
+	$(PY) -m speechtao qa finetune --spec recipes/qa_finetune.yaml
+
+finetune-punct finetune-ner finetune-textcls: finetune-%: setup
+	test -d data/$* || $(PY) -m speechtao $* make-data --out data/$*
+	$(PY) -m speechtao $* finetune --spec recipes/$*_finetune.yaml
+
+# Serve a model repository over Riva's gRPC protocol on 127.0.0.1:50051 (MODELS=folder of exported models).
+MODELS ?= models
+serve: setup
+	$(PY) -m speechtao serve --models $(MODELS)
 
 test: setup
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)

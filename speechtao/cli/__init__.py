@@ -17,7 +17,7 @@ from .. import __version__
 from ..errors import SpeechtaoError
 
 # Command groups in the order `speechtao --help` lists them. Each is speechtao.cli.<name>.
-GROUPS = ["env", "data", "asr"]
+GROUPS = ["env", "data", "asr", "qa", "punct", "ner", "textcls", "serve"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,132 @@
+"""nvidia.riva.nlp.RivaLanguageUnderstanding over the NLP models of the repository.
+
+RPC -> task of the model that serves it (see :mod:`speechtao.serve.nlp`): PunctuateText and TransformText ->
+punct, NaturalQuery -> qa, ClassifyTokens and AnalyzeEntities -> ner, ClassifyText -> textcls. With no model of
+that task in the repository the RPC answers UNIMPLEMENTED and says which model folder to add; a named model that
+is not there is NOT_FOUND. AnalyzeIntent (intent and slots) has no speechtao task: UNIMPLEMENTED.
+"""
+
+from __future__ import annotations
+
+import grpc
+from riva.client.proto import riva_nlp_pb2 as rnlp
+from riva.client.proto import riva_nlp_pb2_grpc as rnlp_grpc
+
+from speechtao.serve.repository import ModelNotFound, ModelRepository
+
+from .asr_service import abort_for
+
+
+class NLPService(rnlp_grpc.RivaLanguageUnderstandingServicer):
+    def __init__(self):
+        self.repo: ModelRepository | None = None  # None while the models load: RPCs answer UNAVAILABLE
+
+    def attach(self, repo: ModelRepository) -> None:
+        self.repo = repo
+
+    def _model(self, task: str, name: str, rpc: str, context):
+        if self.repo is None:
+            context.abort(grpc.StatusCode.UNAVAILABLE, f"{rpc}: the server is still loading its models (retry "
+                          "shortly)")
+        if not self.repo.has_nlp(task):
+            context.abort(grpc.StatusCode.UNIMPLEMENTED,
+                          f"{rpc}: no {task} model is served (add a `speechtao {task}` model or export folder to "
+                          f"the model repository {self.repo.root} and restart the server)")
+        try:
+            return self.repo.nlp(task, name)
+        except ModelNotFound as exc:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"{rpc}: {exc}")
+
+    def _call(self, context, fn, *args):
+        try:
+            return fn(*args)
+        except Exception as exc:
+            abort_for(context, exc)
+
+    def _texts(self, request, rpc: str, context) -> list[str]:
+        texts = list(request.text)
+        if not texts:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{rpc}: the request holds no text (set text to one "
+                          "or more strings)")
+        return texts
+
+    def PunctuateText(self, request, context):
+        m = self._model("punct", request.model.model_name, "PunctuateText", context)
+        texts = self._texts(request, "PunctuateText", context)
+        resp = rnlp.TextTransformResponse(text=self._call(context, m.punctuate, texts))
+        if request.HasField("id"):
+            resp.id.CopyFrom(request.id)
+        return resp
+
+    def TransformText(self, request, context):
+        return self.PunctuateText(request, context)
+
+    def NaturalQuery(self, request, context):
+        m = self._model("qa", "", "NaturalQuery", context)
+        if not request.query.strip() or not request.context.strip():
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "NaturalQuery: query and context must both be "
+                          "non-empty (the answer is a span of the context)")
+        top_n = request.top_n or 1
+        answers = self._call(context, m.answer, request.query, request.context, top_n)
+        resp = rnlp.NaturalQueryResponse(results=[rnlp.NaturalQueryResult(answer=a, score=s) for a, s in answers])
+        if request.HasField("id"):
+            resp.id.CopyFrom(request.id)
+        return resp
+
+    def _token_response(self, seqs) -> rnlp.TokenClassResponse:
+        resp = rnlp.TokenClassResponse()
+        for seq in seqs:
+            out = rnlp.TokenClassSequence()
+            for token, labels, start, end in seq:
+                out.results.append(rnlp.TokenClassValue(
+                    token=token, label=[rnlp.Classification(class_name=l, score=s) for l, s in labels],
+                    span=[rnlp.Span(start=start, end=end)]))
+            resp.results.append(out)
+        return resp
+
+    def ClassifyTokens(self, request, context):
+        m = self._model("ner", request.model.model_name, "ClassifyTokens", context)
+        texts = self._texts(request, "ClassifyTokens", context)
+        resp = self._token_response(self._call(context, m.classify_tokens, texts, request.top_n or 1))
+        if request.HasField("id"):
+            resp.id.CopyFrom(request.id)
+        return resp
+
+    def AnalyzeEntities(self, request, context):
+        m = self._model("ner", "", "AnalyzeEntities", context)
+        if not request.query.strip():
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "AnalyzeEntities: query is empty (set the text to tag)")
+        resp = self._token_response(self._call(context, m.classify_tokens, [request.query], 1))
+        if request.HasField("id"):
+            resp.id.CopyFrom(request.id)
+        return resp
+
+    def ClassifyText(self, request, context):
+        m = self._model("textcls", request.model.model_name, "ClassifyText", context)
+        texts = self._texts(request, "ClassifyText", context)
+        results = self._call(context, m.classify, texts, request.top_n or 1)
+        resp = rnlp.TextClassResponse(results=[
+            rnlp.ClassificationResult(labels=[rnlp.Classification(class_name=l, score=s) for l, s in labels])
+            for labels in results])
+        if request.HasField("id"):
+            resp.id.CopyFrom(request.id)
+        return resp
+
+    def AnalyzeIntent(self, request, context):
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, "AnalyzeIntent: intent and slot models are not part of "
+                      "speechtao (use ClassifyText with a textcls model for intents, ClassifyTokens with a ner model "
+                      "for slots)")
+
+    def GetRivaNLPConfig(self, request, context):
+        if self.repo is None:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "the server is still loading its models (retry shortly)")
+        resp = rnlp.RivaNLPConfigResponse()
+        for task, models in self.repo.nlp_models.items():
+            for name, m in models.items():
+                if request.model_name and name != request.model_name:
+                    continue
+                resp.model_config.append(rnlp.RivaNLPConfigResponse.Config(
+                    model_name=name, parameters={"task": task, "source": m.source}))
+        if request.model_name and not resp.model_config:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"NLP model {request.model_name!r} is not served here")
+        return resp

@@ -1,0 +1,72 @@
+"""Arguments and actions that the NLP command groups (punct, ner, textcls, qa) share: evaluate's output,
+prune and export. Each group's modules call these with their task's functions."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Callable
+
+
+def write_json(path: str | None, data: dict) -> None:
+    if path:
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(json.dumps(data, indent=2, default=str) + "\n")
+        print(f"wrote {p}")
+
+
+def add_prune_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="model folder to prune (written by finetune)")
+    p.add_argument("--data", required=True, help="training data for importance scores and retraining")
+    p.add_argument("--validation", help="validation data for the retraining (default: --data)")
+    p.add_argument("--out", required=True, help="folder for the pruned model")
+    p.add_argument("--keep-heads", type=float, default=0.5, help="fraction of attention heads kept (default 0.5)")
+    p.add_argument("--keep-ffn", type=float, default=0.5, help="fraction of FFN neurons kept per layer (default 0.5)")
+    p.add_argument("--drop-layers", type=int, default=0, help="top transformer layers removed (default 0)")
+    p.add_argument("--score-batches", type=int, default=16, help="batches used to score importance (default 16)")
+    p.add_argument("--retrain-steps", type=int, default=200, help="fine-tuning steps after pruning (0: none)")
+    p.add_argument("--lr", type=float, default=5e-5, help="peak learning rate of the retraining (default 5e-5)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-train-samples", type=int, default=None, help="use only the first N training examples")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def run_prune(args, task: str, make_task: Callable, monitor: str, evaluate: Callable | None = None) -> int:
+    """``make_task(model, train, validation, batch_size, seed, max_train) -> EncoderTask``."""
+    from ..nlp.common import PruneOptions, load_model, prune_and_retrain
+    from ..spec import SpecError
+
+    try:
+        options = PruneOptions(args.keep_heads, args.keep_ffn, args.drop_layers, args.score_batches)
+    except ValueError as exc:
+        raise SpecError(f"prune options: {exc}") from None
+    model = load_model(args.model, task)
+    train = Path(args.data)
+    task_obj = make_task(model, train, Path(args.validation or args.data), args.batch_size, args.seed,
+                         args.max_train_samples)
+    report = prune_and_retrain(model, task_obj, options, args.out, args.retrain_steps, args.lr, monitor, evaluate)
+    print(json.dumps({k: report[k] for k in ("before", "after", "parameters_before", "parameters_after")}))
+    print(f"pruned model folder: {args.out}")
+    return 0
+
+
+def add_export_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="model folder (written by finetune or prune)")
+    p.add_argument("--out", required=True, help="export folder: model.onnx [+ model.int8.onnx], tokenizer files")
+    p.add_argument("--format", choices=["onnx", "onnx-int8"], default="onnx",
+                   help="onnx: FP32; onnx-int8: FP32 and ONNX Runtime dynamic INT8 (default onnx)")
+    p.add_argument("--no-check", action="store_true", help="skip the ONNX Runtime vs PyTorch comparison")
+
+
+def run_export(args, task: str) -> int:
+    from ..nlp.common import export_onnx, load_model
+
+    model = load_model(args.model, task)
+    res = export_onnx(model, args.out, int8=args.format == "onnx-int8", check=not args.no_check)
+    print(f"wrote {res.fp32} (max |ORT - PyTorch| {res.fp32_max_diff:.2e})")
+    if res.int8 is not None:
+        print(f"wrote {res.int8} (max |INT8 - PyTorch| {res.int8_max_diff:.3f}, argmax agreement "
+              f"{res.int8_agreement:.4f})")
+    return 0

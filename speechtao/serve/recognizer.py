@@ -1,0 +1,512 @@
+"""The serving API: streaming and offline recognition with a CTC model, usable without gRPC.
+
+Usage (the shape of sherpa-onnx's API)::
+
+    rec = Recognizer.from_path("model.onnx")                  # or a speechtao checkpoint
+    s = rec.create_stream()
+    for piece in microphone():                                # float32 samples at any rate
+        s.accept_waveform(48000, piece)
+        while rec.is_ready(s):
+            rec.decode_stream(s)                              # or rec.decode_streams([s1, s2, ...]): one batch
+        for r in s.pop_results():                             # interim (is_final False) and final results
+            print(r.is_final, r.stability, r.text, [(w.word, w.start_ms, w.end_ms) for w in r.words])
+    s.input_finished()
+    while rec.is_ready(s):
+        rec.decode_stream(s)
+    print(rec.get_result(s).text)
+
+    rec.recognize(samples, 16000)                             # offline: a list of final results
+
+How a stream is decoded (``StreamingOptions``)::
+
+    audio  |---- left context ----|== chunk ==|-- right context --|
+    model     runs on the whole window (features normalized over it), batched with other streams' windows
+    frames    of the chunk are committed (greedy CTC best symbol + probability per output frame),
+              frames of the right context are a tentative look-ahead for the interim transcript
+
+Feature normalization: models trained with NeMo's per-feature (or all-feature) normalization expect log-mels
+normalized over the whole utterance. With ``normalization="stream"`` (the default) a chunk window is normalized
+with the statistics of all the utterance's frames received so far (kept per step as running sums), which come
+closer to the utterance's than those of one short window (``"window"``); final passes normalize over the
+utterance exactly as offline decoding does.
+
+Chunk and context sizes are rounded to whole output frames (hop x subsampling: 20 ms for QuartzNet, 80 ms for
+CitriNet). Committed frames drive the endpointer (:mod:`speechtao.serve.endpointing`); at an endpoint, or at the
+end of the stream, the utterance gets its final result. With ``final_pass="utterance"`` (the default) the final
+result comes from one more pass over the utterance's audio, exactly as ``speechtao asr infer`` would decode it
+(utterances longer than ``max_final_pass_s`` use their committed frames); with ``"chunks"`` the committed frames
+are the final result (no extra pass: lower latency, the accuracy of the chunked decoding).
+
+Interim results carry ``stability``: 0.9 times the share of the transcript's characters decoded from committed
+frames (the rest comes from the look-ahead and may change). An early end-of-utterance interim (EndpointingConfig
+``stop_history_eou``) has stability 1.0; finals have 1.0.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import deque
+from dataclasses import dataclass, field, replace
+from typing import Literal, Sequence
+
+import numpy as np
+
+from ..asr.ctc import CTCHypothesis, Word, _decode_one, word_times
+from ..errors import AudioError, InputError
+from .audio_input import StreamResampler
+from .endpointing import EndpointConfig, Endpointer
+
+
+INTERIM_STABILITY = 0.9  # the stability of an interim decoded entirely from committed frames
+
+
+@dataclass(frozen=True)
+class StreamingOptions:
+    """How streams are cut into windows and finalized."""
+
+    chunk_ms: int = 160  # audio committed per decoding step (rounded up to whole output frames)
+    left_context_ms: int = 1200  # audio before the chunk that the model sees (rounded up to whole frames)
+    right_context_ms: int = 480  # audio after the chunk (look-ahead); the stream waits for it before decoding
+    final_pass: Literal["utterance", "chunks"] = "utterance"  # where final transcripts come from (see above)
+    max_final_pass_s: float = 30.0  # longer utterances are finalized from their committed frames
+    max_utterance_s: float = 60.0  # an utterance this long is finalized even without an endpoint
+    interim_results: bool = True  # emit interim results after each decoding step (when the text changes)
+    normalization: Literal["stream", "window"] = "stream"  # feature statistics of chunk windows (see above)
+    endpoint: EndpointConfig = field(default_factory=EndpointConfig)
+
+    def __post_init__(self) -> None:
+        if self.chunk_ms < 10:
+            raise ValueError(f"chunk_ms must be >= 10, got {self.chunk_ms}")
+        if self.left_context_ms < 0 or self.right_context_ms < 0:
+            raise ValueError(f"context sizes must be >= 0 ms, got left {self.left_context_ms}, "
+                             f"right {self.right_context_ms}")
+        if self.normalization not in ("stream", "window"):
+            raise ValueError(f"normalization must be 'stream' or 'window', got {self.normalization!r}")
+        if self.final_pass not in ("utterance", "chunks"):
+            raise ValueError(f"final_pass must be 'utterance' or 'chunks', got {self.final_pass!r}")
+        if not 0 < self.max_final_pass_s <= 600 or not 1 <= self.max_utterance_s <= 3600:
+            raise ValueError(f"max_final_pass_s ({self.max_final_pass_s}) must be in (0, 600] and max_utterance_s "
+                             f"({self.max_utterance_s}) in [1, 3600]")
+
+
+@dataclass(frozen=True)
+class Result:
+    """One transcript of a stream: interim (``is_final`` False) or final."""
+
+    text: str
+    words: tuple[Word, ...]  # times in ms from the start of the stream; finals only (interims: ())
+    is_final: bool
+    stability: float  # 1.0 for finals and early-EOU interims; else 0.9 x the share of the text from committed frames
+    confidence: float  # mean probability of the best symbol over the utterance's frames
+    start_ms: int  # where the utterance begins in the stream
+    audio_processed_s: float  # seconds of the stream's audio decoded so far
+    channel: int = 0
+
+
+@dataclass
+class _Job:
+    kind: str  # "chunk" | "final"
+    start: int  # absolute sample where the window starts
+    end: int  # absolute sample where it ends (exclusive)
+    commit_from: int = 0  # chunk: absolute sample of the first committed frame
+    commit_to: int = 0  # chunk: absolute sample where committed frames end (exclusive)
+    final_from_frames: bool = False  # final: from committed frames, no model pass
+
+
+class Stream:
+    """The state of one audio stream. Create with :meth:`Recognizer.create_stream`; feed it, then decode it
+    through its recognizer. One thread at a time may use a stream."""
+
+    def __init__(self, rec: "Recognizer", endpoint: EndpointConfig, channel: int = 0):
+        self._rec = rec
+        self.channel = channel
+        self.rate = rec.sample_rate
+        self._spf = rec.samples_per_frame
+        self._resampler: StreamResampler | None = None
+        self._input_rate: int | None = None
+        self._audio = np.zeros(0, np.float32)  # samples from absolute index _audio_base on
+        self._audio_base = 0
+        self.num_samples = 0  # samples received so far (at the model's rate)
+        self.finished = False
+        self._next_chunk = 0  # absolute sample where the next chunk to commit starts
+        self._utt_start = 0  # absolute sample where the current utterance starts
+        self._best: list[int] = []  # committed frames of the current utterance: best symbol ...
+        self._prob: list[float] = []  # ... and its probability
+        self._look_best = np.zeros(0, np.int64)  # tentative frames after the last chunk
+        self._look_prob = np.zeros(0, np.float64)
+        self._endpointer = Endpointer(endpoint, self._spf * 1000 / self.rate)
+        self._finals: deque[_Job] = deque()  # utterances waiting for their final pass
+        self._results: deque[Result] = deque()
+        self._last: Result | None = None
+        self._last_interim_text = ""
+        self._endpoint_seen = False
+        self._done = False  # the end of the stream has been finalized
+        self._stat_blocks: deque = deque()  # (first frame's sample, sum (C,), sum of squares (C,), frames), float64
+        self._stats_until = 0  # absolute sample up to which frames are in _stat_blocks
+
+    # -- input -------------------------------------------------------------------------------------------
+
+    def accept_waveform(self, sample_rate: int, samples: np.ndarray) -> None:
+        """Append float samples in [-1, 1] (shape (T,)) at ``sample_rate`` Hz (resampled to the model's rate)."""
+        if self.finished:
+            raise InputError("accept_waveform after input_finished: the stream is closed (create a new stream)")
+        x = np.asarray(samples, dtype=np.float32)
+        if x.ndim != 1:
+            raise AudioError(f"accept_waveform: samples must be 1-D (T,), got shape {x.shape} (mix channels down, "
+                             "or feed each channel to its own stream)")
+        if sample_rate <= 0:
+            raise AudioError(f"accept_waveform: sample rate {sample_rate} must be > 0 Hz")
+        if self._input_rate is None:
+            self._input_rate = int(sample_rate)
+            if self._input_rate != self.rate:
+                self._resampler = StreamResampler(self._input_rate, self.rate)
+        elif int(sample_rate) != self._input_rate:
+            raise AudioError(f"accept_waveform: sample rate changed from {self._input_rate} to {sample_rate} Hz "
+                             "within one stream (one stream has one rate; start a new stream)")
+        self._append(self._resampler.push(x) if self._resampler else x)
+
+    def _append(self, x: np.ndarray) -> None:
+        if len(x):
+            self._audio = np.concatenate([self._audio, x]) if len(self._audio) else x.copy()
+            self.num_samples += len(x)
+
+    def input_finished(self) -> None:
+        """No more audio: the rest of the stream is decoded and finalized."""
+        if self.finished:
+            return
+        if self._resampler is not None:
+            self._append(self._resampler.flush())
+        self.finished = True
+
+    # -- results -----------------------------------------------------------------------------------------
+
+    def pop_results(self) -> list[Result]:
+        """Results produced since the last call, in order (interims and finals)."""
+        out = list(self._results)
+        self._results.clear()
+        return out
+
+    @property
+    def seconds(self) -> float:
+        return self.num_samples / self.rate
+
+    def _emit(self, r: Result) -> None:
+        self._results.append(r)
+        self._last = r
+
+    def _slice(self, a: int, b: int) -> np.ndarray:
+        return self._audio[a - self._audio_base: b - self._audio_base]
+
+    def _trim(self) -> None:
+        """Drop audio that no later window or final pass needs."""
+        keep = min([self._next_chunk - self._rec.left, self._utt_start] + [j.start for j in self._finals])
+        if keep > self._audio_base:
+            self._audio = self._audio[keep - self._audio_base:]
+            self._audio_base = keep
+
+
+class Recognizer:
+    """A CTC model behind a batched streaming decoder.
+
+    Args:
+        backend: from :func:`speechtao.serve.backends.load_backend`.
+        options: chunking, context, finalization and endpointing.
+        name: the model's name in a model repository.
+    """
+
+    def __init__(self, backend, options: StreamingOptions = StreamingOptions(), name: str = "default",
+                 max_batch_size: int = 16):
+        self.backend = backend
+        self.options = options
+        self.name = name
+        self.max_batch_size = max_batch_size
+        self.tokenizer = backend.tokenizer
+        self.blank_id = backend.tokenizer.blank_id
+        self.sample_rate = backend.sample_rate
+        self.samples_per_frame = backend.samples_per_frame
+        self.frame_shift_s = self.samples_per_frame / self.sample_rate
+        spf = self.samples_per_frame
+
+        def frames(ms: int) -> int:  # ms -> samples, rounded up to whole output frames
+            return int(math.ceil(ms * self.sample_rate / 1000 / spf)) * spf
+
+        self.chunk = max(frames(options.chunk_ms), spf)
+        self.left = frames(options.left_context_ms)
+        self.right = frames(options.right_context_ms)
+        self.max_final_samples = int(options.max_final_pass_s * self.sample_rate)
+        self.max_utt_samples = int(options.max_utterance_s * self.sample_rate)
+        self.seconds_in_model = 0.0  # wall seconds in backend calls (for RTF figures)
+        self.lock = threading.Lock()  # decode_streams is not re-entrant; the batcher holds it per batch
+
+    @classmethod
+    def from_path(cls, model: str, options: StreamingOptions = StreamingOptions(), device: str = "cpu",
+                  threads: int = 1, name: str = "default", max_batch_size: int = 16) -> "Recognizer":
+        """An exported ONNX file (with speechtao metadata) or a speechtao checkpoint / ``.nemo`` / preset."""
+        from .backends import load_backend
+
+        return cls(load_backend(model, device=device, threads=threads), options, name=name,
+                   max_batch_size=max_batch_size)
+
+    # -- the sherpa-onnx style API ------------------------------------------------------------------------
+
+    def create_stream(self, endpoint: EndpointConfig | None = None, channel: int = 0) -> Stream:
+        return Stream(self, endpoint or self.options.endpoint, channel)
+
+    def _next_job(self, s: Stream) -> _Job | None:
+        if s._done:
+            return None
+        if s._finals:
+            return s._finals[0]
+        if not s.finished:
+            if s.num_samples >= s._next_chunk + self.chunk + self.right:
+                a = s._next_chunk
+                return _Job("chunk", max(a - self.left, 0), a + self.chunk + self.right, a, a + self.chunk)
+            return None
+        # End of input: finalize the last utterance, from one pass over it or from its committed frames
+        # (then the frames not yet committed are decoded first, in one window).
+        final = self._final_job(s, s.num_samples)
+        if final.final_from_frames and s._next_chunk < s.num_samples:
+            a = s._next_chunk
+            return _Job("chunk", max(a - self.left, 0), s.num_samples, a, s.num_samples)
+        return final
+
+    def _final_job(self, s: Stream, end: int) -> _Job:
+        by_frames = (self.options.final_pass == "chunks" or end - s._utt_start > self.max_final_samples)
+        return _Job("final", s._utt_start, end, final_from_frames=by_frames)
+
+    def is_ready(self, s: Stream) -> bool:
+        """True when the stream has a window (or a final pass) to decode."""
+        return self._next_job(s) is not None
+
+    def is_endpoint(self, s: Stream) -> bool:
+        """True when a final result was produced since the last call (sherpa-onnx's endpoint flag)."""
+        seen, s._endpoint_seen = s._endpoint_seen, False
+        return seen
+
+    def get_result(self, s: Stream) -> Result:
+        """The latest result of the stream (interim or final); empty before the first one."""
+        return s._last or Result("", (), False, 0.0, 0.0, 0, s._next_chunk / self.sample_rate, s.channel)
+
+    def decode_stream(self, s: Stream) -> None:
+        self.decode_streams([s])
+
+    def decode_streams(self, streams: Sequence[Stream]) -> None:
+        """One decoding step for each ready stream: model windows run in batches of similar length."""
+        jobs = [(s, j) for s in streams if (j := self._next_job(s)) is not None]
+        model_jobs = []
+        for s, j in jobs:
+            if j.kind == "final" and j.final_from_frames:
+                self._finish_from_frames(s, j)
+            else:
+                model_jobs.append((s, j))
+        for kind in ("chunk", "final"):  # chunk windows and final passes are normalized differently
+            group = sorted((sj for sj in model_jobs if sj[1].kind == kind), key=lambda sj: sj[1].end - sj[1].start)
+            batch: list = []
+            for sj in group:
+                n = sj[1].end - sj[1].start
+                if batch and (len(batch) == self.max_batch_size or n > 1.5 * (batch[0][1].end - batch[0][1].start)):
+                    self._run(batch)
+                    batch = []
+                batch.append(sj)
+            if batch:
+                self._run(batch)
+
+    # -- decoding ----------------------------------------------------------------------------------------
+
+    def _run(self, batch: list) -> None:
+        import time
+
+        windows = [s._slice(j.start, min(j.end, s.num_samples)) for s, j in batch]
+        lengths = np.array([len(w) for w in windows], dtype=np.int64)
+        audio = np.zeros((len(windows), max(int(lengths.max()), 1)), dtype=np.float32)  # (B, T)
+        for i, w in enumerate(windows):
+            audio[i, : len(w)] = w
+        t0 = time.perf_counter()
+        if batch[0][1].kind == "chunk" and self._stream_norm:
+            log_probs, out_lengths = self._forward_stream_normalized(batch, audio, lengths)
+        else:
+            log_probs, out_lengths = self.backend(audio, lengths)  # (B, T', V+1), (B,)
+        self.seconds_in_model += time.perf_counter() - t0
+        best = log_probs.argmax(-1)  # (B, T')
+        prob = np.exp(np.take_along_axis(log_probs, best[..., None], -1)[..., 0].astype(np.float64))  # (B, T')
+        for i, (s, j) in enumerate(batch):
+            n = int(out_lengths[i])
+            if j.kind == "chunk":
+                self._commit(s, j, best[i, :n], prob[i, :n])
+            else:
+                self._finish_from_pass(s, j, best[i, :n], prob[i, :n])
+
+    @property
+    def _stream_norm(self) -> bool:
+        spec = getattr(getattr(self.backend, "features", None), "spec", None)
+        return (self.options.normalization == "stream" and spec is not None and spec.normalize is not None
+                and hasattr(self.backend, "run_features"))
+
+    def _forward_stream_normalized(self, batch: list, audio: np.ndarray, lengths: np.ndarray):
+        """Chunk windows normalized with each stream's running statistics -> (log_probs, out_lengths)."""
+        spec = self.backend.features.spec
+        raw, flen = self.backend.features.raw(audio, lengths)  # (B, C, F), (B,)
+        width = raw.shape[2] if not spec.pad_to else -(-raw.shape[2] // spec.pad_to) * spec.pad_to
+        feats = np.full((len(batch), raw.shape[1], max(width, 1)), spec.pad_value, np.float32)  # (B, C, F')
+        for i, (s, j) in enumerate(batch):
+            n = int(flen[i])
+            x = raw[i, :, :n].astype(np.float64)  # (C, n)
+            self._add_stats(s, j, x)
+            mean, std = self._stats(s, x, spec.normalize)
+            feats[i, :, :n] = (x - mean) / std
+        return self.backend.run_features(feats, flen)
+
+    def _add_stats(self, s: Stream, j: _Job, x: np.ndarray) -> None:
+        """Add the window's frames not yet counted (feature frame k is centred on sample start + k * hop)."""
+        hop = self.backend.hop_length
+        k0 = max(-(-(s._stats_until - j.start) // hop), 0)
+        if k0 < x.shape[1]:
+            new = x[:, k0:]
+            s._stat_blocks.append((j.start + k0 * hop, new.sum(1), (new * new).sum(1), new.shape[1]))
+            s._stats_until = j.start + x.shape[1] * hop
+
+    @staticmethod
+    def _stats(s: Stream, x: np.ndarray, normalize: str) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and std ((C, 1) or scalars) over the utterance's counted frames; the window's own when fewer
+        than 2 frames are counted. As speechtao.features: unbiased std plus 1e-5."""
+        from ..features import STD_GUARD
+
+        while s._stat_blocks and s._stat_blocks[0][0] < s._utt_start:  # frames of an earlier utterance
+            s._stat_blocks.popleft()
+        n = sum(b[3] for b in s._stat_blocks)
+        if n >= 2:
+            total = sum(b[1] for b in s._stat_blocks)
+            squares = sum(b[2] for b in s._stat_blocks)
+        else:
+            n, total, squares = x.shape[1], x.sum(1), (x * x).sum(1)
+        if normalize == "all_features":
+            n, total, squares = n * x.shape[0], total.sum(), squares.sum()
+        mean = total / n
+        var = np.maximum(squares - n * mean * mean, 0.0) / max(n - 1, 1)
+        std = np.sqrt(var) + STD_GUARD
+        if normalize == "all_features":
+            return mean, std
+        return mean[:, None], std[:, None]
+
+    def _commit(self, s: Stream, j: _Job, best: np.ndarray, prob: np.ndarray) -> None:
+        spf = self.samples_per_frame
+        f0 = (j.commit_from - j.start) // spf
+        f1 = min(-(-(j.commit_to - j.start) // spf), len(best))
+        for k in range(f0, f1):
+            b = int(best[k])
+            s._best.append(b)
+            s._prob.append(float(prob[k]))
+            event = s._endpointer.push(b == self.blank_id)
+            pos = j.commit_from + (k - f0 + 1) * spf  # absolute sample where this frame ends
+            if event == "eou":
+                self._eou(s)
+            elif event == "end" or (pos - s._utt_start >= self.max_utt_samples):
+                self._end_utterance(s, pos)
+            elif not s._endpointer.started and len(s._best) > s._endpointer.n_stop:
+                # No speech yet: keep only the recent silence, so the utterance starts close to its speech.
+                drop = len(s._best) - s._endpointer.n_stop
+                del s._best[:drop], s._prob[:drop]
+                s._utt_start += drop * spf
+        s._next_chunk = j.commit_to
+        s._look_best, s._look_prob = best[f1:], prob[f1:]
+        self._interim(s)
+        s._trim()
+
+    def _hyp(self, best: np.ndarray, prob: np.ndarray) -> CTCHypothesis:
+        return _decode_one(np.asarray(best, dtype=np.int64), np.asarray(prob, dtype=np.float64), self.blank_id)
+
+    def _interim(self, s: Stream) -> None:
+        if not self.options.interim_results or not s._endpointer.started:
+            return
+        committed = self.tokenizer.decode(list(self._hyp(s._best, s._prob).token_ids))
+        full_hyp = self._hyp(np.concatenate([np.asarray(s._best, np.int64), s._look_best]),
+                             np.concatenate([np.asarray(s._prob, np.float64), s._look_prob]))
+        text = self.tokenizer.decode(list(full_hyp.token_ids)).strip()
+        if not text or text == s._last_interim_text:
+            return
+        s._last_interim_text = text
+        stability = INTERIM_STABILITY * min(len(committed.strip()) / len(text), 1.0)
+        s._emit(Result(text, (), False, round(stability, 3), full_hyp.confidence,
+                       int(round(s._utt_start * 1000 / self.sample_rate)), s._next_chunk / self.sample_rate,
+                       s.channel))
+
+    def _eou(self, s: Stream) -> None:
+        hyp = self._hyp(s._best, s._prob)
+        text = self.tokenizer.decode(list(hyp.token_ids)).strip()
+        if text:
+            s._emit(Result(text, (), False, 1.0, hyp.confidence, int(round(s._utt_start * 1000 / self.sample_rate)),
+                           s._next_chunk / self.sample_rate, s.channel))
+
+    def _end_utterance(self, s: Stream, pos: int) -> None:
+        """An endpoint at absolute sample ``pos``: queue the utterance's final, start a new one there."""
+        if s._endpointer.started:
+            job = self._final_job(s, pos)
+            if job.final_from_frames:
+                self._finish_from_frames(s, job, keep_stream=True)
+            else:
+                s._finals.append(job)
+        s._best, s._prob = [], []
+        s._utt_start = pos
+        s._endpointer.reset()
+        s._last_interim_text = ""
+
+    def _final_result(self, s: Stream, hyp: CTCHypothesis, start: int, end: int) -> Result | None:
+        text = self.tokenizer.decode(list(hyp.token_ids)).strip()
+        if not text:
+            return None
+        shift = int(round(start * 1000 / self.sample_rate))
+        last_ms = int(end * 1000 // self.sample_rate)
+        words = tuple(Word(w.word, shift + w.start_ms, max(min(shift + w.end_ms, last_ms), shift + w.start_ms + 1),
+                           w.confidence) for w in word_times(hyp, self.tokenizer, self.frame_shift_s))
+        return Result(text, words, True, 1.0, hyp.confidence, shift, end / self.sample_rate, s.channel)
+
+    def _finalized(self, s: Stream, j: _Job, r: Result | None) -> None:
+        if s._finals and s._finals[0] is j:
+            s._finals.popleft()
+        elif s.finished:
+            s._done = True
+            s._best, s._prob = [], []
+        if r is not None:
+            s._emit(r)
+            s._endpoint_seen = True
+        s._trim()
+
+    def _finish_from_frames(self, s: Stream, j: _Job, keep_stream: bool = False) -> None:
+        hyp = self._hyp(s._best, s._prob)
+        r = self._final_result(s, hyp, j.start, j.end)
+        if keep_stream:  # an endpoint inside the stream, finalized at once
+            if r is not None:
+                s._emit(r)
+                s._endpoint_seen = True
+            return
+        self._finalized(s, j, r)
+
+    def _finish_from_pass(self, s: Stream, j: _Job, best: np.ndarray, prob: np.ndarray) -> None:
+        self._finalized(s, j, self._final_result(s, self._hyp(best, prob), j.start, j.end))
+
+    # -- offline -----------------------------------------------------------------------------------------
+
+    def recognize(self, samples: np.ndarray, sample_rate: int, channel: int = 0) -> list[Result]:
+        """Final results for a whole recording (T,). Up to ``max_final_pass_s`` it is one pass, as
+        ``speechtao asr infer`` decodes a file; longer audio is streamed in 4 s chunks and cut at endpoints
+        (a final result per utterance)."""
+        x = np.asarray(samples, dtype=np.float32)
+        if x.ndim != 1 or len(x) == 0:
+            raise AudioError(f"recognize: expected non-empty 1-D samples, got shape {x.shape}")
+        s = self.create_stream(channel=channel)
+        if len(x) * self.sample_rate <= self.max_final_samples * sample_rate:
+            s.accept_waveform(sample_rate, x)
+            s.input_finished()
+            self._run([(s, _Job("final", 0, s.num_samples))])
+            return [r for r in s.pop_results() if r.is_final]
+        long_form = Recognizer(self.backend, replace(self.options, chunk_ms=4000, left_context_ms=1000,
+                                                     right_context_ms=1000, interim_results=False),
+                               self.name, self.max_batch_size)
+        s = long_form.create_stream(channel=channel)
+        s.accept_waveform(sample_rate, x)
+        s.input_finished()
+        while long_form.is_ready(s):
+            long_form.decode_stream(s)
+        self.seconds_in_model += long_form.seconds_in_model
+        return [r for r in s.pop_results() if r.is_final]

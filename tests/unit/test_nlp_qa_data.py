@@ -1,0 +1,153 @@
+"""SQuAD reader/writer and the QA data generator."""
+
+import json
+
+import pytest
+
+from speechtao.errors import DataError, InputError, ManifestError
+from speechtao.nlp import qa_data
+from speechtao.nlp.qa_data import Answer, QAExample, make_qa_data, read_squad, write_squad
+
+CONTEXT = "Ada Lovelace was born in London in 1815. She worked with Charles Babbage."
+
+
+def squad(qas, context=CONTEXT, version="v2.0"):
+    return {"version": version, "data": [{"title": "t", "paragraphs": [{"context": context, "qas": qas}]}]}
+
+
+def write(tmp_path, doc, name="d.json"):
+    p = tmp_path / name
+    p.write_text(json.dumps(doc))
+    return p
+
+
+def test_reads_squad_1_1_and_2_0(tmp_path):
+    qas = [
+        {"id": "a", "question": "Where was Ada born?", "answers": [{"text": "London", "answer_start": 25}]},
+        {"id": "b", "question": "Who was Ada's husband?", "answers": [], "is_impossible": True,
+         "plausible_answers": [{"text": "Charles Babbage", "answer_start": 57}]},
+    ]
+    exs = read_squad(write(tmp_path, squad(qas)))
+    assert [e.id for e in exs] == ["a", "b"]
+    assert exs[0].answers == (Answer("London", 25),) and not exs[0].is_impossible
+    assert exs[1].answers == () and exs[1].is_impossible
+    v1 = read_squad(write(tmp_path, squad(qas[:1], version="1.1"), "v1.json"))
+    assert v1[0].answers[0].text == "London"
+
+
+def test_every_defect_is_reported_with_its_path(tmp_path):
+    qas = [
+        {"id": "a", "question": "Where?", "answers": [{"text": "London", "answer_start": 3}]},  # wrong offset
+        {"id": "a", "question": "When?", "answers": [{"text": "1815", "answer_start": 35}]},  # duplicate id
+        {"id": "c", "question": "Who?", "answers": [{"text": "Grace Hopper", "answer_start": 0}]},  # not in text
+        {"id": "d", "question": "Why?", "answers": []},  # answerable without answers
+        {"id": "e", "question": "", "answers": [{"text": "Ada", "answer_start": 0}]},  # empty question
+        {"id": "f", "question": "What?", "is_impossible": True, "answers": [{"text": "Ada", "answer_start": 0}]},
+    ]
+    path = write(tmp_path, squad(qas))
+    with pytest.raises(ManifestError) as err:
+        read_squad(path)
+    defects = err.value.defects
+    assert len(defects) == 6
+    assert defects[0].startswith(f"{path}: data[0].paragraphs[0].qas[0].answers[0]: answer_start 3 does not point")
+    assert "the text occurs at 25" in defects[0]
+    assert "qas[1]: id 'a' repeats data[0].paragraphs[0].qas[0]" in defects[1]
+    assert "qas[2].answers[0]" in defects[2] and "does not occur in the context" in defects[2]
+    assert "qas[3]: no answers" in defects[3] and "is_impossible" in defects[3]
+    assert "qas[4].question: missing or empty" in defects[4]
+    assert "qas[5]: is_impossible is true but answers are given" in defects[5]
+
+
+@pytest.mark.parametrize("doc,needle", [
+    ({"data": "x"}, "\"data\" list"),
+    ({"data": [{"title": "t"}]}, "data[0]: needs a \"paragraphs\" list"),
+    ({"data": [{"paragraphs": [{"qas": []}]}]}, "paragraphs[0].context: missing or empty"),
+])
+def test_structure_defects(tmp_path, doc, needle):
+    with pytest.raises(ManifestError, match=None) as err:
+        read_squad(write(tmp_path, doc))
+    assert needle in str(err.value)
+
+
+def test_missing_file_and_bad_json(tmp_path):
+    with pytest.raises(InputError, match="make-data"):
+        read_squad(tmp_path / "nope.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ManifestError, match="not valid JSON"):
+        read_squad(bad)
+
+
+def test_write_read_round_trip(tmp_path):
+    exs = [QAExample("1", "Where was Ada born?", CONTEXT, (Answer("London", 25),), False, "t"),
+           QAExample("2", "Who?", CONTEXT, (), True, "t"),
+           QAExample("3", "When?", "In 1815.", (Answer("1815", 3),), False, "u")]
+    write_squad(exs, tmp_path / "x.json")
+    assert read_squad(tmp_path / "x.json") == exs
+    doc = json.loads((tmp_path / "x.json").read_text())
+    assert len(doc["data"]) == 2 and len(doc["data"][0]["paragraphs"][0]["qas"]) == 2
+    with pytest.raises(InputError, match="v2.0"):
+        write_squad(exs, tmp_path / "y.json", version="1.1")
+
+
+def test_fill_reports_slot_spans():
+    text, spans = qa_data._fill("{name} was born in {city} in {year}.", {"name": "Ada", "city": "Lyon",
+                                                                          "year": "1901"})
+    assert text == "Ada was born in Lyon in 1901."
+    assert {k: text[s:e] for k, (s, e) in spans.items()} == {"name": "Ada", "city": "Lyon", "year": "1901"}
+
+
+def test_template_halves_are_disjoint():
+    for tpls in qa_data.FACT_SENTENCES.values():
+        assert not set(qa_data._halves(tpls, "train")) & set(qa_data._halves(tpls, "test"))
+    for fillers in (qa_data.FIRST_NAMES, qa_data.SURNAMES, qa_data.CITIES, qa_data.COMPANY_WORDS):
+        assert not set(qa_data._halves(fillers, "train")) & set(qa_data._halves(fillers, "test"))
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    from speechtao.data.textsrc import is_available
+
+    missing = [s for s in ("wordnet", "bible") if not is_available(s)]
+    if missing:
+        pytest.skip(f"text sources {missing} are not installed (apt-get install wordnet-base bible-kjv)")
+    out = tmp_path_factory.mktemp("qa")
+    card = make_qa_data(out, n_train=300, n_val=60, n_test=120, seed=3)
+    return out, card
+
+
+def test_generated_data_is_valid_and_honestly_split(generated):
+    out, card = generated
+    splits = {name: read_squad(out / f"{name}.json") for name in ("train", "validation", "test")}  # validates
+    assert {name: len(exs) for name, exs in splits.items()} == {n: card["splits"][n]["questions"] for n in splits}
+    assert card["splits"]["validation"]["questions"] >= 60
+    held_in = splits["train"] + splits["validation"]
+    assert not {e.context for e in held_in} & {e.context for e in splits["test"]}
+    assert not {e.context for e in splits["train"]} & {e.context for e in splits["validation"]}
+    assert not {e.question for e in held_in} & {e.question for e in splits["test"]}
+    for name, exs in splits.items():
+        sources = {e.title.split("-")[0] for e in exs}
+        assert sources == {"facts", "wordnet", "bible"}, name
+        frac = sum(e.is_impossible for e in exs) / len(exs)
+        assert 0.05 < frac < 0.35, (name, frac)
+        for e in exs:
+            for a in e.answers:
+                assert e.context[a.start:a.start + len(a.text)] == a.text
+
+
+def test_generation_is_deterministic(generated, tmp_path):
+    out, _ = generated
+    make_qa_data(tmp_path, n_train=300, n_val=60, n_test=120, seed=3)
+    for name in ("train.json", "validation.json", "test.json"):
+        assert (tmp_path / name).read_bytes() == (out / name).read_bytes()
+
+
+def test_generator_rejects_bad_arguments(tmp_path):
+    with pytest.raises(InputError, match="at least one"):
+        make_qa_data(tmp_path, n_train=0)
+    with pytest.raises(InputError, match="unanswerable"):
+        qa_data.generate_split("train", 10, unanswerable=0.7)
+    with pytest.raises(InputError, match="unknown"):
+        qa_data.generate_split("train", 10, mix={"novels": 1.0})
+    with pytest.raises(DataError):
+        read_squad(write(tmp_path, {"data": []}))
