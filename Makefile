@@ -48,8 +48,9 @@ finetune-punct finetune-ner finetune-textcls: finetune-%: setup
 	test -d data/$* || $(PY) -m speechtao $* make-data --out data/$*
 	$(PY) -m speechtao $* finetune --spec recipes/$*_finetune.yaml
 
-# Serve a model repository over Riva's gRPC protocol on 127.0.0.1:50051 (MODELS=folder of exported models).
-MODELS ?= models
+# Serve a model repository over Riva's gRPC protocol on 127.0.0.1:50051 (MODELS=folder of exported models;
+# the default is what `make finetune-asr` exported).
+MODELS ?= results/finetune_asr/export
 serve: setup
 	$(PY) -m speechtao serve --models $(MODELS)
 

@@ -214,6 +214,9 @@ class TorchBackend:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.path = Path(path)
         loaded = load_model(path)
+        if loaded.config.family == "whisper":
+            raise InputError(f"{path}: Whisper-encoder models cannot be served yet (the streaming front end "
+                             "computes NeMo log-mel features); serve a QuartzNet/CitriNet checkpoint or its ONNX export")
         self.device = resolve_device(device)
         self.model = loaded.model.to(self.device).eval()
         self.tokenizer = loaded.tokenizer

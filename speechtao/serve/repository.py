@@ -27,7 +27,7 @@ from typing import Any
 from ..errors import InputError
 from .recognizer import Recognizer, StreamingOptions
 
-ASR_SUFFIXES = (".onnx", ".ckpt", ".nemo")
+ASR_SUFFIXES = (".onnx", ".pt", ".ckpt", ".nemo")
 NLP_TASKS = ("punct", "qa", "ner", "textcls")
 
 
@@ -47,7 +47,7 @@ class ModelRepository:
              threads: int = 1, default_asr: str | None = None, max_batch_size: int = 16) -> "ModelRepository":
         root = Path(root)
         if not root.is_dir():
-            raise InputError(f"--models {root}: not a folder (give the folder holding exported .onnx / .ckpt "
+            raise InputError(f"--models {root}: not a folder (give the folder holding exported .onnx / .pt / .ckpt "
                              "models and NLP model folders)")
         repo = cls(root=str(root))
         for entry in sorted(root.iterdir()):
@@ -64,7 +64,7 @@ class ModelRepository:
                 repo.nlp_models.setdefault(model.task, {})[entry.name] = model
         if not repo.asr_models and not repo.nlp_models:
             raise InputError(f"--models {root}: no models found (put .onnx files from `speechtao asr export`, "
-                             ".ckpt checkpoints or NLP model folders there)")
+                             ".pt/.ckpt checkpoints or NLP model folders there)")
         if default_asr:
             if default_asr not in repo.asr_models:
                 raise ModelNotFound(f"--default-model {default_asr!r}: not in {root} (ASR models there: "
@@ -78,7 +78,7 @@ class ModelRepository:
         """The ASR model called ``name`` ("" = the default)."""
         if not self.asr_models:
             raise ModelNotFound(f"no ASR model is served (the model repository {self.root} holds none; add an "
-                                "exported .onnx or a .ckpt)")
+                                "exported .onnx or a .pt/.ckpt checkpoint)")
         key = name or self.default_asr
         if key not in self.asr_models:
             raise ModelNotFound(f"ASR model {name!r} is not served here (available: {', '.join(self.asr_models)}; "
