@@ -51,8 +51,9 @@ finetune-punct finetune-ner finetune-textcls: finetune-%: setup
 # Serve a model repository over Riva's gRPC protocol on 127.0.0.1:50051 (MODELS=folder of exported models;
 # the default is what `make finetune-asr` exported).
 MODELS ?= results/finetune_asr/export
+DEFAULT_MODEL ?= $(if $(filter results/finetune_asr/export,$(MODELS)),model.int8)
 serve: setup
-	$(PY) -m speechtao serve --models $(MODELS)
+	$(PY) -m speechtao serve --models $(MODELS) $(if $(DEFAULT_MODEL),--default-model $(DEFAULT_MODEL))
 
 test: setup
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
