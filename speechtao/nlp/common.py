@@ -80,6 +80,21 @@ class ModelSpec:
             raise ValueError(f"dropout must lie in [0, 1), got {self.dropout}")
 
 
+@dataclass(frozen=True)
+class EncoderDataSpec:
+    """The ``data`` section shared by the punct, NER and textcls recipes (each task says what the paths hold)."""
+
+    train: Path
+    validation: Path
+    batch_size: int = 32
+    max_train_samples: int | None = None  # use only the first N training examples (quick runs)
+    max_val_samples: int | None = 500  # validation examples scored at each validation
+
+    def __post_init__(self):
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+
+
 class ExportCheckError(SpeechtaoError):
     """The exported graph does not reproduce the PyTorch model (a bug, not bad input)."""
 

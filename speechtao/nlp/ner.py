@@ -32,8 +32,8 @@ from ..spec import spec_to_dict
 from ..train.loop import TrainerSpec
 from ..train.optim import OptimSpec
 from ..train.schedule import ScheduleSpec
-from .common import (EncoderTask, ModelSpec, NLPModel, TokenTaggingNet, collate_tagged, encode_tagged, load_model,
-                     predict_tags, start_model, tagging_loss, train_and_save)
+from .common import (EncoderDataSpec, EncoderTask, ModelSpec, NLPModel, TokenTaggingNet, collate_tagged,
+                     encode_tagged, load_model, predict_tags, start_model, tagging_loss, train_and_save)
 
 TASK = "ner"
 TEXT_FILE, LABELS_FILE = "text.txt", "labels.txt"
@@ -484,16 +484,8 @@ def evaluate(model: NLPModel, examples: Sequence[NerExample], batch_size: int = 
 
 
 @dataclass(frozen=True)
-class NerDataSpec:
-    train: Path  # folder with text.txt and labels.txt
-    validation: Path
-    batch_size: int = 32
-    max_train_samples: int | None = None
-    max_val_samples: int | None = 500
-
-    def __post_init__(self):
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+class NerDataSpec(EncoderDataSpec):
+    """``train``/``validation``: folders with text.txt and labels.txt (IOB)."""
 
 
 @dataclass(frozen=True)

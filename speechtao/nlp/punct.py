@@ -34,9 +34,9 @@ from ..spec import spec_to_dict
 from ..train.loop import TrainerSpec
 from ..train.optim import OptimSpec
 from ..train.schedule import ScheduleSpec
-from .common import (EncoderTask, ModelSpec, NLPModel, TokenTaggingNet, classification_report, collate_tagged,
-                     encode_tagged, format_report, load_model, predict_tags, start_model, tagging_loss,
-                     train_and_save)
+from .common import (EncoderDataSpec, EncoderTask, ModelSpec, NLPModel, TokenTaggingNet, classification_report,
+                     collate_tagged, encode_tagged, format_report, load_model, predict_tags, start_model,
+                     tagging_loss, train_and_save)
 
 TASK = "punct"
 PUNCT_LABELS = ["O", ",", ".", "?"]
@@ -312,16 +312,10 @@ class PunctCapModel:
 
 
 @dataclass(frozen=True)
-class PunctDataSpec:
-    train: Path  # folder with text.txt and labels.txt
-    validation: Path  # the same, for validation during training
-    batch_size: int = 32
-    max_train_samples: int | None = None  # use only the first N training lines (quick runs)
-    max_val_samples: int | None = 1000  # validation lines scored at each validation
+class PunctDataSpec(EncoderDataSpec):
+    """``train``/``validation``: folders with text.txt and labels.txt."""
 
-    def __post_init__(self):
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+    max_val_samples: int | None = 1000  # validation lines scored at each validation
 
 
 @dataclass(frozen=True)

@@ -28,8 +28,8 @@ from ..spec import spec_to_dict
 from ..train.loop import TrainerSpec
 from ..train.optim import OptimSpec
 from ..train.schedule import ScheduleSpec
-from .common import (EncoderTask, ModelSpec, NLPModel, SequenceClassifierNet, classification_report, format_report,
-                     net_inputs, pad_batch, start_model, train_and_save)
+from .common import (EncoderDataSpec, EncoderTask, ModelSpec, NLPModel, SequenceClassifierNet, classification_report,
+                     format_report, net_inputs, pad_batch, start_model, train_and_save)
 
 TASK = "textcls"
 
@@ -195,16 +195,8 @@ def format_evaluation(report: dict) -> str:
 
 
 @dataclass(frozen=True)
-class TextclsDataSpec:
-    train: Path  # TSV: sentence<TAB>label
-    validation: Path
-    batch_size: int = 32
-    max_train_samples: int | None = None
-    max_val_samples: int | None = 500
-
-    def __post_init__(self):
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+class TextclsDataSpec(EncoderDataSpec):
+    """``train``/``validation``: TSV files, sentence<TAB>label."""
 
 
 @dataclass(frozen=True)
