@@ -1,77 +1,72 @@
 #!/usr/bin/env bash
-# Pretrain a larger starter (QuartzNet 5x5, ~6.7M parameters, NeMo's 28 characters) on one GPU.
+# Pretrain the GPU starter (recipes/asr_quartznet_pretrain_gpu.yaml: quartznet_small, ~2.6M parameters) in
+# under 10 minutes of one GPU. Two phases, because GPU hosts seldom have TTS engines:
 #
-#   scripts/gpu_pretrain.sh                      # corpus (CPU, all cores) + < 10 min of training on the GPU
+#   scripts/gpu_pretrain.sh pack     # here (TTS engines, Debian text): synthesize, split, pack as Opus
+#   scripts/gpu_pretrain.sh train    # on the GPU host: unpack, measure steps/s, train within the budget
 #
-# 1. A synthetic corpus of HOURS hours from every TTS engine (CPU-bound; parallel over WORKERS processes), split
-#    so that the custom-domain voices and the held-out test voices never reach train.jsonl.
-# 2. Training with recipes/asr_quartznet_pretrain.yaml's augmentation and data, switched to quartznet_5x5,
-#    bf16 autocast, larger batches, data loading in WORKERS processes; MAX_STEPS sized to finish within
-#    TRAIN_LIMIT_S seconds. If the limit cuts it short, the newest checkpoint (every 200 steps) is resumable:
-#    rerun with RESUME=1.
-# 3. best.pt (lowest held-out WER) is copied to models/$NAME.pt and scored on the held-out synthetic voices and on
-#    the real-speech sets (speechtao data realspeech).
+# pack:  ~5.8 h of synthetic speech: data/pretrain (seed 0, 2.0 h), data/pretrain_b (seed 7, 2.2 h) and
+#        data/pretrain_c (seed 13, 1.6 h), each
+#        split by `speechtao data pretrain-split` (custom-domain and held-out voices never in train.jsonl), then
+#        packed into $PACKED (~2 KB/s Opus; scripts/pack_corpus.py).
+# train: unpacks into data/pretrain_gpu/, trains PROBE_STEPS steps to measure steps/s, then the real run with
+#        max_steps sized to TRAIN_S seconds (trainer.max_time_s is the backstop), and copies final.pt to
+#        $MODEL_OUT. Evaluate the result anywhere: models/README.md lists the commands.
 #
-# Smoke test on a CPU (tiny settings, checks the plumbing only):
-#   HOURS=0.01 MAX_STEPS=4 BATCH=2 DEVICE=cpu PRECISION=fp32 WORKERS=1 NAME=smoke OUT=/tmp/gp scripts/gpu_pretrain.sh
+# Smoke test on a CPU (checks the plumbing only):
+#   DEVICE=cpu PRECISION=fp32 PROBE_STEPS=2 TRAIN_S=20 WORKERS=1 scripts/gpu_pretrain.sh train
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PY=${PY:-.venv/bin/python}
-HOURS=${HOURS:-4}                      # synthetic corpus size
-WORKERS=${WORKERS:-$(nproc)}           # synthesis processes and data-loading workers
+PACKED=${PACKED:-.devcarry/corpus}
 CORPUS=${CORPUS:-data/pretrain_gpu}
-OUT=${OUT:-runs/gpu_pretrain}
-NAME=${NAME:-quartznet5x5_synth_gpu}
-PRESET=${PRESET:-quartznet_5x5}
-BATCH=${BATCH:-32}
-MAX_STEPS=${MAX_STEPS:-3000}           # ~5 steps/s with bf16 on an H100/H200-class GPU when the loader keeps up
-LR=${LR:-3.0e-3}
+OUT=${OUT:-runs/asr_quartznet_pretrain_gpu}
+MODEL_OUT=${MODEL_OUT:-models/quartznet_small_synth.pt}
+WORKERS=${WORKERS:-$(( $(nproc) > 2 ? $(nproc) - 2 : 1 ))}
 DEVICE=${DEVICE:-cuda}
 PRECISION=${PRECISION:-bf16}
-TRAIN_LIMIT_S=${TRAIN_LIMIT_S:-570}    # hard stop for the training step (the newest checkpoint stays)
-RESUME=${RESUME:-0}
+PROBE_STEPS=${PROBE_STEPS:-60}
+TRAIN_S=${TRAIN_S:-420}                # wall-clock budget of the real run
 
-if [ "$DEVICE" = cuda ] && ! "$PY" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)'; then
-  echo "error: no CUDA device visible to torch (run on a GPU host, or DEVICE=cpu for a smoke test)" >&2
-  exit 3
-fi
-
-echo "== corpus: $HOURS h into $CORPUS ($WORKERS workers)"
-"$PY" -m speechtao data synth --out "$CORPUS" --hours "$HOURS" --workers "$WORKERS" \
-  --sources wordnet,bible,fortunes,pydocs --seed 1
-"$PY" -m speechtao data pretrain-split "$CORPUS/manifest.jsonl"
-
-echo "== training $PRESET for at most $MAX_STEPS steps / $TRAIN_LIMIT_S s on $DEVICE ($PRECISION)"
-resume_flag=()
-[ "$RESUME" = 1 ] && resume_flag=(--resume)
-set +e
-OMP_NUM_THREADS=1 timeout --signal=INT "$TRAIN_LIMIT_S" "$PY" -m speechtao asr train \
-  --spec recipes/asr_quartznet_pretrain.yaml "${resume_flag[@]}" \
-  model.config=null "model.preset=$PRESET" \
-  "data.train=[$CORPUS/train.jsonl]" "data.validation=[$CORPUS/test.jsonl]" \
-  "data.batch_size=$BATCH" data.val_batch_size=64 "data.num_workers=$WORKERS" \
-  "optim.lr=$LR" "trainer.max_steps=$MAX_STEPS" schedule.warmup_steps=300 \
-  "trainer.device=$DEVICE" "trainer.precision=$PRECISION" "trainer.out_dir=$OUT" \
-  trainer.val_every=500 trainer.checkpoint_every=200 trainer.log_every=50
-rc=$?
-set -e
-if [ $rc -ne 0 ]; then
-  echo "training stopped with status $rc (130/124: the time limit); newest checkpoint: $OUT/checkpoints (RESUME=1 continues)" >&2
-fi
-
-model="$OUT/best.pt"
-[ -f "$model" ] || model=$(ls -t "$OUT"/checkpoints/*.pt 2>/dev/null | head -1 || true)
-if [ -z "$model" ] || [ ! -f "$model" ]; then
-  echo "error: no checkpoint in $OUT" >&2
-  exit 1
-fi
-mkdir -p models
-cp "$model" "models/$NAME.pt"
-echo "== models/$NAME.pt ($(du -h "models/$NAME.pt" | cut -f1)) from $model"
-
-"$PY" -m speechtao data realspeech --out data/realspeech
-for set in "$CORPUS/test.jsonl" data/realspeech/pocketsphinx.jsonl data/realspeech/alsa.jsonl; do
-  echo "== $set"
-  "$PY" -m speechtao asr evaluate --model "models/$NAME.pt" --manifest "$set" --device "$DEVICE" --worst 0 | tail -1
-done
+case "${1:-}" in
+pack)
+  for spec in "data/pretrain 2.0 0" "data/pretrain_b 2.2 7" "data/pretrain_c 1.6 13"; do
+    set -- $spec
+    "$PY" -m speechtao data synth --out "$1" --hours "$2" --seed "$3" --sources wordnet,bible,fortunes,pydocs
+    "$PY" -m speechtao data pretrain-split "$1/manifest.jsonl"
+  done
+  "$PY" scripts/pack_corpus.py pack --out "$PACKED" --name train data/pretrain/train.jsonl data/pretrain_b/train.jsonl \
+    data/pretrain_c/train.jsonl
+  "$PY" scripts/pack_corpus.py pack --out "$PACKED" --name test --level 0.92 data/pretrain/test.jsonl
+  du -sh "$PACKED"
+  ;;
+train)
+  if [ "$DEVICE" = cuda ] && ! "$PY" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)'; then
+    echo "error: no CUDA device visible to torch (run on a GPU host, or DEVICE=cpu for a smoke test)" >&2
+    exit 3
+  fi
+  "$PY" scripts/pack_corpus.py unpack "$PACKED" --out "$CORPUS" --workers "$(nproc)"
+  common=(--spec recipes/asr_quartznet_pretrain_gpu.yaml "data.train=[$CORPUS/train.jsonl]"
+          "data.validation=[$CORPUS/test.jsonl]" "data.num_workers=$WORKERS" "trainer.device=$DEVICE"
+          "trainer.precision=$PRECISION")
+  probe=$(mktemp -d)
+  echo "== probe: $PROBE_STEPS steps"
+  "$PY" -m speechtao asr train "${common[@]}" "trainer.out_dir=$probe" "trainer.max_steps=$PROBE_STEPS" \
+    trainer.val_every=0 trainer.log_every=10 trainer.max_time_s=120 | grep -v "^  " | tail -4
+  steps=$("$PY" -c "import json,sys; m=json.load(open('$probe/metrics.json')); \
+r=m['steps']/m['train_time_s']; print(f'probe: {r:.2f} steps/s, {m[\"audio_s_per_s\"]:.0f} s of audio per s', file=sys.stderr); \
+print(max(10, int(r * $TRAIN_S * 0.92)))")
+  rm -rf "$probe"
+  echo "== training: $steps steps (budget $TRAIN_S s) on $DEVICE ($PRECISION)"
+  "$PY" -m speechtao asr train "${common[@]}" "trainer.out_dir=$OUT" "trainer.max_steps=$steps" \
+    "trainer.max_time_s=$TRAIN_S" | grep -v "^  "
+  mkdir -p "$(dirname "$MODEL_OUT")"
+  cp "$OUT/final.pt" "$MODEL_OUT"
+  echo "== $MODEL_OUT ($(du -h "$MODEL_OUT" | cut -f1)); best.pt (lowest held-out WER) is in $OUT"
+  ;;
+*)
+  echo "usage: $0 pack|train   (see the comments at the top)" >&2
+  exit 2
+  ;;
+esac

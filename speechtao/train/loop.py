@@ -44,6 +44,7 @@ class TrainerSpec:
     out_dir: Path  # checkpoints/, best.pt, final.pt, metrics.json and spec.yaml go here
     max_epochs: int = 50
     max_steps: int | None = None  # optimizer steps; stops earlier than max_epochs and sets the schedule length
+    max_time_s: float | None = None  # wall-clock budget of this run: past it, the current step is the last one
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when present
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # bf16/fp16 autocast applies on CUDA only
     seed: int = 1234
@@ -64,6 +65,8 @@ class TrainerSpec:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"max_steps must be >= 1 or null, got {self.max_steps}")
+        if self.max_time_s is not None and self.max_time_s <= 0:
+            raise ValueError(f"max_time_s must be > 0 or null, got {self.max_time_s}")
         if self.val_every < 0 or self.keep_best < 0 or self.grad_clip < 0:
             raise ValueError("val_every, keep_best and grad_clip must be >= 0")
 
@@ -316,6 +319,7 @@ class Trainer:
         window_loss, window_n = float(state["window"][0]), int(state["window"][1])  # loss since the last log line
         bad_steps = 0
         done = state["step"] >= total
+        run_start = time.perf_counter()
         run_model.train()
         while not done and epoch < spec.max_epochs:
             n = task.num_batches(epoch)
@@ -375,7 +379,7 @@ class Trainer:
                     self._print(bar, format_log(epoch, step, state["last_loss"], lr_used,
                                                 spec.monitor if metric is not None else None, metric))
                     window_loss, window_n = 0.0, 0
-                last = step >= total
+                last = step >= total or self._out_of_time(run_start)
                 metric = None
                 if spec.val_every and step % spec.val_every == 0 or (last and state["last_val_step"] != step):
                     state["train_time_s"] += time.perf_counter() - t0
@@ -401,6 +405,16 @@ class Trainer:
         if window_n:
             state["last_loss"] = window_loss / window_n
         return self._finish(state, epoch)
+
+    def _out_of_time(self, run_start: float) -> bool:
+        """True once this run has used ``max_time_s`` (the main process decides, so all processes stop together)."""
+        if self.spec.max_time_s is None:
+            return False
+        over = float(time.perf_counter() - run_start >= self.spec.max_time_s) if self.ctx.is_main else 0.0
+        if ddp.all_reduce_mean(over, self.ctx) > 0:
+            self.log(f"max_time_s {self.spec.max_time_s:g} reached: this step is the last (the schedule is cut short)")
+            return True
+        return False
 
     def _print(self, bar, line: str) -> None:
         if bar is not None:

@@ -26,6 +26,13 @@ def test_starter_recipes_load(name, cls):
         assert spec.optim.lr < 3e-3 and spec.tokenizer.kind == "pretrained"  # below the pretraining rate
 
 
+def test_gpu_pretrain_recipe_loads():
+    spec = load_spec(ASRTrainSpec, RECIPES / "asr_quartznet_pretrain_gpu.yaml")
+    assert spec.model.preset == "quartznet_small" and spec.trainer.device == "cuda" and spec.trainer.precision == "bf16"
+    assert spec.trainer.max_time_s and spec.data.max_batch_seconds and spec.data.augment.babble_prob > 0
+    assert [str(p) for p in spec.data.train] == ["data/pretrain_gpu/train.jsonl"]
+
+
 def test_pretrain_model_config():
     config = _model_config(load_spec(ASRTrainSpec, RECIPES / "asr_quartznet_pretrain.yaml").model)
     assert config.subsampling_factor == 4 and config.preprocessor.n_mels == 64

@@ -7,6 +7,7 @@ it as a subprocess so that it can be killed.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import os
@@ -120,6 +121,19 @@ def test_loss_decreases_and_outputs_written(tmp_path):
     index = json.loads((tmp_path / "checkpoints" / "index.json").read_text())
     assert kept == sorted(e["file"] for e in index["checkpoints"])
     assert {"step-00000025.pt", "step-00000030.pt"} <= set(kept) and len(kept) <= 3  # last 2 + best 1
+
+
+def test_max_time_s_ends_the_run_cleanly(tmp_path):
+    lines = []
+    trainer = toy_trainer(tmp_path, steps=10_000, sleep=0.01, lines=lines)
+    trainer.spec = dataclasses.replace(trainer.spec, max_time_s=0.5)
+    metrics = trainer.fit()
+    assert 1 <= metrics["steps"] < 10_000
+    assert any("max_time_s 0.5 reached" in line for line in lines)
+    assert metrics["final_val"] is not None  # the last step validated and wrote final.pt like a finished run
+    assert (tmp_path / "final.pt").is_file() and (tmp_path / "best.pt").is_file()
+    with pytest.raises(ValueError, match="max_time_s"):
+        dataclasses.replace(trainer.spec, max_time_s=0)
 
 
 @pytest.mark.slow  # tests/e2e/test_asr_train.py kills and resumes the real CLI in the fast suite
