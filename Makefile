@@ -36,8 +36,12 @@ $(STAMP)-debs: $(STAMP)-venv
 
 # The TAO flow on the bundled smart-home domain, from the shipped starter: evaluate, fine-tune, prune,
 # retrain, export INT8, evaluate with ONNX Runtime; report in results/finetune_asr/report.md.
+# STARTER=models/X.pt picks another starter (e.g. models/whisper_tiny_en_ctc_synth.pt); its run goes to
+# results/finetune_asr_X so that runs of different starters never mix.
+STARTER ?=
 finetune-asr: setup
-	SPEECHTAO_THREADS=1 OMP_NUM_THREADS=1 $(PY) -m speechtao asr flow --spec recipes/asr_flow.yaml
+	SPEECHTAO_THREADS=1 OMP_NUM_THREADS=1 $(PY) -m speechtao asr flow --spec recipes/asr_flow.yaml \
+	  $(if $(STARTER),starter=$(STARTER) out_dir=results/finetune_asr_$(basename $(notdir $(STARTER))))
 
 # NLP: make the data from Debian text, then fine-tune MiniLM (see the README's sections).
 finetune-qa: setup

@@ -5,11 +5,13 @@ a pruned copy, and the peers NeMo (same weights through a .nemo) and sherpa-onnx
 
 Every row is timed end to end from a 16 kHz waveform of ``--seconds`` (features included; sherpa-onnx computes
 its own features) and reports the median of ``--repeats`` runs after one warm-up as a real-time factor (wall
-seconds / audio seconds). WER comes from :func:`speechtao.asr.evaluate.evaluate` (the same batching, decoding and
-normalization as ``speechtao asr evaluate``) on ``--eval``. A preset name gives random weights: speed figures
+seconds / audio seconds); rows that run the network on features also report it without the feature front end
+("network only": for a small model the PyTorch log-mel front end costs as much as the FP32 network). WER comes
+from :func:`speechtao.asr.evaluate.evaluate` (the same batching, decoding and normalization as
+``speechtao asr evaluate``) on ``--eval``. A preset name gives random weights: speed figures
 hold (they do not depend on the weights) but WER is meaningless, and the table says so.
 
-The QAT row: with ``--qat-model`` (a checkpoint from speechtao.export.qat.finetune_qat) its learned ranges;
+The QAT row: with ``--qat-model`` (a checkpoint of ``speechtao asr finetune ... qat.enabled=true``) its learned ranges;
 otherwise the ranges the QAT observers record over the calibration audio with no training steps.
 """
 
@@ -112,6 +114,10 @@ def main(argv=None) -> int:
     ap.add_argument("--calib", help="calibration manifest (default: --eval, else the test fixture's speech)")
     ap.add_argument("--calib-method", default="minmax", choices=["minmax", "entropy", "percentile"])
     ap.add_argument("--qat-model", help="a QAT fine-tuned checkpoint for the QAT row")
+    ap.add_argument("--int8-activations", default="uint8", choices=["uint8", "int8"],
+                    help="INT8 rows: activation type (int8: symmetric, where ORT leaves many convs float)")
+    ap.add_argument("--int8-all-convs", action="store_true",
+                    help="INT8 rows: quantize the first and last conv too (default: they stay float)")
     ap.add_argument("--prune-ratio", type=float, default=0.5)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--repeats", type=int, default=5)
@@ -124,16 +130,19 @@ def main(argv=None) -> int:
     from speechtao.asr.evaluate import EvalOptions, evaluate
     from speechtao.asr.prune import PruneOptions, prune_model
     from speechtao.export.onnx_export import OnnxCTCModel, export_onnx
-    from speechtao.export.qat import observe_ranges, onnx_range_overrides, prepare_qat, strip_qat
+    from speechtao.export.qat import observe_ranges, prepare_qat, qat_payload, range_overrides_for, strip_qat
     from speechtao.export.quantize import QuantOptions, calibration_features, quantize_model
 
     random_weights = str(args.model) in PRESETS and not Path(args.model).exists()
     loaded = load_model(args.model)
     tmp = Path(tempfile.mkdtemp(prefix="bench-export-"))
     calib = Path(args.calib or args.eval or default_calib(tmp))
-    qopts = QuantOptions(method=args.calib_method)
+    qopts = QuantOptions(method=args.calib_method, activations=args.int8_activations,
+                         float_ends=not args.int8_all_convs)
     audio = torch.from_numpy(waveform(args.seconds))[None]
     lengths = torch.tensor([audio.shape[1]])
+    with torch.inference_mode():
+        feats, feat_lengths = loaded.model.preprocessor.eval()(audio, lengths)
     rows: list[dict] = []
 
     def add(name: str, model: torch.nn.Module, params: int, size: int, note: str = "") -> None:
@@ -149,6 +158,13 @@ def main(argv=None) -> int:
                     runner(audio, lengths)
 
             row[f"rtf_{t}t"] = time_it(run, args.repeats) / args.seconds
+            if hasattr(runner, "forward_features"):  # the network alone, on precomputed features
+
+                def net():
+                    with torch.inference_mode():
+                        runner.forward_features(feats, feat_lengths)
+
+                row[f"net_{t}t"] = time_it(net, args.repeats) / args.seconds
         if args.eval:
             torch.set_num_threads(max(args.threads))
             res = evaluate(LoadedModel(model, loaded.tokenizer, loaded.config), args.eval, EvalOptions(batch_size=8))
@@ -168,10 +184,9 @@ def main(argv=None) -> int:
         add(f"ORT INT8 PTQ{tag}", OnnxCTCModel(r.int8_path, pre, sub), params, r.int8_path.stat().st_size,
             f"{args.calib_method}, {len(items)} utts")
         if qat_src is not None:
-            ranges = qat_src.extra["qat"]["act_amax"]
             fp32q = export_onnx(qat_src, tmp / f"qat{tag.strip()}.onnx")
             rq = quantize_model(fp32q, tmp / f"qat{tag.strip()}.int8.onnx", items, qopts,
-                                range_overrides=lambda p: onnx_range_overrides(str(p), qat_src.model, ranges))
+                                range_overrides=range_overrides_for(qat_src))
             add(f"ORT INT8 QAT{tag}", OnnxCTCModel(rq.int8_path, pre, sub), params, rq.int8_path.stat().st_size,
                 f"{len(rq.overridden)} conv-input ranges from QAT"
                 + ("" if args.qat_model else " (observed, 0 training steps)"))
@@ -184,7 +199,8 @@ def main(argv=None) -> int:
         qat_src = LoadedModel(_clone(loaded.model), loaded.tokenizer, loaded.config, extra={})
         prepare_qat(qat_src.model)
         observe_ranges(qat_src.model, calibration_features(qat_src, calib, qopts))
-        qat_src.extra = {**qat_src.extra, "qat": {"act_amax": strip_qat(qat_src.model)}}
+        qat_src.extra = qat_payload({"extra": qat_src.extra}, qat_src.model)["extra"]
+        strip_qat(qat_src.model)
     fp32_path = onnx_rows("", loaded, qat_src)
 
     pruned = prune_model(loaded.model, PruneOptions(ratio=args.prune_ratio))
@@ -273,14 +289,21 @@ def _clone(model: torch.nn.Module) -> torch.nn.Module:
     return copy.deepcopy(model)
 
 
+def _rtf(x: float) -> str:
+    return f"{x:.5f}" if x < 0.01 else f"{x:.4f}"
+
+
 def format_table(rows: list[dict], args, random_weights: bool) -> str:
-    cols = ["variant", "params", "size MB"] + [f"RTF {t} thr" for t in args.threads] + (["WER"] if args.eval else [])
+    cols = ["variant", "params", "size MB"] + [f"RTF {t} thr (network only)" for t in args.threads]
+    cols += ["WER"] if args.eval else []
     lines = [f"model {args.model}{' (random weights: WER meaningless)' if random_weights else ''}; "
-             f"{args.seconds:g} s of audio, median of {args.repeats}; torch {torch.__version__}",
+             f"{args.seconds:g} s of audio, median of {args.repeats}; torch {torch.__version__}; INT8: "
+             f"{args.int8_activations} activations, {'all convs' if args.int8_all_convs else 'first/last conv float'}",
              "| " + " | ".join(cols) + " | note |", "|" + "---|" * (len(cols) + 1)]
     for r in rows:
         cells = [r["variant"], f"{r['params']:,}", f"{r['size_mb']:.1f}"]
-        cells += [f"{r[f'rtf_{t}t']:.4f}" for t in args.threads]
+        cells += [_rtf(r[f"rtf_{t}t"]) + (f" ({_rtf(r[f'net_{t}t'])})" if f"net_{t}t" in r else "")
+                  for t in args.threads]
         if args.eval:
             cells.append(f"{100 * r['wer']:.2f}%" if "wer" in r else "-")
         lines.append("| " + " | ".join(cells) + f" | {r.get('note', '')} |")

@@ -2,13 +2,26 @@
 
     python bench/serve_load.py [--streams 32] [--chunk-ms 160] [--seconds 6] [--model citrinet_256]
                                [--server-chunk-ms 480 --left-context-ms 960 --right-context-ms 480]
+                               [--stagger random|aligned] [--rounds 3] [--final-pass utterance|chunks]
 
 The server runs as its own process (`python -m speechtao serve`) on loopback; this process runs the clients,
-one thread per stream, each sending ``--chunk-ms`` of 16-bit PCM every ``--chunk-ms`` (real time), with the
-stream starts spread over one chunk. Measured:
+one thread per concurrent stream, each sending ``--chunk-ms`` of 16-bit PCM every ``--chunk-ms`` (real time).
+Each client sends ``--rounds`` streams back to back (a new StreamingRecognize as soon as the previous one's final
+result arrives), so ``--streams`` streams stay open at once. ``--stagger``:
+
+- ``random`` (default): each client starts at a random moment within one stream's duration, as independent
+  callers do; streams then start and end at unrelated times. With 3 or more rounds, the figures come from the
+  middle rounds only (the first ramps up, the last ramps down), where all ``--streams`` are open throughout;
+- ``aligned``: all clients start within one client chunk, so every stream ends within that chunk and the
+  finals of all streams are due at once (a worst case, the old behaviour of this script); each round starts
+  ``--seconds`` + 1 s after the previous one, aligned again.
+
+Measured:
 
 - final latency: from sending a stream's last audio chunk (and closing its side) to receiving its final result;
-  p50 / p95 / p99 over streams;
+  p50 / p95 / p99 over the measured streams;
+- interim latency: from sending the audio chunk that completed a decoding window (chunk + right context, as
+  given on the command line; exact when they are whole output frames) to receiving its interim result;
 - server CPU: CPU seconds the server process used / wall seconds of the run (cores busy), and the CPU RTF:
   CPU seconds / seconds of audio streamed;
 - server memory (peak RSS) and threads, errors (any RPC error or a stream without a final result).
@@ -86,10 +99,13 @@ def prepare_model(name: str, folder: Path) -> Path:
     p = Path(name)
     if p.exists():
         return p
+    import torch
+
     from speechtao.asr.checkpoint import load_model
     from speechtao.export.onnx_export import export_onnx
 
     out = folder / f"{name}.onnx"
+    torch.manual_seed(0)  # the same random weights in every run (some draws emit only blanks: no final to time)
     export_onnx(load_model(name), out, tokens_txt=False)
     return out
 
@@ -106,8 +122,9 @@ def start_server(model: Path, folder: Path, args) -> tuple[subprocess.Popen, int
            "--threads", str(args.threads), "--max-batch-size", str(args.max_batch_size),
            "--max-wait-ms", str(args.max_wait_ms), "--max-streams", str(max(64, args.streams)),
            "--max-streams-per-peer", str(max(16, args.streams))]
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    root = Path(__file__).resolve().parents[1]  # the server runs this checkout's code, from any working folder
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=root,
+                            env=dict(os.environ, PYTHONPATH=str(root)))
     line = proc.stdout.readline()
     if not line.startswith("listening on"):
         raise SystemExit(f"server did not start: {line}{proc.stderr.read()}")
@@ -119,15 +136,16 @@ def start_server(model: Path, folder: Path, args) -> tuple[subprocess.Popen, int
     return proc, port
 
 
-def run_stream(stub, audio: np.ndarray, chunk_s: float, start_delay: float, out: dict) -> None:
+def run_stream(stub, audio: np.ndarray, chunk_s: float, right_s: float, out: dict) -> None:
+    """One real-time stream; fills ``out`` with latency_s (final), interim_latency_s (list), finals, error."""
     import grpc
     from riva.client.proto import riva_asr_pb2 as rasr
 
     from speechtao.audio import pcm16_encode
 
     data = pcm16_encode(audio)
-    step = int(chunk_s * SR) * 2
-    sent_last = {}
+    step = int(round(chunk_s * SR)) * 2
+    sent: list[float] = []  # send time of each audio chunk
 
     def requests():
         cfg = rasr.RecognitionConfig(encoding=1, sample_rate_hertz=SR, language_code="en-US")  # LINEAR_PCM
@@ -138,24 +156,57 @@ def run_stream(stub, audio: np.ndarray, chunk_s: float, start_delay: float, out:
             wait = t0 + k * chunk_s - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
+            sent.append(time.monotonic())
             yield rasr.StreamingRecognizeRequest(audio_content=data[i:i + step])
-        sent_last["t"] = time.monotonic()
 
-    time.sleep(start_delay)
-    finals, interims, last_final_t = 0, 0, None
+    n_chunks = -(-len(data) // step)
+    finals, interim_lat, last_final_t = 0, [], None
     try:
         for resp in stub.StreamingRecognize(requests(), timeout=len(audio) / SR + 60):
+            now = time.monotonic()
             for r in resp.results:
                 if r.is_final:
                     finals += 1
-                    last_final_t = time.monotonic()
-                else:
-                    interims += 1
-        out["latency_s"] = (last_final_t - sent_last["t"]) if (last_final_t and "t" in sent_last) else None
-        out["finals"], out["interims"] = finals, interims
+                    last_final_t = now
+                elif r.stability < 1.0:  # a window's interim: its audio ended right_s after what it committed
+                    k = min(int(np.ceil((r.audio_processed + right_s) / chunk_s - 1e-6)) - 1, n_chunks - 1)
+                    if 0 <= k < len(sent):
+                        interim_lat.append(now - sent[k])
+        out["latency_s"] = (last_final_t - sent[-1]) if (last_final_t and len(sent) == n_chunks) else None
+        out["interim_latency_s"] = interim_lat
+        out["finals"] = finals
         out["error"] = None if finals else "no final result"
     except grpc.RpcError as exc:
         out["error"] = f"{exc.code().name}: {exc.details()}"
+
+
+def run_client(stub, audio: np.ndarray, args, start_delay: float, outs: list) -> None:
+    """``args.rounds`` streams of ``audio`` after ``start_delay`` seconds, one dict each in outs: back to back
+    (random stagger), or (aligned) round r starting ``r * (seconds + 1)`` s after the first, or at once if late."""
+    t0 = time.monotonic() + start_delay
+    for r in range(args.rounds):
+        wait = t0 + (r * (args.seconds + 1.0) if args.stagger == "aligned" else 0.0) - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        out: dict = {}
+        run_stream(stub, audio, args.chunk_ms / 1000, args.right_context_ms / 1000, out)
+        outs.append(out)
+
+
+def start_delays(n: int, args) -> list[float]:
+    """When each client starts (seconds), by ``--stagger`` (see above)."""
+    if args.stagger == "aligned":
+        return [i * args.chunk_ms / 1000 / n for i in range(n)]
+    return sorted(np.random.default_rng(args.seed).uniform(0, args.seconds, n).tolist())
+
+
+def percentiles(values) -> dict:
+    v = np.asarray(values, dtype=np.float64) * 1000
+    return {f"p{q}": (float(np.percentile(v, q)) if len(v) else None) for q in (50, 95, 99)}
+
+
+def fmt(p: dict) -> str:
+    return ", ".join(f"{k} {v:.0f}" for k, v in p.items()) + " ms" if p["p50"] is not None else "none"
 
 
 SWEEP = [  # chunk_ms, left_context_ms, right_context_ms
@@ -274,9 +325,15 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads in the server")
     ap.add_argument("--max-batch-size", type=int, default=32)
     ap.add_argument("--max-wait-ms", type=float, default=20.0)
+    ap.add_argument("--stagger", default="random", choices=["random", "aligned"],
+                    help="client start times (see above; aligned: every stream ends at once, a worst case)")
+    ap.add_argument("--rounds", type=int, default=3, help="streams each client sends back to back")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the random start times")
     ap.add_argument("--json", help="also write the figures to this file")
     ap.add_argument("--sweep", action="store_true", help="measure the chunking trade-off in-process (see above)")
     args = ap.parse_args()
+    if args.rounds < 1 or args.streams < 1:
+        ap.error(f"--rounds ({args.rounds}) and --streams ({args.streams}) must be >= 1")
 
     if args.sweep:
         with tempfile.TemporaryDirectory() as tmp:
@@ -297,13 +354,11 @@ def main() -> None:
         try:
             channel = grpc.insecure_channel(f"127.0.0.1:{port}")
             stub = riva_asr_pb2_grpc.RivaSpeechRecognitionStub(channel)
-            warm = {}
-            run_stream(stub, audios[0][: 2 * SR], args.chunk_ms / 1000, 0.0, warm)  # load, first-call costs
+            run_stream(stub, audios[0][: 2 * SR], args.chunk_ms / 1000, 0.0, {})  # load, first-call costs
             before = proc_stats(proc.pid)
-            outs = [{} for _ in range(args.streams)]
-            threads = [threading.Thread(target=run_stream, args=(
-                stub, audios[i % len(audios)], args.chunk_ms / 1000, i * args.chunk_ms / 1000 / args.streams, outs[i]))
-                for i in range(args.streams)]
+            outs: list[list[dict]] = [[] for _ in range(args.streams)]
+            threads = [threading.Thread(target=run_client, args=(stub, audios[i % len(audios)], args, delay, outs[i]))
+                       for i, delay in enumerate(start_delays(args.streams, args))]
             peak = dict(before)
             t0 = time.monotonic()
             for t in threads:
@@ -318,34 +373,40 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait(30)
-    lat = np.array([o["latency_s"] for o in outs if o.get("latency_s") is not None]) * 1000
-    errors = [o["error"] for o in outs if o.get("error")]
-    audio_s = args.streams * args.seconds
+    every = [o for client in outs for o in client]
+    steady = args.stagger == "random" and args.rounds >= 3  # all streams open during the middle rounds
+    measured = [o for client in outs for o in (client[1:-1] if steady else client)]
+    errors = [o["error"] for o in every if o.get("error")]
+    final = percentiles([o["latency_s"] for o in measured if o.get("latency_s") is not None])
+    interim = percentiles([x for o in measured for x in o.get("interim_latency_s", ())])
+    audio_s = len(every) * args.seconds
     cpu = after["cpu_s"] - before["cpu_s"]
     res = {
-        "streams": args.streams, "model": args.model, "client_chunk_ms": args.chunk_ms,
-        "server_chunk_ms": args.server_chunk_ms, "left_context_ms": args.left_context_ms,
-        "right_context_ms": args.right_context_ms, "final_pass": args.final_pass, "audio_s_per_stream": args.seconds,
-        "latency_ms_p50": float(np.percentile(lat, 50)) if len(lat) else None,
-        "latency_ms_p95": float(np.percentile(lat, 95)) if len(lat) else None,
-        "latency_ms_p99": float(np.percentile(lat, 99)) if len(lat) else None,
+        "streams": args.streams, "rounds": args.rounds, "stagger": args.stagger, "model": args.model,
+        "client_chunk_ms": args.chunk_ms, "server_chunk_ms": args.server_chunk_ms,
+        "left_context_ms": args.left_context_ms, "right_context_ms": args.right_context_ms,
+        "final_pass": args.final_pass, "audio_s_per_stream": args.seconds, "measured_streams": len(measured),
+        **{f"latency_ms_{k}": v for k, v in final.items()},
+        **{f"interim_latency_ms_{k}": v for k, v in interim.items()},
         "server_cores_busy": cpu / wall, "server_cpu_rtf": cpu / audio_s, "wall_s": wall,
         "peak_rss_mb": peak["rss_mb"], "peak_threads": peak["threads"], "errors": len(errors),
-        "error_examples": errors[:3], "interims_per_stream": float(np.mean([o.get("interims", 0) for o in outs])),
+        "error_examples": errors[:3],
+        "interims_per_stream": float(np.mean([len(o.get("interim_latency_s", ())) for o in measured])),
         "loadavg": open("/proc/loadavg").read().split()[:3], "cpus": os.cpu_count(),
+        "final_latency_ms_by_client": [[None if o.get("latency_s") is None else round(1000 * o["latency_s"], 1)
+                                        for o in client] for client in outs],
     }
-    print(f"{args.streams} streams x {args.seconds:g} s ({args.model}, client chunks {args.chunk_ms} ms, server "
-          f"chunk {args.server_chunk_ms} / left {args.left_context_ms} / right {args.right_context_ms} ms, "
-          f"final pass {args.final_pass})")
-    if len(lat):
-        print(f"final latency after the last chunk: p50 {res['latency_ms_p50']:.0f} ms, "
-              f"p95 {res['latency_ms_p95']:.0f} "
-              f"ms, p99 {res['latency_ms_p99']:.0f} ms")
-    print(f"server: {res['server_cores_busy']:.2f} cores busy, CPU RTF {res['server_cpu_rtf']:.3f}, peak RSS "
-          f"{res['peak_rss_mb']:.0f} MiB, peak threads {res['peak_threads']}; errors {len(errors)}"
-          + (f" ({errors[0]})" if errors else ""))
-    print(f"interims per stream {res['interims_per_stream']:.1f}; load average during the run {res['loadavg']} on "
-          f"{res['cpus']} CPUs")
+    print(f"{args.streams} concurrent streams x {args.rounds} rounds x {args.seconds:g} s, {args.stagger} starts "
+          f"({args.model}, client chunks {args.chunk_ms} ms, server chunk {args.server_chunk_ms} / left "
+          f"{args.left_context_ms} / right {args.right_context_ms} ms, final pass {args.final_pass})")
+    which = "middle rounds" if steady else "all rounds"
+    print(f"final latency after the last chunk ({len(measured)} streams, {which}): {fmt(final)}")
+    print(f"interim latency after the window's last chunk: {fmt(interim)} "
+          f"({res['interims_per_stream']:.1f} interims per stream)")
+    print(f"server: {res['server_cores_busy']:.2f} cores busy, CPU RTF {res['server_cpu_rtf']:.4f}, peak RSS "
+          f"{res['peak_rss_mb']:.0f} MiB, peak threads {res['peak_threads']}; errors {len(errors)} of "
+          f"{len(every)} streams" + (f" ({errors[0]})" if errors else ""))
+    print(f"load average at the end of the run {res['loadavg']} on {res['cpus']} CPUs")
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
 

@@ -9,6 +9,7 @@ rate that architecture was trained with, so the comparison does not handicap it.
 
     python bench/transfer.py                                   # starter models/quartznet_tiny_synth.pt
     python bench/transfer.py --steps 300 --threads 1 --out runs/bench_transfer
+    python bench/transfer.py --starter models/quartznet_small_synth.pt --steps 400 --lr 1e-3
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--recipe", default=str(ROOT / "recipes/asr_domain_finetune.yaml"), help="asr finetune recipe")
     p.add_argument("--domain", default=str(ROOT / "data/domain"), help="domain corpus folder (made when missing)")
     p.add_argument("--steps", type=int, default=None, help="optimizer steps for both runs (default: the recipe's)")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate of the fine-tune (default: the recipe's)")
     p.add_argument("--scratch-lr", type=float, default=3e-3, help="peak learning rate from scratch (default 3e-3)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--out", default=str(ROOT / "runs/bench_transfer"), help="output folder (replaced)")
@@ -54,15 +56,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.steps is not None:
         common.append(f"trainer.max_steps={args.steps}")
 
-    tuned_spec = load_spec(ASRFinetuneSpec, args.recipe,
-                           [*common, f"init_from={args.starter}", f"trainer.out_dir={out / 'finetune'}"])
+    tuned = [*common, f"init_from={args.starter}", f"trainer.out_dir={out / 'finetune'}"]
+    if args.lr is not None:
+        tuned.append(f"optim.lr={args.lr}")
+    tuned_spec = load_spec(ASRFinetuneSpec, args.recipe, tuned)
     starter = load_model(args.starter)
     if not isinstance(starter.tokenizer, CharTokenizer):
         p.error(f"{args.starter}: the starter's vocabulary is not NeMo's characters; this benchmark trains the "
                 "scratch model with the character vocabulary, so give a character-vocabulary starter")
     d = spec_to_dict(tuned_spec)
-    for key in ("init_from", "freeze_encoder"):
-        d.pop(key)
+    for key in ("init_from", "freeze_encoder", "qat"):  # fine-tune-only sections
+        d.pop(key, None)
     d["model"] = {"config": starter.config.to_dict()}
     d["tokenizer"] = {"kind": "char"}
     d["optim"]["lr"] = args.scratch_lr

@@ -6,13 +6,19 @@ Stages, in order (each writes ``<out_dir>/stages/<name>.json``; a rerun skips th
     evaluate_starter     WER/CER of the pretrained starter on the domain test split
     finetune             fine-tune the starter on the domain train split  (recipe + overrides)
     evaluate_finetuned
-    prune                structured channel pruning (speechtao.asr.prune)
+    prune                structured pruning (speechtao.asr.prune): conv channels, or a Whisper encoder's
+                         attention heads and FFN neurons
     evaluate_pruned      the pruned model before retraining (shows what pruning costs)
     retrain              fine-tune the pruned model again (recipe + overrides)
     evaluate_retrained
     export_int8          ONNX FP32 -> static INT8 QDQ calibrated on domain train audio (speechtao.export)
     evaluate_int8        the INT8 ONNX in ONNX Runtime, same test split and scoring
     report               report.md (stage, WER, CER, parameters, file size, RTF), report.json, report.png
+
+The starter may be a QuartzNet/CitriNet or a Whisper-encoder CTC checkpoint (``starter=models/
+whisper_tiny_en_ctc_synth.pt``): the training stages add their ``family_overrides`` for the starter's family
+(a pretrained transformer wants a lower learning rate than the small conv starter), and the INT8 export
+quantizes what :func:`speechtao.export.asr.int8_op_types` names for it.
 
 A stage whose capability is missing (a module that has not landed, onnxruntime not importable) is recorded as
 ``not run`` with the reason, as are the stages that need its output; nothing is faked. ``not run`` and failed
@@ -79,6 +85,8 @@ class DomainStage:
 class TrainStage:
     recipe: Path  # an `asr finetune` recipe; init_from, data.train/validation and trainer.out_dir are set here
     overrides: list[str] = field(default_factory=list)  # key.sub=value applied to the recipe
+    family_overrides: dict[str, list[str]] = field(default_factory=dict)  # family -> more overrides, applied after
+    # ``overrides`` when the starter is of that family ("whisper", "quartznet", "citrinet", "custom")
 
 
 @dataclass(frozen=True)
@@ -230,6 +238,16 @@ class Flow:
         self.stage_dir = self.out / "stages"
         self.train_manifest = Path(spec.domain.out) / "train.jsonl"
         self.test_manifest = Path(spec.domain.out) / "test.jsonl"
+        self._family: str | None = None
+
+    @property
+    def family(self) -> str:
+        """The starter's model family (``config.family`` of its checkpoint, preset or pretrained name)."""
+        if self._family is None:
+            from .asr.checkpoint import load_model
+
+            self._family = load_model(self.spec.starter).config.family
+        return self._family
 
     # -- records
     def record(self, stage: str) -> dict | None:
@@ -327,7 +345,8 @@ class Flow:
 
         out_dir = self.out / name
         overrides = [f"init_from={init_from}", f"data.train=[{self.train_manifest}]",
-                     f"data.validation=[{self.test_manifest}]", f"trainer.out_dir={out_dir}", *stage.overrides]
+                     f"data.validation=[{self.test_manifest}]", f"trainer.out_dir={out_dir}", *stage.overrides,
+                     *stage.family_overrides.get(self.family, [])]
         spec = load_spec(ASRFinetuneSpec, stage.recipe, overrides)
         resume = CheckpointManager(out_dir / "checkpoints").latest() is not None
         log_path = self.out / f"{name}_train.log"
@@ -367,8 +386,9 @@ class Flow:
         dest = self.out / "pruned.pt"
         save_model(dest, model_payload(result.model, loaded.tokenizer, loaded.spec,
                                        extra={"pruned_from": src, "prune_ratio": p.ratio}))
+        heads = {"heads_before": result.heads_before, "heads_after": result.heads_after} if result.heads_before else {}
         return {"model": str(dest), "params_before": result.params_before, "params_after": result.params_after,
-                "widths_before": result.widths_before, "widths_after": result.widths_after,
+                "widths_before": result.widths_before, "widths_after": result.widths_after, **heads,
                 "macs_before": result.macs_before, "macs_after": result.macs_after}
 
     def stage_evaluate_pruned(self) -> dict:
@@ -385,12 +405,14 @@ class Flow:
 
     def stage_export_int8(self) -> dict:
         from .asr.checkpoint import load_model
+        from .export.asr import int8_op_types
         from .export.onnx_export import export_onnx
         from .export.quantize import QuantOptions, calibration_features, quantize_model
 
         src = self._export_source()
         loaded = load_model(src)
-        opts = QuantOptions(method=self.spec.export.method, max_utterances=self.spec.export.calib_utterances)
+        opts = QuantOptions(method=self.spec.export.method, max_utterances=self.spec.export.calib_utterances,
+                            op_types=int8_op_types(loaded))
         items = calibration_features(loaded, self.train_manifest, opts)
         folder = self.out / "export"
         fp32 = export_onnx(loaded, folder / "model.onnx", spec=loaded.spec, check=True)
@@ -470,6 +492,8 @@ def format_report(s: dict, spec: FlowSpec | None = None) -> str:
             note = f"{rec['steps']} steps, {rec['audio_s_per_s']:.1f} audio-s/s" + (" (resumed)" if rec.get("resumed") else "")
         if name == "prune" and rec.get("status") == "done":
             note = f"parameters {rec['params_before']:,} -> {rec['params_after']:,}"
+            if rec.get("heads_after"):
+                note += f"; heads per layer {rec['heads_after']}, FFN widths {rec['widths_after']}"
         wall = rec.get("wall_s")
         lines.append(f"| {name} | {rec.get('status')} | {'' if wall is None else f'{wall:.1f}'} | {note} |")
     return "\n".join(lines) + "\n"

@@ -22,6 +22,18 @@ count (each keeps its own best channels). With ``ratio`` r the count is ``(1 - r
 t it is the largest count of channels scoring >= t among the block's tensors. Either is rounded up to a multiple
 of ``granularity``, raised to ``min_channels`` (rounded up too) and capped at the old width.
 
+Whisper-encoder CTC models (:mod:`speechtao.asr.whisper_ctc`) lose attention heads and FFN neurons per layer
+instead (the residual width ``d_model`` stays: the position table and every LayerNorm are tied to it):
+
+    head k of layer i:           its q, k, v rows of the fused projection  +  its columns of the output projection
+    FFN neuron j of layer i:     row j (and bias j) of the first linear layer  +  column j of the second
+
+scored like channels above: the L2 norms on the input side and on the output side, each divided by the layer's
+largest, averaged. With ``ratio`` r a layer keeps ``ceil((1 - r) * heads)`` heads (at least one) and
+``(1 - r) * ffn_dim`` neurons rounded as block widths are (``granularity``, ``min_channels``); with ``threshold``
+t the heads / neurons scoring >= t (at least one head; neurons rounded the same way). The kept counts go into
+the config (``layer_heads``, ``layer_ffn``), so the pruned checkpoint loads on its own.
+
 Usage::
 
     result = prune_model(loaded.model, PruneOptions(ratio=0.5))
@@ -65,21 +77,26 @@ class PruneOptions:
 
 @dataclass
 class PruneResult:
-    model: EncDecCTCModel
-    config: ASRModelConfig
-    widths_before: list[int]
+    model: EncDecCTCModel  # or WhisperCTCModel
+    config: ASRModelConfig  # or WhisperCTCConfig
+    widths_before: list[int]  # per block (ConvASR) or per layer FFN width (Whisper)
     widths_after: list[int]
     params_before: int
     params_after: int
     macs_before: float  # per second of audio
     macs_after: float
+    heads_before: list[int] | None = None  # Whisper: attention heads per layer
+    heads_after: list[int] | None = None
 
     def summary(self) -> str:
+        widths = f"block widths {self.widths_before} -> {self.widths_after}"
+        if self.heads_before is not None:
+            widths = (f"attention heads per layer {self.heads_before} -> {self.heads_after}\n"
+                      f"FFN widths per layer {self.widths_before} -> {self.widths_after}")
         return (f"parameters {self.params_before:,} -> {self.params_after:,} "
                 f"({100 * self.params_after / self.params_before:.1f}%)\n"
                 f"MACs per second of audio {self.macs_before / 1e6:,.1f}M -> {self.macs_after / 1e6:,.1f}M "
-                f"({100 * self.macs_after / self.macs_before:.1f}%)\n"
-                f"block widths {self.widths_before} -> {self.widths_after}")
+                f"({100 * self.macs_after / self.macs_before:.1f}%)\n" + widths)
 
 
 @dataclass
@@ -141,7 +158,12 @@ def _top(scores: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def prune_model(model: EncDecCTCModel, options: PruneOptions) -> PruneResult:
-    """A new, smaller :class:`EncDecCTCModel` holding the kept channels of ``model`` (which is left unchanged)."""
+    """A new, smaller :class:`EncDecCTCModel` holding the kept channels of ``model`` (which is left unchanged).
+    A :class:`~speechtao.asr.whisper_ctc.WhisperCTCModel` loses heads and FFN neurons instead (see above)."""
+    from .whisper_ctc import WhisperCTCModel
+
+    if isinstance(model, WhisperCTCModel):
+        return prune_whisper(model, options)
     model = model.eval()
     config = model.config
     scores = channel_scores(model)
@@ -218,3 +240,72 @@ def _pruned_state_dict(old: EncDecCTCModel, new: EncDecCTCModel, keep: list[list
     put(dec, "weight", dec.weight.detach()[:, in_idx])
     put(dec, "bias", dec.bias.detach())
     return sd
+
+
+# ------------------------------------------------------------------------------------------------- Whisper
+
+def whisper_scores(model) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per transformer layer: (normalized score of each attention head, normalized score of each FFN neuron)."""
+    out = []
+    for layer in model.encoder.layers:
+        attn, (fc1, _, fc2) = layer.attn, layer.mlp
+        h, hd = attn.n_heads, attn.head_dim
+        qkv_in = attn.qkv.weight.detach().view(3, h, hd, -1).permute(1, 0, 2, 3).reshape(h, -1).norm(dim=1)
+        out_cols = attn.out.weight.detach().view(-1, h, hd).permute(1, 0, 2).reshape(h, -1).norm(dim=1)
+        heads = _normalized((_normalized(qkv_in) + _normalized(out_cols)) / 2)
+        ffn_in, ffn_out = fc1.weight.detach().norm(dim=1), fc2.weight.detach().norm(dim=0)
+        out.append((heads, _normalized((_normalized(ffn_in) + _normalized(ffn_out)) / 2)))
+    return out
+
+
+def whisper_macs_per_second(config, vocab_size: int) -> float:
+    """Multiply-accumulates of the convolutions and linear layers per second of audio (100 feature frames, 50
+    encoder frames). The attention products (q.k and weights.v, which grow with the utterance) are left out."""
+    enc, t_in, t = config.encoder, 100.0, 50.0
+    macs = t_in * enc.n_mels * enc.d_model * 3 + t * enc.d_model * enc.d_model * 3
+    for i in range(enc.n_layers):
+        inner = enc.heads(i) * enc.head_dim
+        macs += t * (enc.d_model * 3 * inner + inner * enc.d_model + 2 * enc.d_model * enc.ffn(i))
+    head = config.head_hidden
+    macs += t * (enc.d_model * head * 3 + head * (vocab_size + 1) if head else enc.d_model * (vocab_size + 1))
+    return macs
+
+
+def prune_whisper(model, options: PruneOptions) -> PruneResult:
+    """A new, smaller :class:`~speechtao.asr.whisper_ctc.WhisperCTCModel` without the weakest heads and FFN
+    neurons of each layer (``model`` is left unchanged)."""
+    from .whisper_ctc import build_model as build_whisper
+
+    model = model.eval()
+    config, enc = model.config, model.config.encoder
+    keep_heads, keep_ffn = [], []
+    for i, (head_scores, ffn_scores) in enumerate(whisper_scores(model)):
+        h, f = enc.heads(i), enc.ffn(i)
+        if options.ratio is not None:
+            n_heads, raw = math.ceil((1.0 - options.ratio) * h - 1e-9), (1.0 - options.ratio) * f
+        else:
+            n_heads, raw = int((head_scores >= options.threshold).sum()), int((ffn_scores >= options.threshold).sum())
+        keep_heads.append(_top(head_scores, min(max(n_heads, 1), h)))
+        keep_ffn.append(_top(ffn_scores, _round_width(raw, f, options)))
+    new_enc = dataclasses.replace(enc, layer_heads=tuple(len(k) for k in keep_heads),
+                                  layer_ffn=tuple(len(k) for k in keep_ffn))
+    new_config = dataclasses.replace(config, encoder=new_enc)
+    new = build_whisper(new_config, model.vocab_size).eval()
+    sd = {k: v.detach().clone() for k, v in model.inference_state_dict().items()}
+    for i, (layer, heads, ffn) in enumerate(zip(model.encoder.layers, keep_heads, keep_ffn)):
+        p, hd, h = f"encoder.layers.{i}", enc.head_dim, layer.attn.n_heads
+        cols = (heads[:, None] * hd + torch.arange(hd)[None, :]).flatten()  # kept rows of one of q, k, v
+        rows = torch.cat([part * h * hd + cols for part in range(3)])
+        sd[f"{p}.attn.qkv.weight"] = sd[f"{p}.attn.qkv.weight"][rows]
+        sd[f"{p}.attn.qkv.bias"] = sd[f"{p}.attn.qkv.bias"][rows]
+        sd[f"{p}.attn.out.weight"] = sd[f"{p}.attn.out.weight"][:, cols]
+        sd[f"{p}.mlp.0.weight"] = sd[f"{p}.mlp.0.weight"][ffn]
+        sd[f"{p}.mlp.0.bias"] = sd[f"{p}.mlp.0.bias"][ffn]
+        sd[f"{p}.mlp.2.weight"] = sd[f"{p}.mlp.2.weight"][:, ffn]
+    new.load_state_dict(sd, strict=True)
+    vocab = model.vocab_size
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    return PruneResult(new, new_config, [enc.ffn(i) for i in range(enc.n_layers)], list(new_enc.layer_ffn),
+                       count(model), count(new), whisper_macs_per_second(config, vocab),
+                       whisper_macs_per_second(new_config, vocab),
+                       heads_before=[enc.heads(i) for i in range(enc.n_layers)], heads_after=list(new_enc.layer_heads))

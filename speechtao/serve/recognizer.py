@@ -28,7 +28,8 @@ Feature normalization: models trained with NeMo's per-feature (or all-feature) n
 normalized over the whole utterance. With ``normalization="stream"`` (the default) a chunk window is normalized
 with the statistics of all the utterance's frames received so far (kept per step as running sums), which come
 closer to the utterance's than those of one short window (``"window"``); final passes normalize over the
-utterance exactly as offline decoding does.
+utterance exactly as offline decoding does. Whisper-encoder models (features ``normalize == "whisper"``) floor
+their log-mels at the utterance's peak minus 8 (80 dB); in ``"stream"`` mode the peak is the running one.
 
 Chunk and context sizes are rounded to whole output frames (hop x subsampling: 20 ms for QuartzNet, 80 ms for
 CitriNet). Committed frames drive the endpointer (:mod:`speechtao.serve.endpointing`); at an endpoint, or at the
@@ -142,7 +143,7 @@ class Stream:
         self._last_interim_text = ""
         self._endpoint_seen = False
         self._done = False  # the end of the stream has been finalized
-        self._stat_blocks: deque = deque()  # (first frame's sample, sum (C,), sum of squares (C,), frames), float64
+        self._stat_blocks: deque = deque()  # (first frame's sample, sum (C,), sum of squares (C,), frames, max)
         self._stats_until = 0  # absolute sample up to which frames are in _stat_blocks
 
     # -- input -------------------------------------------------------------------------------------------
@@ -237,7 +238,7 @@ class Recognizer:
         self.max_final_samples = int(options.max_final_pass_s * self.sample_rate)
         self.max_utt_samples = int(options.max_utterance_s * self.sample_rate)
         self.seconds_in_model = 0.0  # wall seconds in backend calls (for RTF figures)
-        self.lock = threading.Lock()  # decode_streams is not re-entrant; the batcher holds it per batch
+        self._time_lock = threading.Lock()  # decode_streams may run in several threads (on disjoint streams)
 
     @classmethod
     def from_path(cls, model: str, options: StreamingOptions = StreamingOptions(), device: str = "cpu",
@@ -279,6 +280,11 @@ class Recognizer:
         """True when the stream has a window (or a final pass) to decode."""
         return self._next_job(s) is not None
 
+    def finalizing(self, s: Stream) -> bool:
+        """True when the stream's next step produces a final result: its input has ended, or an endpoint's
+        final pass is queued. A batcher runs such steps before interim ones (:mod:`speechtao.serve.batching`)."""
+        return not s._done and (s.finished or bool(s._finals))
+
     def is_endpoint(self, s: Stream) -> bool:
         """True when a final result was produced since the last call (sherpa-onnx's endpoint flag)."""
         seen, s._endpoint_seen = s._endpoint_seen, False
@@ -292,15 +298,24 @@ class Recognizer:
         self.decode_streams([s])
 
     def decode_streams(self, streams: Sequence[Stream]) -> None:
-        """One decoding step for each ready stream: model windows run in batches of similar length."""
+        """One decoding step for each ready stream: model windows run in batches of similar length. A chunk
+        window that ends an utterance (an endpoint, or the last window of a finished stream) is followed by the
+        utterance's final in the same call, so the final does not wait for another step."""
         jobs = [(s, j) for s in streams if (j := self._next_job(s)) is not None]
+        self._run_jobs(jobs)
+        follow = [(s, j) for s, done in jobs if done.kind == "chunk"
+                  and (j := self._next_job(s)) is not None and j.kind == "final"]
+        self._run_jobs(follow)
+
+    def _run_jobs(self, jobs: list) -> None:
+        """Finals from committed frames at once; model passes batched by kind, final passes first."""
         model_jobs = []
         for s, j in jobs:
             if j.kind == "final" and j.final_from_frames:
                 self._finish_from_frames(s, j)
             else:
                 model_jobs.append((s, j))
-        for kind in ("chunk", "final"):  # chunk windows and final passes are normalized differently
+        for kind in ("final", "chunk"):  # chunk windows and final passes are normalized differently
             group = sorted((sj for sj in model_jobs if sj[1].kind == kind), key=lambda sj: sj[1].end - sj[1].start)
             batch: list = []
             for sj in group:
@@ -327,7 +342,8 @@ class Recognizer:
             log_probs, out_lengths = self._forward_stream_normalized(batch, audio, lengths)
         else:
             log_probs, out_lengths = self.backend(audio, lengths)  # (B, T', V+1), (B,)
-        self.seconds_in_model += time.perf_counter() - t0
+        with self._time_lock:
+            self.seconds_in_model += time.perf_counter() - t0
         best = log_probs.argmax(-1)  # (B, T')
         prob = np.exp(np.take_along_axis(log_probs, best[..., None], -1)[..., 0].astype(np.float64))  # (B, T')
         for i, (s, j) in enumerate(batch):
@@ -347,12 +363,19 @@ class Recognizer:
         """Chunk windows normalized with each stream's running statistics -> (log_probs, out_lengths)."""
         spec = self.backend.features.spec
         raw, flen = self.backend.features.raw(audio, lengths)  # (B, C, F), (B,)
-        width = raw.shape[2] if not spec.pad_to else -(-raw.shape[2] // spec.pad_to) * spec.pad_to
-        feats = np.full((len(batch), raw.shape[1], max(width, 1)), spec.pad_value, np.float32)  # (B, C, F')
+        pad_to, pad_value = getattr(spec, "pad_to", 0), getattr(spec, "pad_value", 0.0)  # Whisper: none, 0
+        width = raw.shape[2] if not pad_to else -(-raw.shape[2] // pad_to) * pad_to
+        feats = np.full((len(batch), raw.shape[1], max(width, 1)), pad_value, np.float32)  # (B, C, F')
         for i, (s, j) in enumerate(batch):
             n = int(flen[i])
             x = raw[i, :, :n].astype(np.float64)  # (C, n)
             self._add_stats(s, j, x)
+            if spec.normalize == "whisper":
+                from ..asr.whisper import whisper_normalize
+
+                if n:
+                    feats[i, :, :n] = whisper_normalize(x, self._peak(s, x) - spec.dynamic_range)
+                continue
             mean, std = self._stats(s, x, spec.normalize)
             feats[i, :, :n] = (x - mean) / std
         return self.backend.run_features(feats, flen)
@@ -363,17 +386,29 @@ class Recognizer:
         k0 = max(-(-(s._stats_until - j.start) // hop), 0)
         if k0 < x.shape[1]:
             new = x[:, k0:]
-            s._stat_blocks.append((j.start + k0 * hop, new.sum(1), (new * new).sum(1), new.shape[1]))
+            s._stat_blocks.append((j.start + k0 * hop, new.sum(1), (new * new).sum(1), new.shape[1], new.max()))
             s._stats_until = j.start + x.shape[1] * hop
 
     @staticmethod
-    def _stats(s: Stream, x: np.ndarray, normalize: str) -> tuple[np.ndarray, np.ndarray]:
+    def _utterance_blocks(s: Stream) -> deque:
+        """The stream's feature statistics blocks, without those of an earlier utterance."""
+        while s._stat_blocks and s._stat_blocks[0][0] < s._utt_start:
+            s._stat_blocks.popleft()
+        return s._stat_blocks
+
+    def _peak(self, s: Stream, x: np.ndarray) -> float:
+        """The largest log-mel of the utterance so far (Whisper's dynamic-range reference); the window's own
+        when no frame is counted yet."""
+        blocks = self._utterance_blocks(s)
+        return max(b[4] for b in blocks) if blocks else float(x.max())
+
+    @classmethod
+    def _stats(cls, s: Stream, x: np.ndarray, normalize: str) -> tuple[np.ndarray, np.ndarray]:
         """Mean and std ((C, 1) or scalars) over the utterance's counted frames; the window's own when fewer
         than 2 frames are counted. As speechtao.features: unbiased std plus 1e-5."""
         from ..features import STD_GUARD
 
-        while s._stat_blocks and s._stat_blocks[0][0] < s._utt_start:  # frames of an earlier utterance
-            s._stat_blocks.popleft()
+        cls._utterance_blocks(s)
         n = sum(b[3] for b in s._stat_blocks)
         if n >= 2:
             total = sum(b[1] for b in s._stat_blocks)
@@ -508,5 +543,6 @@ class Recognizer:
         s.input_finished()
         while long_form.is_ready(s):
             long_form.decode_stream(s)
-        self.seconds_in_model += long_form.seconds_in_model
+        with self._time_lock:
+            self.seconds_in_model += long_form.seconds_in_model
         return [r for r in s.pop_results() if r.is_final]

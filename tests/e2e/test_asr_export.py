@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 import torch
 
@@ -119,15 +120,52 @@ def test_pruned_checkpoint_fine_tunes_with_the_recipe(data):
     assert changed  # it trained
 
 
-def test_qat_finetune_ranges_reach_the_int8_export(data, cli):
-    from speechtao.export.qat import finetune_qat
+def test_qat_finetune_through_the_cli_and_its_ranges_reach_the_int8_export(data, cli):
+    import yaml
+    from onnx import numpy_helper
+
+    from speechtao.export.qat import checkpoint_ranges
 
     d, ckpt, manifest = data
-    finetune_qat(_finetune_spec(d, ckpt, manifest, "qat"))
-    final = load_model(d / "qat" / "final.pt")
-    ranges = final.extra["qat"]["act_amax"]
-    assert len(ranges) == sum(isinstance(m, torch.nn.Conv1d) for m in final.model.modules())
-    r = cli("asr", "export", "--model", d / "qat" / "final.pt", "--format", "onnx-int8", "--calib", manifest,
-            "--out", d / "qat_int8" / "model.onnx")
+    recipe = d / "qat.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "init_from": str(ckpt),
+        "data": {"train": [str(manifest)], "validation": [str(manifest)], "batch_size": 2},
+        "optim": {"name": "adamw", "lr": 1e-3}, "schedule": {"name": "constant", "warmup_steps": 0},
+        "trainer": {"out_dir": str(d / "qat"), "max_steps": 2, "device": "cpu", "log_every": 1,
+                    "checkpoint_every": 2}}))
+    r = cli("asr", "finetune", "--spec", recipe, "qat.enabled=true", "qat.momentum=0.5")
     assert r.returncode == 0, r.stderr
-    assert "ranges from QAT" in r.stdout
+    convs = [n for n, m in load_model(ckpt).model.named_modules() if isinstance(m, torch.nn.Conv1d)]
+    assert f"qat: INT8 fake quantization in {len(convs) - 2} convs" in r.stdout
+    final = load_model(d / "qat" / "final.pt")
+    ranges = checkpoint_ranges(final.extra)
+    assert sorted(ranges) == sorted(convs[1:-1]) and all(lo < hi for lo, hi in ranges.values())
+    assert final.spec["qat"] == {"enabled": True, "momentum": 0.5}
+
+    out = d / "qat_int8" / "model.onnx"
+    r = cli("asr", "export", "--model", d / "qat" / "final.pt", "--format", "onnx-int8", "--calib", manifest,
+            "--out", out)
+    assert r.returncode == 0, r.stderr
+    n = int(r.stdout.split(" ranges from QAT")[0].rsplit(" ", 1)[1])
+    assert n >= len(convs) - 4  # convs reading one tensor (a block's first conv and its residual) share a range
+    g = onnx.load(str(out)).graph
+    inits = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+    scales = {node.input[0]: float(inits[node.input[1]]) for node in g.node if node.op_type == "QuantizeLinear"}
+    qat_scales = sorted((max(hi, 0.0) - min(lo, 0.0)) / 255 for lo, hi in ranges.values())
+    matched = [s for s in scales.values() if any(abs(s - q) <= 1e-6 * q for q in qat_scales)]
+    assert len(matched) >= n  # the QAT ranges are the quantization grids of the exported conv inputs
+
+    # resuming restores the ranges from the checkpoint: 2 + 1 steps end where 3 uninterrupted steps do
+    # (the recipe's constant learning rate does not depend on max_steps)
+    r = cli("asr", "finetune", "--spec", recipe, "qat.enabled=true", "qat.momentum=0.5", "trainer.max_steps=3",
+            "--resume")
+    assert r.returncode == 0, r.stderr
+    r = cli("asr", "finetune", "--spec", recipe, "qat.enabled=true", "qat.momentum=0.5", "trainer.max_steps=3",
+            f"trainer.out_dir={d / 'qat3'}")
+    assert r.returncode == 0, r.stderr
+    resumed, straight = (checkpoint_ranges(load_model(d / x / "final.pt").extra) for x in ("qat", "qat3"))
+    assert resumed == straight and resumed != ranges
+
+    r = cli("asr", "finetune", "--spec", recipe, "qat.momentum=0")
+    assert r.returncode == 2 and "qat: momentum must be in (0, 1], got 0.0" in r.stderr

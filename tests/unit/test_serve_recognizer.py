@@ -7,12 +7,13 @@ interim results and batching can be checked exactly, as the CTC decoder is check
 """
 
 import threading
+import time
 
 import numpy as np
 import pytest
 
 from speechtao.errors import AudioError, InputError
-from speechtao.serve.batching import Batcher, BatchOptions
+from speechtao.serve.batching import Batcher, BatcherClosed, BatchOptions
 from speechtao.serve.endpointing import EndpointConfig
 from speechtao.serve.recognizer import Recognizer, StreamingOptions
 from speechtao.text.tokenizers import CharTokenizer
@@ -260,3 +261,120 @@ def test_stream_misuse_raises_with_fixes():
 def test_streaming_options_are_validated(kwargs, message):
     with pytest.raises(ValueError, match=message):
         StreamingOptions(**kwargs)
+
+
+def test_the_last_window_and_its_final_come_from_one_call():
+    for final_pass in ("chunks", "utterance"):
+        rec = Recognizer(ToneBackend(), StreamingOptions(chunk_ms=160, right_context_ms=160, final_pass=final_pass))
+        s = rec.create_stream()
+        s.accept_waveform(SR, SPEECH)
+        while rec.is_ready(s):
+            assert not rec.finalizing(s)
+            rec.decode_stream(s)
+        s.input_finished()
+        assert rec.finalizing(s)
+        rec.decode_stream(s)  # chunks: the uncommitted tail window, then the final from frames
+        assert not rec.is_ready(s) and not rec.finalizing(s)
+        assert [r.text for r in s.pop_results() if r.is_final] == ["a bbc"]
+    # an endpoint's final pass runs in the call whose window found the endpoint
+    cfg = EndpointConfig(stop_history=400, stop_threshold=0.95)
+    rec = Recognizer(ToneBackend(), StreamingOptions(chunk_ms=160, right_context_ms=160, endpoint=cfg))
+    s = rec.create_stream()
+    x = tones(("a", 0.3), ("_", 1.0), ("b", 0.2), ("_", 0.1))
+    finals_mid_stream = 0
+    for i in range(0, len(x), 1600):
+        s.accept_waveform(SR, x[i:i + 1600])
+        while rec.is_ready(s):
+            rec.decode_stream(s)
+            assert not rec.finalizing(s)  # no final pass left queued for another step
+        finals_mid_stream += sum(r.is_final for r in s.pop_results())
+    assert finals_mid_stream == 1
+
+
+class GatedBackend(ToneBackend):
+    """A ToneBackend whose first call blocks until ``gate`` is set (a batch that takes its time)."""
+
+    def __init__(self):
+        super().__init__()
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+
+    def __call__(self, audio, lengths):
+        if not self.entered.is_set():
+            self.entered.set()
+            assert self.gate.wait(10)
+        return super().__call__(audio, lengths)
+
+
+def queue_behind_a_running_batch(final_lane: bool):
+    """Stream "first" (interim) is being decoded and blocks; then "b", "c" (interim) and "ending" (its input
+    finished) are queued. Returns the batcher, its backend, the streams, the decode_streams calls (stream names)
+    and a dict name -> time its step returned, filled by the caller threads."""
+    backend = GatedBackend()
+    rec = Recognizer(backend, StreamingOptions(chunk_ms=160, right_context_ms=0))
+    calls = []
+    decode_streams = rec.decode_streams
+
+    def recording(streams):
+        calls.append([names[id(s)] for s in streams])
+        decode_streams(streams)
+
+    rec.decode_streams = recording
+    batcher = Batcher(rec, BatchOptions(max_batch_size=8, max_wait_ms=1000, final_lane=final_lane))
+    streams = {n: rec.create_stream() for n in ("first", "b", "c", "ending")}
+    names = {id(s): n for n, s in streams.items()}
+    for s in streams.values():
+        s.accept_waveform(SR, SPEECH[:3200])
+    streams["ending"].input_finished()
+    done = {}
+
+    def step(name):
+        batcher.decode(streams[name], timeout=30)
+        done[name] = time.monotonic()
+
+    threading.Thread(target=step, args=("first",), daemon=True).start()
+    assert backend.entered.wait(10)  # "first" is being decoded: the others queue behind it
+    for name in ("b", "c", "ending"):
+        threading.Thread(target=step, args=(name,), daemon=True).start()
+    return batcher, backend, streams, calls, done
+
+
+def wait_for(condition, seconds=10.0):
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return condition()
+
+
+def test_batcher_runs_final_steps_first_without_waiting():
+    batcher, backend, streams, calls, done = queue_behind_a_running_batch(final_lane=False)
+    assert wait_for(lambda: batcher.queued() == 3)
+    released = time.monotonic()
+    backend.gate.set()
+    assert wait_for(lambda: len(done) == 4)
+    batcher.close()
+    assert calls == [["first"], ["ending"], ["b", "c"]]  # the final first, alone; the interims waited together
+    assert done["ending"] - released < 0.5  # the urgent step did not wait max_wait_ms for company
+    assert done["b"] - released >= 0.5  # interim steps waited for company, up to max_wait_ms
+    assert batcher.stats["urgent"]["steps"] == 1 and batcher.stats["interim"]["steps"] == 3
+    assert [r.is_final for r in streams["ending"].pop_results()][-1:] == [True]
+
+
+def test_final_lane_decodes_a_final_beside_a_running_batch():
+    batcher, backend, streams, calls, done = queue_behind_a_running_batch(final_lane=True)
+    assert wait_for(lambda: "ending" in done)  # while "first" is still blocked in the backend
+    assert "first" not in done and calls == [["first"], ["ending"]] and batcher.queued() == 2
+    backend.gate.set()
+    assert wait_for(lambda: len(done) == 4)
+    batcher.close()
+    assert calls[2:] == [["b", "c"]]
+    assert [r.is_final for r in streams["ending"].pop_results()][-1:] == [True]
+
+
+def test_closed_batcher_refuses_steps():
+    batcher = Batcher(Recognizer(ToneBackend()))
+    batcher.close()
+    s = batcher.recognizer.create_stream()
+    s.accept_waveform(SR, SPEECH)
+    with pytest.raises(BatcherClosed, match="shutting down"):
+        batcher.decode(s)
