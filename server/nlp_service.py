@@ -1,9 +1,10 @@
 """nvidia.riva.nlp.RivaLanguageUnderstanding over the NLP models of the repository.
 
 RPC -> task of the model that serves it (see :mod:`speechtao.serve.nlp`): PunctuateText and TransformText ->
-punct, NaturalQuery -> qa, ClassifyTokens and AnalyzeEntities -> ner, ClassifyText -> textcls. With no model of
-that task in the repository the RPC answers UNIMPLEMENTED and says which model folder to add; a named model that
-is not there is NOT_FOUND. AnalyzeIntent (intent and slots) has no speechtao task: UNIMPLEMENTED.
+punct, NaturalQuery -> qa, ClassifyTokens and AnalyzeEntities -> ner (one result per entity, span end inclusive
+as Riva writes it), ClassifyText -> textcls. With no model of that task in the repository the RPC answers
+UNIMPLEMENTED and says which model folder to add; a named model that is not there is NOT_FOUND. AnalyzeIntent
+(intent and slots) has no speechtao task: UNIMPLEMENTED.
 """
 
 from __future__ import annotations
@@ -50,16 +51,19 @@ class NLPService(rnlp_grpc.RivaLanguageUnderstandingServicer):
                           "or more strings)")
         return texts
 
-    def PunctuateText(self, request, context):
-        m = self._model("punct", request.model.model_name, "PunctuateText", context)
-        texts = self._texts(request, "PunctuateText", context)
+    def _punctuate(self, request, context, rpc: str):
+        m = self._model("punct", request.model.model_name, rpc, context)
+        texts = self._texts(request, rpc, context)
         resp = rnlp.TextTransformResponse(text=self._call(context, m.punctuate, texts))
         if request.HasField("id"):
             resp.id.CopyFrom(request.id)
         return resp
 
+    def PunctuateText(self, request, context):
+        return self._punctuate(request, context, "PunctuateText")
+
     def TransformText(self, request, context):
-        return self.PunctuateText(request, context)
+        return self._punctuate(request, context, "TransformText")
 
     def NaturalQuery(self, request, context):
         m = self._model("qa", "", "NaturalQuery", context)
@@ -78,9 +82,11 @@ class NLPService(rnlp_grpc.RivaLanguageUnderstandingServicer):
         for seq in seqs:
             out = rnlp.TokenClassSequence()
             for token, labels, start, end in seq:
+                # Riva's spans end at the entity's last character (its NER example: "Jensen Huang ..." gives
+                # span {start: 0, end: 11}); the library's end is exclusive.
                 out.results.append(rnlp.TokenClassValue(
                     token=token, label=[rnlp.Classification(class_name=l, score=s) for l, s in labels],
-                    span=[rnlp.Span(start=start, end=end)]))
+                    span=[rnlp.Span(start=start, end=end - 1)]))
             resp.results.append(out)
         return resp
 
@@ -104,6 +110,10 @@ class NLPService(rnlp_grpc.RivaLanguageUnderstandingServicer):
     def ClassifyText(self, request, context):
         m = self._model("textcls", request.model.model_name, "ClassifyText", context)
         texts = self._texts(request, "ClassifyText", context)
+        blank = [i for i, t in enumerate(texts) if not t.strip()]
+        if blank:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"ClassifyText: text[{blank[0]}] is empty (every text "
+                          "needs words to classify)")
         results = self._call(context, m.classify, texts, request.top_n or 1)
         resp = rnlp.TextClassResponse(results=[
             rnlp.ClassificationResult(labels=[rnlp.Classification(class_name=l, score=s) for l, s in labels])

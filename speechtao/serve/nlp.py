@@ -8,27 +8,123 @@ task        class                       call                                    
 punct       punct.PunctCapModel         ``punctuate(texts) -> [str]``              PunctuateText, TransformText,
                                                                                    automatic punctuation of ASR
 qa          qa.QAModel                  ``answer(question, context, top_n)``       NaturalQuery
-ner         ner.NERModel                ``classify_tokens(texts, top_n)``          ClassifyTokens, AnalyzeEntities
-textcls     textcls.TextClassModel      ``classify(texts, top_n)``                 ClassifyText
+ner         serve.nlp.NERServing        ``classify_tokens(texts, top_n)``          ClassifyTokens, AnalyzeEntities
+textcls     serve.nlp.TextClassServing  ``classify(texts, top_n)``                 ClassifyText
 ==========  ==========================  =========================================  ===========================
 
 :func:`load_nlp_model` reads the task from the folder's ``speechtao.json`` and loads it with that class; the
 result is a :class:`ServedNLPModel` whose methods return plain tuples the gRPC layer turns into messages.
+
+NER answers as Riva's NER does: one entry per entity (``O`` words are left out; ``B-``/``I-`` words merged by
+:func:`speechtao.nlp.ner.entities`), its text as written in the input and its character span ``[start, end)``
+(the gRPC layer writes Riva's inclusive end). Words are the whitespace-separated runs of the text, as the
+``ner`` CLI splits them.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import CheckpointError, MissingDependencyError
+from ..errors import CheckpointError, InputError, MissingDependencyError
 
 SERVING_CLASSES = {"punct": ("speechtao.nlp.punct", "PunctCapModel"), "qa": ("speechtao.nlp.qa", "QAModel"),
-                   "ner": ("speechtao.nlp.ner", "NERModel"), "textcls": ("speechtao.nlp.textcls", "TextClassModel")}
+                   "ner": ("speechtao.serve.nlp", "NERServing"), "textcls": ("speechtao.serve.nlp", "TextClassServing")}
+_WORD = re.compile(r"\S+")
+
+
+def _check_task(model: Any, task: str) -> Any:
+    if model.task != task:
+        raise InputError(f"{model.source}: is a {model.task!r} model, not {task!r} (put it where a {model.task} "
+                         "model is expected)")
+    return model
+
+
+def word_probabilities(model: Any, lines: list[list[str]], batch_size: int = 32) -> list[Any]:
+    """Per line, a ``(words, labels)`` tensor: the softmax of the first head at each word's first piece (lines
+    longer than the model's ``max_length`` are cut into windows at word boundaries, as ``predict_tags`` does)."""
+    import torch
+
+    from ..nlp.common import chunk_words, encode_pieces, net_inputs, pad_batch, word_pieces
+
+    tok = model.tokenizer
+    n_labels = len(next(iter(model.labels.values())))
+    out = [torch.zeros(len(words), n_labels) for words in lines]
+    seqs = [(li, a, encode_pieces(tok, pieces[a:b], model.max_length))
+            for li, pieces in enumerate(word_pieces(tok, lines)) for a, b in chunk_words(pieces, model.max_length - 2)]
+    with torch.no_grad():
+        for s in range(0, len(seqs), batch_size):
+            chunk = seqs[s: s + batch_size]
+            logits = model.net(*net_inputs(pad_batch([c[2].ids for c in chunk], tok.pad_token_id)))[0]
+            probs = torch.softmax(logits.float(), -1)
+            for row, (li, a, enc) in enumerate(chunk):
+                out[li][a: a + len(enc.starts)] = probs[row, torch.tensor(enc.starts, dtype=torch.long)]
+    return out
+
+
+class NERServing:
+    """A ``speechtao ner`` model (model folder, export folder or ``.onnx``) answering as Riva's NER."""
+
+    def __init__(self, model: Any):
+        self.model = _check_task(model, "ner")
+        self.names = list(model.labels["ner"])
+        types = sorted({n[2:] for n in self.names if n != "O"})
+        self.columns = {t: [self.names.index(f"{x}-{t}") for x in "BI" if f"{x}-{t}" in self.names] for t in types}
+
+    @classmethod
+    def load(cls, path: str | Path) -> "NERServing":
+        from ..nlp.ner import load
+
+        return cls(load(path))
+
+    def classify_tokens(self, texts: list[str], top_n: int = 1) -> list[list[tuple[str, list[tuple[str, float]],
+                                                                                  int, int]]]:
+        """Per text, per entity: ``(text, [(type, score), ...], start_char, end_char)`` with ``end`` exclusive.
+        The entity's own type comes first, then up to ``top_n - 1`` other types by score; a type's score is the
+        mean over the entity's words of P(B-type) + P(I-type)."""
+        from ..nlp.ner import entities
+
+        matches = [list(_WORD.finditer(t)) for t in texts]
+        keep = [i for i, ms in enumerate(matches) if ms]  # a text without words has no entities
+        probs = word_probabilities(self.model, [[m.group() for m in matches[i]] for i in keep])
+        out: list[list] = [[] for _ in texts]
+        for i, p in zip(keep, probs):
+            text, ms = texts[i], matches[i]
+            tags = [self.names[k] for k in p.argmax(-1).tolist()]
+            for a, b, kind in sorted(entities(tags)):
+                mass = {t: float(p[a:b, cols].sum(-1).mean()) for t, cols in self.columns.items()}
+                others = sorted((t for t in mass if t != kind), key=lambda t: -mass[t])
+                labels = [(t, mass[t]) for t in [kind] + others[: max(top_n, 1) - 1]]
+                start, end = ms[a].start(), ms[b - 1].end()
+                out[i].append((text[start:end], labels, start, end))
+        return out
+
+
+class TextClassServing:
+    """A ``speechtao textcls`` model answering ClassifyText: the ``top_n`` most probable labels of each text."""
+
+    def __init__(self, model: Any):
+        self.model = _check_task(model, "textcls")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TextClassServing":
+        from ..nlp.common import load_model
+
+        return cls(load_model(path, "textcls"))
+
+    def classify(self, texts: list[str], top_n: int = 1) -> list[list[tuple[str, float]]]:
+        """Per text: ``[(label, probability), ...]``, most probable first (``top_n`` capped at the label count)."""
+        from ..nlp.textcls import predict_proba
+
+        names = self.model.labels["label"]
+        probs, index = predict_proba(self.model, texts).topk(min(max(top_n, 1), len(names)), -1)
+        return [[(names[i], float(q)) for i, q in zip(row_i.tolist(), row_p.tolist())]
+                for row_p, row_i in zip(probs, index)]
 
 
 @dataclass
@@ -56,7 +152,7 @@ class ServedNLPModel:
         return out
 
     def classify_tokens(self, texts: list[str], top_n: int) -> list[list[tuple]]:
-        """Per text, per token: (token, [(label, score), ...], start_char, end_char)."""
+        """Per text, per entity: (text, [(label, score), ...], start_char, end_char), ``end`` exclusive."""
         with self.lock:
             return [list(seq) for seq in self.impl.classify_tokens(list(texts), top_n)]
 
