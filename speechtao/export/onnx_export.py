@@ -54,6 +54,10 @@ INPUT_NAMES = (INPUT_FEATURES, INPUT_LENGTH)
 OUTPUT_NAMES = (OUTPUT_LOGPROBS, OUTPUT_LENGTHS)
 OPSET = 18
 MAX_ABS_DIFF = 1e-4  # ORT vs PyTorch log-probabilities, FP32
+# Log-probabilities below this (p < 1e-6) are compared as equal to it: their float32 rounding grows with the
+# logits' scale (an over-confident fine-tuned model has logits ~100 and log-probs ~-100, where two correct
+# float32 programs differ by ~1e-3), and no decoding reads them.
+LOGPROB_FLOOR = float(np.log(1e-6))
 
 
 class ExportCheckError(SpeechtaoError):
@@ -162,7 +166,8 @@ def ort_session(path: str | Path, threads: int = 1):
 
 
 def compare_with_torch(path: str | Path, model: nn.Module, feats: torch.Tensor, lengths: torch.Tensor) -> CheckResult:
-    """Run the ONNX file and ``model.forward_features`` on the same batch; max |diff| over the valid frames."""
+    """Run the ONNX file and ``model.forward_features`` on the same batch; max |diff| over the valid frames of
+    the log-probabilities floored at :data:`LOGPROB_FLOOR`."""
     sess = ort_session(path)
     lp, lens = sess.run(list(OUTPUT_NAMES), {INPUT_FEATURES: feats.numpy(), INPUT_LENGTH: lengths.numpy()})
     with torch.no_grad():
@@ -173,7 +178,9 @@ def compare_with_torch(path: str | Path, model: nn.Module, feats: torch.Tensor, 
         return CheckResult(float("inf"), equal)
     diff = 0.0
     for b, n in enumerate(ref_lens):
-        diff = max(diff, float(np.abs(lp[b, :n] - ref_lp[b, :n]).max()) if n > 0 else 0.0)
+        if n > 0:
+            a, r = np.maximum(lp[b, :n], LOGPROB_FLOOR), np.maximum(ref_lp[b, :n], LOGPROB_FLOOR)
+            diff = max(diff, float(np.abs(a - r).max()))
     return CheckResult(diff, equal)
 
 

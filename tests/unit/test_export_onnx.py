@@ -80,6 +80,23 @@ def test_failed_check_removes_the_file(tmp_path):
     assert compare_with_torch(tmp_path / "ok.onnx", changed, feats, lengths).max_abs_diff > 1e-3
 
 
+def test_check_ignores_log_probs_no_decoder_reads(tmp_path):
+    """An over-confident model (logits ~100s) passes: only log-probs above log(1e-6) are compared."""
+    from speechtao.export.onnx_export import LOGPROB_FLOOR
+
+    loaded = tiny_loaded()
+    with torch.no_grad():
+        for p in loaded.model.decoder.parameters():
+            p.mul_(300.0)
+    path = export_onnx(loaded, tmp_path / "sharp.onnx")  # checked inside
+    feats, lengths = example_inputs(16, frames=(120,), seed=2)
+    lp = ort_session(path).run(None, {"audio_signal": feats.numpy(), "length": lengths.numpy()})[0]
+    with torch.no_grad():
+        ref = loaded.model.forward_features(feats, lengths)[0].numpy()
+    assert lp.min() < 10 * LOGPROB_FLOOR  # log-probs far below the floor exist ...
+    assert (lp.argmax(-1) == ref.argmax(-1)).all()  # ... and the decoding is the same
+
+
 @pytest.mark.slow
 def test_dynamo_exporter_gives_the_same_interface(tmp_path):
     loaded = tiny_loaded()
