@@ -7,9 +7,8 @@ peak learning rate: from scratch gets the pretraining recipe's higher rate by de
 rate that architecture was trained with, so the comparison does not handicap it. Prints both WERs and writes
 ``<out>/transfer.json``.
 
-    python bench/transfer.py                                   # starter models/quartznet_tiny_synth.pt
-    python bench/transfer.py --steps 300 --threads 1 --out runs/bench_transfer
-    python bench/transfer.py --starter models/quartznet_small_synth.pt --steps 400 --lr 1e-3
+    python bench/transfer.py                                   # starter models/quartznet_small_synth.pt
+    python bench/transfer.py --starter models/quartznet_tiny_synth.pt --steps 200 --lr 2e-3 --out runs/bench_tiny
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--starter", default=str(ROOT / "models/quartznet_tiny_synth.pt"), help="pretrained checkpoint")
+    p.add_argument("--starter", default=str(ROOT / "models/quartznet_small_synth.pt"), help="pretrained checkpoint")
     p.add_argument("--recipe", default=str(ROOT / "recipes/asr_domain_finetune.yaml"), help="asr finetune recipe")
     p.add_argument("--domain", default=str(ROOT / "data/domain"), help="domain corpus folder (made when missing)")
     p.add_argument("--steps", type=int, default=None, help="optimizer steps for both runs (default: the recipe's)")
