@@ -45,10 +45,21 @@ def test_pretrain_model_config():
 def test_flow_recipe_points_at_existing_recipes():
     spec = load_spec(FlowSpec, RECIPES / "asr_flow.yaml")
     assert (ROOT / spec.finetune.recipe).is_file() and (ROOT / spec.retrain.recipe).is_file()
-    assert spec.starter == "models/quartznet_tiny_synth.pt"
+    assert spec.starter == "models/quartznet_small_synth.pt" and (ROOT / spec.starter).is_file()
     retrain = load_spec(ASRFinetuneSpec, ROOT / spec.retrain.recipe, spec.retrain.overrides)
     tuned = load_spec(ASRFinetuneSpec, ROOT / spec.finetune.recipe, spec.finetune.overrides)
     assert retrain.trainer.max_steps < tuned.trainer.max_steps
+
+
+def test_gpu_starter_matches_its_recipe():
+    from speechtao.asr.checkpoint import load_model
+    from speechtao.asr.models import PRESETS
+
+    path = ROOT / "models" / "quartznet_small_synth.pt"
+    assert path.stat().st_size <= 25e6
+    loaded = load_model(str(path))
+    preset = load_spec(ASRTrainSpec, RECIPES / "asr_quartznet_pretrain_gpu.yaml").model.preset
+    assert loaded.config == PRESETS[preset] and loaded.tokenizer.vocab_size == 28
 
 
 def test_shipped_starter_matches_its_recipe():
