@@ -113,9 +113,14 @@ class ASRFinetuneSpec:
     trainer: TrainerSpec
     tokenizer: TokenizerSpec = TokenizerSpec(kind="pretrained")  # another vocabulary replaces the decoder only
     freeze_encoder: bool = False  # train the decoder + encoder BatchNorm/SE only (very small data)
+    layer_lr_decay: float = 1.0  # Whisper encoder: layer i of L trains at lr * decay**(L - i), convs lower still
     schedule: ScheduleSpec = ScheduleSpec()
     spec_augment: SpecAugmentSpec = SpecAugmentSpec()
     qat: QATSpec = QATSpec()  # qat.enabled=true: fine-tune with INT8 fake quantization
+
+    def __post_init__(self):
+        if not 0.0 < self.layer_lr_decay <= 1.0:
+            raise ValueError(f"layer_lr_decay must be in (0, 1] (1: one rate for all layers), got {self.layer_lr_decay}")
 
 
 # ------------------------------------------------------------------------------------------------ the task
@@ -141,6 +146,17 @@ class ASRTask:
 
     def num_batches(self, epoch: int) -> int:
         return len(self.sampler.batches(epoch))
+
+    def param_groups(self, lr: float) -> list[dict] | None:
+        """Layer-wise learning rates (``layer_lr_decay`` < 1, models with ``parameter_groups``), else None."""
+        decay = getattr(self.spec, "layer_lr_decay", 1.0)
+        if decay == 1.0:
+            return None
+        if not hasattr(self.model, "parameter_groups"):
+            raise SpecError(f"layer_lr_decay {decay}: only Whisper-encoder models have layer-wise learning rates "
+                            "(set layer_lr_decay: 1.0 for this model)")
+        groups = self.model.parameter_groups(lr, decay)
+        return [{**g, "lr_scale": g["lr"] / lr} for g in groups]
 
     def train_batches(self, epoch: int, start_index: int):
         return iter(make_loader(self.train_set, self.sampler, epoch, start_index, self.num_workers))

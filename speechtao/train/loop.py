@@ -254,7 +254,8 @@ class Trainer:
         if ctx.enabled:
             model = ddp.convert_sync_batchnorm(model, self.device)
             task.model = model
-        optimizer = build_optimizer(model.parameters(), self.optim_spec)
+        groups = task.param_groups(self.optim_spec.lr) if hasattr(task, "param_groups") else None
+        optimizer = build_optimizer(groups or model.parameters(), self.optim_spec)
         total = self.total_steps()
         schedule = LRSchedule(optimizer, self.schedule_spec, self.optim_spec.lr, total)
         scaler = torch.amp.GradScaler("cuda") if (self.device.type == "cuda" and spec.precision == "fp16") else None

@@ -77,8 +77,18 @@ class NovoGrad(torch.optim.Optimizer):
 
 
 def build_optimizer(params: Iterable, spec: OptimSpec) -> torch.optim.Optimizer:
-    """The optimizer named by ``spec`` over ``params`` (only those with ``requires_grad``)."""
-    params = [p for p in params if p.requires_grad]
+    """The optimizer named by ``spec`` over ``params`` (only those with ``requires_grad``).
+
+    ``params`` may also be parameter groups (dicts with ``params`` and an ``lr_scale``, e.g. layer-wise
+    learning-rate decay): the schedule sets each group's rate to its ``lr_scale`` times the scheduled rate.
+    """
+    params = list(params)
+    if params and isinstance(params[0], dict):
+        params = [{**g, "params": [p for p in g["params"] if p.requires_grad],
+                   "lr_scale": float(g.get("lr_scale", 1.0))} for g in params]
+        params = [g for g in params if g["params"]]
+    else:
+        params = [p for p in params if p.requires_grad]
     if not params:
         raise ValueError("no trainable parameters (is everything frozen?)")
     if spec.name == "adamw":

@@ -83,3 +83,26 @@ def test_export_onnx(run):
 
     assert read_metadata(root / "w.onnx")["family"] == "whisper"
     assert read_audio(root / "left.wav").size > 0
+
+
+def test_layer_lr_decay_from_the_recipe(run):
+    """layer_lr_decay in the fine-tune spec gives the encoder's layers geometrically lower rates, kept by resume."""
+    from speechtao.train.checkpoint import load_checkpoint
+
+    root, manifest, cli = run
+    out = root / "decay"
+    rc = cli("asr", "finetune", "--spec", RECIPE, f"init_from={root / 'run' / 'final.pt'}", "freeze_encoder=false",
+             "layer_lr_decay=0.5", f"data.train=[{manifest}]", f"data.validation=[{manifest}]", "data.batch_size=3",
+             "trainer.max_steps=2", "trainer.checkpoint_every=1", f"trainer.out_dir={out}")
+    assert rc == 0
+    ckpt = load_checkpoint(sorted((out / "checkpoints").glob("step-*.pt"))[0])
+    groups = {g["name"]: g for g in ckpt["train_state"]["optimizer"]["param_groups"]}
+    head = groups["head"]["lr"]
+    assert head > 0 and groups["head"]["lr_scale"] == 1.0
+    layers = sorted(n for n in groups if n.startswith("encoder.layers."))
+    assert len(layers) == 4
+    for i, name in enumerate(layers):
+        assert groups[name]["lr"] == pytest.approx(head * 0.5 ** (4 - i))
+    assert groups["encoder.convs"]["lr"] == pytest.approx(head * 0.5 ** 5)
+    assert cli("asr", "finetune", "--spec", RECIPE, "layer_lr_decay=1.5", f"data.train=[{manifest}]",
+               f"data.validation=[{manifest}]", f"trainer.out_dir={root / 'bad'}") == 2
