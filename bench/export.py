@@ -137,8 +137,10 @@ def main(argv=None) -> int:
     loaded = load_model(args.model)
     tmp = Path(tempfile.mkdtemp(prefix="bench-export-"))
     calib = Path(args.calib or args.eval or default_calib(tmp))
+    from speechtao.export.asr import int8_op_types
+
     qopts = QuantOptions(method=args.calib_method, activations=args.int8_activations,
-                         float_ends=not args.int8_all_convs)
+                         float_ends=not args.int8_all_convs, op_types=int8_op_types(loaded))  # Whisper: MatMuls too
     audio = torch.from_numpy(waveform(args.seconds))[None]
     lengths = torch.tensor([audio.shape[1]])
     with torch.inference_mode():
