@@ -85,8 +85,8 @@ class DomainStage:
 class TrainStage:
     recipe: Path  # an `asr finetune` recipe; init_from, data.train/validation and trainer.out_dir are set here
     overrides: list[str] = field(default_factory=list)  # key.sub=value applied to the recipe
-    family_overrides: dict[str, list[str]] = field(default_factory=dict)  # family -> more overrides, applied after
-    # ``overrides`` when the starter is of that family ("whisper", "quartznet", "citrinet", "custom")
+    family_overrides: dict[str, list[str]] = field(default_factory=dict)  # family -> overrides for a starter of that
+    # family ("whisper", "quartznet", "citrinet", "custom"), applied before ``overrides``, which win
 
 
 @dataclass(frozen=True)
@@ -345,8 +345,8 @@ class Flow:
 
         out_dir = self.out / name
         overrides = [f"init_from={init_from}", f"data.train=[{self.train_manifest}]",
-                     f"data.validation=[{self.test_manifest}]", f"trainer.out_dir={out_dir}", *stage.overrides,
-                     *stage.family_overrides.get(self.family, [])]
+                     f"data.validation=[{self.test_manifest}]", f"trainer.out_dir={out_dir}",
+                     *stage.family_overrides.get(self.family, []), *stage.overrides]
         spec = load_spec(ASRFinetuneSpec, stage.recipe, overrides)
         resume = CheckpointManager(out_dir / "checkpoints").latest() is not None
         log_path = self.out / f"{name}_train.log"

@@ -46,9 +46,10 @@ def test_flow_recipe_points_at_existing_recipes():
     spec = load_spec(FlowSpec, RECIPES / "asr_flow.yaml")
     assert (ROOT / spec.finetune.recipe).is_file() and (ROOT / spec.retrain.recipe).is_file()
     assert spec.starter == "models/quartznet_small_synth.pt" and (ROOT / spec.starter).is_file()
-    retrain = load_spec(ASRFinetuneSpec, ROOT / spec.retrain.recipe, spec.retrain.overrides)
+    family = spec.retrain.family_overrides["quartznet"]  # the starters' family, applied before the overrides
+    retrain = load_spec(ASRFinetuneSpec, ROOT / spec.retrain.recipe, [*family, *spec.retrain.overrides])
     tuned = load_spec(ASRFinetuneSpec, ROOT / spec.finetune.recipe, spec.finetune.overrides)
-    assert retrain.trainer.max_steps < tuned.trainer.max_steps
+    assert retrain.trainer.max_steps < tuned.trainer.max_steps and retrain.optim.lr < tuned.optim.lr
 
 
 def test_gpu_starter_matches_its_recipe():
