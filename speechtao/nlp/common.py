@@ -991,15 +991,35 @@ def collate_tagged(items: Sequence[TaggedItem], pad_id: int) -> dict[str, torch.
     return batch
 
 
-def tagging_loss(net: nn.Module, batch: dict, weights: dict[str, float] | None = None) -> torch.Tensor:
-    """Sum over heads of ``weight * cross-entropy`` at word starts (heads in ``net.head_sizes`` order)."""
+def tagging_loss(net: nn.Module, batch: dict, weights: dict[str, float] | None = None,
+                 class_weights: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+    """Sum over heads of ``weight * cross-entropy`` at word starts (heads in ``net.head_sizes`` order).
+
+    ``class_weights[head]`` (a ``(C,)`` tensor) weights that head's classes; the head's loss is then the
+    weighted mean (divided by the summed weights of its labelled words, as ``cross_entropy`` does)."""
     outs = net(*net_inputs(batch))  # each (B, T, C)
     total = torch.zeros(())
     for name, logits in zip(net.head_sizes, outs):
         w = 1.0 if weights is None else weights.get(name, 1.0)
-        total = total + w * nn.functional.cross_entropy(logits.flatten(0, 1), batch[name].flatten(),
+        cw = None if class_weights is None else class_weights.get(name)
+        total = total + w * nn.functional.cross_entropy(logits.flatten(0, 1), batch[name].flatten(), weight=cw,
                                                         ignore_index=IGNORE_INDEX)
     return total
+
+
+def inverse_sqrt_weights(labels: Iterable[int], classes: int) -> torch.Tensor:
+    """Class weights ``1 / sqrt(frequency)``, scaled so that their frequency-weighted mean is 1 (a class
+    that never occurs gets the largest weight of the others)."""
+    counts = np.bincount(np.fromiter(labels, dtype=np.int64), minlength=classes)[:classes].astype(np.float64)
+    if counts.sum() == 0:
+        raise DataError("no labelled words to compute class weights from (is the training set empty?)")
+    freq = counts / counts.sum()
+    w = np.zeros(classes)
+    seen = freq > 0
+    w[seen] = 1.0 / np.sqrt(freq[seen])
+    w[~seen] = w[seen].max()
+    w /= float((freq * w).sum())
+    return torch.tensor(w, dtype=torch.float32)
 
 
 def predict_tags(model: NLPModel, lines: Sequence[Sequence[str]], batch_size: int = 32) -> list[list[list[int]]]:

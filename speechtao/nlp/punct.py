@@ -25,8 +25,9 @@ import random
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Iterator, Literal, Sequence
 
+import torch
 from torch import nn
 
 from ..errors import DataError, ManifestError
@@ -35,8 +36,8 @@ from ..train.loop import TrainerSpec
 from ..train.optim import OptimSpec
 from ..train.schedule import ScheduleSpec
 from .common import (EncoderDataSpec, EncoderTask, ModelSpec, NLPModel, TokenTaggingNet, classification_report,
-                     collate_tagged, encode_tagged, format_report, load_model, predict_tags, start_model,
-                     tagging_loss, train_and_save)
+                     collate_tagged, encode_tagged, format_report, inverse_sqrt_weights, load_model, predict_tags,
+                     start_model, tagging_loss, train_and_save)
 
 TASK = "punct"
 PUNCT_LABELS = ["O", ",", ".", "?"]
@@ -137,7 +138,15 @@ class MakeDataOptions:
     max_sentences: int = 3  # sentences joined per line (1..max, seeded), as an ASR segment spans several
     max_words: int = 40  # words per line at most
     doc_sentences: int = 20  # consecutive sentences that form one "document", the unit of the split
+    question_lines: int = 3000  # extra training lines per source that hold a '?' (from train documents only)
+    question_copies: int = 3  # times each training line that holds a '?' is written (1: once)
     seed: int = 0
+
+    def __post_init__(self):
+        if self.question_lines < 0:
+            raise ValueError(f"question_lines must be >= 0, got {self.question_lines}")
+        if self.question_copies < 1:
+            raise ValueError(f"question_copies must be >= 1, got {self.question_copies}")
 
 
 def _split_of(source: str, doc: int, frac: float, seed: int) -> str:
@@ -173,11 +182,29 @@ def source_documents(source: str, doc_sentences: int, min_words: int = 2, max_wo
     return docs
 
 
+def _groups(sents: Sequence[str], rng: random.Random, max_sentences: int, max_words: int) -> Iterator[list[str]]:
+    """``sents`` cut into consecutive groups of 1..``max_sentences`` sentences, each shortened to at most
+    ``max_words`` words unless it is a single sentence. Lazy: one draw from ``rng`` per group taken."""
+    i = 0
+    while i < len(sents):
+        k = rng.randint(1, max_sentences)
+        group = list(sents[i: i + k])
+        while len(group) > 1 and sum(len(s.split()) for s in group) > max_words:
+            group = group[:-1]
+        i += len(group)
+        yield group
+
+
 def make_data(out_dir: str | Path, options: MakeDataOptions = MakeDataOptions()) -> dict:
     """Write ``train/``, ``dev/`` and ``test/`` punctuation datasets under ``out_dir`` (see the module docstring).
 
     Documents (runs of consecutive sentences) are assigned to one split by a seeded hash, so no document
     spans two splits; a sentence whose normalized text also occurs in dev or test is dropped from train.
+    ``?`` is rare in running text (~0.4% of words), so training can see more of it: ``options.question_lines``
+    adds, per source, up to that many training lines holding a question, taken from the training documents
+    left over once the source's line budget is spent, and ``options.question_copies`` writes every training
+    line that holds a question that many times. Both use their own random stream and are merged after the
+    split's shuffle, so dev and test are byte-identical with or without them.
     Returns counts per split and source (also written to ``out_dir/stats.json``).
     """
     from ..text.normalize import normalize_text
@@ -186,6 +213,8 @@ def make_data(out_dir: str | Path, options: MakeDataOptions = MakeDataOptions())
     rng = random.Random(options.seed)
     lines: dict[str, list[tuple[list[str], str]]] = {"train": [], "dev": [], "test": []}  # (sentence keys, text)
     stats: dict[str, dict[str, int]] = {k: {} for k in lines}
+    questions: list[tuple[list[str], str]] = []  # extra training lines with a question
+    qrng = random.Random(f"{options.seed}:questions")
     for source in options.sources:
         docs = source_documents(source, options.doc_sentences)
         order = list(range(len(docs)))
@@ -193,34 +222,47 @@ def make_data(out_dir: str | Path, options: MakeDataOptions = MakeDataOptions())
         budget = {"train": options.lines_per_source,
                   "dev": max(1, int(options.lines_per_source * options.eval_fraction)),
                   "test": max(1, int(options.lines_per_source * options.eval_fraction))}
+        extra = options.question_lines
         for d in order:
             split = _split_of(source, d, options.eval_fraction, options.seed)
             if budget[split] <= 0:
+                if split == "train" and extra > 0:
+                    for group in _groups(docs[d], qrng, options.max_sentences, options.max_words):
+                        if any("?" in s for s in group):
+                            questions.append(([normalize_text(s) for s in group], " ".join(group)))
+                            stats["train"][source] = stats["train"].get(source, 0) + 1
+                            extra -= 1
+                            if extra <= 0:
+                                break
                 continue
-            sents = docs[d]
-            i = 0
-            while i < len(sents) and budget[split] > 0:
-                k = rng.randint(1, options.max_sentences)
-                group = sents[i: i + k]
-                while len(group) > 1 and sum(len(s.split()) for s in group) > options.max_words:
-                    group = group[:-1]
-                i += len(group)
+            for group in _groups(docs[d], rng, options.max_sentences, options.max_words):
                 lines[split].append(([normalize_text(s) for s in group], " ".join(group)))
                 stats[split][source] = stats[split].get(source, 0) + 1
                 budget[split] -= 1
-            if all(v <= 0 for v in budget.values()):
+                if budget[split] <= 0:
+                    break
+            if all(v <= 0 for v in budget.values()) and extra <= 0:
                 break
     held_out = {k for split in ("dev", "test") for keys, _ in lines[split] for k in keys}
-    before = len(lines["train"])
+    before = len(lines["train"]) + len(questions)
     lines["train"] = [(keys, t) for keys, t in lines["train"] if not held_out.intersection(keys)]
+    questions = [(keys, t) for keys, t in questions if not held_out.intersection(keys)]
+    extra_lines = len(questions)
+    dropped = before - len(lines["train"]) - extra_lines
+    questions += [line for line in lines["train"] + questions if "?" in line[1]] * (options.question_copies - 1)
     counts = {}
     for split, items in lines.items():
         rng.shuffle(items)
+        if split == "train":
+            for q in questions:  # random positions from the question stream: the main stream stays as it was
+                items.insert(qrng.randint(0, len(items)), q)
         examples = [label_text(t) for _, t in items]
         examples = [e for e in examples if e.words]
         write_dataset(out / split, examples)
         counts[split] = {"lines": len(examples), "words": sum(len(e.words) for e in examples)}
-    result = {"counts": counts, "per_source": stats, "train_lines_dropped_as_overlap": before - len(lines["train"]),
+    result = {"counts": counts, "per_source": stats, "question_lines": extra_lines,
+              "question_copies_added": len(questions) - extra_lines,
+              "train_lines_dropped_as_overlap": dropped,
               "options": {**options.__dict__, "sources": list(options.sources)}}
     (out / "stats.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
@@ -326,33 +368,75 @@ class PunctFinetuneSpec:
     model: ModelSpec = field(default_factory=ModelSpec)
     schedule: ScheduleSpec = field(default_factory=ScheduleSpec)
     capit_loss_weight: float = 1.0  # weight of the capitalization loss against the punctuation loss
+    # Class weights in each head's loss: "auto" = 1/sqrt(training frequency) (see common.inverse_sqrt_weights),
+    # "none" = all 1, or one number per class (punctuation: O , . ?; capitalization: O U).
+    punct_class_weights: Literal["auto", "none"] | tuple[float, float, float, float] = "none"
+    capit_class_weights: Literal["auto", "none"] | tuple[float, float] = "none"
+    freeze_word_embeddings: bool = False  # keep the word-piece embedding table fixed (about half of MiniLM's weights)
+
+    def __post_init__(self):
+        if self.capit_loss_weight < 0:
+            raise ValueError(f"capit_loss_weight must be >= 0, got {self.capit_loss_weight}")
+        for name, labels in (("punct", PUNCT_LABELS), ("capit", CAPIT_LABELS)):
+            w = getattr(self, f"{name}_class_weights")
+            if not isinstance(w, str) and not all(x > 0 for x in w):
+                raise ValueError(f"{name}_class_weights must be auto, none or {len(labels)} numbers > 0 (for "
+                                 f"{' '.join(labels)}), got {list(w)}")
+
+
+def class_weights(head: str, setting: str | Sequence[float], examples: Sequence[PunctExample]) -> torch.Tensor | None:
+    """The class weights of ``head`` (punct or capit) for :attr:`PunctFinetuneSpec.punct_class_weights` /
+    ``capit_class_weights`` (None for "none")."""
+    labels = LABELS[head]
+    if isinstance(setting, str):
+        if setting == "none":
+            return None
+        if setting == "auto":
+            return inverse_sqrt_weights((x for e in examples for x in getattr(e, head)), len(labels))
+        raise ValueError(f"{head}_class_weights: {setting!r} is not auto, none or {len(labels)} numbers")
+    if len(setting) != len(labels):
+        raise ValueError(f"{head}_class_weights: {len(setting)} numbers given, one per class ({' '.join(labels)}) "
+                         "is needed")
+    return torch.tensor([float(x) for x in setting], dtype=torch.float32)
 
 
 def training_task(model: NLPModel, train: Path, validation: Path, batch_size: int, seed: int,
-                  max_train: int | None = None, max_val: int | None = None, capit_weight: float = 1.0
-                  ) -> EncoderTask:
-    """The Trainer task (also used to score and retrain a pruned model). Validation reports
-    ``f1`` = mean of ``punct_macro_f1`` and ``capit_f1``."""
+                  max_train: int | None = None, max_val: int | None = None, capit_weight: float = 1.0,
+                  head_class_weights: dict[str, str | Sequence[float]] | None = None,
+                  log: Callable[[str], None] = print) -> EncoderTask:
+    """The Trainer task (also used to score and retrain a pruned model). ``head_class_weights``: per head
+    (punct, capit) a class-weight setting (see :func:`class_weights`). Validation reports ``f1`` = mean of
+    ``punct_macro_f1`` and ``capit_f1``."""
     train_ex = read_dataset(train, max_train)
     val_ex = read_dataset(validation, max_val)
     items = encode_tagged(model.tokenizer, [e.words for e in train_ex], [_tag_labels(e) for e in train_ex],
                           model.max_length)
     pad = model.tokenizer.pad_token_id
     weights = {"punct": 1.0, "capit": capit_weight}
+    per_class = {}
+    for head, setting in (head_class_weights or {}).items():
+        w = class_weights(head, setting, train_ex)
+        if w is not None:
+            per_class[head] = w
+            log(f"{head} class weights: " + ", ".join(f"{k} {v:.3f}" for k, v in zip(LABELS[head], w.tolist())))
 
     def validate() -> dict:
         r = evaluate(model, val_ex)
         return {"f1": (r["punct_macro_f1"] + r["capit_f1"]) / 2, "punct_macro_f1": r["punct_macro_f1"],
                 "capit_f1": r["capit_f1"]}
 
-    return EncoderTask(model.net, items, lambda b: collate_tagged(b, pad), lambda net, b: tagging_loss(net, b, weights),
-                       validate, lambda: model.payload(), batch_size, seed)
+    return EncoderTask(model.net, items, lambda b: collate_tagged(b, pad),
+                       lambda net, b: tagging_loss(net, b, weights, per_class or None), validate,
+                       lambda: model.payload(), batch_size, seed)
 
 
 def finetune(spec: PunctFinetuneSpec, resume: bool = False) -> dict:
     """Fine-tune from ``spec.model`` on ``spec.data``; writes ``trainer.out_dir/model`` (see common)."""
     model = start_model(spec.model, TASK, LABELS, lambda enc: make_net(enc, spec.model))
     model.spec = spec_to_dict(spec)
+    if spec.freeze_word_embeddings:
+        model.net.encoder.get_input_embeddings().weight.requires_grad_(False)
     task = training_task(model, spec.data.train, spec.data.validation, spec.data.batch_size, spec.trainer.seed,
-                         spec.data.max_train_samples, spec.data.max_val_samples, spec.capit_loss_weight)
+                         spec.data.max_train_samples, spec.data.max_val_samples, spec.capit_loss_weight,
+                         {"punct": spec.punct_class_weights, "capit": spec.capit_class_weights})
     return train_and_save(task, model, spec, spec.trainer.out_dir, resume)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+MAKE_DATA_QUESTION_LINES = 3000
+MAKE_DATA_QUESTION_COPIES = 3
+
 
 def register(actions) -> None:
     p = actions.add_parser("make-data", help="build text.txt/labels.txt datasets from Debian text sources",
@@ -13,6 +16,11 @@ def register(actions) -> None:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--lines-per-source", type=int, default=8000, help="training lines per source (default 8000)")
     p.add_argument("--eval-fraction", type=float, default=0.05, help="share of documents for dev and for test")
+    p.add_argument("--question-lines", type=int, default=MAKE_DATA_QUESTION_LINES,
+                   help="extra training lines per source that hold a question, from training documents beyond "
+                   f"the line budget (default {MAKE_DATA_QUESTION_LINES}; dev and test are the same either way)")
+    p.add_argument("--question-copies", type=int, default=MAKE_DATA_QUESTION_COPIES,
+                   help=f"times each training line with a question is written (default {MAKE_DATA_QUESTION_COPIES})")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run)
 
@@ -25,7 +33,8 @@ def run(args) -> int:
 
     try:
         options = MakeDataOptions(tuple(s for s in args.sources.split(",") if s), args.lines_per_source,
-                                  args.eval_fraction, seed=args.seed)
+                                  args.eval_fraction, question_lines=args.question_lines,
+                                  question_copies=args.question_copies, seed=args.seed)
     except ValueError as exc:
         raise InputError(str(exc)) from None
     result = make_data(args.out, options)
