@@ -405,8 +405,13 @@ def training_task(model: NLPModel, train: Path, validation: Path, batch_size: in
                   head_class_weights: dict[str, str | Sequence[float]] | None = None,
                   log: Callable[[str], None] = print) -> EncoderTask:
     """The Trainer task (also used to score and retrain a pruned model). ``head_class_weights``: per head
-    (punct, capit) a class-weight setting (see :func:`class_weights`). Validation reports ``f1`` = mean of
-    ``punct_macro_f1`` and ``capit_f1``."""
+    (punct, capit) a class-weight setting (see :func:`class_weights`); None takes the settings (and the capit
+    loss weight) the model was fine-tuned with, so retraining after `prune` weighs classes as training did.
+    Validation reports ``f1`` = mean of ``punct_macro_f1`` and ``capit_f1``."""
+    if head_class_weights is None and isinstance(model.spec, dict):
+        head_class_weights = {head: model.spec[f"{head}_class_weights"] for head in ("punct", "capit")
+                              if model.spec.get(f"{head}_class_weights") is not None}
+        capit_weight = float(model.spec.get("capit_loss_weight", capit_weight))
     train_ex = read_dataset(train, max_train)
     val_ex = read_dataset(validation, max_val)
     items = encode_tagged(model.tokenizer, [e.words for e in train_ex], [_tag_labels(e) for e in train_ex],
