@@ -1,12 +1,69 @@
-"""Arguments and actions that the NLP command groups (punct, ner, textcls, qa) share: evaluate's output,
-prune and export. Each group's modules call these with their task's functions."""
+"""Arguments and actions that the NLP command groups (punct, ner, textcls, qa) share: finetune, evaluate,
+infer's text input, prune and export. Each group's modules call these with their task's functions."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
+
+FINETUNE_DESCRIPTION = ("Writes trainer.out_dir/{best,final}.pt, checkpoints/, metrics.json and the model folder "
+                        "trainer.out_dir/model.")
+
+
+def add_finetune_args(p: argparse.ArgumentParser) -> None:
+    from . import add_spec_args
+
+    add_spec_args(p)
+    p.add_argument("--resume", action="store_true", help="continue the run in trainer.out_dir from its newest checkpoint")
+
+
+def run_finetune(args, spec_cls: type, finetune: Callable) -> int:
+    """``finetune(spec, resume=...)`` on the recipe ``--spec`` with its ``key=value`` overrides."""
+    from ..spec import load_spec
+    from . import set_threads
+
+    set_threads()
+    finetune(load_spec(spec_cls, args.spec, args.overrides), resume=args.resume)
+    return 0
+
+
+def add_evaluate_args(p: argparse.ArgumentParser, data_help: str, unit: str) -> None:
+    p.add_argument("--model", required=True, help="model folder, export folder or .onnx file")
+    p.add_argument("--data", required=True, help=data_help)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-samples", type=int, default=None, help=f"score only the first N {unit}")
+    p.add_argument("--out", help="write the full report as JSON here")
+
+
+def run_evaluate(args, task: str, score: Callable[[Any], dict], report: Callable[[dict], str]) -> int:
+    """Load ``--model`` of ``task``, print ``report(score(model))`` and write the result to ``--out``."""
+    from ..nlp.common import load_model
+    from . import set_threads
+
+    set_threads()
+    result = score(load_model(args.model, task))
+    print(report(result))
+    write_json(args.out, result)
+    return 0
+
+
+def add_text_args(p: argparse.ArgumentParser, texts_help: str, unit: str) -> None:
+    p.add_argument("texts", nargs="*", help=texts_help)
+    p.add_argument("--model", required=True, help="model folder, export folder or .onnx file")
+    p.add_argument("--file", help=f"read one {unit} per line from this file ('-': stdin)")
+
+
+def read_texts(args, skip_blank: bool = False) -> list[str]:
+    """The text arguments, then the lines of ``--file`` (``-``: stdin); blank lines dropped with ``skip_blank``."""
+    texts = list(args.texts)
+    if args.file:
+        src = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")
+        with src:
+            texts += [line.rstrip("\n") for line in src if not skip_blank or line.strip()]
+    return texts
 
 
 def write_json(path: str | None, data: dict) -> None:

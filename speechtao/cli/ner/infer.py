@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
+
+from .._nlp import add_text_args
 
 
 def register(actions) -> None:
     p = actions.add_parser("infer", help="tag entities in text (arguments, or lines of --file / stdin)")
-    p.add_argument("texts", nargs="*", help="sentences, words separated by spaces")
-    p.add_argument("--model", required=True, help="model folder, export folder or .onnx file")
-    p.add_argument("--file", help="read one sentence per line from this file ('-': stdin)")
+    add_text_args(p, "sentences, words separated by spaces", "sentence")
     p.add_argument("--json", action="store_true", help="print one JSON object per sentence (words, tags, entities)")
     p.set_defaults(func=run)
 
@@ -20,14 +19,10 @@ def run(args) -> int:
     from ...nlp.common import load_model
     from ...nlp.ner import TASK, entities, predict
     from .. import set_threads
+    from .._nlp import read_texts
 
     set_threads()
-    texts = list(args.texts)
-    if args.file:
-        src = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")
-        with src:
-            texts += [line.rstrip("\n") for line in src]
-    lines = [t.split() for t in texts]
+    lines = [t.split() for t in read_texts(args)]
     if not any(lines):
         raise InputError("no text given (pass sentences as arguments or --file FILE)")
     model = load_model(args.model, TASK)
