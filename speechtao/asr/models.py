@@ -267,7 +267,29 @@ def init_weights(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-class EncDecCTCModel(nn.Module):
+class CTCModelBase(nn.Module):
+    """What every CTC model here shares: ``preprocessor`` (audio -> features), ``spec_augmentation`` (training
+    only), ``forward_features`` (features -> log-probabilities, defined by the subclass) and a ``decoder`` with
+    ``num_classes_with_blank``; the blank is the last class."""
+
+    @property
+    def vocab_size(self) -> int:
+        """Tokens without the blank."""
+        return self.decoder.num_classes_with_blank - 1
+
+    @property
+    def blank_id(self) -> int:
+        return self.vocab_size
+
+    def forward(self, audio: torch.Tensor, audio_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """audio (B, T) float32, audio_lengths (B,) int64 -> (log_probs (B, T', V+1), out_lengths (B,))."""
+        feats, feat_lengths = self.preprocessor(audio, audio_lengths)
+        if self.spec_augmentation is not None and self.training:
+            feats = self.spec_augmentation(feats, feat_lengths)
+        return self.forward_features(feats, feat_lengths)
+
+
+class EncDecCTCModel(CTCModelBase):
     """Audio -> CTC log-probabilities. Blank is the last class (index ``vocab_size``), as in NeMo.
 
     ``spec_augmentation`` (None by default) is any module ``(feats (B, n_mels, F), lengths) -> feats``;
@@ -286,22 +308,6 @@ class EncDecCTCModel(nn.Module):
         self.subsampling_factor = config.subsampling_factor
         init_weights(self.encoder)
         init_weights(self.decoder)
-
-    @property
-    def vocab_size(self) -> int:
-        """Tokens without the blank."""
-        return self.decoder.num_classes_with_blank - 1
-
-    @property
-    def blank_id(self) -> int:
-        return self.vocab_size
-
-    def forward(self, audio: torch.Tensor, audio_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """audio (B, T) float32, audio_lengths (B,) int64 -> (log_probs (B, T', V+1), out_lengths (B,))."""
-        feats, feat_lengths = self.preprocessor(audio, audio_lengths)
-        if self.spec_augmentation is not None and self.training:
-            feats = self.spec_augmentation(feats, feat_lengths)
-        return self.forward_features(feats, feat_lengths)
 
     def forward_features(self, feats: torch.Tensor, feat_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """feats (B, n_mels, F), feat_lengths (B,) -> (log_probs (B, F', V+1), out_lengths (B,))."""

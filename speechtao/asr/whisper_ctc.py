@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..spec import spec_from_dict, spec_to_dict
+from .models import CTCModelBase
 from .whisper import WhisperEncoder, WhisperEncoderConfig, WhisperFeatureSpec, WhisperLogMel, load_pretrained_encoder
 
 FAMILY = "whisper"
@@ -106,7 +107,7 @@ class CTCHead(nn.Module):
         return F.log_softmax(self.decoder_layers(x).transpose(1, 2), dim=-1)  # (B, V+1, T') -> (B, T', V+1)
 
 
-class WhisperCTCModel(nn.Module):
+class WhisperCTCModel(CTCModelBase):
     """Audio -> CTC log-probabilities on a Whisper encoder (see the module docstring). Blank is index ``vocab_size``."""
 
     def __init__(self, config: WhisperCTCConfig, vocab_size: int):
@@ -119,21 +120,6 @@ class WhisperCTCModel(nn.Module):
         self.decoder = CTCHead(config.feat_out, vocab_size, config.head_hidden)
         self.spec_augmentation: nn.Module | None = None
         self.subsampling_factor = config.subsampling_factor
-
-    @property
-    def vocab_size(self) -> int:
-        return self.decoder.num_classes_with_blank - 1
-
-    @property
-    def blank_id(self) -> int:
-        return self.vocab_size
-
-    def forward(self, audio: torch.Tensor, audio_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """audio (B, T) float32, audio_lengths (B,) int64 -> (log_probs (B, T', V+1), out_lengths (B,))."""
-        feats, feat_lengths = self.preprocessor(audio, audio_lengths)
-        if self.spec_augmentation is not None and self.training:
-            feats = self.spec_augmentation(feats, feat_lengths)
-        return self.forward_features(feats, feat_lengths)
 
     def forward_features(self, feats: torch.Tensor, feat_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """feats (B, 80, F), feat_lengths (B,) -> (log_probs (B, ceil(F / 2), V+1), out_lengths (B,))."""
