@@ -38,7 +38,7 @@ import json
 import random
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -365,6 +365,74 @@ FACT_QUESTIONS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
 }
 
 
+# More wordings for the train split only, so the model learns the relation rather than a handful of phrasings.
+# The test split keeps its own two templates per slot (the odd positions above) and never sees these. They were
+# written after the test templates existed, so a rule keeps them from leaking test phrasings: no content word
+# that only the test wordings of a fact or slot use (paragraph or question) appears in that fact's or slot's
+# train-only wordings (tests/unit/test_nlp_qa_data.py checks it).
+TRAIN_FACT_SENTENCES: dict[str, tuple[str, ...]] = {
+    "birth": (
+        "{name}, born in {city} on {date}, was the youngest of four children.",
+        "On {date}, {name} was born in {city}.",
+        "{name}'s birth took place in {city} on {date}.",
+        "{city} is where {name} was born, on {date}.",
+    ),
+    "job": (
+        "{name} spent decades working as {a} {profession}.",
+        "{name} became {a} {profession} after leaving school.",
+        "Before retiring, {name} had a long career as {a} {profession}.",
+        "As {a} {profession}, {name} was respected by many.",
+    ),
+    "employer": (
+        "{name} joined {company} in {year}; the business is based in {hq}.",
+        "{name} began working for {company} in {year}, and the business has its head office in {hq}.",
+        "In {year} {company}, a business with its head office in {hq}, gave {name} a job.",
+        "{company} of {hq} took {name} into its staff in {year}.",
+    ),
+    "study": (
+        "{name} studied {field} as an undergraduate at the University of {ucity}.",
+        "The University of {ucity} trained {name} in {field}.",
+        "{name} took a course in {field} at the University of {ucity}.",
+        "A student of {field}, {name} attended the University of {ucity}.",
+    ),
+    "founded": (
+        "{name} created the {group} in {fyear}.",
+        "The {group} owes its existence to {name}, who founded it in {fyear}.",
+        "In {fyear} the {group} was formed by {name}.",
+        "{name} launched the {group} in {fyear}.",
+    ),
+}
+TRAIN_FACT_QUESTIONS: dict[str, tuple[str, ...]] = {
+    "date": ("What was {name}'s date of birth?", "What was the exact date of {name}'s birth?",
+             "Give the date when {name} was born.", "{name} was born when?", "When is {name}'s birthday?"),
+    "city": ("In what city was {name} born?", "What city was {name} born in?", "{name} was born where?",
+             "In which place was {name} born?", "Name the city in which {name} was born."),
+    "profession": ("What kind of work did {name} do?", "What did {name} work as?", "What line of work was {name} in?",
+                   "What was {name}'s job?", "What was {name} known for doing as a job?"),
+    "company": ("Which company did {name} work for?", "Who did {name} work for?", "At which company did {name} hold a position?",
+                "What business did {name} work at?", "Which company gave {name} a job?"),
+    "year": ("What year did {name} join {company}?", "When did {company} give {name} a job?",
+             "In which year did {name} join {company}?", "When did {name} become part of {company}?",
+             "When did {name} begin working for {company}?"),
+    "hq": ("Where is {company} located?", "In what place is {company} based?", "Where does {company} have its offices?",
+           "Where can the offices of {company} be found?", "Where is the head office of {company}?"),
+    "field": ("What field did {name} study?", "What was {name}'s field of study?", "In which field did {name} study?",
+              "What discipline did {name} study?", "What did {name} study at the university?"),
+    "university": ("What university did {name} attend?", "Which university was {name} a student at?",
+                   "Where did {name} study?", "Where was {name} a student?", "Which university did {name} study at?"),
+    "group": ("What organization did {name} found?", "Which group did {name} create?", "What body did {name} form?",
+              "Which organization was formed by {name}?", "What was founded by {name}?"),
+    "fyear": ("When did {name} found the {group}?", "In what year was the {group} founded?",
+              "When was the {group} formed?", "In which year did the {group} begin?",
+              "What year did {name} form the {group}?"),
+}
+
+
+def _fact_templates(items: Sequence[str], extra: Sequence[str], split: str) -> list[str]:
+    """The split's half of a template list, plus the train-only wordings when ``split`` is train."""
+    return _halves(items, split) + (list(extra) if split == "train" else [])
+
+
 def _person(rng: random.Random, split: str, taken: set[str]) -> dict[str, str]:
     """A made-up person whose name, company and organization are not in ``taken`` (which is updated)."""
     firsts, lasts, cities = _halves(FIRST_NAMES, split), _halves(SURNAMES, split), _halves(CITIES, split)
@@ -391,7 +459,7 @@ def _person(rng: random.Random, split: str, taken: set[str]) -> dict[str, str]:
 def _facts_paragraph(rng: random.Random, split: str, index: int, unanswerable: float) -> list[QAExample]:
     taken: set[str] = set()
     people = [_person(rng, split, taken) for _ in range(rng.choice((1, 2, 2, 3)))]
-    sent_tpls = {fact: _halves(tpls, split) for fact, tpls in FACT_SENTENCES.items()}
+    sent_tpls = {fact: _fact_templates(tpls, TRAIN_FACT_SENTENCES[fact], split) for fact, tpls in FACT_SENTENCES.items()}
     sentences: list[tuple[str, dict]] = []  # (text, {slot: (start, end)}) with spans relative to the sentence
     stated: list[tuple[dict, str, int]] = []  # (person, fact, sentence index)
     for person in people:
@@ -415,14 +483,15 @@ def _facts_paragraph(rng: random.Random, split: str, index: int, unanswerable: f
     out = []
     for qn, (person, fact, si) in enumerate(stated):
         slot, q_tpls = rng.choice(FACT_QUESTIONS[fact])
-        q_i = rng.randrange(2)
-        q_tpl = _halves(q_tpls, split)[q_i]
+        q_tpls = _fact_templates(q_tpls, TRAIN_FACT_QUESTIONS[slot], split)
+        q_tpl = q_tpls[rng.randrange(len(q_tpls))]
         s, e = sentences[si][1][slot]
         base = offsets[si]
         answer = Answer(context[base + s:base + e], base + s)
         question = _fill(q_tpl, person)[0]
         out.append(QAExample(f"{split}-facts-{index}-{qn}", question, context, (answer,), False, "facts",
-                             {"source": "facts", "question_template": q_tpl, "fact": fact}))
+                             {"source": "facts", "question_template": q_tpl, "fact": fact, "group": slot,
+                              "values": person}))
     # unanswerable: a fact not stated for a mentioned person, or a person not mentioned at all
     n_impossible = sum(rng.random() < unanswerable / (1 - unanswerable) for _ in range(len(out)))
     for k in range(n_impossible):
@@ -436,9 +505,11 @@ def _facts_paragraph(rng: random.Random, split: str, index: int, unanswerable: f
             person = _person(rng, split, taken)
             fact = rng.choice(list(FACT_SENTENCES))
         slot, q_tpls = rng.choice(FACT_QUESTIONS[fact])
-        q_tpl = _halves(q_tpls, split)[rng.randrange(2)]
+        q_tpls = _fact_templates(q_tpls, TRAIN_FACT_QUESTIONS[slot], split)
+        q_tpl = q_tpls[rng.randrange(len(q_tpls))]
         out.append(QAExample(f"{split}-facts-{index}-x{k}", _fill(q_tpl, person)[0], context, (), True, "facts",
-                             {"source": "facts", "question_template": q_tpl, "fact": fact}))
+                             {"source": "facts", "question_template": q_tpl, "fact": fact, "group": slot,
+                              "values": person}))
     return out
 
 
@@ -523,13 +594,15 @@ def _wordnet_paragraphs(rng: random.Random, split: str, n: int, unanswerable: fl
             q_tpl = rng.choice(q_tpls)
             q = _fill(q_tpl, {"lemma": lemma, "an": _article(lemma)})[0]
             out.append(QAExample(f"{split}-wordnet-{index}-{qn}", q, context, (Answer(context[s:e], s),), False,
-                                 f"wordnet-{lex}", {"source": "wordnet", "question_template": q_tpl}))
+                                 f"wordnet-{lex}", {"source": "wordnet", "question_template": q_tpl,
+                                                    "group": "wordnet", "values": {"lemma": lemma, "an": _article(lemma)}}))
         if rng.random() < unanswerable / (1 - unanswerable) * 1.5 and pools[lex]:
             lemma = pools[lex][-1][1]  # a word of the same topic that the paragraph does not define
             q_tpl = rng.choice(q_tpls)
             q = _fill(q_tpl, {"lemma": lemma, "an": _article(lemma)})[0]
             out.append(QAExample(f"{split}-wordnet-{index}-x", q, context, (), True, f"wordnet-{lex}",
-                                 {"source": "wordnet", "question_template": q_tpl}))
+                                 {"source": "wordnet", "question_template": q_tpl, "group": "wordnet",
+                                  "values": {"lemma": lemma, "an": _article(lemma)}}))
         index += 1
     return out[:n]
 
@@ -595,12 +668,44 @@ def _bible_paragraphs(rng: random.Random, split: str, n: int) -> list[QAExample]
             continue
         answers = tuple(sorted({Answer(t, s) for t, s in golds}, key=lambda a: a.start))
         out.append(QAExample(f"{split}-bible-{index}", q, context, answers, False, "bible-kjv",
-                             {"source": "bible", "question_template": q_tpl}))
+                             {"source": "bible", "question_template": q_tpl, "group": f"bible-{kind}",
+                              "values": {"child": child, "parent": parent}}))
         index += 1
     return out
 
 
 # ----------------------------------------------------------------------------------------- the corpus
+
+
+# Validation questions are reworded with these (seen in neither train nor test), so that validation, which picks
+# the best checkpoint and the no-answer threshold, measures what test measures: questions phrased in a way the
+# model has not trained on. On training wordings the model is so sure that the threshold lands far on the
+# "no answer" side, and on new wordings it then leaves answerable questions empty. Same lexical rule as the
+# train-only wordings (no test-only content word of the slot).
+VALIDATION_QUESTIONS: dict[str, tuple[str, ...]] = {
+    "date": ("What is the date on which {name} was born?", "Tell me when {name} was born."),
+    "city": ("Tell me the city where {name} was born.", "Where did the life of {name} begin?"),
+    "profession": ("What was {name}'s line of business?", "How did {name} make a living?"),
+    "company": ("Tell me which company {name} worked for.", "With which company did {name} find work?"),
+    "year": ("Tell me the year {name} joined {company}.", "When did {name} first work for {company}?"),
+    "hq": ("Tell me where {company} is based.", "Where does {company} keep its head office?"),
+    "field": ("Tell me what {name} studied.", "Which discipline was {name} trained in?"),
+    "university": ("Tell me which university {name} attended.", "At what university was {name} a student?"),
+    "group": ("Tell me what {name} founded.", "Which body was formed by {name}?"),
+    "fyear": ("Tell me when the {group} was founded.", "In what year did the {group} come into being?"),
+    "wordnet": ("Tell me what {lemma} means.", "Explain what {an} {lemma} is."),
+    "bible-parent": ("Tell me whose son {child} was.", "Who was the parent of {child}?"),
+    "bible-child": ("Tell me a son of {parent}.", "{parent} had which son?"),
+}
+
+
+def _reword(examples: Sequence[QAExample], rng: random.Random) -> list[QAExample]:
+    """``examples`` with each question rewritten by a :data:`VALIDATION_QUESTIONS` wording of its group."""
+    out = []
+    for ex in examples:
+        tpl = rng.choice(VALIDATION_QUESTIONS[ex.meta["group"]])
+        out.append(replace(ex, question=_fill(tpl, ex.meta["values"])[0], meta={**ex.meta, "question_template": tpl}))
+    return out
 
 
 def generate_split(split: str, n: int, seed: int = 0, unanswerable: float = 0.2,
@@ -642,8 +747,9 @@ def make_qa_data(out_dir: str | Path, n_train: int = 8000, n_val: int = 800, n_t
                  unanswerable: float = 0.2, mix: dict[str, float] | None = None) -> dict:
     """Write ``train.json``, ``validation.json``, ``test.json`` (SQuAD 2.0) and ``data_card.json`` under ``out_dir``.
 
-    ``validation`` holds other paragraphs made with the training templates (it picks the best checkpoint and
-    the no-answer threshold); ``test`` is the held-out split (its own templates and fillers). Returns the data
+    ``validation`` holds other paragraphs made with the training templates, asked with wordings of its own
+    (:data:`VALIDATION_QUESTIONS`; it picks the best checkpoint and the no-answer threshold); ``test`` is the
+    held-out split (its own templates and fillers). Returns the data
     card: counts per split and source and the checks that test shares no paragraph and no question template
     with train or validation.
     """
@@ -656,8 +762,8 @@ def make_qa_data(out_dir: str | Path, n_train: int = 8000, n_val: int = 800, n_t
         ctx = seen[cut - 1].context
         while cut > 0 and seen[cut - 1].context == ctx:
             cut -= 1
-    splits = {"train": seen[:cut], "validation": seen[cut:], "test": generate_split("test", n_test, seed,
-                                                                                    unanswerable, mix)}
+    splits = {"train": seen[:cut], "validation": _reword(seen[cut:], random.Random(f"{seed}:validation")),
+              "test": generate_split("test", n_test, seed, unanswerable, mix)}
     for name, exs in splits.items():
         if not exs:
             raise DataError(f"split {name!r} came out empty (raise n_train / n_val / n_test)")
@@ -682,6 +788,7 @@ def make_qa_data(out_dir: str | Path, n_train: int = 8000, n_val: int = 800, n_t
         }
     card["shared_paragraphs"] = 0
     card["shared_question_templates"] = 0
+    card["validation_question_wordings"] = "its own: seen in neither train nor test (VALIDATION_QUESTIONS)"
     card["sources"] = {
         "facts": "generated biographies (names, places, dates, organizations are invented)",
         "wordnet": "WordNet 3.0 noun definitions (Debian wordnet-base; WordNet 3.0 license, Princeton University)",

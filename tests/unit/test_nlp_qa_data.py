@@ -1,6 +1,7 @@
 """SQuAD reader/writer and the QA data generator."""
 
 import json
+import re
 
 import pytest
 
@@ -104,6 +105,54 @@ def test_template_halves_are_disjoint():
         assert not set(qa_data._halves(fillers, "train")) & set(qa_data._halves(fillers, "test"))
 
 
+def test_train_only_wordings_stay_out_of_test_and_fill_every_slot():
+    test_questions = {t for pairs in qa_data.FACT_QUESTIONS.values() for _, tpls in pairs
+                      for t in qa_data._halves(tpls, "test")}
+    test_sentences = {t for tpls in qa_data.FACT_SENTENCES.values() for t in qa_data._halves(tpls, "test")}
+    slots = {slot for pairs in qa_data.FACT_QUESTIONS.values() for slot, _ in pairs}
+    assert set(qa_data.TRAIN_FACT_QUESTIONS) == slots
+    assert set(qa_data.TRAIN_FACT_SENTENCES) == set(qa_data.FACT_SENTENCES)
+    assert not {t for ts in qa_data.TRAIN_FACT_QUESTIONS.values() for t in ts} & test_questions
+    assert not {t for ts in qa_data.TRAIN_FACT_SENTENCES.values() for t in ts} & test_sentences
+    # stricter: a content word (5-letter stem) that only the test wordings of a fact or slot use never
+    # appears in that fact's or slot's train-only wordings, so test phrasings stay unseen
+    stop = {"what", "which", "who", "where", "when", "how", "is", "was", "were", "did", "do", "does", "the", "of",
+            "in", "a", "an", "on", "at", "to", "by", "for", "s", "and", "as", "its"}
+
+    def stems(*texts):
+        words = re.findall(r"[a-z]+", re.sub(r"\{\w+\}", " ", " ".join(texts).lower()))
+        return {w[:5] for w in words if w not in stop}
+
+    for fact, pairs in qa_data.FACT_QUESTIONS.items():
+        sent = qa_data.FACT_SENTENCES[fact]
+        test_only = stems(*qa_data._halves(sent, "test")) - stems(*qa_data._halves(sent, "train"))
+        for tpl in qa_data.TRAIN_FACT_SENTENCES[fact]:
+            assert not stems(tpl) & test_only, (tpl, stems(tpl) & test_only)
+        for slot, tpls in pairs:
+            banned = test_only | (stems(*qa_data._halves(tpls, "test")) - stems(*qa_data._halves(tpls, "train")))
+            for tpl in qa_data.TRAIN_FACT_QUESTIONS[slot] + qa_data.VALIDATION_QUESTIONS[slot]:
+                assert not stems(tpl) & banned, (tpl, stems(tpl) & banned)
+    others = {"wordnet": qa_data.WORDNET_QUESTIONS, **{f"bible-{k}": t for k, t in qa_data.BIBLE_QUESTIONS}}
+    for group, tpls in others.items():
+        banned = stems(*qa_data._halves(tpls, "test")) - stems(*qa_data._halves(tpls, "train"))
+        for tpl in qa_data.VALIDATION_QUESTIONS[group]:
+            assert not stems(tpl) & banned, (tpl, stems(tpl) & banned)
+    assert set(qa_data.VALIDATION_QUESTIONS) == slots | set(others)
+    train_questions = ({t for ts in qa_data.TRAIN_FACT_QUESTIONS.values() for t in ts}
+                       | {t for tpls in others.values() for t in tpls}
+                       | {t for pairs in qa_data.FACT_QUESTIONS.values() for _, tpls in pairs for t in tpls})
+    assert not {t for ts in qa_data.VALIDATION_QUESTIONS.values() for t in ts} & train_questions
+    person = qa_data._person(__import__("random").Random(0), "train", set())
+    for fact, tpls in qa_data.TRAIN_FACT_SENTENCES.items():
+        needed = {slot for f, pairs in qa_data.FACT_QUESTIONS.items() if f == fact for slot, _ in pairs}
+        for tpl in tpls:  # every slot a question can ask about is stated (university: "University of {ucity}")
+            text, spans = qa_data._fill(tpl, person)
+            stated = set(spans) | ({"university"} if f"University of {person['ucity']}" in text else set())
+            assert needed <= stated, tpl
+    assert qa_data._fact_templates(("a", "b", "c", "d"), ("x",), "test") == ["b", "d"]
+    assert qa_data._fact_templates(("a", "b", "c", "d"), ("x",), "train") == ["a", "c", "x"]
+
+
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory):
     from speechtao.data.textsrc import is_available
@@ -125,6 +174,12 @@ def test_generated_data_is_valid_and_honestly_split(generated):
     assert not {e.context for e in held_in} & {e.context for e in splits["test"]}
     assert not {e.context for e in splits["train"]} & {e.context for e in splits["validation"]}
     assert not {e.question for e in held_in} & {e.question for e in splits["test"]}
+    val_wordings = {t for ts in qa_data.VALIDATION_QUESTIONS.values() for t in ts}
+    val_questions = {e.question for e in splits["validation"]}
+    assert not val_questions & {e.question for e in splits["train"]}
+    pattern = "|".join(re.sub(r"\\\{\w+\\\}", ".+", re.escape(t)) for t in val_wordings)
+    for e in splits["validation"]:  # every validation question is one of its own wordings, filled in
+        assert re.fullmatch(pattern, e.question), e.question
     for name, exs in splits.items():
         sources = {e.title.split("-")[0] for e in exs}
         assert sources == {"facts", "wordnet", "bible"}, name
