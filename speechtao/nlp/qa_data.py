@@ -456,24 +456,63 @@ def _person(rng: random.Random, split: str, taken: set[str]) -> dict[str, str]:
     }
 
 
+# How FIRST_NAMES read (for "she"/"he" in train paragraphs); a name in neither set is never replaced by a pronoun.
+FEMALE_NAMES = frozenset((
+    "Amelia", "Clara", "Elena", "Greta", "Ingrid", "Kamala", "Mira", "Olga", "Rosa", "Tamsin", "Vera", "Ximena",
+    "Zofia", "Beatrix", "Delia", "Fiona", "Helga", "Julia", "Lena", "Nadia", "Priya", "Sabine", "Ursula", "Wanda",
+    "Yara", "Bianca", "Dagny", "Freya", "Hazel", "Johanna", "Linnea", "Paloma"))
+MALE_NAMES = frozenset((
+    "Bruno", "Dmitri", "Farid", "Hiroshi", "Jonas", "Lorenzo", "Nikolai", "Pedro", "Quentin", "Stefan", "Ulrich",
+    "Walter", "Yusuf", "Anders", "Casimir", "Emil", "Gustav", "Ivo", "Kenji", "Magnus", "Oskar", "Rafael", "Tobias",
+    "Viktor", "Xavier", "Arthur", "Conrad", "Edgar", "Gideon", "Isidor", "Klaus", "Matteo", "Otto"))
+
+# Train-only questions that ask for the person (the answer is the name as the sentence states it).
+TRAIN_PERSON_QUESTIONS: dict[str, tuple[str, ...]] = {
+    "founded": ("Who founded the {group}?", "Who created the {group}?", "The {group} was founded by whom?"),
+    "employer": ("Who joined {company} in {year}?", "Which person did {company} take into its staff in {year}?"),
+}
+
+
+def _mention_again(rng: random.Random, template: str, person: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """A sentence template and values that name ``person`` a second time in a paragraph: by pronoun when the
+    template opens with the name ("She was born ...", "Her birth ..."), by surname, or in full."""
+    first, surname = person["name"].split(" ", 1)
+    pronoun = "she" if first in FEMALE_NAMES else "he" if first in MALE_NAMES else None
+    r = rng.random()
+    if pronoun and r < 0.6:
+        if template.startswith("{name}'s "):
+            return ("Her " if pronoun == "she" else "His ") + template[len("{name}'s "):], person
+        if template.startswith("{name} "):
+            return pronoun.capitalize() + template[len("{name}"):], person
+    if r < 0.8:
+        return template, {**person, "name": surname}
+    return template, person
+
 def _facts_paragraph(rng: random.Random, split: str, index: int, unanswerable: float) -> list[QAExample]:
     taken: set[str] = set()
     people = [_person(rng, split, taken) for _ in range(rng.choice((1, 2, 2, 3)))]
     sent_tpls = {fact: _fact_templates(tpls, TRAIN_FACT_SENTENCES[fact], split) for fact, tpls in FACT_SENTENCES.items()}
     sentences: list[tuple[str, dict]] = []  # (text, {slot: (start, end)}) with spans relative to the sentence
     stated: list[tuple[dict, str, int]] = []  # (person, fact, sentence index)
+    # train only: half the paragraphs keep each person's facts together and name the person again by pronoun
+    # or surname after the first sentence (the test split always interleaves full names)
+    coref = split == "train" and rng.random() < 0.5
     for person in people:
         facts = rng.sample(list(FACT_SENTENCES), rng.randint(2, len(FACT_SENTENCES)))
-        for fact in facts:
+        for k, fact in enumerate(facts):
             tpl_i = rng.randrange(len(sent_tpls[fact]))
-            text, spans = _fill(sent_tpls[fact][tpl_i], person)
+            tpl, values = sent_tpls[fact][tpl_i], person
+            if coref and k > 0:
+                tpl, values = _mention_again(rng, tpl, person)
+            text, spans = _fill(tpl, values)
             if fact == "study":  # the university answer is "University of X"
                 u = text.index(f"University of {person['ucity']}")
                 spans["university"] = (u, u + len(f"University of {person['ucity']}"))
             stated.append((person, fact, len(sentences)))
             sentences.append((text, spans))
     order = list(range(len(sentences)))
-    rng.shuffle(order)  # facts of different people interleave
+    if not coref:
+        rng.shuffle(order)  # facts of different people interleave
     context, offsets = "", {}
     for si in order:
         if context:
@@ -492,6 +531,19 @@ def _facts_paragraph(rng: random.Random, split: str, index: int, unanswerable: f
         out.append(QAExample(f"{split}-facts-{index}-{qn}", question, context, (answer,), False, "facts",
                              {"source": "facts", "question_template": q_tpl, "fact": fact, "group": slot,
                               "values": person}))
+    if split == "train":  # and some questions the other way round: who did it?
+        for qn, (person, fact, si) in enumerate(stated):
+            if fact not in TRAIN_PERSON_QUESTIONS or rng.random() >= 0.3:
+                continue
+            text, spans = sentences[si]
+            if "name" not in spans or text[spans["name"][0]:spans["name"][1]] != person["name"]:
+                continue  # named by pronoun or surname in this sentence
+            q_tpl = rng.choice(TRAIN_PERSON_QUESTIONS[fact])
+            s, e = spans["name"]
+            answer = Answer(person["name"], offsets[si] + s)
+            out.append(QAExample(f"{split}-facts-{index}-p{qn}", _fill(q_tpl, person)[0], context, (answer,), False,
+                                 "facts", {"source": "facts", "question_template": q_tpl, "fact": fact,
+                                           "group": f"person-{fact}", "values": person}))
     # unanswerable: a fact not stated for a mentioned person, or a person not mentioned at all
     n_impossible = sum(rng.random() < unanswerable / (1 - unanswerable) for _ in range(len(out)))
     for k in range(n_impossible):
@@ -696,6 +748,8 @@ VALIDATION_QUESTIONS: dict[str, tuple[str, ...]] = {
     "wordnet": ("Tell me what {lemma} means.", "Explain what {an} {lemma} is."),
     "bible-parent": ("Tell me whose son {child} was.", "Who was the parent of {child}?"),
     "bible-child": ("Tell me a son of {parent}.", "{parent} had which son?"),
+    "person-founded": ("Tell me who founded the {group}.", "Whose idea was the {group}?"),
+    "person-employer": ("Tell me who joined {company} in {year}.", "Who began at {company} in {year}?"),
 }
 
 

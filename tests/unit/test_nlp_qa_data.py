@@ -137,7 +137,10 @@ def test_train_only_wordings_stay_out_of_test_and_fill_every_slot():
         banned = stems(*qa_data._halves(tpls, "test")) - stems(*qa_data._halves(tpls, "train"))
         for tpl in qa_data.VALIDATION_QUESTIONS[group]:
             assert not stems(tpl) & banned, (tpl, stems(tpl) & banned)
-    assert set(qa_data.VALIDATION_QUESTIONS) == slots | set(others)
+    person_groups = {f"person-{fact}" for fact in qa_data.TRAIN_PERSON_QUESTIONS}
+    assert set(qa_data.VALIDATION_QUESTIONS) == slots | set(others) | person_groups
+    assert qa_data.FEMALE_NAMES <= set(qa_data.FIRST_NAMES) and qa_data.MALE_NAMES <= set(qa_data.FIRST_NAMES)
+    assert not qa_data.FEMALE_NAMES & qa_data.MALE_NAMES
     train_questions = ({t for ts in qa_data.TRAIN_FACT_QUESTIONS.values() for t in ts}
                        | {t for tpls in others.values() for t in tpls}
                        | {t for pairs in qa_data.FACT_QUESTIONS.values() for _, tpls in pairs for t in tpls})
@@ -174,6 +177,10 @@ def test_generated_data_is_valid_and_honestly_split(generated):
     assert not {e.context for e in held_in} & {e.context for e in splits["test"]}
     assert not {e.context for e in splits["train"]} & {e.context for e in splits["validation"]}
     assert not {e.question for e in held_in} & {e.question for e in splits["test"]}
+    pronoun = re.compile(r"(^|\. )(She|He|Her|His) ")
+    facts = {name: [e for e in exs if e.title == "facts"] for name, exs in splits.items()}
+    assert any(pronoun.search(e.context) for e in facts["train"])  # train names people again by pronoun
+    assert not any(pronoun.search(e.context) for e in facts["test"])  # test never does
     val_wordings = {t for ts in qa_data.VALIDATION_QUESTIONS.values() for t in ts}
     val_questions = {e.question for e in splits["validation"]}
     assert not val_questions & {e.question for e in splits["train"]}
