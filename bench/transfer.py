@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"{args.starter}: the starter's vocabulary is not NeMo's characters; this benchmark trains the "
                 "scratch model with the character vocabulary, so give a character-vocabulary starter")
     d = spec_to_dict(tuned_spec)
-    for key in ("init_from", "freeze_encoder", "layer_lr_decay", "qat"):  # fine-tune-only fields
+    for key in ("init_from", "freeze_encoder", "layer_lr_decay", "qat", "distill"):  # fine-tune-only fields
         d.pop(key, None)
     d["model"] = {"config": starter.config.to_dict()}
     d["tokenizer"] = {"kind": "char"}

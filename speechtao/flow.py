@@ -9,7 +9,8 @@ Stages, in order (each writes ``<out_dir>/stages/<name>.json``; a rerun skips th
     prune                structured pruning (speechtao.asr.prune): conv channels, or a Whisper encoder's
                          attention heads and FFN neurons
     evaluate_pruned      the pruned model before retraining (shows what pruning costs)
-    retrain              fine-tune the pruned model again (recipe + overrides)
+    retrain              fine-tune the pruned model again (recipe + overrides); ``retrain.distill_from_finetuned``
+                         adds distillation from the fine-tuned (unpruned) model (speechtao.asr.distill)
     evaluate_retrained
     export_int8          ONNX FP32 -> static INT8 QDQ calibrated on domain train audio (speechtao.export)
     evaluate_int8        the INT8 ONNX in ONNX Runtime, same test split and scoring
@@ -87,6 +88,8 @@ class TrainStage:
     overrides: list[str] = field(default_factory=list)  # key.sub=value applied to the recipe
     family_overrides: dict[str, list[str]] = field(default_factory=dict)  # family -> overrides for a starter of that
     # family ("whisper", "quartznet", "citrinet", "custom"), applied before ``overrides``, which win
+    distill_from_finetuned: bool = False  # retrain only: distill.teacher = the fine-tuned model, set before the
+    # overrides (distill.weight, distill.manifest, ... come from the recipe or the overrides)
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,9 @@ class FlowSpec:
             raise ValueError("eval_batch_size and threads must be >= 1")
         if not 0.0 <= self.prune.ratio < 1.0:
             raise ValueError(f"prune.ratio must be in [0, 1), got {self.prune.ratio}")
+        if self.finetune.distill_from_finetuned:
+            raise ValueError("finetune.distill_from_finetuned: only the retrain stage has a fine-tuned teacher "
+                             "(set retrain.distill_from_finetuned: true instead)")
 
 
 # ------------------------------------------------------------------------------------------ capabilities
@@ -344,8 +350,9 @@ class Flow:
         from .train.checkpoint import CheckpointManager
 
         out_dir = self.out / name
+        teacher = [f"distill.teacher={self.record('finetune')['model']}"] if stage.distill_from_finetuned else []
         overrides = [f"init_from={init_from}", f"data.train=[{self.train_manifest}]",
-                     f"data.validation=[{self.test_manifest}]", f"trainer.out_dir={out_dir}",
+                     f"data.validation=[{self.test_manifest}]", f"trainer.out_dir={out_dir}", *teacher,
                      *stage.family_overrides.get(self.family, []), *stage.overrides]
         spec = load_spec(ASRFinetuneSpec, stage.recipe, overrides)
         resume = CheckpointManager(out_dir / "checkpoints").latest() is not None

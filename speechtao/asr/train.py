@@ -5,7 +5,8 @@ the two entry points behind ``speechtao asr train`` and ``speechtao asr finetune
   or SentencePiece tokenizer (trained on the training transcripts).
 - ``finetune``: a model from ``init_from`` (a speechtao checkpoint, a ``.nemo`` archive or a preset name);
   a different ``tokenizer`` replaces only the decoder; ``freeze_encoder`` trains the decoder plus the
-  encoder's BatchNorm and squeeze-excitation parameters.
+  encoder's BatchNorm and squeeze-excitation parameters. ``distill.teacher`` adds a KL term towards a teacher's
+  frame posteriors (retraining a pruned model from the unpruned one; :mod:`speechtao.asr.distill`).
 
 Both write ``<trainer.out_dir>/final.pt`` and ``best.pt`` (readable by :func:`speechtao.asr.checkpoint.load_model`),
 ``checkpoints/``, ``spec.yaml`` and ``metrics.json``. ``resume=True`` continues from the newest checkpoint.
@@ -28,6 +29,7 @@ from ..train.loop import Trainer, TrainerSpec, seed_everything
 from ..train.optim import OptimSpec
 from ..train.schedule import ScheduleSpec
 from .data import AudioTextDataset, DurationBucketSampler, collate, make_loader
+from .distill import DistillSpec, merge_batches
 
 VAL_CACHE_SECONDS = 1800.0  # validation audio up to this total stays in memory between validations
 
@@ -117,6 +119,7 @@ class ASRFinetuneSpec:
     schedule: ScheduleSpec = ScheduleSpec()
     spec_augment: SpecAugmentSpec = SpecAugmentSpec()
     qat: QATSpec = QATSpec()  # qat.enabled=true: fine-tune with INT8 fake quantization
+    distill: DistillSpec = DistillSpec()  # distill.teacher=CKPT: learn from the teacher's frame posteriors too
 
     def __post_init__(self):
         if not 0.0 < self.layer_lr_decay <= 1.0:
@@ -129,11 +132,13 @@ class ASRFinetuneSpec:
 class ASRTask:
     """CTC training of an :class:`~speechtao.asr.models.EncDecCTCModel` for :class:`~speechtao.train.loop.Trainer`.
 
-    Batches are ``(audio (B, T), audio_lengths (B,), tokens (B, U), token_lengths (B,))``.
+    Batches are ``(audio (B, T), audio_lengths (B,), tokens (B, U), token_lengths (B,))``; with ``distill.manifest``
+    the audio has more rows than ``tokens``: the unlabelled ones, after the labelled (they count in the throughput).
     """
 
     def __init__(self, model, tokenizer, train_set: AudioTextDataset, sampler: DurationBucketSampler,
-                 val_set: AudioTextDataset, val_batch_size: int, spec: Any, num_workers: int = 0):
+                 val_set: AudioTextDataset, val_batch_size: int, spec: Any, num_workers: int = 0,
+                 distiller: Any = None):
         self.model = model
         self.tokenizer = tokenizer
         self.train_set = train_set
@@ -143,6 +148,7 @@ class ASRTask:
         self.spec = spec
         self.num_workers = num_workers
         self.sample_rate = train_set.sample_rate
+        self.distiller = distiller  # a speechtao.asr.distill.Distiller, or None
 
     def num_batches(self, epoch: int) -> int:
         return len(self.sampler.batches(epoch))
@@ -159,11 +165,18 @@ class ASRTask:
         return [{**g, "lr_scale": g["lr"] / lr} for g in groups]
 
     def train_batches(self, epoch: int, start_index: int):
-        return iter(make_loader(self.train_set, self.sampler, epoch, start_index, self.num_workers))
+        labelled = iter(make_loader(self.train_set, self.sampler, epoch, start_index, self.num_workers))
+        if self.distiller is None or self.distiller.extra is None:
+            return labelled
+        # the extra stream's batch g goes with the run's labelled batch g: its position follows from (epoch, index)
+        position = sum(self.num_batches(e) for e in range(epoch)) + start_index
+        return map(merge_batches, labelled, self.distiller.extra_batches(position))
 
     def loss(self, model, batch) -> torch.Tensor:
         from .models import ctc_loss
 
+        if self.distiller is not None:
+            return self.distiller.loss(model, self.model, batch, self.tokenizer.blank_id)
         audio, audio_lengths, tokens, token_lengths = batch
         log_probs, out_lengths = model(audio, audio_lengths)
         return ctc_loss(log_probs, out_lengths, tokens, token_lengths, blank=self.tokenizer.blank_id)
@@ -296,8 +309,14 @@ def build(spec: ASRTrainSpec | ASRFinetuneSpec, resume: bool = False, ctx: ddp.D
     val_set = AudioTextDataset(val_entries, tokenizer, sr, cache_audio=val_seconds <= VAL_CACHE_SECONDS)
     say(f"data: {len(train_set)} training utterances ({sum(train_set.durations) / 3600:.2f} h), "
         f"{len(val_set)} validation ({val_seconds / 3600:.2f} h); {tokenizer.vocab_size} tokens")
+    distiller = None
+    if finetune and spec.distill.enabled:
+        from .distill import build_distiller
+
+        distiller = build_distiller(spec.distill, model, tokenizer, sr, spec.data, train_set.augmenter,
+                                    spec.trainer.seed, ctx.world_size, ctx.rank, say)
     task = ASRTask(model, tokenizer, train_set, sampler, val_set, spec.data.val_batch_size, spec,
-                   spec.data.num_workers)
+                   spec.data.num_workers, distiller)
     if finetune and spec.qat.enabled:
         from ..export.qat import attach_qat, checkpoint_ranges
 
