@@ -119,6 +119,8 @@ def main(argv=None) -> int:
     ap.add_argument("--int8-all-convs", action="store_true",
                     help="INT8 rows: quantize the first and last conv too (default: they stay float)")
     ap.add_argument("--prune-ratio", type=float, default=0.5)
+    ap.add_argument("--pruned-model", help="a pruned (and retrained) checkpoint for the pruned rows; default: --model "
+                    "pruned by --prune-ratio here, without retraining")
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
@@ -205,9 +207,16 @@ def main(argv=None) -> int:
         strip_qat(qat_src.model)
     fp32_path = onnx_rows("", loaded, qat_src)
 
-    pruned = prune_model(loaded.model, PruneOptions(ratio=args.prune_ratio))
-    ploaded = LoadedModel(pruned.model, loaded.tokenizer, pruned.config)
-    onnx_rows(f" pruned {args.prune_ratio:g}", ploaded, None)
+    if args.pruned_model:
+        ploaded = load_model(args.pruned_model)
+        if ploaded.tokenizer.vocab_size != loaded.tokenizer.vocab_size:
+            ap.error(f"--pruned-model {args.pruned_model}: its vocabulary ({ploaded.tokenizer.vocab_size} tokens) is "
+                     f"not --model's ({loaded.tokenizer.vocab_size}); give a model pruned from --model")
+        onnx_rows(" pruned (retrained)", ploaded, None)
+    else:
+        pruned = prune_model(loaded.model, PruneOptions(ratio=args.prune_ratio))
+        ploaded = LoadedModel(pruned.model, loaded.tokenizer, pruned.config)
+        onnx_rows(f" pruned {args.prune_ratio:g}", ploaded, None)
 
     if not args.no_nemo:
         try:
