@@ -26,7 +26,8 @@ class AudioTextDataset(Dataset):
     """Manifest entries as ``(audio float32 (T,), token ids list[int])`` items.
 
     Transcripts are normalized and tokenized up front, so a transcript the tokenizer cannot spell fails at
-    construction with its manifest line, not in the middle of an epoch.
+    construction with its manifest line, not in the middle of an epoch. ``tokenizer=None``: unlabelled audio
+    (transcripts unused, every item's token list empty), e.g. distillation's extra batches.
     """
 
     def __init__(self, entries: Sequence[Any], tokenizer: Any, sample_rate: int = 16000, augmenter: Any = None,
@@ -37,7 +38,7 @@ class AudioTextDataset(Dataset):
         self.seed = seed
         self.epoch = 0
         self.tokens: list[list[int]] = []
-        for e in self.entries:
+        for e in self.entries if tokenizer is not None else ():
             where = f"{e.source}:{e.line}" if e.source else e.audio_filepath
             text = normalize_text(e.text)
             try:
@@ -48,6 +49,8 @@ class AudioTextDataset(Dataset):
                 raise DataError(f"{where}: transcript {e.text!r} is empty after normalization "
                                 "(drop the line or give it a transcript)")
             self.tokens.append(ids)
+        if tokenizer is None:
+            self.tokens = [[] for _ in self.entries]
         self._cache: dict[int, np.ndarray] | None = {} if cache_audio else None
 
     @property

@@ -136,23 +136,10 @@ def check_teacher(teacher: nn.Module, teacher_tokenizer: Any, student: nn.Module
                               f"student {s_out.shape[1]} (different subsampling; {fix})")
 
 
-class UnlabelledAudio(AudioTextDataset):
-    """Manifest audio without targets (items ``(audio, [])``) for the KL-only batches."""
-
-    def __init__(self, entries, sample_rate: int, augmenter: Any = None, seed: int = 0):
-        self.entries = list(entries)
-        self.sample_rate = sample_rate
-        self.augmenter = augmenter
-        self.seed = seed
-        self.epoch = 0
-        self.tokens = [[] for _ in self.entries]
-        self._cache = None
-
-
 class Distiller:
     """The teacher, the loss weights and the optional stream of unlabelled batches for :class:`ASRTask`."""
 
-    def __init__(self, spec: DistillSpec, teacher: nn.Module, extra: UnlabelledAudio | None = None,
+    def __init__(self, spec: DistillSpec, teacher: nn.Module, extra: AudioTextDataset | None = None,
                  extra_sampler: DurationBucketSampler | None = None, num_workers: int = 0):
         self.spec = spec
         self.teacher = teacher.eval()
@@ -227,7 +214,7 @@ def build_distiller(spec: DistillSpec, student: nn.Module, tokenizer: Any, sampl
     entries, report = filter_by_duration(entries, data.min_duration, data.max_duration)
     if report:
         say(f"distill.manifest: {report}")
-    extra = UnlabelledAudio(entries, sample_rate, augmenter=augmenter, seed=seed + 1)
+    extra = AudioTextDataset(entries, None, sample_rate, augmenter=augmenter, seed=seed + 1)  # unlabelled
     sampler = DurationBucketSampler(extra.durations, data.batch_size, data.max_batch_seconds, shuffle=True,
                                     seed=seed + 1, bucket_batches=data.bucket_batches, world_size=world_size,
                                     rank=rank)
