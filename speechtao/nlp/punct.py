@@ -140,9 +140,12 @@ class MakeDataOptions:
     doc_sentences: int = 20  # consecutive sentences that form one "document", the unit of the split
     question_lines: int = 3000  # extra training lines per source that hold a '?' (from train documents only)
     question_copies: int = 3  # times each training line that holds a '?' is written (1: once)
+    extra_lines: int = 0  # more training lines per source, from training documents no other stream used
     seed: int = 0
 
     def __post_init__(self):
+        if self.extra_lines < 0:
+            raise ValueError(f"extra_lines must be >= 0, got {self.extra_lines}")
         if self.question_lines < 0:
             raise ValueError(f"question_lines must be >= 0, got {self.question_lines}")
         if self.question_copies < 1:
@@ -203,8 +206,11 @@ def make_data(out_dir: str | Path, options: MakeDataOptions = MakeDataOptions())
     ``?`` is rare in running text (~0.4% of words), so training can see more of it: ``options.question_lines``
     adds, per source, up to that many training lines holding a question, taken from the training documents
     left over once the source's line budget is spent, and ``options.question_copies`` writes every training
-    line that holds a question that many times. Both use their own random stream and are merged after the
-    split's shuffle, so dev and test are byte-identical with or without them.
+    line that holds a question that many times. ``options.extra_lines`` adds, per source, up to that many more
+    training lines from training documents that neither the main stream nor the question stream touched (the
+    line budget keeps a large source such as WordNet from crowding out the others; this lets training see
+    more distinct text without changing the held-out splits). All three extras use their own random streams
+    and are merged after the split's shuffle, so dev and test are byte-identical with or without them.
     Returns counts per split and source (also written to ``out_dir/stats.json``).
     """
     from ..text.normalize import normalize_text
@@ -215,6 +221,8 @@ def make_data(out_dir: str | Path, options: MakeDataOptions = MakeDataOptions())
     stats: dict[str, dict[str, int]] = {k: {} for k in lines}
     questions: list[tuple[list[str], str]] = []  # extra training lines with a question
     qrng = random.Random(f"{options.seed}:questions")
+    extras: list[tuple[list[str], str]] = []  # extra training lines from documents no other stream used
+    xrng = random.Random(f"{options.seed}:extra")
     for source in options.sources:
         docs = source_documents(source, options.doc_sentences)
         order = list(range(len(docs)))
@@ -223,10 +231,11 @@ def make_data(out_dir: str | Path, options: MakeDataOptions = MakeDataOptions())
                   "dev": max(1, int(options.lines_per_source * options.eval_fraction)),
                   "test": max(1, int(options.lines_per_source * options.eval_fraction))}
         extra = options.question_lines
+        more = options.extra_lines
         for d in order:
             split = _split_of(source, d, options.eval_fraction, options.seed)
             if budget[split] <= 0:
-                if split == "train" and extra > 0:
+                if split == "train" and extra > 0:  # the question stream's grouping; other groups may be extras
                     for group in _groups(docs[d], qrng, options.max_sentences, options.max_words):
                         if any("?" in s for s in group):
                             questions.append(([normalize_text(s) for s in group], " ".join(group)))
@@ -234,6 +243,17 @@ def make_data(out_dir: str | Path, options: MakeDataOptions = MakeDataOptions())
                             extra -= 1
                             if extra <= 0:
                                 break
+                        elif more > 0:
+                            extras.append(([normalize_text(s) for s in group], " ".join(group)))
+                            stats["train"][source] = stats["train"].get(source, 0) + 1
+                            more -= 1
+                elif split == "train" and more > 0:
+                    for group in _groups(docs[d], xrng, options.max_sentences, options.max_words):
+                        extras.append(([normalize_text(s) for s in group], " ".join(group)))
+                        stats["train"][source] = stats["train"].get(source, 0) + 1
+                        more -= 1
+                        if more <= 0:
+                            break
                 continue
             for group in _groups(docs[d], rng, options.max_sentences, options.max_words):
                 lines[split].append(([normalize_text(s) for s in group], " ".join(group)))
@@ -241,14 +261,16 @@ def make_data(out_dir: str | Path, options: MakeDataOptions = MakeDataOptions())
                 budget[split] -= 1
                 if budget[split] <= 0:
                     break
-            if all(v <= 0 for v in budget.values()) and extra <= 0:
+            if all(v <= 0 for v in budget.values()) and extra <= 0 and more <= 0:
                 break
     held_out = {k for split in ("dev", "test") for keys, _ in lines[split] for k in keys}
     before = len(lines["train"]) + len(questions)
     lines["train"] = [(keys, t) for keys, t in lines["train"] if not held_out.intersection(keys)]
     questions = [(keys, t) for keys, t in questions if not held_out.intersection(keys)]
+    before_extras = len(extras)
+    extras = [(keys, t) for keys, t in extras if not held_out.intersection(keys)]
     extra_lines = len(questions)
-    dropped = before - len(lines["train"]) - extra_lines
+    dropped = before - len(lines["train"]) - extra_lines + before_extras - len(extras)
     questions += [line for line in lines["train"] + questions if "?" in line[1]] * (options.question_copies - 1)
     counts = {}
     for split, items in lines.items():
@@ -256,12 +278,14 @@ def make_data(out_dir: str | Path, options: MakeDataOptions = MakeDataOptions())
         if split == "train":
             for q in questions:  # random positions from the question stream: the main stream stays as it was
                 items.insert(qrng.randint(0, len(items)), q)
+            for x in extras:
+                items.insert(xrng.randint(0, len(items)), x)
         examples = [label_text(t) for _, t in items]
         examples = [e for e in examples if e.words]
         write_dataset(out / split, examples)
         counts[split] = {"lines": len(examples), "words": sum(len(e.words) for e in examples)}
     result = {"counts": counts, "per_source": stats, "question_lines": extra_lines,
-              "question_copies_added": len(questions) - extra_lines,
+              "question_copies_added": len(questions) - extra_lines, "extra_lines": len(extras),
               "train_lines_dropped_as_overlap": dropped,
               "options": {**options.__dict__, "sources": list(options.sources)}}
     (out / "stats.json").write_text(json.dumps(result, indent=2) + "\n")

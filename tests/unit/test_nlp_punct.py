@@ -1,5 +1,7 @@
 """Punctuation/capitalization data: labels from real punctuated text, NeMo's file format, strict reading."""
 
+import re
+
 import pytest
 import torch
 
@@ -176,7 +178,32 @@ def test_make_data_question_lines_leave_dev_and_test_untouched(tmp_path, monkeyp
     assert plain["question_lines"] == 0 and plain["question_copies_added"] == 0
 
 
+def test_make_data_extra_lines_add_unseen_training_text_only(tmp_path, monkeypatch):
+    monkeypatch.setattr(punct, "source_documents", _fake_documents)
+    base = punct.MakeDataOptions(sources=("a", "b"), lines_per_source=30, eval_fraction=0.15, question_lines=4,
+                                 question_copies=1)
+    plain = punct.make_data(tmp_path / "plain", base)
+    more = punct.make_data(tmp_path / "more", punct.MakeDataOptions(**{**base.__dict__, "extra_lines": 25}))
+    for split in ("dev", "test"):
+        for name in (punct.TEXT_FILE, punct.LABELS_FILE):
+            assert (tmp_path / "plain" / split / name).read_bytes() == (tmp_path / "more" / split / name).read_bytes()
+    assert plain["extra_lines"] == 0 and more["extra_lines"] == 50  # 25 per source, as asked
+    assert more["question_lines"] == plain["question_lines"] == 8
+    lines = lambda run: [" ".join(e.words) for e in punct.read_dataset(tmp_path / run / "train")]
+    train, train_plain = lines("more"), lines("plain")
+    assert len(train) == len(train_plain) + 50
+    assert len(set(train) - set(train_plain)) == 50  # new text, not copies
+    sentences = lambda text: {s for s in re.split(r"(?<=\d) (?=this is)", text)}
+    seen = [s for t in train for s in sentences(t)]
+    assert len(seen) == len(set(seen))  # no sentence twice: extras come from documents no other stream used
+    held_out = {s for split in ("dev", "test") for e in punct.read_dataset(tmp_path / "plain" / split)
+                for s in sentences(" ".join(e.words))}
+    assert not held_out.intersection(seen)
+
+
 def test_make_data_options_validate():
+    with pytest.raises(ValueError, match="extra_lines"):
+        punct.MakeDataOptions(extra_lines=-1)
     with pytest.raises(ValueError, match="question_copies"):
         punct.MakeDataOptions(question_copies=0)
     with pytest.raises(ValueError, match="question_lines"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 MAKE_DATA_QUESTION_LINES = 3000
 MAKE_DATA_QUESTION_COPIES = 3
+MAKE_DATA_EXTRA_LINES = 0
 
 
 def register(actions) -> None:
@@ -21,6 +22,9 @@ def register(actions) -> None:
                    f"the line budget (default {MAKE_DATA_QUESTION_LINES}; dev and test are the same either way)")
     p.add_argument("--question-copies", type=int, default=MAKE_DATA_QUESTION_COPIES,
                    help=f"times each training line with a question is written (default {MAKE_DATA_QUESTION_COPIES})")
+    p.add_argument("--extra-lines", type=int, default=MAKE_DATA_EXTRA_LINES,
+                   help="more training lines per source, from training documents no other stream used (default "
+                   f"{MAKE_DATA_EXTRA_LINES}; dev and test are the same either way)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run)
 
@@ -34,7 +38,8 @@ def run(args) -> int:
     try:
         options = MakeDataOptions(tuple(s for s in args.sources.split(",") if s), args.lines_per_source,
                                   args.eval_fraction, question_lines=args.question_lines,
-                                  question_copies=args.question_copies, seed=args.seed)
+                                  question_copies=args.question_copies, extra_lines=args.extra_lines,
+                                  seed=args.seed)
     except ValueError as exc:
         raise InputError(str(exc)) from None
     result = make_data(args.out, options)
