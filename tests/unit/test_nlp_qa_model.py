@@ -24,6 +24,17 @@ PARAGRAPHS = [
     ("A sextant is a navigational instrument for measuring the angle between a celestial body and the horizon. "
      "A theodolite is a surveying instrument for measuring horizontal and vertical angles.",
      [("What is a theodolite?", "a surveying instrument for measuring horizontal and vertical angles")]),
+    # Written later, about relations the generator's training templates do not teach: dying, designing,
+    # opening, connecting (test_nlp_qa_data.py checks that they stay untaught).
+    ("Ada Lovelace was an English mathematician who wrote about the Analytical Engine, a mechanical computer "
+     "designed by Charles Babbage. She was born in London in 1815 and died there in 1852.",
+     [("When did Ada Lovelace die?", "1852"), ("Who designed the Analytical Engine?", "Charles Babbage"),
+      ("Where was Ada Lovelace born?", "London")]),
+    ("Construction of the Golden Gate Bridge began in 1933, and the bridge opened to traffic in 1937. Its chief "
+     "engineer was Joseph Strauss. The bridge connects San Francisco to Marin County.",
+     [("When did the Golden Gate Bridge open?", "1937"),
+      ("Who was the chief engineer of the Golden Gate Bridge?", "Joseph Strauss"),
+      ("What does the bridge connect San Francisco to?", "Marin County")]),
 ]
 
 
