@@ -528,7 +528,7 @@ def load_model(path: str | Path, task: str | None = None) -> NLPModel:
         meta = net.metadata
         model = NLPModel(meta["task"], net, load_tokenizer(p.parent), json.loads(meta["labels"]),
                          int(meta["max_length"]), json.loads(meta["net"]), json.loads(meta.get("spec", "null")),
-                         str(p))
+                         str(p), dict(json.loads(meta.get("extra", "null") or "null") or {}))
     else:
         payload = read_payload(p)
         folder = p.parent
@@ -782,7 +782,7 @@ def onnx_metadata(model: NLPModel, extra: dict | None = None) -> dict[str, str]:
         "max_length": str(model.max_length), "spec": json.dumps(model.spec, default=str),
         "speechtao_version": __version__, "input_names": json.dumps(INPUT_NAMES),
         "output_names": json.dumps(list(model.net.output_names)), "model_author": "speechtao",
-        "structure": json.dumps(structure(model.net.encoder)),
+        "structure": json.dumps(structure(model.net.encoder)), "extra": json.dumps(model.extra, default=str),
     }
     meta.update({k: str(v) for k, v in (extra or {}).items()})
     return meta
@@ -1022,24 +1022,31 @@ def inverse_sqrt_weights(labels: Iterable[int], classes: int) -> torch.Tensor:
     return torch.tensor(w, dtype=torch.float32)
 
 
-def predict_tags(model: NLPModel, lines: Sequence[Sequence[str]], batch_size: int = 32) -> list[list[list[int]]]:
-    """Label indices ``out[line][head][word]`` (argmax at each word's first piece; lines longer than the
-    model's ``max_length`` are cut into windows at word boundaries)."""
+def head_probabilities(model: NLPModel, lines: Sequence[Sequence[str]], batch_size: int = 32
+                       ) -> list[list[torch.Tensor]]:
+    """``out[line][head]``: a ``(words, labels)`` tensor, the softmax of each head at each word's first piece
+    (lines longer than the model's ``max_length`` are cut into windows at word boundaries)."""
     tok = model.tokenizer
-    n_heads = len(model.net_config["heads"])
+    sizes = list(model.net_config["heads"].values())
     seqs = []  # (line, first word, encoding)
     for li, pieces in enumerate(word_pieces(tok, lines)):
         for a, b in chunk_words(pieces, model.max_length - 2):
             seqs.append((li, a, encode_pieces(tok, pieces[a:b], model.max_length)))
-    out = [[[0] * len(w) for _ in range(n_heads)] for w in lines]
+    out = [[torch.zeros(len(w), n) for n in sizes] for w in lines]
     order = sorted(range(len(seqs)), key=lambda i: len(seqs[i][2].ids))
     with torch.no_grad():
         for s in range(0, len(order), batch_size):
             chunk = [seqs[i] for i in order[s: s + batch_size]]
             batch = pad_batch([c[2].ids for c in chunk], tok.pad_token_id)
-            args = [o.argmax(-1) for o in model.net(*net_inputs(batch))]  # each (B, T)
+            probs = [torch.softmax(o.float(), -1) for o in model.net(*net_inputs(batch))]  # each (B, T, C)
             for row, (li, a, enc) in enumerate(chunk):
                 pos = torch.tensor(enc.starts, dtype=torch.long)
-                for h, arg in enumerate(args):
-                    out[li][h][a: a + len(enc.starts)] = arg[row, pos].tolist()
+                for h, p in enumerate(probs):
+                    out[li][h][a: a + len(enc.starts)] = p[row, pos]
     return out
+
+
+def predict_tags(model: NLPModel, lines: Sequence[Sequence[str]], batch_size: int = 32) -> list[list[list[int]]]:
+    """Label indices ``out[line][head][word]``: the most probable label of each head at each word (see
+    :func:`head_probabilities`)."""
+    return [[p.argmax(-1).tolist() for p in heads] for heads in head_probabilities(model, lines, batch_size)]

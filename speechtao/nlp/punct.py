@@ -36,8 +36,8 @@ from ..train.loop import TrainerSpec
 from ..train.optim import OptimSpec
 from ..train.schedule import ScheduleSpec
 from .common import (EncoderDataSpec, EncoderTask, ModelSpec, NLPModel, TokenTaggingNet, classification_report,
-                     collate_tagged, encode_tagged, format_report, inverse_sqrt_weights, load_model, predict_tags,
-                     start_model, tagging_loss, train_and_save)
+                     collate_tagged, encode_tagged, format_report, head_probabilities, inverse_sqrt_weights,
+                     load_model, save_model_folder, start_model, tagging_loss, train_and_save)
 
 TASK = "punct"
 PUNCT_LABELS = ["O", ",", ".", "?"]
@@ -304,9 +304,68 @@ def _tag_labels(ex: PunctExample) -> dict[str, list[int]]:
     return {"punct": ex.punct, "capit": ex.capit}
 
 
+@dataclass(frozen=True)
+class CapitDecoding:
+    """How a word's capitalization is decided: ``U`` when P(U) + ``stop_weight`` * P(the previous word ends
+    a sentence: ``.`` or ``?``; 1 for a line's first word) >= ``threshold``. The default is the plain argmax;
+    :func:`calibrate_capitalization` picks both numbers on validation data (``punct finetune`` does, and stores
+    them with the model under ``extra["punct"]["capit_decoding"]``, exported ONNX files included)."""
+
+    stop_weight: float = 0.0
+    threshold: float = 0.5
+
+    @classmethod
+    def of(cls, model: NLPModel) -> "CapitDecoding":
+        d = (model.extra.get("punct") or {}).get("capit_decoding") or {}
+        return cls(float(d.get("stop_weight", 0.0)), float(d.get("threshold", 0.5)))
+
+
+def _capit_scores(heads: Sequence[torch.Tensor], stop_weight: float) -> torch.Tensor:
+    """P(U) + ``stop_weight`` * P(sentence end after the previous word) for each word of one line."""
+    pp, pc = heads
+    stop = pp[:, PUNCT_LABELS.index(".")] + pp[:, PUNCT_LABELS.index("?")]
+    prev = torch.cat([torch.ones(1), stop[:-1]]) if len(stop) else stop
+    return pc[:, CAPIT_LABELS.index("U")] + stop_weight * prev
+
+
 def predict(model: NLPModel, lines: Sequence[Sequence[str]], batch_size: int = 32) -> list[tuple[list[int], list[int]]]:
-    """``(punct, capit)`` label indices for every word of every line."""
-    return [(t[0], t[1]) for t in predict_tags(model, lines, batch_size)]
+    """``(punct, capit)`` label indices for every word of every line (capitalization by :class:`CapitDecoding`
+    of the model)."""
+    dec = CapitDecoding.of(model)
+    out = []
+    for heads in head_probabilities(model, lines, batch_size):
+        capit = (_capit_scores(heads, dec.stop_weight) >= dec.threshold).long()
+        out.append((heads[0].argmax(-1).tolist(), capit.tolist()))
+    return out
+
+
+CALIBRATION_STOP_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
+CALIBRATION_THRESHOLDS = (0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7)
+
+
+def calibrate_capitalization(model: NLPModel, examples: Sequence[PunctExample], batch_size: int = 32) -> dict:
+    """The :class:`CapitDecoding` (over a grid of :data:`CALIBRATION_STOP_WEIGHTS` x
+    :data:`CALIBRATION_THRESHOLDS`) with the best capitalization F1 (U) on ``examples``; the plain argmax
+    unless another point beats it. Returns ``{"stop_weight", "threshold", "f1", "f1_argmax", "words"}``."""
+    heads = head_probabilities(model, [e.words for e in examples], batch_size)
+    gold = torch.tensor([c for e in examples for c in e.capit], dtype=torch.bool)
+    if not len(gold):
+        raise DataError("capitalization calibration needs labelled words (the validation set is empty)")
+
+    def f1(weight: float, threshold: float) -> float:
+        pred = torch.cat([_capit_scores(h, weight) for h in heads]) >= threshold
+        tp = int((pred & gold).sum())
+        denom = int(pred.sum()) + int(gold.sum())
+        return 2 * tp / denom if denom else 0.0
+
+    base = f1(0.0, 0.5)
+    best = (base, 0.0, 0.5)
+    for w in CALIBRATION_STOP_WEIGHTS:
+        for t in CALIBRATION_THRESHOLDS:
+            score = f1(w, t)
+            if score > best[0]:
+                best = (score, w, t)
+    return {"stop_weight": best[1], "threshold": best[2], "f1": best[0], "f1_argmax": base, "words": len(gold)}
 
 
 def apply_labels(words: Sequence[str], punct: Sequence[int], capit: Sequence[int]) -> str:
@@ -397,6 +456,9 @@ class PunctFinetuneSpec:
     punct_class_weights: Literal["auto", "none"] | tuple[float, float, float, float] = "none"
     capit_class_weights: Literal["auto", "none"] | tuple[float, float] = "none"
     freeze_word_embeddings: bool = False  # keep the word-piece embedding table fixed (about half of MiniLM's weights)
+    # After training, pick the capitalization decoding (CapitDecoding) on the whole validation split and store it
+    # with the model; false keeps the plain argmax.
+    calibrate_capitalization: bool = False
 
     def __post_init__(self):
         if self.capit_loss_weight < 0:
@@ -468,4 +530,14 @@ def finetune(spec: PunctFinetuneSpec, resume: bool = False) -> dict:
     task = training_task(model, spec.data.train, spec.data.validation, spec.data.batch_size, spec.trainer.seed,
                          spec.data.max_train_samples, spec.data.max_val_samples, spec.capit_loss_weight,
                          {"punct": spec.punct_class_weights, "capit": spec.capit_class_weights})
-    return train_and_save(task, model, spec, spec.trainer.out_dir, resume)
+    metrics = train_and_save(task, model, spec, spec.trainer.out_dir, resume)
+    if spec.calibrate_capitalization:
+        cal = calibrate_capitalization(model, read_dataset(spec.data.validation))
+        model.extra = {**model.extra, "punct": {"capit_decoding": {k: cal[k] for k in ("stop_weight", "threshold")}}}
+        print(f"capitalization decoding on {cal['words']} validation words: stop weight {cal['stop_weight']}, "
+              f"threshold {cal['threshold']}: F1 (U) {cal['f1']:.4f} (argmax {cal['f1_argmax']:.4f})", flush=True)
+        metrics = {**metrics, "capit_calibration": cal}
+        out = Path(spec.trainer.out_dir)
+        save_model_folder(out / "model", model.payload(), model.tokenizer, metrics)
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str) + "\n")
+    return metrics

@@ -46,25 +46,11 @@ def _check_task(model: Any, task: str) -> Any:
 
 
 def word_probabilities(model: Any, lines: list[list[str]], batch_size: int = 32) -> list[Any]:
-    """Per line, a ``(words, labels)`` tensor: the softmax of the first head at each word's first piece (lines
-    longer than the model's ``max_length`` are cut into windows at word boundaries, as ``predict_tags`` does)."""
-    import torch
+    """Per line, a ``(words, labels)`` tensor: the softmax of the first head at each word's first piece (see
+    :func:`speechtao.nlp.common.head_probabilities`)."""
+    from ..nlp.common import head_probabilities
 
-    from ..nlp.common import chunk_words, encode_pieces, net_inputs, pad_batch, word_pieces
-
-    tok = model.tokenizer
-    n_labels = len(next(iter(model.labels.values())))
-    out = [torch.zeros(len(words), n_labels) for words in lines]
-    seqs = [(li, a, encode_pieces(tok, pieces[a:b], model.max_length))
-            for li, pieces in enumerate(word_pieces(tok, lines)) for a, b in chunk_words(pieces, model.max_length - 2)]
-    with torch.no_grad():
-        for s in range(0, len(seqs), batch_size):
-            chunk = seqs[s: s + batch_size]
-            logits = model.net(*net_inputs(pad_batch([c[2].ids for c in chunk], tok.pad_token_id)))[0]
-            probs = torch.softmax(logits.float(), -1)
-            for row, (li, a, enc) in enumerate(chunk):
-                out[li][a: a + len(enc.starts)] = probs[row, torch.tensor(enc.starts, dtype=torch.long)]
-    return out
+    return [heads[0] for heads in head_probabilities(model, lines, batch_size)]
 
 
 class NERServing:

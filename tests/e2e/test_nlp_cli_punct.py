@@ -68,6 +68,18 @@ def test_evaluate_infer_export_prune(run, capsys, tmp_path):
                  "--out", str(tmp_path / "o.json")]) == 0
     onnx_report = json.loads((tmp_path / "o.json").read_text())
     assert onnx_report["punct_macro_f1"] == pytest.approx(report["punct_macro_f1"], abs=1e-6)
+    # the capitalization decoding calibrated on validation (recipe: calibrate_capitalization) is stored with the
+    # model, reproduces its F1 on that split, and travels into the ONNX file
+    cal = json.loads((run / "run" / "metrics.json").read_text())["capit_calibration"]
+    assert report["capit_f1"] == pytest.approx(cal["f1"], abs=1e-9) and cal["f1"] >= cal["f1_argmax"]
+    assert cal["words"] == report["words"]
+    assert onnx_report["capit_f1"] == pytest.approx(report["capit_f1"], abs=1e-6)
+    from speechtao.nlp.common import load_model
+    from speechtao.nlp.punct import CapitDecoding
+
+    decoding = CapitDecoding(cal["stop_weight"], cal["threshold"])
+    assert CapitDecoding.of(load_model(model)) == decoding
+    assert CapitDecoding.of(load_model(tmp_path / "x" / "model.int8.onnx")) == decoding
 
     assert main(["punct", "prune", "--model", str(model), "--data", str(DATA / "train"), "--validation",
                  str(DATA / "dev"), "--out", str(tmp_path / "p"), "--keep-heads", "0.5", "--keep-ffn", "0.5",

@@ -208,3 +208,46 @@ def test_make_data_options_validate():
         punct.MakeDataOptions(question_copies=0)
     with pytest.raises(ValueError, match="question_lines"):
         punct.MakeDataOptions(question_lines=-1)
+
+
+def _heads(stop_after, p_upper):
+    """One line's head probabilities: P(.) after each word (the rest O), P(U) of each word."""
+    pp = torch.tensor([[1 - s, 0.0, s, 0.0] for s in stop_after])
+    pc = torch.tensor([[1 - u, u] for u in p_upper])
+    return [pp, pc]
+
+
+class _Model:
+    task, extra = "punct", {}
+
+
+def test_capitalization_decoding_default_is_argmax_and_stop_weight_adds_the_previous_sentence_end(monkeypatch):
+    lines = [_heads([0.9, 0.0, 0.0], [0.7, 0.3, 0.45])]
+    monkeypatch.setattr(punct, "head_probabilities", lambda model, words, batch_size=32: lines)
+    model = _Model()
+    assert punct.predict(model, [["a", "b", "c"]]) == [([2, 0, 0], [1, 0, 0])]  # plain argmax
+    model.extra = {"punct": {"capit_decoding": {"stop_weight": 0.3, "threshold": 0.55}}}
+    # word 2 follows a likely sentence end: 0.3 + 0.3 * 0.9 = 0.57 >= 0.55; word 3 does not: 0.45 + 0
+    assert punct.predict(model, [["a", "b", "c"]]) == [([2, 0, 0], [1, 1, 0])]
+
+
+def test_calibration_picks_the_stop_weight_on_validation_data_and_keeps_argmax_when_nothing_beats_it(monkeypatch):
+    # capitals after a sentence end that the capitalization head alone is unsure of, and a lone false alarm
+    lines = [_heads([0.95, 0.0, 0.0, 0.9, 0.0], [0.8, 0.35, 0.1, 0.1, 0.4]),
+             _heads([0.0, 0.0], [0.9, 0.52])]
+    gold = [punct.PunctExample(list("abcde"), [2, 0, 0, 2, 0], [1, 1, 0, 0, 1]),
+            punct.PunctExample(list("fg"), [0, 0], [1, 0])]
+    monkeypatch.setattr(punct, "head_probabilities", lambda model, words, batch_size=32: lines)
+    cal = punct.calibrate_capitalization(_Model(), gold)
+    assert cal["f1_argmax"] == pytest.approx(2 * 2 / (3 + 4))  # argmax: a, g capitalized; gold a, b, e, f
+    assert cal["f1"] == 1.0 and cal["stop_weight"] > 0 and cal["words"] == 7
+    model = _Model()
+    model.extra = {"punct": {"capit_decoding": {k: cal[k] for k in ("stop_weight", "threshold")}}}
+    assert punct.evaluate(model, gold)["capit_f1"] == 1.0  # the stored decoding reproduces the calibrated F1
+    perfect = [punct.PunctExample(list("fg"), [0, 0], [1, 1])]
+    monkeypatch.setattr(punct, "head_probabilities", lambda model, words, batch_size=32: [lines[1]])
+    cal = punct.calibrate_capitalization(_Model(), perfect)
+    assert (cal["stop_weight"], cal["threshold"], cal["f1"]) == (0.0, 0.5, 1.0)  # argmax already perfect: kept
+    with pytest.raises(DataError, match="validation set is empty"):
+        monkeypatch.setattr(punct, "head_probabilities", lambda model, words, batch_size=32: [])
+        punct.calibrate_capitalization(_Model(), [])

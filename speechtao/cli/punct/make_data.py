@@ -4,7 +4,7 @@ from __future__ import annotations
 
 MAKE_DATA_QUESTION_LINES = 3000
 MAKE_DATA_QUESTION_COPIES = 3
-MAKE_DATA_EXTRA_LINES = 0
+MAKE_DATA_EXTRA_LINES = 8000
 
 
 def register(actions) -> None:
