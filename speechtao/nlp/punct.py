@@ -339,6 +339,16 @@ def predict(model: NLPModel, lines: Sequence[Sequence[str]], batch_size: int = 3
     return out
 
 
+def recalibrate(model: NLPModel, validation: str | Path, log: Callable[[str], None] = print) -> dict:
+    """:func:`calibrate_capitalization` on the whole ``validation`` folder, stored in ``model.extra`` (saved
+    with the model from then on). Returns the calibration."""
+    cal = calibrate_capitalization(model, read_dataset(validation))
+    model.extra = {**model.extra, "punct": {"capit_decoding": {k: cal[k] for k in ("stop_weight", "threshold")}}}
+    log(f"capitalization decoding on {cal['words']} validation words: stop weight {cal['stop_weight']}, "
+        f"threshold {cal['threshold']}: F1 (U) {cal['f1']:.4f} (argmax {cal['f1_argmax']:.4f})")
+    return cal
+
+
 CALIBRATION_STOP_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
 CALIBRATION_THRESHOLDS = (0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7)
 
@@ -532,11 +542,7 @@ def finetune(spec: PunctFinetuneSpec, resume: bool = False) -> dict:
                          {"punct": spec.punct_class_weights, "capit": spec.capit_class_weights})
     metrics = train_and_save(task, model, spec, spec.trainer.out_dir, resume)
     if spec.calibrate_capitalization:
-        cal = calibrate_capitalization(model, read_dataset(spec.data.validation))
-        model.extra = {**model.extra, "punct": {"capit_decoding": {k: cal[k] for k in ("stop_weight", "threshold")}}}
-        print(f"capitalization decoding on {cal['words']} validation words: stop weight {cal['stop_weight']}, "
-              f"threshold {cal['threshold']}: F1 (U) {cal['f1']:.4f} (argmax {cal['f1_argmax']:.4f})", flush=True)
-        metrics = {**metrics, "capit_calibration": cal}
+        metrics = {**metrics, "capit_calibration": recalibrate(model, spec.data.validation)}
         out = Path(spec.trainer.out_dir)
         save_model_folder(out / "model", model.payload(), model.tokenizer, metrics)
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str) + "\n")

@@ -84,7 +84,10 @@ def test_evaluate_infer_export_prune(run, capsys, tmp_path):
     assert main(["punct", "prune", "--model", str(model), "--data", str(DATA / "train"), "--validation",
                  str(DATA / "dev"), "--out", str(tmp_path / "p"), "--keep-heads", "0.5", "--keep-ffn", "0.5",
                  "--retrain-steps", "1", "--score-batches", "2", "--batch-size", "8"]) == 0
-    assert "punct class weights:" in capsys.readouterr().out  # retraining weighs classes as the recipe did
+    out = capsys.readouterr().out
+    assert "punct class weights:" in out  # retraining weighs classes as the recipe did
+    assert "capitalization decoding on" in out  # and picks the decoding again for the pruned weights
+    assert "capit_calibration" in json.loads((tmp_path / "p" / "prune_report.json").read_text())["eval"]
     pruned = json.loads((tmp_path / "p" / "speechtao.json").read_text())
     # heads are ranked globally (how the 4 kept split over the layers depends on the trained weights), FFN
     # neurons per layer

@@ -17,4 +17,11 @@ def run(args) -> int:
     from .._nlp import run_prune
 
     set_threads()
-    return run_prune(args, punct.TASK, punct.training_task, "f1")
+
+    def recalibrate(model) -> dict:
+        # a model fine-tuned with calibrate_capitalization gets its decoding picked again for the pruned weights
+        if args.validation and "capit_decoding" in (model.extra.get("punct") or {}):
+            return {"capit_calibration": punct.recalibrate(model, args.validation)}
+        return {}
+
+    return run_prune(args, punct.TASK, punct.training_task, "f1", recalibrate)
