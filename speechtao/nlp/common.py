@@ -897,9 +897,11 @@ def export_onnx(model: NLPModel, out_dir: str | Path, int8: bool = False, check:
 
 
 def start_model(spec: ModelSpec, task: str, labels: dict[str, list[str]],
-                make_net: Callable[[nn.Module], nn.Module]) -> NLPModel:
+                make_net: Callable[[nn.Module], nn.Module], seed: int = 0) -> NLPModel:
     """The model a fine-tuning run starts from: ``spec.init_from`` (a model folder of the same task and
-    labels) or ``make_net(pretrained encoder)`` with fresh heads."""
+    labels) or ``make_net(pretrained encoder)`` with fresh heads, drawn from ``seed`` (the run's
+    ``trainer.seed``) so that a run is repeatable."""
+    from ..train.loop import seed_everything
     from .encoder import load_encoder
 
     if spec.init_from:
@@ -912,6 +914,7 @@ def start_model(spec: ModelSpec, task: str, labels: dict[str, list[str]],
         model.max_length = spec.max_length
         return model
     encoder, tokenizer, _ = load_encoder(spec.encoder)
+    seed_everything(seed)
     net = make_net(encoder)
     return NLPModel(task, net, tokenizer, labels, spec.max_length, net.config())
 

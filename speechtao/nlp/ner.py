@@ -522,7 +522,8 @@ def training_task(model: NLPModel, train: Path, validation: Path, batch_size: in
 
 def finetune(spec: NerFinetuneSpec, resume: bool = False) -> dict:
     labels = {"ner": label_set(read_dataset(spec.data.train, spec.data.max_train_samples))}
-    model = start_model(spec.model, TASK, labels, lambda enc: make_net(enc, spec.model, len(labels["ner"])))
+    model = start_model(spec.model, TASK, labels, lambda enc: make_net(enc, spec.model, len(labels["ner"])),
+                        spec.trainer.seed)
     model.spec = spec_to_dict(spec)
     task = training_task(model, spec.data.train, spec.data.validation, spec.data.batch_size, spec.trainer.seed,
                          spec.data.max_train_samples, spec.data.max_val_samples)

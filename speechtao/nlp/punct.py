@@ -533,7 +533,7 @@ def training_task(model: NLPModel, train: Path, validation: Path, batch_size: in
 
 def finetune(spec: PunctFinetuneSpec, resume: bool = False) -> dict:
     """Fine-tune from ``spec.model`` on ``spec.data``; writes ``trainer.out_dir/model`` (see common)."""
-    model = start_model(spec.model, TASK, LABELS, lambda enc: make_net(enc, spec.model))
+    model = start_model(spec.model, TASK, LABELS, lambda enc: make_net(enc, spec.model), spec.trainer.seed)
     model.spec = spec_to_dict(spec)
     if spec.freeze_word_embeddings:
         model.net.encoder.get_input_embeddings().weight.requires_grad_(False)

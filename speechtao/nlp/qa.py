@@ -575,7 +575,7 @@ def finetune(spec: QAFinetuneSpec, resume: bool = False, log=print) -> dict:
     _check_version(train, spec.data.train, spec.qa)
     _check_version(val, spec.data.validation, spec.qa)
     model = start_model(spec.model, TASK, LABELS,
-                        lambda enc: make_net(enc, spec.model.head_layers, spec.model.dropout))
+                        lambda enc: make_net(enc, spec.model.head_layers, spec.model.dropout), spec.trainer.seed)
     opts = window_options(spec.model.max_length, spec.qa)
     model.extra = {**model.extra, "qa": asdict(spec.qa)}
     t0 = time.perf_counter()

@@ -235,7 +235,7 @@ def training_task(model: NLPModel, train: Path, validation: Path, batch_size: in
 def finetune(spec: TextclsFinetuneSpec, resume: bool = False) -> dict:
     labels = {"label": sorted({e.label for e in read_tsv(spec.data.train, None, spec.data.max_train_samples)})}
     model = start_model(spec.model, TASK, labels,
-                        lambda enc: make_net(enc, spec.model, len(labels["label"]), spec.pooling))
+                        lambda enc: make_net(enc, spec.model, len(labels["label"]), spec.pooling), spec.trainer.seed)
     model.spec = spec_to_dict(spec)
     task = training_task(model, spec.data.train, spec.data.validation, spec.data.batch_size, spec.trainer.seed,
                          spec.data.max_train_samples, spec.data.max_val_samples)

@@ -35,6 +35,23 @@ def test_finetune_writes_a_model_folder(run):
     assert (folder / "tokenizer.json").is_file() and (folder / "model.pt").is_file()
 
 
+def test_a_run_repeats_with_its_seed(run, tmp_path):
+    import torch
+
+    from speechtao.nlp.common import read_payload
+
+    def train(out, seed):
+        assert main(["punct", "finetune", "--spec", "recipes/punct_finetune.yaml", f"data.train={DATA / 'train'}",
+                     f"data.validation={DATA / 'dev'}", f"trainer.out_dir={out}", f"model.encoder={run / 'enc'}",
+                     "trainer.max_steps=2", "trainer.val_every=2", "data.batch_size=4", "data.max_val_samples=4",
+                     f"trainer.seed={seed}"]) == 0
+        return read_payload(out / "final.pt")["state_dict"]
+
+    a, b, c = train(tmp_path / "a", 0), train(tmp_path / "b", 0), train(tmp_path / "c", 1)
+    assert all(torch.equal(a[k], b[k]) for k in a)  # fresh heads are drawn from trainer.seed too
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
 def test_recipe_freezes_word_embeddings_and_trains_the_rest(run):
     import torch
 
