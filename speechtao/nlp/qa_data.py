@@ -488,6 +488,9 @@ def _mention_again(rng: random.Random, template: str, person: dict[str, str]) ->
         return template, {**person, "name": surname}
     return template, person
 
+COMPOUND_SENTENCES = 0.35  # train: chance that a fact's sentence joins the previous one of the same person
+
+
 def _facts_paragraph(rng: random.Random, split: str, index: int, unanswerable: float) -> list[QAExample]:
     taken: set[str] = set()
     people = [_person(rng, split, taken) for _ in range(rng.choice((1, 2, 2, 3)))]
@@ -499,16 +502,28 @@ def _facts_paragraph(rng: random.Random, split: str, index: int, unanswerable: f
     coref = split == "train" and rng.random() < 0.5
     for person in people:
         facts = rng.sample(list(FACT_SENTENCES), rng.randint(2, len(FACT_SENTENCES)))
-        for k, fact in enumerate(facts):
-            tpl_i = rng.randrange(len(sent_tpls[fact]))
-            tpl, values = sent_tpls[fact][tpl_i], person
+        chosen: list[tuple[str, list[str]]] = []  # (sentence template, facts it states)
+        for fact in facts:
+            tpl = sent_tpls[fact][rng.randrange(len(sent_tpls[fact]))]
+            prev = chosen[-1][0] if chosen else ""
+            # train only: two facts of one person in one sentence ("X was born on D in C and founded the G in Y"),
+            # so a question must tell two places or two years of a sentence apart by their verbs
+            if (split == "train" and len(chosen[-1:]) == 1 and len(chosen[-1][1]) == 1 and prev.startswith("{name} ")
+                    and prev.endswith(".") and not {";", ","} & set(prev) and tpl.startswith("{name} ")
+                    and rng.random() < COMPOUND_SENTENCES):
+                chosen[-1] = (prev[:-1] + " and " + tpl[len("{name} "):], chosen[-1][1] + [fact])
+            else:
+                chosen.append((tpl, [fact]))
+        for k, (tpl, stated_facts) in enumerate(chosen):
+            values = person
             if coref and k > 0:
                 tpl, values = _mention_again(rng, tpl, person)
             text, spans = _fill(tpl, values)
-            if fact == "study":  # the university answer is "University of X"
+            if "study" in stated_facts:  # the university answer is "University of X"
                 u = text.index(f"University of {person['ucity']}")
                 spans["university"] = (u, u + len(f"University of {person['ucity']}"))
-            stated.append((person, fact, len(sentences)))
+            for fact in stated_facts:
+                stated.append((person, fact, len(sentences)))
             sentences.append((text, spans))
     order = list(range(len(sentences)))
     if not coref:

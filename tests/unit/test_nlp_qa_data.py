@@ -209,6 +209,20 @@ def test_generated_data_is_valid_and_honestly_split(generated):
                 assert e.context[a.start:a.start + len(a.text)] == a.text
 
 
+def test_train_joins_two_facts_of_a_person_in_one_sentence_and_test_never_does(generated):
+    def joined(examples):  # sentences that answer questions about two different facts
+        facts_at: dict[tuple[str, int], set[str]] = {}
+        for e in examples:
+            if e.title == "facts" and not e.is_impossible:
+                sentence = e.context.rfind(". ", 0, e.answers[0].start)
+                facts_at.setdefault((e.context, sentence), set()).add(e.meta["fact"])
+        return [ctx[s + 1:ctx.find(".", s + 2)].strip() for (ctx, s), v in facts_at.items() if len(v) > 1]
+
+    train = joined(qa_data.generate_split("train", 600, seed=3))
+    assert train and all(" and " in sentence for sentence in train)
+    assert not joined(qa_data.generate_split("test", 600, seed=3))
+
+
 def test_generation_is_deterministic(generated, tmp_path):
     out, _ = generated
     make_qa_data(tmp_path, n_train=300, n_val=60, n_test=120, seed=3)
