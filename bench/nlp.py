@@ -90,15 +90,29 @@ def _qa():
 ADAPTERS: dict[str, Callable[[], dict]] = {"punct": _punct, "ner": _ner, "textcls": _textcls, "qa": _qa}
 
 
+def _source_stamp(model_dir: str) -> dict:
+    """What identifies the exported weights: the model file's resolved path, size and modification time."""
+    src = Path(model_dir)
+    src = src / common.MODEL_FILE if src.is_dir() else src
+    st = src.stat()
+    return {"model": str(src.resolve()), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
 def _export(load: Callable, model_dir: str, out: Path, task: str) -> Path:
-    """Export ``model_dir`` into ``out`` unless an export of it is already there."""
-    if not (out / common.ONNX_INT8_FILE).is_file():
+    """Export ``model_dir`` into ``out`` unless an export of these very weights is already there (an export of
+    another model, or of an older file at the same path, is replaced)."""
+    stamp_file = out / "bench_source.json"
+    stamp = _source_stamp(model_dir)
+    if not ((out / common.ONNX_INT8_FILE).is_file() and stamp_file.is_file()
+            and json.loads(stamp_file.read_text()) == stamp):
+        stamp_file.unlink(missing_ok=True)
         if task == "qa":
             from speechtao.nlp import qa
 
             qa.export(load(model_dir), out, int8=True)
         else:
             common.export_onnx(load(model_dir), out, int8=True)
+        stamp_file.write_text(json.dumps(stamp) + "\n")
     return out
 
 

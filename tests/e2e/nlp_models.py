@@ -15,7 +15,7 @@ def untrained_folder(folder: Path, task: str, labels: dict, make_net, max_length
 
     spec = ModelSpec(max_length=max_length)
     torch.manual_seed(seed)
-    model = start_model(spec, task, labels, lambda enc: make_net(enc, spec))
+    model = start_model(spec, task, labels, lambda enc: make_net(enc, spec), seed)
     return save_model_folder(folder, model.payload(), model.tokenizer)
 
 
