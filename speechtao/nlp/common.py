@@ -528,7 +528,7 @@ def load_model(path: str | Path, task: str | None = None) -> NLPModel:
         meta = net.metadata
         model = NLPModel(meta["task"], net, load_tokenizer(p.parent), json.loads(meta["labels"]),
                          int(meta["max_length"]), json.loads(meta["net"]), json.loads(meta.get("spec", "null")),
-                         str(p), dict(json.loads(meta.get("extra", "null") or "null") or {}))
+                         str(p), json.loads(meta.get("extra") or "{}"))
     else:
         payload = read_payload(p)
         folder = p.parent
@@ -607,10 +607,13 @@ class EncoderTask:
 
 
 def train_and_save(task: EncoderTask, model: NLPModel, spec: Any, out_dir: Path, resume: bool = False,
-                   evaluate: Callable[[NLPModel], dict] | None = None) -> dict:
+                   evaluate: Callable[[NLPModel], dict] | None = None,
+                   finalize: Callable[[NLPModel], dict] | None = None) -> dict:
     """Fit ``task`` with the shared Trainer (``spec.trainer``, ``spec.optim``, ``spec.schedule``), then write
     the best checkpoint as a model folder ``out_dir/model`` and return the Trainer's metrics (plus
-    ``evaluate(model)`` of the best weights under ``"final_eval"`` when given)."""
+    ``evaluate(model)`` of the best weights under ``"final_eval"`` when given). ``finalize(model)`` runs on the
+    best weights before the folder is written: it may set ``model.extra`` (saved with the model instead of the
+    checkpoint's) and returns metrics to add."""
     from ..train.loop import Trainer
 
     out_dir = Path(out_dir)
@@ -622,6 +625,9 @@ def train_and_save(task: EncoderTask, model: NLPModel, spec: Any, out_dir: Path,
     payload = read_payload(best if best.is_file() else out_dir / "final.pt")
     model.net.load_state_dict(payload["state_dict"])
     model.net.eval()
+    if finalize is not None:
+        metrics = {**metrics, **finalize(model)}
+        payload = {**payload, "extra": dict(model.extra)}
     if evaluate is not None:
         metrics = {**metrics, "final_eval": evaluate(model)}
     save_model_folder(out_dir / "model", payload, model.tokenizer, metrics)

@@ -37,7 +37,7 @@ from ..train.optim import OptimSpec
 from ..train.schedule import ScheduleSpec
 from .common import (EncoderDataSpec, EncoderTask, ModelSpec, NLPModel, TokenTaggingNet, classification_report,
                      collate_tagged, encode_tagged, format_report, head_probabilities, inverse_sqrt_weights,
-                     load_model, save_model_folder, start_model, tagging_loss, train_and_save)
+                     load_model, start_model, tagging_loss, train_and_save)
 
 TASK = "punct"
 PUNCT_LABELS = ["O", ",", ".", "?"]
@@ -320,12 +320,12 @@ class CapitDecoding:
         return cls(float(d.get("stop_weight", 0.0)), float(d.get("threshold", 0.5)))
 
 
-def _capit_scores(heads: Sequence[torch.Tensor], stop_weight: float) -> torch.Tensor:
-    """P(U) + ``stop_weight`` * P(sentence end after the previous word) for each word of one line."""
+def _capit_evidence(heads: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """P(U) and P(sentence end after the previous word; 1 for the first) for each word of one line."""
     pp, pc = heads
     stop = pp[:, PUNCT_LABELS.index(".")] + pp[:, PUNCT_LABELS.index("?")]
     prev = torch.cat([torch.ones(1), stop[:-1]]) if len(stop) else stop
-    return pc[:, CAPIT_LABELS.index("U")] + stop_weight * prev
+    return pc[:, CAPIT_LABELS.index("U")], prev
 
 
 def predict(model: NLPModel, lines: Sequence[Sequence[str]], batch_size: int = 32) -> list[tuple[list[int], list[int]]]:
@@ -334,7 +334,8 @@ def predict(model: NLPModel, lines: Sequence[Sequence[str]], batch_size: int = 3
     dec = CapitDecoding.of(model)
     out = []
     for heads in head_probabilities(model, lines, batch_size):
-        capit = (_capit_scores(heads, dec.stop_weight) >= dec.threshold).long()
+        upper, prev_stop = _capit_evidence(heads)
+        capit = (upper + dec.stop_weight * prev_stop >= dec.threshold).long()
         out.append((heads[0].argmax(-1).tolist(), capit.tolist()))
     return out
 
@@ -357,13 +358,14 @@ def calibrate_capitalization(model: NLPModel, examples: Sequence[PunctExample], 
     """The :class:`CapitDecoding` (over a grid of :data:`CALIBRATION_STOP_WEIGHTS` x
     :data:`CALIBRATION_THRESHOLDS`) with the best capitalization F1 (U) on ``examples``; the plain argmax
     unless another point beats it. Returns ``{"stop_weight", "threshold", "f1", "f1_argmax", "words"}``."""
-    heads = head_probabilities(model, [e.words for e in examples], batch_size)
     gold = torch.tensor([c for e in examples for c in e.capit], dtype=torch.bool)
     if not len(gold):
         raise DataError("capitalization calibration needs labelled words (the validation set is empty)")
+    parts = [_capit_evidence(h) for h in head_probabilities(model, [e.words for e in examples], batch_size)]
+    upper, prev_stop = torch.cat([u for u, _ in parts]), torch.cat([p for _, p in parts])
 
     def f1(weight: float, threshold: float) -> float:
-        pred = torch.cat([_capit_scores(h, weight) for h in heads]) >= threshold
+        pred = upper + weight * prev_stop >= threshold
         tp = int((pred & gold).sum())
         denom = int(pred.sum()) + int(gold.sum())
         return 2 * tp / denom if denom else 0.0
@@ -540,10 +542,7 @@ def finetune(spec: PunctFinetuneSpec, resume: bool = False) -> dict:
     task = training_task(model, spec.data.train, spec.data.validation, spec.data.batch_size, spec.trainer.seed,
                          spec.data.max_train_samples, spec.data.max_val_samples, spec.capit_loss_weight,
                          {"punct": spec.punct_class_weights, "capit": spec.capit_class_weights})
-    metrics = train_and_save(task, model, spec, spec.trainer.out_dir, resume)
+    finalize = None
     if spec.calibrate_capitalization:
-        metrics = {**metrics, "capit_calibration": recalibrate(model, spec.data.validation)}
-        out = Path(spec.trainer.out_dir)
-        save_model_folder(out / "model", model.payload(), model.tokenizer, metrics)
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str) + "\n")
-    return metrics
+        finalize = lambda m: {"capit_calibration": recalibrate(m, spec.data.validation)}  # noqa: E731
+    return train_and_save(task, model, spec, spec.trainer.out_dir, resume, finalize=finalize)

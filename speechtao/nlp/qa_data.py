@@ -488,6 +488,7 @@ def _mention_again(rng: random.Random, template: str, person: dict[str, str]) ->
         return template, {**person, "name": surname}
     return template, person
 
+
 COMPOUND_SENTENCES = 0.35  # train: chance that a fact's sentence joins the previous one of the same person
 
 
@@ -508,7 +509,7 @@ def _facts_paragraph(rng: random.Random, split: str, index: int, unanswerable: f
             prev = chosen[-1][0] if chosen else ""
             # train only: two facts of one person in one sentence ("X was born on D in C and founded the G in Y"),
             # so a question must tell two places or two years of a sentence apart by their verbs
-            if (split == "train" and len(chosen[-1:]) == 1 and len(chosen[-1][1]) == 1 and prev.startswith("{name} ")
+            if (split == "train" and chosen and len(chosen[-1][1]) == 1 and prev.startswith("{name} ")
                     and prev.endswith(".") and not {";", ","} & set(prev) and tpl.startswith("{name} ")
                     and rng.random() < COMPOUND_SENTENCES):
                 chosen[-1] = (prev[:-1] + " and " + tpl[len("{name} "):], chosen[-1][1] + [fact])
