@@ -46,7 +46,9 @@ class TrainerSpec:
     max_steps: int | None = None  # optimizer steps; stops earlier than max_epochs and sets the schedule length
     max_time_s: float | None = None  # wall-clock budget of this run: past it, the current step is the last one
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when present
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # bf16/fp16 autocast applies on CUDA only
+    # bf16: autocast on CUDA, and on CPUs with native bf16 (avx512_bf16 / AMX; elsewhere fp32, said in the log);
+    # fp16: CUDA only (fp32 on CPU). Weights, gradients and optimizer state stay fp32 either way.
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     seed: int = 1234
     accumulate: int = 1  # micro-batches per optimizer step
     grad_clip: float = 0.0  # max global gradient norm; 0 = off
@@ -123,6 +125,21 @@ def set_rng_state(state: dict) -> None:
 # --------------------------------------------------------------------------------------------- helpers
 
 
+def cpu_has_native_bf16(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
+    """True when the CPU computes bf16 matrix products natively (avx512_bf16 or AMX): there, bf16 autocast
+    trains a BERT-size encoder 1.6x faster than fp32 (bench figure in the README); without them it is slower."""
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return False
+    flags = set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.split(":", 1)[1].split())
+            break
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
 def to_device(batch: Any, device: torch.device) -> Any:
     """Move every tensor inside tuples/lists/dicts to ``device``."""
     if isinstance(batch, torch.Tensor):
@@ -190,7 +207,21 @@ class Trainer:
         if self.device.type == "cuda" and self.spec.precision != "fp32":
             dtype = torch.bfloat16 if self.spec.precision == "bf16" else torch.float16
             return torch.autocast("cuda", dtype=dtype)
+        if self.device.type == "cpu" and self._cpu_bf16:
+            return torch.autocast("cpu", dtype=torch.bfloat16)
         return torch.autocast("cpu", enabled=False)
+
+    @property
+    def _cpu_bf16(self) -> bool:
+        return self.spec.precision == "bf16" and cpu_has_native_bf16()
+
+    def _precision_note(self) -> str | None:
+        """A log line when the requested precision is not what runs on this device."""
+        if self.device.type != "cpu" or self.spec.precision == "fp32" or self._cpu_bf16:
+            return None
+        why = ("fp16 autocast is CUDA-only" if self.spec.precision == "fp16"
+               else "this CPU has no native bf16 (avx512_bf16 or amx_bf16), where bf16 would be slower than fp32")
+        return f"precision {self.spec.precision} requested: training in fp32 on CPU ({why})"
 
     def latest_checkpoint(self) -> Path | None:
         return self.ckpt.latest()
@@ -307,8 +338,13 @@ class Trainer:
 
                 self.log("resolved spec:\n" + yaml.safe_dump(spec_to_dict(self.full_spec), sort_keys=False).rstrip())
             n_all, n_train = count_parameters(model)
-            self.log(f"parameters: {n_all:,} ({n_train:,} trainable); device {self.device}; "
+            on_cuda = self.device.type == "cuda" and spec.precision != "fp32"
+            amp = f"{spec.precision} autocast" if (on_cuda or self._cpu_bf16) else "fp32"
+            self.log(f"parameters: {n_all:,} ({n_train:,} trainable); device {self.device} ({amp}); "
                      f"{ctx.world_size} process(es); {total} optimizer steps")
+            note = self._precision_note()
+            if note:
+                self.log(note)
 
         bar = None
         if ctx.is_main and sys.stderr.isatty():

@@ -25,7 +25,7 @@ from torch import nn
 from speechtao.errors import CheckpointError, InputError
 from speechtao.train.checkpoint import load_checkpoint
 from speechtao.train.ddp import init_distributed, shutdown_distributed
-from speechtao.train.loop import Trainer, TrainerSpec, seed_everything
+from speechtao.train.loop import Trainer, TrainerSpec, cpu_has_native_bf16, seed_everything
 from speechtao.train.optim import OptimSpec
 from speechtao.train.schedule import ScheduleSpec
 
@@ -121,6 +121,43 @@ def test_loss_decreases_and_outputs_written(tmp_path):
     index = json.loads((tmp_path / "checkpoints" / "index.json").read_text())
     assert kept == sorted(e["file"] for e in index["checkpoints"])
     assert {"step-00000025.pt", "step-00000030.pt"} <= set(kept) and len(kept) <= 3  # last 2 + best 1
+
+
+def test_cpu_bf16_detection_reads_the_cpu_flags(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f\n")
+    assert not cpu_has_native_bf16(info)
+    info.write_text("processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16 avx512vnni\n")
+    assert cpu_has_native_bf16(info)
+    assert not cpu_has_native_bf16(tmp_path / "missing")
+
+
+class _DtypeTask(ToyTask):
+    """Records the dtype the model computed its logits in."""
+
+    def loss(self, model, batch):
+        x, y = batch
+        logits = model(x)
+        self.dtypes.add(logits.dtype)
+        return nn.functional.cross_entropy(logits, y)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_precision_on_cpu(tmp_path, monkeypatch, native):
+    """precision bf16 autocasts on a CPU with native bf16 (and still trains); elsewhere fp32, said in the log."""
+    monkeypatch.setattr("speechtao.train.loop.cpu_has_native_bf16", lambda *a: native)
+    task = _DtypeTask(dropout=0.0)
+    task.dtypes = set()
+    lines = []
+    spec = TrainerSpec(out_dir=tmp_path, max_steps=30, max_epochs=100, device="cpu", seed=7, log_every=5,
+                       val_every=10, monitor="err", precision="bf16")
+    metrics = Trainer(task, spec, OptimSpec(lr=0.05, name="adamw"), ScheduleSpec(warmup_steps=3), log=lines.append).fit()
+    assert task.dtypes == ({torch.bfloat16} if native else {torch.float32})
+    header = next(line for line in lines if line.startswith("parameters:"))
+    assert ("(bf16 autocast)" if native else "(fp32)") in header
+    assert any("training in fp32 on CPU" in line for line in lines) is (not native)
+    assert all(v.dtype == torch.float32 for v in final_weights(tmp_path).values() if v.is_floating_point())
+    assert metrics["best_val_err"] < 0.4, metrics  # chance is 0.67
 
 
 def test_max_time_s_ends_the_run_cleanly(tmp_path):
