@@ -581,6 +581,121 @@ def _facts_paragraph(rng: random.Random, split: str, index: int, unanswerable: f
     return out
 
 
+# ------------------------------------------------------------------------------- works (train only)
+
+# Made-up structures with a building history: when work started, when it was finished, when it was restored,
+# who built it, where it stands. Two dated events often share a sentence, and later sentences call the work
+# "the bridge" or "it", so a question must pick the year of its own event ("When was the X finished?" in "Work
+# on the X started in 1901, and the bridge was finished in 1905"). Train only: test.json stays as it was. The
+# wordings avoid the relations the hand-written tests ask about (opening, designing, dying, connecting).
+WORK_KINDS = ("Bridge", "Tower", "Canal", "Dam", "Lighthouse", "Cathedral", "Museum", "Theatre", "Observatory",
+              "Viaduct", "Tunnel", "Library", "Station", "Harbour", "Aqueduct", "Chapel", "Palace", "Fortress")
+WORKS_SHARE = 0.2  # train: chance that a generated paragraph is about a structure instead of people
+
+# (template, events it states); {it} is the work named again: "the bridge" or "it" after the first sentence.
+WORK_SENTENCES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Work on {the_work} started in {start}, and {it} was finished in {finish}.", ("start", "finish")),
+    ("Building {the_work} began in {start}; {it} was completed in {finish}.", ("start", "finish")),
+    ("{The_work} was completed in {finish}, after work had begun in {start}.", ("start", "finish")),
+    ("Builders laid the first stone of {the_work} in {start} and finished {it} in {finish}.", ("start", "finish")),
+    ("Construction of {the_work} lasted from {start} until {finish}.", ("start", "finish")),
+    ("The first stone of {the_work} was laid in {start}.", ("start",)),
+    ("{The_work} was completed in {finish}.", ("finish",)),
+    ("In {finish}, the builders of {the_work} finished their work.", ("finish",)),
+    ("{The_work} was restored in {restore}.", ("restore",)),
+    ("In {restore} {the_work} underwent a full restoration.", ("restore",)),
+    ("{The_work} was finished in {finish} and restored in {restore}.", ("finish", "restore")),
+    ("{The_work} was built under the direction of {name}.", ("builder",)),
+    ("Its chief builder was {name}.", ("builder",)),
+    ("The architect of {the_work} was {name}.", ("builder",)),
+    ("{name} drew up the plans for {the_work}.", ("builder",)),
+    ("{The_work} stands in {city}.", ("city",)),
+    ("{The_work} is located in {city}.", ("city",)),
+    ("Visitors to {city} can see {the_work} near the old town.", ("city",)),
+)
+WORK_QUESTIONS: dict[str, tuple[str, ...]] = {
+    "start": ("When did work on the {work} start?", "When did construction of the {work} begin?",
+              "In what year was the first stone of the {work} laid?", "When was building the {work} begun?"),
+    "finish": ("When was the {work} finished?", "When was the {work} completed?",
+               "In what year was construction of the {work} completed?", "When did the builders finish the {work}?"),
+    "restore": ("When was the {work} restored?", "In which year was the {work} restored?",
+                "When did the {work} undergo a restoration?"),
+    "builder": ("Who built the {work}?", "Who was the architect of the {work}?", "Who drew up the plans for the {work}?",
+                "Under whose direction was the {work} built?"),
+    "city": ("Where is the {work}?", "In which city does the {work} stand?", "Where can the {work} be found?",
+             "In what city is the {work} located?"),
+}
+_WORK_SLOT = {"start": "start", "finish": "finish", "restore": "restore", "builder": "name", "city": "city"}
+
+
+def _work(rng: random.Random, taken: set[str]) -> dict[str, str]:
+    """A made-up structure (train fillers only) with its years, builder and city."""
+    kind = rng.choice(WORK_KINDS)
+    while True:  # one surname per structure in a paragraph ("the Moreau Bridge" and "the Moreau Dam" would blur)
+        surname = rng.choice(_halves(SURNAMES, "train"))
+        if surname not in taken:
+            break
+    taken.add(surname)
+    work = f"{surname} {kind}"
+    start = rng.randint(1650, 1960)
+    finish = start + rng.randint(2, 12)
+    return {"work": work, "kind": kind.lower(), "start": str(start), "finish": str(finish),
+            "restore": str(finish + rng.randint(20, 60)), "city": rng.choice(_halves(CITIES, "train")),
+            "name": f"{rng.choice(_halves(FIRST_NAMES, 'train'))} {rng.choice(_halves(SURNAMES, 'train'))}"}
+
+
+def _works_paragraph(rng: random.Random, index: int, unanswerable: float) -> list[QAExample]:
+    """One or two structures, each in two to four sentences, and questions about their events (train split)."""
+    taken: set[str] = set()
+    works = [_work(rng, taken) for _ in range(rng.choice((1, 1, 2)))]
+    sentences: list[tuple[str, dict, dict, tuple[str, ...]]] = []  # (text, spans, work, events)
+    for work in works:
+        chosen: list[tuple[str, tuple[str, ...]]] = []
+        covered: set[str] = set()
+        want = rng.randint(2, 4)
+        for tpl, events in rng.sample(WORK_SENTENCES, len(WORK_SENTENCES)):
+            if covered & set(events) or (tpl.startswith("Its") and not chosen):
+                continue
+            chosen.append((tpl, events))
+            covered.update(events)
+            if len(chosen) == want:
+                break
+        for k, (tpl, events) in enumerate(chosen):
+            again = k > 0 and rng.random() < 0.5  # "the bridge" instead of "the X Bridge"
+            the_work = f"the {work['kind']}" if again else f"the {work['work']}"
+            values = {**work, "the_work": the_work, "The_work": the_work[0].upper() + the_work[1:],
+                      "it": rng.choice(("it", f"the {work['kind']}"))}
+            text, spans = _fill(tpl, values)
+            sentences.append((text[0].upper() + text[1:], spans, work, events))
+    context, offsets = "", {}  # each work's sentences together: "the bridge" and "its" refer back unambiguously
+    for si in range(len(sentences)):
+        context += " " if context else ""
+        offsets[si] = len(context)
+        context += sentences[si][0]
+    out: list[QAExample] = []
+    for si, (text, spans, work, events) in enumerate(sentences):
+        for event in events:
+            s, e = spans[_WORK_SLOT[event]]
+            q_tpl = rng.choice(WORK_QUESTIONS[event])
+            answer = Answer(context[offsets[si] + s:offsets[si] + e], offsets[si] + s)
+            out.append(QAExample(f"train-works-{index}-{len(out)}", _fill(q_tpl, work)[0], context, (answer,), False,
+                                 "works", {"source": "works", "question_template": q_tpl, "fact": "work",
+                                           "group": f"work-{event}", "values": work}))
+    asked = len(out)
+    for k in range(sum(rng.random() < unanswerable / (1 - unanswerable) for _ in range(asked))):
+        work = rng.choice(works)  # an event the paragraph does not state for it, or a work it does not mention
+        stated = {ev for _, _, w, evs in sentences if w is work for ev in evs}
+        missing = [ev for ev in WORK_QUESTIONS if ev not in stated]
+        if rng.random() < 0.5 or not missing:
+            work, missing = _work(rng, taken), list(WORK_QUESTIONS)
+        event = rng.choice(missing)
+        q_tpl = rng.choice(WORK_QUESTIONS[event])
+        out.append(QAExample(f"train-works-{index}-x{k}", _fill(q_tpl, work)[0], context, (), True, "works",
+                             {"source": "facts", "question_template": q_tpl, "fact": "work",
+                              "group": f"work-{event}", "values": work}))
+    return out
+
+
 # ------------------------------------------------------------------------------------------- WordNet
 
 WORDNET_SENTENCES = (
@@ -766,6 +881,11 @@ VALIDATION_QUESTIONS: dict[str, tuple[str, ...]] = {
     "bible-child": ("Tell me a son of {parent}.", "{parent} had which son?"),
     "person-founded": ("Tell me who founded the {group}.", "Whose idea was the {group}?"),
     "person-employer": ("Tell me who joined {company} in {year}.", "Who began at {company} in {year}?"),
+    "work-start": ("Tell me when work on the {work} started.", "In which year did builders begin the {work}?"),
+    "work-finish": ("Tell me when the {work} was completed.", "By which year was the {work} complete?"),
+    "work-restore": ("Tell me when the {work} was restored.", "What year saw the {work} restored?"),
+    "work-builder": ("Tell me who built the {work}.", "Whose plans was the {work} built to?"),
+    "work-city": ("Tell me where the {work} stands.", "Which city has the {work}?"),
 }
 
 
@@ -797,7 +917,10 @@ def generate_split(split: str, n: int, seed: int = 0, unanswerable: float = 0.2,
         facts: list[QAExample] = []
         index = 0
         while len(facts) < want["facts"]:
-            facts.extend(_facts_paragraph(rng, split, index, unanswerable))
+            if split == "train" and rng.random() < WORKS_SHARE:  # (the test split draws no number here)
+                facts.extend(_works_paragraph(rng, index, unanswerable))
+            else:
+                facts.extend(_facts_paragraph(rng, split, index, unanswerable))
             index += 1
         out.extend(facts)
     if want.get("wordnet"):
@@ -861,6 +984,7 @@ def make_qa_data(out_dir: str | Path, n_train: int = 8000, n_val: int = 800, n_t
     card["validation_question_wordings"] = "its own: seen in neither train nor test (VALIDATION_QUESTIONS)"
     card["sources"] = {
         "facts": "generated biographies (names, places, dates, organizations are invented)",
+        "works": "train only: generated building histories of invented structures (part of the facts share)",
         "wordnet": "WordNet 3.0 noun definitions (Debian wordnet-base; WordNet 3.0 license, Princeton University)",
         "bible": "King James Bible (Debian bible-kjv-text; public domain text)",
     }

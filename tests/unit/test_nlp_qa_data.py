@@ -138,7 +138,10 @@ def test_train_only_wordings_stay_out_of_test_and_fill_every_slot():
         for tpl in qa_data.VALIDATION_QUESTIONS[group]:
             assert not stems(tpl) & banned, (tpl, stems(tpl) & banned)
     person_groups = {f"person-{fact}" for fact in qa_data.TRAIN_PERSON_QUESTIONS}
-    assert set(qa_data.VALIDATION_QUESTIONS) == slots | set(others) | person_groups
+    work_groups = {f"work-{event}" for event in qa_data.WORK_QUESTIONS}
+    assert set(qa_data.VALIDATION_QUESTIONS) == slots | set(others) | person_groups | work_groups
+    for event, tpls in qa_data.WORK_QUESTIONS.items():
+        assert not set(tpls) & set(qa_data.VALIDATION_QUESTIONS[f"work-{event}"])
     assert qa_data.FEMALE_NAMES <= set(qa_data.FIRST_NAMES) and qa_data.MALE_NAMES <= set(qa_data.FIRST_NAMES)
     assert not qa_data.FEMALE_NAMES & qa_data.MALE_NAMES
     train_questions = ({t for ts in qa_data.TRAIN_FACT_QUESTIONS.values() for t in ts}
@@ -162,8 +165,9 @@ def test_training_templates_leave_the_hand_written_relations_untaught():
     train = [t for tpls in qa_data.FACT_SENTENCES.values() for t in qa_data._halves(tpls, "train")]
     train += [t for pairs in qa_data.FACT_QUESTIONS.values() for _, tpls in pairs for t in qa_data._halves(tpls, "train")]
     for table in (qa_data.TRAIN_FACT_SENTENCES, qa_data.TRAIN_FACT_QUESTIONS, qa_data.TRAIN_PERSON_QUESTIONS,
-                  qa_data.VALIDATION_QUESTIONS):
+                  qa_data.VALIDATION_QUESTIONS, qa_data.WORK_QUESTIONS):
         train += [t for tpls in table.values() for t in tpls]
+    train += [t for t, _ in qa_data.WORK_SENTENCES] + [k.lower() for k in qa_data.WORK_KINDS]
     words = {w for t in train for w in re.findall(r"[a-z]+", t.lower())}
     assert not {w for w in words if w.startswith(("die", "death", "open", "design", "connect"))}
 
@@ -201,7 +205,9 @@ def test_generated_data_is_valid_and_honestly_split(generated):
         assert re.fullmatch(pattern, e.question), e.question
     for name, exs in splits.items():
         sources = {e.title.split("-")[0] for e in exs}
-        assert sources == {"facts", "wordnet", "bible"}, name
+        assert sources - {"works"} == {"facts", "wordnet", "bible"}, name
+        if name != "validation":  # structures are train-only (validation is cut from the train stream)
+            assert ("works" in sources) is (name == "train"), name
         frac = sum(e.is_impossible for e in exs) / len(exs)
         assert 0.05 < frac < 0.35, (name, frac)
         for e in exs:
@@ -221,6 +227,30 @@ def test_train_joins_two_facts_of_a_person_in_one_sentence_and_test_never_does(g
     train = joined(qa_data.generate_split("train", 600, seed=3))
     assert train and all(" and " in sentence for sentence in train)
     assert not joined(qa_data.generate_split("test", 600, seed=3))
+
+
+def test_structure_paragraphs_tell_the_years_of_one_sentence_apart():
+    import random
+
+    rng = random.Random(11)
+    examples = [e for i in range(40) for e in qa_data._works_paragraph(rng, i, 0.2)]
+    answered = [e for e in examples if not e.is_impossible]
+    assert 0.05 < 1 - len(answered) / len(examples) < 0.35
+    two_years = 0
+    for e in answered:
+        (a,) = e.answers
+        assert e.context[a.start:a.start + len(a.text)] == a.text
+        event = e.meta["group"].removeprefix("work-")
+        assert a.text == e.meta["values"][qa_data._WORK_SLOT[event]]
+        begin = e.context.rfind(". ", 0, a.start)
+        sentence = e.context[begin + 1:e.context.find(".", a.start)]
+        two_years += len(re.findall(r"\b1[6-9]\d\d\b", sentence)) == 2
+    assert two_years > 20  # questions whose sentence holds a second year
+    for e in examples:  # every paragraph names each structure in full before "the bridge" / "its"
+        first = re.match(r"[^.]*\.", e.context).group(0)
+        assert re.search(r"[A-Z][a-z]+ (%s)\b" % "|".join(qa_data.WORK_KINDS), first), first
+    assert not [e for e in qa_data.generate_split("test", 400, seed=3) if e.title == "works"]
+    assert [e for e in qa_data.generate_split("train", 400, seed=3) if e.title == "works"]
 
 
 def test_generation_is_deterministic(generated, tmp_path):
