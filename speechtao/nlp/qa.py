@@ -9,7 +9,7 @@ Model (:class:`speechtao.nlp.common.TokenTaggingNet` with one 2-class head ``spa
 
 Model folder: :mod:`speechtao.nlp.common`'s, with the QA options (``doc_stride``, ``max_query_length``,
 ``max_answer_length``, ``n_best``, ``version_2_with_negative``, ``null_score_diff_threshold``) under
-``extra["qa"]`` (and under the ``qa`` metadata key of exported ONNX files).
+``extra["qa"]``, which exported ONNX files carry in their ``extra`` metadata.
 
 Windows: the question is cut to ``max_query_length`` tokens; the context is split into windows of the tokens
 that remain of ``max_seq_length``; consecutive windows start ``doc_stride`` tokens apart (NeMo's and TAO's
@@ -31,11 +31,10 @@ question scores 1 only for an empty prediction. Values are percentages.
 from __future__ import annotations
 
 import collections
-import json
 import re
 import string
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -463,13 +462,10 @@ class QAModel:
         if model.task != TASK:
             raise InputError(f"{model.source}: is a {model.task!r} model, not a QA model")
         self.model = model
-        if model.is_onnx:
-            options = json.loads(model.net.metadata.get("qa", "null") or "null")
-        else:
-            options = model.extra.get("qa")
+        options = model.extra.get("qa")  # model.pt's extra, or an ONNX file's `extra` metadata
         if not isinstance(options, dict):
-            raise InputError(f"{model.source}: has no QA options (qa); it was not written by `speechtao qa "
-                             "finetune` / `speechtao qa export`")
+            raise InputError(f"{model.source}: has no QA options (extra.qa); it was not written by `speechtao qa "
+                             "finetune` / `speechtao qa export` (export it again from the model folder)")
         self.options = options
         self.windows = window_options(model.max_length, options)
 
@@ -628,21 +624,3 @@ def prune(qa: "QAModel", train_path: str | Path, val_path: str | Path, out_dir: 
         return evaluate(QAModel(m), val)[0]
 
     return prune_and_retrain(model, task, options, out_dir, retrain_steps, lr, "f1", evaluate_fn, log)
-
-
-def export(qa: "QAModel", out_dir: str | Path, int8: bool = False) -> Any:
-    """ONNX export (:func:`speechtao.nlp.common.export_onnx`) with the QA options added to each file's
-    metadata (key ``qa``), so :meth:`QAModel.load` reads the export folder or an ``.onnx`` file."""
-    import onnx
-
-    from .common import export_onnx
-
-    result = export_onnx(qa.model, out_dir, int8=int8)
-    for path in (result.fp32, result.int8):
-        if path is None:
-            continue
-        m = onnx.load(str(path))
-        entry = m.metadata_props.add()
-        entry.key, entry.value = "qa", json.dumps(qa.options)
-        onnx.save(m, str(path))
-    return result

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .._nlp import add_export_args
+
 
 def register(actions) -> None:
     p = actions.add_parser(
@@ -9,19 +11,15 @@ def register(actions) -> None:
         description="Write OUT/model.onnx (and model.int8.onnx for onnx-int8: ONNX Runtime dynamic quantization) "
                     "with the tokenizer files and speechtao.json. Inputs input_ids, attention_mask, token_type_ids "
                     "(B, T); output span_logits (B, T, 2). The FP32 graph must match PyTorch. Every QA command "
-                    "reads the folder or the .onnx file like a model folder.")
-    p.add_argument("--model", required=True, help="model folder written by `speechtao qa finetune`")
-    p.add_argument("--out", required=True, help="export folder")
-    p.add_argument("--format", choices=["onnx", "onnx-int8"], default="onnx")
+                    "reads the folder or the .onnx file like a model folder (the QA options travel in the "
+                    "metadata).")
+    add_export_args(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from ...nlp.qa import QAModel, export
+    from .. import set_threads
+    from .._nlp import run_export
 
-    result = export(QAModel.load(args.model), args.out, int8=args.format == "onnx-int8")
-    print(f"wrote {result.fp32} (max |ORT - PyTorch| {result.fp32_max_diff:.2e})")
-    if result.int8 is not None:
-        print(f"wrote {result.int8} (max |INT8 - PyTorch| {result.int8_max_diff:.3f}, argmax agreement "
-              f"{100 * result.int8_agreement:.1f}%)")
-    return 0
+    set_threads()
+    return run_export(args, "qa")
