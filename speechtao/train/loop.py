@@ -186,6 +186,7 @@ class Trainer:
             self.device = ddp.select_device(spec.device, self.ctx)
         except ValueError as exc:
             raise InputError(str(exc)) from None
+        self.amp_dtype = self._amp_dtype()  # decided once: the CPU check reads /proc/cpuinfo
         self.out_dir = Path(spec.out_dir)
         self.ckpt = CheckpointManager(self.out_dir / "checkpoints", spec.keep_last, spec.keep_best, spec.monitor_mode)
 
@@ -203,21 +204,23 @@ class Trainer:
                             "batch size against the number of utterances)")
         return total
 
-    def _autocast(self):
-        if self.device.type == "cuda" and self.spec.precision != "fp32":
-            dtype = torch.bfloat16 if self.spec.precision == "bf16" else torch.float16
-            return torch.autocast("cuda", dtype=dtype)
-        if self.device.type == "cpu" and self._cpu_bf16:
-            return torch.autocast("cpu", dtype=torch.bfloat16)
-        return torch.autocast("cpu", enabled=False)
+    def _amp_dtype(self) -> torch.dtype | None:
+        """The autocast dtype of this run on its device; None: fp32."""
+        precision = self.spec.precision
+        if precision == "fp32":
+            return None
+        if self.device.type == "cuda":
+            return torch.bfloat16 if precision == "bf16" else torch.float16
+        return torch.bfloat16 if precision == "bf16" and cpu_has_native_bf16() else None
 
-    @property
-    def _cpu_bf16(self) -> bool:
-        return self.spec.precision == "bf16" and cpu_has_native_bf16()
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return torch.autocast("cpu", enabled=False)
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
     def _precision_note(self) -> str | None:
         """A log line when the requested precision is not what runs on this device."""
-        if self.device.type != "cpu" or self.spec.precision == "fp32" or self._cpu_bf16:
+        if self.spec.precision == "fp32" or self.amp_dtype is not None:
             return None
         why = ("fp16 autocast is CUDA-only" if self.spec.precision == "fp16"
                else "this CPU has no native bf16 (avx512_bf16 or amx_bf16), where bf16 would be slower than fp32")
@@ -338,8 +341,7 @@ class Trainer:
 
                 self.log("resolved spec:\n" + yaml.safe_dump(spec_to_dict(self.full_spec), sort_keys=False).rstrip())
             n_all, n_train = count_parameters(model)
-            on_cuda = self.device.type == "cuda" and spec.precision != "fp32"
-            amp = f"{spec.precision} autocast" if (on_cuda or self._cpu_bf16) else "fp32"
+            amp = f"{spec.precision} autocast" if self.amp_dtype is not None else "fp32"
             self.log(f"parameters: {n_all:,} ({n_train:,} trainable); device {self.device} ({amp}); "
                      f"{ctx.world_size} process(es); {total} optimizer steps")
             note = self._precision_note()
