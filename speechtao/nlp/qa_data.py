@@ -672,6 +672,10 @@ def _works_paragraph(rng: random.Random, index: int, unanswerable: float) -> lis
         context += " " if context else ""
         offsets[si] = len(context)
         context += sentences[si][0]
+    def meta(q_tpl: str, event: str, work: dict) -> dict:
+        return {"source": "works", "question_template": q_tpl, "fact": "work", "group": f"work-{event}",
+                "values": work}
+
     out: list[QAExample] = []
     for si, (text, spans, work, events) in enumerate(sentences):
         for event in events:
@@ -679,8 +683,7 @@ def _works_paragraph(rng: random.Random, index: int, unanswerable: float) -> lis
             q_tpl = rng.choice(WORK_QUESTIONS[event])
             answer = Answer(context[offsets[si] + s:offsets[si] + e], offsets[si] + s)
             out.append(QAExample(f"train-works-{index}-{len(out)}", _fill(q_tpl, work)[0], context, (answer,), False,
-                                 "works", {"source": "works", "question_template": q_tpl, "fact": "work",
-                                           "group": f"work-{event}", "values": work}))
+                                 "works", meta(q_tpl, event, work)))
     asked = len(out)
     for k in range(sum(rng.random() < unanswerable / (1 - unanswerable) for _ in range(asked))):
         work = rng.choice(works)  # an event the paragraph does not state for it, or a work it does not mention
@@ -691,8 +694,7 @@ def _works_paragraph(rng: random.Random, index: int, unanswerable: float) -> lis
         event = rng.choice(missing)
         q_tpl = rng.choice(WORK_QUESTIONS[event])
         out.append(QAExample(f"train-works-{index}-x{k}", _fill(q_tpl, work)[0], context, (), True, "works",
-                             {"source": "facts", "question_template": q_tpl, "fact": "work",
-                              "group": f"work-{event}", "values": work}))
+                             meta(q_tpl, event, work)))
     return out
 
 

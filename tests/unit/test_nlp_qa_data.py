@@ -234,6 +234,7 @@ def test_structure_paragraphs_tell_the_years_of_one_sentence_apart():
 
     rng = random.Random(11)
     examples = [e for i in range(40) for e in qa_data._works_paragraph(rng, i, 0.2)]
+    assert {e.meta["source"] for e in examples} == {"works"}  # the data card counts them apart from biographies
     answered = [e for e in examples if not e.is_impossible]
     assert 0.05 < 1 - len(answered) / len(examples) < 0.35
     two_years = 0
