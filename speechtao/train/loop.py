@@ -60,6 +60,10 @@ class TrainerSpec:
     monitor: str = "wer"  # validation metric that picks best.pt
     monitor_mode: Literal["min", "max"] = "min"
     max_bad_steps: int = 20  # consecutive non-finite losses tolerated (skipped) before giving up
+    # Exponential moving average of the weights (0: off). With it, validation, best.pt, final.pt and the model
+    # in every checkpoint are the averaged weights; the raw ones travel in train_state for --resume. The decay
+    # ramps as min(ema_decay, (1 + step) / (10 + step)), so early averages do not drag the initial weights along.
+    ema_decay: float = 0.0
 
     def __post_init__(self):
         for name in ("max_epochs", "accumulate", "log_every", "checkpoint_every", "keep_last"):
@@ -71,6 +75,9 @@ class TrainerSpec:
             raise ValueError(f"max_time_s must be > 0 or null, got {self.max_time_s}")
         if self.val_every < 0 or self.keep_best < 0 or self.grad_clip < 0:
             raise ValueError("val_every, keep_best and grad_clip must be >= 0")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1) (0: off; e.g. 0.99 averages about the last 100 steps), "
+                             f"got {self.ema_decay}")
 
 
 class TrainTask(Protocol):
@@ -166,6 +173,65 @@ def format_log(epoch: int, step: int, loss: float, lr: float, metric_name: str |
     return line
 
 
+class WeightAverage:
+    """An exponential moving average of a model's floating-point weights and buffers (integer buffers, such as
+    BatchNorm's batch counter, are copied). ``swapped_in()`` puts the average into the model for a while."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.model = model
+        self.decay = decay
+        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, step: int) -> None:
+        """Fold the model's current weights in after optimizer step ``step`` (1-based)."""
+        d = min(self.decay, (1.0 + step) / (10.0 + step))
+        for k, v in self.model.state_dict().items():
+            avg = self.shadow[k]
+            if avg.is_floating_point():
+                avg.lerp_(v.detach().to(avg.dtype), 1.0 - d)
+            else:
+                avg.copy_(v)
+
+    def state_dict(self) -> dict:
+        return self.shadow
+
+    def load_state_dict(self, state: dict, fallback: dict) -> None:
+        """The average from ``state`` (a payload's state_dict, which may omit training-only entries: those come
+        from ``fallback``, the raw weights)."""
+        for k, v in self.shadow.items():
+            src = state.get(k, fallback.get(k))
+            if src is None:
+                raise CheckpointError(f"the checkpoint lacks the weight {k!r}: it was written by another model "
+                                      "(resume with the model it was trained with)")
+            v.copy_(src)
+
+    def swapped_in(self):
+        """Context: the model holds the averaged weights inside, its own ones again after."""
+        return _Swapped(self)
+
+
+class _Swapped:
+    def __init__(self, ema: WeightAverage):
+        self.ema = ema
+        self.saved: dict | None = None
+
+    def __enter__(self):
+        sd = self.ema.model.state_dict()
+        self.saved = {k: v.detach().clone() for k, v in sd.items()}
+        with torch.no_grad():
+            for k, v in sd.items():
+                v.copy_(self.ema.shadow[k])
+        return self.ema.model
+
+    def __exit__(self, *exc):
+        with torch.no_grad():
+            for k, v in self.ema.model.state_dict().items():
+                v.copy_(self.saved[k])
+        self.saved = None
+        return False
+
+
 # ---------------------------------------------------------------------------------------------- trainer
 
 
@@ -189,6 +255,11 @@ class Trainer:
         self.amp_dtype = self._amp_dtype()  # decided once: the CPU check reads /proc/cpuinfo
         self.out_dir = Path(spec.out_dir)
         self.ckpt = CheckpointManager(self.out_dir / "checkpoints", spec.keep_last, spec.keep_best, spec.monitor_mode)
+        self.ema: WeightAverage | None = None  # built in fit() once the model sits on its device
+
+    def _averaged(self):
+        """Context: the model holds the weights that validation measures and files store (the EMA when on)."""
+        return self.ema.swapped_in() if self.ema is not None else _null()
 
     # -- setup
 
@@ -249,16 +320,21 @@ class Trainer:
             "audio_s": state["audio_s"],
             "last_loss": state["last_loss"],
             "window": list(state["window"]),
+            # with an EMA the payload's state_dict is the average: the weights training continues from go here
+            "raw_state_dict": ({k: v.detach().clone() for k, v in self.task.model.state_dict().items()}
+                               if self.ema is not None else None),
         }
 
     def _save(self, optimizer, schedule, scaler, epoch, batch_index, state, metric) -> None:
         train_state = self._train_state(optimizer, schedule, scaler, epoch, batch_index, state)
         if self.ctx.is_main:
-            self.ckpt.save(state["step"], {**self.task.payload(), "train_state": train_state}, metric)
+            with self._averaged():  # (payloads may hold the live tensors: write before swapping back)
+                self.ckpt.save(state["step"], {**self.task.payload(), "train_state": train_state}, metric)
         ddp.barrier(self.ctx)
 
     def _validate(self, epoch: int, state: dict) -> dict:
-        metrics = self.task.validate() if self.ctx.is_main else None
+        with self._averaged():
+            metrics = self.task.validate() if self.ctx.is_main else None
         metrics = ddp.broadcast_object(metrics, self.ctx)
         if self.spec.monitor not in metrics:
             raise InputError(f"trainer.monitor={self.spec.monitor!r} is not a validation metric "
@@ -273,7 +349,8 @@ class Trainer:
             state["best"] = value
             if self.ctx.is_main:
                 extra = {"step": state["step"], self.spec.monitor: value}
-                save_checkpoint(self.out_dir / "best.pt", self._with_extra(self.task.payload(), extra))
+                with self._averaged():
+                    save_checkpoint(self.out_dir / "best.pt", self._with_extra(self.task.payload(), extra))
         return metrics
 
     @staticmethod
@@ -296,6 +373,7 @@ class Trainer:
         state = {"step": 0, "best": None, "last_val": None, "last_val_step": -1, "train_time_s": 0.0,
                  "utterances": 0.0, "audio_s": 0.0, "last_loss": None, "window": [0.0, 0]}
         epoch, start_index = 0, 0
+        self.ema = WeightAverage(model, spec.ema_decay) if spec.ema_decay > 0 else None
         run_model: nn.Module = model
         if ctx.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -308,7 +386,16 @@ class Trainer:
                                       "(run without --resume to start training)")
             ckpt = load_checkpoint(path)
             ts = ckpt["train_state"]
-            model.load_state_dict(ckpt["state_dict"])
+            raw = ts.get("raw_state_dict")
+            if self.ema is not None and raw is None:
+                raise CheckpointError(f"{path}: was written without trainer.ema_decay, so it holds no weight "
+                                      "average to continue (resume with the ema_decay the run started with)")
+            if self.ema is None and raw is not None:
+                raise CheckpointError(f"{path}: was written with trainer.ema_decay > 0 (its model weights are the "
+                                      "average); resume with the ema_decay the run started with")
+            model.load_state_dict(raw if raw is not None else ckpt["state_dict"])
+            if self.ema is not None:
+                self.ema.load_state_dict(ckpt["state_dict"], raw)
             optimizer.load_state_dict(ts["optimizer"])
             schedule.load_state_dict(ts["schedule"])
             if scaler is not None and ts.get("scaler"):
@@ -408,6 +495,8 @@ class Trainer:
                 micro_loss = 0.0
                 lr_used = schedule.lr
                 state["step"] += 1
+                if self.ema is not None and finite:
+                    self.ema.update(state["step"])
                 schedule.step()
                 if bar is not None:
                     bar.update(1)
@@ -476,7 +565,8 @@ class Trainer:
             "device": str(self.device),
         }
         if self.ctx.is_main:
-            save_checkpoint(self.out_dir / "final.pt", self._with_extra(self.task.payload(), {"step": state["step"]}))
+            with self._averaged():
+                save_checkpoint(self.out_dir / "final.pt", self._with_extra(self.task.payload(), {"step": state["step"]}))
             atomic_write_bytes(self.out_dir / "metrics.json", lambda f: f.write(json.dumps(metrics, indent=2).encode()))
             self.log(f"done: {state['step']} steps; best {self.spec.monitor} {state['best']}; "
                      f"wrote {self.out_dir / 'final.pt'}, {self.out_dir / 'best.pt'}, {self.out_dir / 'metrics.json'}")

@@ -173,6 +173,79 @@ def test_max_time_s_ends_the_run_cleanly(tmp_path):
         dataclasses.replace(trainer.spec, max_time_s=0)
 
 
+class _RecordingTask(ToyTask):
+    """Snapshots the weights each optimizer step starts from (accumulate 1: one loss call per step) and the
+    weights each validation sees."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.starts, self.validated = [], []
+
+    def loss(self, model, batch):
+        self.starts.append({k: v.detach().clone() for k, v in self.model.state_dict().items()})
+        return super().loss(model, batch)
+
+    def validate(self):
+        self.validated.append({k: v.detach().clone() for k, v in self.model.state_dict().items()})
+        return super().validate()
+
+
+def _ema_spec(out_dir, **kw):
+    return TrainerSpec(**{**dict(out_dir=Path(out_dir), max_steps=20, max_epochs=100, device="cpu", seed=7,
+                                 log_every=5, val_every=10, checkpoint_every=5, keep_last=2, monitor="err",
+                                 ema_decay=0.8), **kw})
+
+
+def test_ema_validates_and_saves_the_average(tmp_path):
+    """With trainer.ema_decay, validation, best.pt and final.pt hold the moving average of the weights, computed
+    as min(decay, (1 + step) / (10 + step)); training itself follows the raw weights, which checkpoints keep."""
+    task = _RecordingTask(dropout=0.0)
+    Trainer(task, _ema_spec(tmp_path), OptimSpec(lr=0.05, name="adamw"), ScheduleSpec(warmup_steps=3)).fit()
+    ckpt = load_checkpoint(tmp_path / "checkpoints" / "step-00000020.pt")
+    raw = ckpt["train_state"]["raw_state_dict"]
+    after = task.starts[1:] + [raw]  # the weights after steps 1..20
+    assert len(after) == 20
+    avg = {k: v.clone() for k, v in task.starts[0].items()}
+    averages = {}
+    for step, w in enumerate(after, start=1):
+        d = min(0.8, (1 + step) / (10 + step))
+        for k, v in w.items():
+            avg[k] = avg[k] + (1 - d) * (v - avg[k]) if v.is_floating_point() else v.clone()
+        averages[step] = {k: v.clone() for k, v in avg.items()}
+    for got, step in ((task.validated[0], 10), (task.validated[1], 20), (final_weights(tmp_path), 20),
+                      (ckpt["state_dict"], 20)):
+        for k, v in averages[step].items():
+            assert torch.allclose(got[k].float(), v.float(), atol=1e-6), (step, k)
+    weight = "6.weight"  # the Linear layer: the average really differs from where training ended
+    assert not torch.allclose(averages[20][weight], raw[weight], atol=1e-4)
+    best = torch.load(tmp_path / "best.pt", weights_only=True)
+    step = best["extra"]["step"]
+    assert all(torch.allclose(best["state_dict"][k].float(), averages[step][k].float(), atol=1e-6) for k in raw)
+
+
+def test_ema_resume_continues_raw_weights_and_average(tmp_path):
+    ref = _ema_spec(tmp_path / "ref")
+    Trainer(ToyTask(dropout=0.0), ref, OptimSpec(lr=0.05, name="adamw"), ScheduleSpec(warmup_steps=3)).fit()
+    cut = tmp_path / "cut"
+    spec = _ema_spec(cut, max_time_s=0.12)
+    stopped = Trainer(ToyTask(dropout=0.0, sleep=0.02), spec, OptimSpec(lr=0.05, name="adamw"),
+                      ScheduleSpec(warmup_steps=3)).fit()
+    assert stopped["steps"] < 20
+    lines = []
+    Trainer(ToyTask(dropout=0.0), dataclasses.replace(spec, max_time_s=None), OptimSpec(lr=0.05, name="adamw"),
+            ScheduleSpec(warmup_steps=3), log=lines.append).fit(resume=True)
+    assert any("resumed from" in line for line in lines)
+    a, b = final_weights(tmp_path / "ref"), final_weights(cut)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    # a checkpoint and a resume that disagree about the average are refused, naming the setting
+    with pytest.raises(CheckpointError, match="ema_decay"):
+        Trainer(ToyTask(dropout=0.0), dataclasses.replace(spec, max_time_s=None, ema_decay=0.0),
+                OptimSpec(lr=0.05, name="adamw"), ScheduleSpec(warmup_steps=3)).fit(resume=True)
+    with pytest.raises(ValueError, match="ema_decay"):
+        _ema_spec(tmp_path, ema_decay=1.0)
+
+
 @pytest.mark.slow  # tests/e2e/test_asr_train.py kills and resumes the real CLI in the fast suite
 def test_sigkill_then_resume_is_bit_identical(tmp_path):
     ref = toy_trainer(tmp_path / "ref", steps=40)
