@@ -98,7 +98,7 @@ def _source_stamp(model_dir: str) -> dict:
     return {"model": str(src.resolve()), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
-def _export(load: Callable, model_dir: str, out: Path) -> Path:
+def _export(model_dir: str, out: Path) -> Path:
     """Export ``model_dir`` into ``out`` unless an export of these very weights is already there (an export of
     another model, or of an older file at the same path, is replaced)."""
     stamp_file = out / "bench_source.json"
@@ -106,7 +106,7 @@ def _export(load: Callable, model_dir: str, out: Path) -> Path:
     if not ((out / common.ONNX_INT8_FILE).is_file() and stamp_file.is_file()
             and json.loads(stamp_file.read_text()) == stamp):
         stamp_file.unlink(missing_ok=True)
-        common.export_onnx(load(model_dir), out, int8=True)
+        common.export_onnx(common.load_model(model_dir), out, int8=True)  # (the task's options travel in `extra`)
         stamp_file.write_text(json.dumps(stamp) + "\n")
     return out
 
@@ -137,10 +137,10 @@ def bench_task(name: str, model_dir: str, data: str, pruned: str | None, args) -
     work = Path(args.work) / name
     examples = adapter["data"](data, args.max_samples)
     variants = [("PyTorch FP32", model_dir)]
-    exp = _export(adapter["load"], model_dir, work / "full")
+    exp = _export(model_dir, work / "full")
     variants += [("ORT FP32", str(exp / common.ONNX_FILE)), ("ORT INT8", str(exp / common.ONNX_INT8_FILE))]
     if pruned:
-        pexp = _export(adapter["load"], pruned, work / "pruned")
+        pexp = _export(pruned, work / "pruned")
         variants += [("pruned PyTorch FP32", pruned), ("pruned ORT INT8", str(pexp / common.ONNX_INT8_FILE))]
     rows = []
     for label, path in variants:

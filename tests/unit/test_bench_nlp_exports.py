@@ -30,14 +30,14 @@ def test_an_export_of_other_weights_is_replaced(bench, tmp_path, monkeypatch):
     for folder, text in ((a, "A"), (b, "B")):
         folder.mkdir()
         (folder / bench.common.MODEL_FILE).write_text(text)
-    load = lambda d: (Path(d) / bench.common.MODEL_FILE).read_text()  # noqa: E731
+    monkeypatch.setattr(bench.common, "load_model", lambda d: (Path(d) / bench.common.MODEL_FILE).read_text())
     out = tmp_path / "work"
-    bench._export(load, str(a), out)
-    bench._export(load, str(a), out)  # same weights: reused
+    bench._export(str(a), out)
+    bench._export(str(a), out)  # same weights: reused
     assert made == ["A"]
-    bench._export(load, str(b), out)  # another model into the same work folder: exported again
+    bench._export(str(b), out)  # another model into the same work folder: exported again
     assert made == ["A", "B"] and (out / bench.common.ONNX_INT8_FILE).read_text() == "B"
     (b / bench.common.MODEL_FILE).write_text("B2")  # retrained in place: a newer file at the same path
     os.utime(b / bench.common.MODEL_FILE, ns=(1, 1))
-    bench._export(load, str(b), out)
+    bench._export(str(b), out)
     assert made == ["A", "B", "B2"]
