@@ -22,6 +22,8 @@ facts      generated biographies: 2 people per paragraph, birth,   birth date an
            occupation, employer, studies, a founded organization   join year, studies, founded organization...
 wordnet    3-4 real WordNet 3.0 noun definitions of one topic      what a word means (the definition is the span)
 bible      2-3 consecutive real sentences of the King James Bible  "X the son of Y" / "X begat Y" relations
+cloze      train only: 3-5 real sentences (WordNet examples, Bible, wh-questions asked of one sentence by rule
+           fortunes; :mod:`speechtao.nlp.qa_cloze`)                (any relation the sentence states)
 ========== ======================================================= ===========================================
 
 ``validation`` holds further paragraphs built like ``train`` (it picks the checkpoint and the no-answer
@@ -807,21 +809,32 @@ BIBLE_QUESTIONS = (
 )
 
 
+def _bible_windows(sentences: Sequence[str]) -> Iterable[tuple[list[str], str]]:
+    """The Bible paragraphs: runs of 2-3 consecutive sentences, ``(sentences, split)``; a hash of the text sends
+    one in ten to test."""
+    i = 0
+    while i < len(sentences):
+        k = 2 + (_stable_hash(f"len{i}") % 2)
+        window = list(sentences[i:i + k])
+        i += k
+        yield window, "test" if _stable_hash(" ".join(window)) % 10 == 0 else "train"
+
+
+def bible_test_sentences(sentences: Sequence[str]) -> set[str]:
+    """The Bible sentences that test paragraphs are made of (other training data must leave them out)."""
+    return {s for window, split in _bible_windows(sentences) if split == "test" for s in window}
+
+
 def _bible_paragraphs(rng: random.Random, split: str, n: int) -> list[QAExample]:
     from ..data.textsrc import iter_sentences
 
     sentences = list(iter_sentences("bible"))
     out: list[QAExample] = []
-    i, index = 0, 0
+    index = 0
     candidates = []
-    while i < len(sentences):
-        k = 2 + (_stable_hash(f"len{i}") % 2)
-        window = sentences[i:i + k]
-        i += k
+    for window, window_split in _bible_windows(sentences):
         context = " ".join(window)
-        if len(context) > 1500:
-            continue
-        if (_stable_hash(context) % 10 == 0) != (split == "test"):
+        if len(context) > 1500 or window_split != split:
             continue
         relations = []
         for rx in (_SON_OF_RE, _BEGAT_RE):
@@ -929,9 +942,13 @@ def generate_split(split: str, n: int, seed: int = 0, unanswerable: float = 0.2,
         out.extend(_wordnet_paragraphs(rng, split, want["wordnet"], unanswerable))
     if want.get("bible"):
         out.extend(_bible_paragraphs(rng, split, want["bible"]))
-    # shuffle whole paragraphs, keeping the questions of one paragraph together
+    return _shuffled_paragraphs(out, rng)
+
+
+def _shuffled_paragraphs(examples: list[QAExample], rng: random.Random) -> list[QAExample]:
+    """``examples`` in a shuffled order of whole paragraphs (the questions of one paragraph stay together)."""
     groups: dict[str, list[QAExample]] = {}
-    for ex in out:
+    for ex in examples:
         groups.setdefault(ex.context, []).append(ex)
     keys = list(groups)
     rng.shuffle(keys)
@@ -939,12 +956,13 @@ def generate_split(split: str, n: int, seed: int = 0, unanswerable: float = 0.2,
 
 
 def make_qa_data(out_dir: str | Path, n_train: int = 8000, n_val: int = 800, n_test: int = 800, seed: int = 0,
-                 unanswerable: float = 0.2, mix: dict[str, float] | None = None) -> dict:
+                 unanswerable: float = 0.2, mix: dict[str, float] | None = None, n_cloze: int = 3000) -> dict:
     """Write ``train.json``, ``validation.json``, ``test.json`` (SQuAD 2.0) and ``data_card.json`` under ``out_dir``.
 
     ``validation`` holds other paragraphs made with the training templates, asked with wordings of its own
     (:data:`VALIDATION_QUESTIONS`; it picks the best checkpoint and the no-answer threshold); ``test`` is the
-    held-out split (its own templates and fillers). Returns the data
+    held-out split (its own templates and fillers). ``n_cloze`` questions asked of real sentences
+    (:mod:`speechtao.nlp.qa_cloze`) join ``train`` only, after validation is cut. Returns the data
     card: counts per split and source and the checks that test shares no paragraph and no question template
     with train or validation.
     """
@@ -957,7 +975,13 @@ def make_qa_data(out_dir: str | Path, n_train: int = 8000, n_val: int = 800, n_t
         ctx = seen[cut - 1].context
         while cut > 0 and seen[cut - 1].context == ctx:
             cut -= 1
-    splits = {"train": seen[:cut], "validation": _reword(seen[cut:], random.Random(f"{seed}:validation")),
+    train = seen[:cut]
+    if n_cloze:
+        from .qa_cloze import cloze_examples
+
+        train = _shuffled_paragraphs(train + cloze_examples(n_cloze, seed, min(unanswerable, 0.1)),
+                                     random.Random(f"{seed}:cloze-mix"))
+    splits = {"train": train, "validation": _reword(seen[cut:], random.Random(f"{seed}:validation")),
               "test": generate_split("test", n_test, seed, unanswerable, mix)}
     for name, exs in splits.items():
         if not exs:
@@ -987,6 +1011,8 @@ def make_qa_data(out_dir: str | Path, n_train: int = 8000, n_val: int = 800, n_t
     card["sources"] = {
         "facts": "generated biographies (names, places, dates, organizations are invented)",
         "works": "train only: generated building histories of invented structures (part of the facts share)",
+        "cloze": "train only: questions asked of real sentences (WordNet examples, King James Bible, fortunes) by "
+                 "rule: wh-questions with do-support, else the answer replaced by a wh-word (speechtao.nlp.qa_cloze)",
         "wordnet": "WordNet 3.0 noun definitions (Debian wordnet-base; WordNet 3.0 license, Princeton University)",
         "bible": "King James Bible (Debian bible-kjv-text; public domain text)",
     }

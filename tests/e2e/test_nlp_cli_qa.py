@@ -16,7 +16,7 @@ def run_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("qa_cli")
     data = root / "data"
     assert main(["qa", "make-data", "--out", str(data), "--train", "40", "--validation", "10", "--test", "12",
-                 "--sources", "facts", "--seed", "1"]) == 0
+                 "--sources", "facts", "--cloze", "20", "--seed", "1"]) == 0
     rc = main(["qa", "finetune", "--spec", str(RECIPE), f"data.train={data / 'train.json'}",
                f"data.validation={data / 'validation.json'}", f"trainer.out_dir={root / 'run'}",
                "model.max_length=96", "data.batch_size=4", "data.max_train_samples=16", "data.max_val_samples=8",
@@ -29,6 +29,8 @@ def test_make_data_writes_three_splits(run_dir):
     card = json.loads((run_dir / "data" / "data_card.json").read_text())
     assert set(card["splits"]) == {"train", "validation", "test"}
     assert card["shared_paragraphs"] == 0 and card["shared_question_templates"] == 0
+    assert card["splits"]["train"]["by_source"]["cloze"] == 20  # --cloze: train only
+    assert "cloze" not in card["splits"]["test"]["by_source"]
 
 
 def test_finetune_writes_model_folder_and_metrics(run_dir):

@@ -1,5 +1,6 @@
 """SQuAD reader/writer and the QA data generator."""
 
+import importlib.util
 import json
 import re
 
@@ -180,7 +181,7 @@ def generated(tmp_path_factory):
     if missing:
         pytest.skip(f"text sources {missing} are not installed (apt-get install wordnet-base bible-kjv)")
     out = tmp_path_factory.mktemp("qa")
-    card = make_qa_data(out, n_train=300, n_val=60, n_test=120, seed=3)
+    card = make_qa_data(out, n_train=300, n_val=60, n_test=120, seed=3, n_cloze=120)
     return out, card
 
 
@@ -205,9 +206,10 @@ def test_generated_data_is_valid_and_honestly_split(generated):
         assert re.fullmatch(pattern, e.question), e.question
     for name, exs in splits.items():
         sources = {e.title.split("-")[0] for e in exs}
-        assert sources - {"works"} == {"facts", "wordnet", "bible"}, name
+        assert sources - {"works", "cloze"} == {"facts", "wordnet", "bible"}, name
         if name != "validation":  # structures are train-only (validation is cut from the train stream)
             assert ("works" in sources) is (name == "train"), name
+        assert ("cloze" in sources) is (name == "train"), name  # joined to train after validation is cut
         frac = sum(e.is_impossible for e in exs) / len(exs)
         assert 0.05 < frac < 0.35, (name, frac)
         for e in exs:
@@ -256,9 +258,15 @@ def test_structure_paragraphs_tell_the_years_of_one_sentence_apart():
 
 def test_generation_is_deterministic(generated, tmp_path):
     out, _ = generated
-    make_qa_data(tmp_path, n_train=300, n_val=60, n_test=120, seed=3)
+    make_qa_data(tmp_path, n_train=300, n_val=60, n_test=120, seed=3, n_cloze=120)
     for name in ("train.json", "validation.json", "test.json"):
         assert (tmp_path / name).read_bytes() == (out / name).read_bytes()
+    # the cloze questions only join train: validation and test are the same without them
+    make_qa_data(tmp_path / "none", n_train=300, n_val=60, n_test=120, seed=3, n_cloze=0)
+    for name in ("validation.json", "test.json"):
+        assert (tmp_path / "none" / name).read_bytes() == (out / name).read_bytes()
+    without = read_squad(tmp_path / "none" / "train.json")
+    assert len(read_squad(out / "train.json")) == len(without) + 120
 
 
 def test_generator_rejects_bad_arguments(tmp_path):
@@ -270,3 +278,18 @@ def test_generator_rejects_bad_arguments(tmp_path):
         qa_data.generate_split("train", 10, mix={"novels": 1.0})
     with pytest.raises(DataError):
         read_squad(write(tmp_path, {"data": []}))
+
+
+def test_hand_written_dev_set_is_valid_squad():
+    # bench/qa_handwritten_dev.json: questions written by hand about paragraphs outside the generator's relations,
+    # a development set for data and training choices (the hand-written test paragraphs stay unseen)
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "bench" / "qa_handwritten_dev.json"
+    dev = read_squad(path)
+    assert len(dev) == 35 and sum(e.is_impossible for e in dev) == 5
+    spec = importlib.util.spec_from_file_location("qa_model_test", Path(__file__).with_name("test_nlp_qa_model.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    tested = {context for context, _ in module.PARAGRAPHS}
+    assert not tested & {e.context for e in dev}

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 DESCRIPTION = """Questions about generated biographies (people, places, dates, organizations), real WordNet noun
-definitions (Debian wordnet-base) and real King James Bible sentences (Debian bible-kjv-text). test.json uses its
+definitions (Debian wordnet-base) and real King James Bible sentences (Debian bible-kjv-text); train.json also gets
+questions asked of real sentences by rule (--cloze). test.json uses its
 own paragraph and question templates and filler lists, so no paragraph or template is shared with
 train.json/validation.json. Writes OUT/train.json, validation.json, test.json and data_card.json."""
 
@@ -20,6 +21,9 @@ def register(actions) -> None:
                    "1.1-style data, all answerable)")
     p.add_argument("--sources", default="facts,wordnet,bible",
                    help="comma-separated sources to mix (facts, wordnet, bible)")
+    p.add_argument("--cloze", type=int, default=3000,
+                   help="training questions asked of real sentences by rule (WordNet examples, Bible, fortunes; "
+                        "default 3000; 0: none)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run)
 
@@ -34,7 +38,7 @@ def run(args) -> int:
     if unknown or not names:
         raise InputError(f"--sources {args.sources!r}: unknown source(s) {unknown} (choose from facts, wordnet, bible)")
     card = make_qa_data(args.out, args.train, args.validation, args.test, args.seed, args.unanswerable,
-                        {s: weights[s] for s in names})
+                        {s: weights[s] for s in names}, args.cloze)
     for name, info in card["splits"].items():
         print(f"{name}: {info['questions']} questions ({info['unanswerable']} unanswerable) on {info['paragraphs']} "
               f"paragraphs; by source {json.dumps(info['by_source'])}")
