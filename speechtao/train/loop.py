@@ -45,6 +45,10 @@ class TrainerSpec:
     max_epochs: int = 50
     max_steps: int | None = None  # optimizer steps; stops earlier than max_epochs and sets the schedule length
     max_time_s: float | None = None  # wall-clock budget of this run: past it, the current step is the last one
+    # With max_time_s: measure the time per step (and per validation) early in the run and shorten the schedule
+    # to the steps that fit, so the learning rate decays by the deadline instead of being cut off at its middle
+    # (a slower machine then trains fewer steps to the end of their schedule). Shortens only, never lengthens.
+    fit_schedule_to_time: bool = False
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when present
     # bf16: autocast on CUDA, and on CPUs with native bf16 (avx512_bf16 / AMX; elsewhere fp32, said in the log);
     # fp16: CUDA only (fp32 on CPU). Weights, gradients and optimizer state stay fp32 either way.
@@ -73,6 +77,8 @@ class TrainerSpec:
             raise ValueError(f"max_steps must be >= 1 or null, got {self.max_steps}")
         if self.max_time_s is not None and self.max_time_s <= 0:
             raise ValueError(f"max_time_s must be > 0 or null, got {self.max_time_s}")
+        if self.fit_schedule_to_time and self.max_time_s is None:
+            raise ValueError("fit_schedule_to_time needs max_time_s (the budget to fit the schedule into)")
         if self.val_every < 0 or self.keep_best < 0 or self.grad_clip < 0:
             raise ValueError("val_every, keep_best and grad_clip must be >= 0")
         if not 0.0 <= self.ema_decay < 1.0:
@@ -320,6 +326,7 @@ class Trainer:
             "audio_s": state["audio_s"],
             "last_loss": state["last_loss"],
             "window": list(state["window"]),
+            "total": state["total"],  # the schedule's length (fit_schedule_to_time may have shortened it)
             # with an EMA the payload's state_dict is the average: the weights training continues from go here
             "raw_state_dict": ({k: v.detach().clone() for k, v in self.task.model.state_dict().items()}
                                if self.ema is not None else None),
@@ -371,7 +378,7 @@ class Trainer:
         schedule = LRSchedule(optimizer, self.schedule_spec, self.optim_spec.lr, total)
         scaler = torch.amp.GradScaler("cuda") if (self.device.type == "cuda" and spec.precision == "fp16") else None
         state = {"step": 0, "best": None, "last_val": None, "last_val_step": -1, "train_time_s": 0.0,
-                 "utterances": 0.0, "audio_s": 0.0, "last_loss": None, "window": [0.0, 0]}
+                 "utterances": 0.0, "audio_s": 0.0, "last_loss": None, "window": [0.0, 0], "total": total}
         epoch, start_index = 0, 0
         self.ema = WeightAverage(model, spec.ema_decay) if spec.ema_decay > 0 else None
         run_model: nn.Module = model
@@ -410,6 +417,9 @@ class Trainer:
             for k in state:
                 if k in ts:
                     state[k] = ts[k]
+            if state["total"] < total:  # a schedule shortened to a time budget stays short
+                total = int(state["total"])
+                schedule.max_steps = total
             epoch, start_index = int(ts["epoch"]), int(ts["batch_index"])
             self.log(f"resumed from {path} at epoch {epoch} batch {start_index} step {state['step']}")
         else:
@@ -446,6 +456,8 @@ class Trainer:
         bad_steps = 0
         done = state["step"] >= total
         run_start = time.perf_counter()
+        timing = {"start_step": state["step"], "val_s": 0.0, "vals": 0, "fitted": not spec.fit_schedule_to_time}
+        probe = max(5, min(50, total // 50))  # steps timed before the first fit
         run_model.train()
         while not done and epoch < spec.max_epochs:
             n = task.num_batches(epoch)
@@ -511,9 +523,25 @@ class Trainer:
                 metric = None
                 if spec.val_every and step % spec.val_every == 0 or (last and state["last_val_step"] != step):
                     state["train_time_s"] += time.perf_counter() - t0
+                    v0 = time.perf_counter()
                     metric = float(self._validate(epoch, state)[spec.monitor])
+                    timing["val_s"] += time.perf_counter() - v0
+                    timing["vals"] += 1
                     run_model.train()
                     t0 = time.perf_counter()
+                    if spec.fit_schedule_to_time and not last:
+                        timing["fitted"] = False  # refit with the validation's cost known
+                if not last and not timing["fitted"] and step - timing["start_step"] >= probe:
+                    timing["fitted"] = True
+                    fit = self._steps_that_fit(run_start, step, timing)
+                    if fit < total:
+                        total = state["total"] = fit
+                        schedule.max_steps = fit
+                        self.log(f"max_time_s {spec.max_time_s:g}: about {fit} optimizer steps fit in the budget; "
+                                 f"the schedule now ends at step {fit}")
+                        if bar is not None:
+                            bar.total = fit
+                        last = step >= total
                 if step % spec.checkpoint_every == 0 or last:
                     state["train_time_s"] += time.perf_counter() - t0
                     state["window"] = [window_loss, window_n]
@@ -533,6 +561,22 @@ class Trainer:
         if window_n:
             state["last_loss"] = window_loss / window_n
         return self._finish(state, epoch)
+
+    def _steps_that_fit(self, run_start: float, step: int, timing: dict) -> int:
+        """The schedule length that ends this run inside ``max_time_s``: the time left, less one validation (the
+        last step's) and a 5% margin, over the measured seconds per step plus each step's share of the
+        validations to come (the main process decides, so all processes agree)."""
+        fit = None
+        if self.ctx.is_main:
+            elapsed = time.perf_counter() - run_start
+            steps = step - timing["start_step"]
+            val = timing["val_s"] / timing["vals"] if timing["vals"] else 0.0
+            per_step = max(1e-6, (elapsed - timing["val_s"]) / max(1, steps))
+            if self.spec.val_every:
+                per_step += val / self.spec.val_every
+            left = 0.95 * self.spec.max_time_s - elapsed - val
+            fit = step + max(1, int(left / per_step))
+        return int(ddp.broadcast_object(fit, self.ctx))
 
     def _out_of_time(self, run_start: float) -> bool:
         """True once this run has used ``max_time_s`` (the main process decides, so all processes stop together)."""

@@ -173,6 +173,33 @@ def test_max_time_s_ends_the_run_cleanly(tmp_path):
         dataclasses.replace(trainer.spec, max_time_s=0)
 
 
+def test_fit_schedule_to_time_decays_the_learning_rate_by_the_deadline(tmp_path):
+    """With fit_schedule_to_time the schedule is shortened to the steps that fit in max_time_s, so the run ends
+    by itself with the learning rate decayed; without it the deadline cuts the schedule near its peak."""
+    def run(out, fit):
+        lines = []
+        task = ToyTask(dropout=0.0, sleep=0.01)
+        spec = TrainerSpec(out_dir=out, max_steps=100_000, max_epochs=100_000, device="cpu", seed=7, log_every=1,
+                           val_every=40, checkpoint_every=1000, monitor="err", max_time_s=2.0,
+                           fit_schedule_to_time=fit)
+        metrics = Trainer(task, spec, OptimSpec(lr=0.05, name="adamw"), ScheduleSpec(warmup_steps=3),
+                          log=lines.append).fit()
+        lrs = [float(m.group(1)) for m in map(re.compile(r"^epoch \d+ step \d+ loss \S+ lr (\S+)").match, lines) if m]
+        return metrics, lrs, lines
+
+    metrics, lrs, lines = run(tmp_path / "fit", True)
+    assert any("optimizer steps fit in the budget" in line for line in lines)
+    assert 20 < metrics["steps"] < 100_000
+    assert lrs[-1] < 0.25 * 0.05  # the cosine ran (about) to its end: the last step's lr is near zero
+    assert load_checkpoint(sorted((tmp_path / "fit" / "checkpoints").glob("step-*.pt"))[-1])[
+        "train_state"]["total"] == metrics["steps"]
+    _, cut, cut_lines = run(tmp_path / "cut", False)
+    assert any("max_time_s 2 reached" in line for line in cut_lines)
+    assert cut[-1] > 0.9 * 0.05  # a 100,000-step schedule cut after a few hundred steps: still near the peak
+    with pytest.raises(ValueError, match="max_time_s"):
+        TrainerSpec(out_dir=tmp_path, fit_schedule_to_time=True)
+
+
 class _RecordingTask(ToyTask):
     """Snapshots the weights each optimizer step starts from (accumulate 1: one loss call per step) and the
     weights each validation sees."""
