@@ -326,7 +326,7 @@ class Trainer:
             "audio_s": state["audio_s"],
             "last_loss": state["last_loss"],
             "window": list(state["window"]),
-            "total": state["total"],  # the schedule's length (fit_schedule_to_time may have shortened it)
+            "fitted_total": state["fitted_total"],  # the schedule's length when fit_schedule_to_time shortened it
             # with an EMA the payload's state_dict is the average: the weights training continues from go here
             "raw_state_dict": ({k: v.detach().clone() for k, v in self.task.model.state_dict().items()}
                                if self.ema is not None else None),
@@ -378,7 +378,7 @@ class Trainer:
         schedule = LRSchedule(optimizer, self.schedule_spec, self.optim_spec.lr, total)
         scaler = torch.amp.GradScaler("cuda") if (self.device.type == "cuda" and spec.precision == "fp16") else None
         state = {"step": 0, "best": None, "last_val": None, "last_val_step": -1, "train_time_s": 0.0,
-                 "utterances": 0.0, "audio_s": 0.0, "last_loss": None, "window": [0.0, 0], "total": total}
+                 "utterances": 0.0, "audio_s": 0.0, "last_loss": None, "window": [0.0, 0], "fitted_total": None}
         epoch, start_index = 0, 0
         self.ema = WeightAverage(model, spec.ema_decay) if spec.ema_decay > 0 else None
         run_model: nn.Module = model
@@ -417,8 +417,9 @@ class Trainer:
             for k in state:
                 if k in ts:
                     state[k] = ts[k]
-            if state["total"] < total:  # a schedule shortened to a time budget stays short
-                total = int(state["total"])
+            fitted = state["fitted_total"]
+            if spec.fit_schedule_to_time and fitted is not None and fitted < total:
+                total = int(fitted)  # a schedule shortened to the time budget stays short (and may shorten again)
                 schedule.max_steps = total
             epoch, start_index = int(ts["epoch"]), int(ts["batch_index"])
             self.log(f"resumed from {path} at epoch {epoch} batch {start_index} step {state['step']}")
@@ -535,7 +536,7 @@ class Trainer:
                     timing["fitted"] = True
                     fit = self._steps_that_fit(run_start, step, timing)
                     if fit < total:
-                        total = state["total"] = fit
+                        total = state["fitted_total"] = fit
                         schedule.max_steps = fit
                         self.log(f"max_time_s {spec.max_time_s:g}: about {fit} optimizer steps fit in the budget; "
                                  f"the schedule now ends at step {fit}")

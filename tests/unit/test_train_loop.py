@@ -192,7 +192,7 @@ def test_fit_schedule_to_time_decays_the_learning_rate_by_the_deadline(tmp_path)
     assert 20 < metrics["steps"] < 100_000
     assert lrs[-1] < 0.25 * 0.05  # the cosine ran (about) to its end: the last step's lr is near zero
     assert load_checkpoint(sorted((tmp_path / "fit" / "checkpoints").glob("step-*.pt"))[-1])[
-        "train_state"]["total"] == metrics["steps"]
+        "train_state"]["fitted_total"] == metrics["steps"]
     _, cut, cut_lines = run(tmp_path / "cut", False)
     assert any("max_time_s 2 reached" in line for line in cut_lines)
     assert cut[-1] > 0.9 * 0.05  # a 100,000-step schedule cut after a few hundred steps: still near the peak
