@@ -176,14 +176,14 @@ def test_max_time_s_ends_the_run_cleanly(tmp_path):
 def test_fit_schedule_to_time_decays_the_learning_rate_by_the_deadline(tmp_path):
     """With fit_schedule_to_time the schedule is shortened to the steps that fit in max_time_s, so the run ends
     by itself with the learning rate decayed; without it the deadline cuts the schedule near its peak."""
-    def run(out, fit):
+    def run(out, fit, resume=False):
         lines = []
         task = ToyTask(dropout=0.0, sleep=0.01)
         spec = TrainerSpec(out_dir=out, max_steps=100_000, max_epochs=100_000, device="cpu", seed=7, log_every=1,
                            val_every=40, checkpoint_every=1000, monitor="err", max_time_s=2.0,
                            fit_schedule_to_time=fit)
         metrics = Trainer(task, spec, OptimSpec(lr=0.05, name="adamw"), ScheduleSpec(warmup_steps=3),
-                          log=lines.append).fit()
+                          log=lines.append).fit(resume=resume)
         lrs = [float(m.group(1)) for m in map(re.compile(r"^epoch \d+ step \d+ loss \S+ lr (\S+)").match, lines) if m]
         return metrics, lrs, lines
 
@@ -193,6 +193,8 @@ def test_fit_schedule_to_time_decays_the_learning_rate_by_the_deadline(tmp_path)
     assert lrs[-1] < 0.25 * 0.05  # the cosine ran (about) to its end: the last step's lr is near zero
     assert load_checkpoint(sorted((tmp_path / "fit" / "checkpoints").glob("step-*.pt"))[-1])[
         "train_state"]["fitted_total"] == metrics["steps"]
+    again, _, _ = run(tmp_path / "fit", True, resume=True)  # the fitted length is restored: nothing is left to do
+    assert again["steps"] == metrics["steps"]
     _, cut, cut_lines = run(tmp_path / "cut", False)
     assert any("max_time_s 2 reached" in line for line in cut_lines)
     assert cut[-1] > 0.9 * 0.05  # a 100,000-step schedule cut after a few hundred steps: still near the peak
