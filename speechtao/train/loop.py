@@ -18,6 +18,7 @@ so ``fit(resume=True)`` continues bit-for-bit where a killed run stopped.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import random
@@ -199,9 +200,6 @@ class WeightAverage:
             else:
                 avg.copy_(v)
 
-    def state_dict(self) -> dict:
-        return self.shadow
-
     def load_state_dict(self, state: dict, fallback: dict) -> None:
         """The average from ``state`` (a payload's state_dict, which may omit training-only entries: those come
         from ``fallback``, the raw weights)."""
@@ -212,30 +210,19 @@ class WeightAverage:
                                       "(resume with the model it was trained with)")
             v.copy_(src)
 
+    @contextlib.contextmanager
+    @torch.no_grad()
     def swapped_in(self):
         """Context: the model holds the averaged weights inside, its own ones again after."""
-        return _Swapped(self)
-
-
-class _Swapped:
-    def __init__(self, ema: WeightAverage):
-        self.ema = ema
-        self.saved: dict | None = None
-
-    def __enter__(self):
-        sd = self.ema.model.state_dict()
-        self.saved = {k: v.detach().clone() for k, v in sd.items()}
-        with torch.no_grad():
-            for k, v in sd.items():
-                v.copy_(self.ema.shadow[k])
-        return self.ema.model
-
-    def __exit__(self, *exc):
-        with torch.no_grad():
-            for k, v in self.ema.model.state_dict().items():
-                v.copy_(self.saved[k])
-        self.saved = None
-        return False
+        live = self.model.state_dict()
+        saved = {k: v.detach().clone() for k, v in live.items()}
+        for k, v in live.items():
+            v.copy_(self.shadow[k])
+        try:
+            yield self.model
+        finally:
+            for k, v in live.items():
+                v.copy_(saved[k])
 
 
 # ---------------------------------------------------------------------------------------------- trainer
@@ -542,7 +529,6 @@ class Trainer:
                                  f"the schedule now ends at step {fit}")
                         if bar is not None:
                             bar.total = fit
-                        last = step >= total
                 if step % spec.checkpoint_every == 0 or last:
                     state["train_time_s"] += time.perf_counter() - t0
                     state["window"] = [window_loss, window_n]
