@@ -164,6 +164,14 @@ def _adjacent(text: str, left: tuple[str, int, int], right: tuple[str, int, int]
     return text[left[2]:right[1]] == " "
 
 
+def _name_end(lex: _Lexicon, text: str, toks: list, i: int) -> int:
+    """Index after the run of up to 3 adjacent name words that starts at token ``i`` (itself a name)."""
+    j = i + 1
+    while j < min(len(toks), i + 3) and lex.is_name(toks[j][0]) and _adjacent(text, toks[j - 1], toks[j]):
+        j += 1
+    return j
+
+
 def _join(*parts: str) -> str:
     return re.sub(r"\s+", " ", " ".join(p.strip(" ,;:") for p in parts if p and p.strip(" ,;:")))
 
@@ -196,9 +204,7 @@ def fronted_questions(sentence: str) -> list[tuple[int, int, str]]:
     if first.lower() in SUBJECT_PRONOUNS:
         k, number, subject = 1, SUBJECT_PRONOUNS[first.lower()], first if first == "I" else first.lower()
     elif lex.is_name(first):
-        k = 1
-        while k < min(len(toks), 3) and lex.is_name(toks[k][0]) and _adjacent(sentence, toks[k - 1], toks[k]):
-            k += 1
+        k = _name_end(lex, sentence, toks, 0)
         number, subject = "sg", body[:toks[k - 1][2]]
         ask_subject = "What" if lex.is_place(first) else "Who"
     elif first.lower() not in PRONOUNS and (first.lower() in DETS or lex.is_modifier(first)):
@@ -237,20 +243,14 @@ def fronted_questions(sentence: str) -> list[tuple[int, int, str]]:
             end = rest[j - 1][2]
             out.append((a, end, _join(f"What {head}", body[end:]) + "?"))
     elif lex.is_name(w) and not lex.is_place(w):
-        j = 1
-        while j < min(len(rest), 3) and lex.is_name(rest[j][0]) and _adjacent(sentence, rest[j - 1], rest[j]):
-            j += 1
-        end = rest[j - 1][2]
+        end = rest[_name_end(lex, sentence, rest, 0) - 1][2]
         out.append((a, end, _join(f"Who {head}", body[end:]) + "?"))
     for i in range(1, len(rest)):
         (pw, pa, _), (w, a, b) = rest[i - 1], rest[i]
         if pw.lower() in ("in", "since") and _YEAR_RE.fullmatch(w):
             out.append((a, b, _join(f"When {head}", body[verb_end:pa], body[b:]) + "?"))
         elif (pw.lower() in PLACE_PREPS or (pw == "to" and lex.is_place(w))) and lex.is_name(w):
-            j = i + 1
-            while j < min(len(rest), i + 3) and lex.is_name(rest[j][0]) and _adjacent(sentence, rest[j - 1], rest[j]):
-                j += 1
-            end = rest[j - 1][2]
+            end = rest[_name_end(lex, sentence, rest, i) - 1][2]
             out.append((a, end, _join(f"Where {head}", body[verb_end:pa], body[end:]) + "?"))
     for i in range(len(rest) - 1):
         (w, a, b), (noun, _, nb) = rest[i], rest[i + 1]
@@ -283,9 +283,7 @@ def cloze_questions(sentence: str) -> list[tuple[int, int, str]]:
     while i < len(toks):
         w = toks[i][0]
         if lex.is_name(w) and toks[i - 1][0].lower() != "the" and _adjacent(sentence, toks[i - 1], toks[i]):
-            j = i
-            while j + 1 < min(len(toks), i + 3) and lex.is_name(toks[j + 1][0]) and _adjacent(sentence, toks[j], toks[j + 1]):
-                j += 1
+            j = _name_end(lex, sentence, toks, i) - 1
             a, b = toks[i][1], toks[j][2]
             if toks[i - 1][0].lower() in PLACE_PREPS:
                 out.append((a, b, _join(body[:toks[i - 1][1]], "where", body[b:]) + "?"))
@@ -353,10 +351,10 @@ def cloze_examples(n: int, seed: int = 0, unanswerable: float = 0.1, shares: dic
             else:
                 start = rng.randrange(len(pool) - k)
                 chosen = pool[start:start + k]
-            fronted = [i for i in range(k) if fronted_questions(chosen[i])]
-            if fronted and rng.random() < 0.8:
-                asked = rng.choice(fronted)
-                candidates = fronted_questions(chosen[asked])
+            asked_by_rule = {i: q for i, q in enumerate(map(fronted_questions, chosen)) if q}
+            if asked_by_rule and rng.random() < 0.8:
+                asked = rng.choice(list(asked_by_rule))
+                candidates = asked_by_rule[asked]
             else:
                 asked = rng.randrange(k)
                 candidates = cloze_questions(chosen[asked])
