@@ -8,7 +8,7 @@ DEBS := espeak-ng flite festival festvox-kallpc16k festvox-us-slt-hts sox ffmpeg
         wordnet-base bible-kjv bible-kjv-text fortunes python3-doc alsa-utils
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-slow finetune-asr finetune-qa finetune-punct finetune-ner finetune-textcls serve clean-venv
+.PHONY: setup lint test test-slow finetune-asr finetune-qa finetune-punct finetune-ner finetune-textcls serve clean-venv
 
 setup: $(STAMP)-nemo $(STAMP)-debs
 
@@ -59,7 +59,11 @@ DEFAULT_MODEL ?= $(if $(filter results/finetune_asr/export,$(MODELS)),model.int8
 serve: setup
 	$(PY) -m speechtao serve --models $(MODELS) $(if $(DEFAULT_MODEL),--default-model $(DEFAULT_MODEL))
 
-test: setup
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+test: setup lint
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 test-slow: setup

@@ -114,13 +114,23 @@ def main(argv=None) -> int:
     ap.add_argument("--calib", help="calibration manifest (default: --eval, else the test fixture's speech)")
     ap.add_argument("--calib-method", default="minmax", choices=["minmax", "entropy", "percentile"])
     ap.add_argument("--qat-model", help="a QAT fine-tuned checkpoint for the QAT row")
-    ap.add_argument("--int8-activations", default="uint8", choices=["uint8", "int8"],
-                    help="INT8 rows: activation type (int8: symmetric, where ORT leaves many convs float)")
-    ap.add_argument("--int8-all-convs", action="store_true",
-                    help="INT8 rows: quantize the first and last conv too (default: they stay float)")
+    ap.add_argument(
+        "--int8-activations",
+        default="uint8",
+        choices=["uint8", "int8"],
+        help="INT8 rows: activation type (int8: symmetric, where ORT leaves many convs float)",
+    )
+    ap.add_argument(
+        "--int8-all-convs",
+        action="store_true",
+        help="INT8 rows: quantize the first and last conv too (default: they stay float)",
+    )
     ap.add_argument("--prune-ratio", type=float, default=0.5)
-    ap.add_argument("--pruned-model", help="a pruned (and retrained) checkpoint for the pruned rows; default: --model "
-                    "pruned by --prune-ratio here, without retraining")
+    ap.add_argument(
+        "--pruned-model",
+        help="a pruned (and retrained) checkpoint for the pruned rows; default: --model "
+        "pruned by --prune-ratio here, without retraining",
+    )
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
@@ -141,8 +151,12 @@ def main(argv=None) -> int:
     calib = Path(args.calib or args.eval or default_calib(tmp))
     from speechtao.export.asr import int8_op_types
 
-    qopts = QuantOptions(method=args.calib_method, activations=args.int8_activations,
-                         float_ends=not args.int8_all_convs, op_types=int8_op_types(loaded))  # Whisper: MatMuls too
+    qopts = QuantOptions(
+        method=args.calib_method,
+        activations=args.int8_activations,
+        float_ends=not args.int8_all_convs,
+        op_types=int8_op_types(loaded),
+    )  # Whisper: MatMuls too
     audio = torch.from_numpy(waveform(args.seconds))[None]
     lengths = torch.tensor([audio.shape[1]])
     with torch.inference_mode():
@@ -157,14 +171,14 @@ def main(argv=None) -> int:
             if isinstance(model, (OnnxCTCModel, NemoOnnxRunner)):
                 runner = type(model)(model.path, model.preprocessor, model.subsampling_factor, threads=t)
 
-            def run():
+            def run(runner=runner):
                 with torch.inference_mode():
                     runner(audio, lengths)
 
             row[f"rtf_{t}t"] = time_it(run, args.repeats) / args.seconds
             if hasattr(runner, "forward_features"):  # the network alone, on precomputed features
 
-                def net():
+                def net(runner=runner):
                     with torch.inference_mode():
                         runner.forward_features(feats, feat_lengths)
 
@@ -185,15 +199,26 @@ def main(argv=None) -> int:
         add(f"ORT FP32{tag}", OnnxCTCModel(fp32, pre, sub), params, fp32.stat().st_size)
         items = calibration_features(src, calib, qopts)
         r = quantize_model(fp32, tmp / f"model{tag.strip()}.int8.onnx", items, qopts)
-        add(f"ORT INT8 PTQ{tag}", OnnxCTCModel(r.int8_path, pre, sub), params, r.int8_path.stat().st_size,
-            f"{args.calib_method}, {len(items)} utts")
+        add(
+            f"ORT INT8 PTQ{tag}",
+            OnnxCTCModel(r.int8_path, pre, sub),
+            params,
+            r.int8_path.stat().st_size,
+            f"{args.calib_method}, {len(items)} utts",
+        )
         if qat_src is not None:
             fp32q = export_onnx(qat_src, tmp / f"qat{tag.strip()}.onnx")
-            rq = quantize_model(fp32q, tmp / f"qat{tag.strip()}.int8.onnx", items, qopts,
-                                range_overrides=range_overrides_for(qat_src))
-            add(f"ORT INT8 QAT{tag}", OnnxCTCModel(rq.int8_path, pre, sub), params, rq.int8_path.stat().st_size,
+            rq = quantize_model(
+                fp32q, tmp / f"qat{tag.strip()}.int8.onnx", items, qopts, range_overrides=range_overrides_for(qat_src)
+            )
+            add(
+                f"ORT INT8 QAT{tag}",
+                OnnxCTCModel(rq.int8_path, pre, sub),
+                params,
+                rq.int8_path.stat().st_size,
                 f"{len(rq.overridden)} conv-input ranges from QAT"
-                + ("" if args.qat_model else " (observed, 0 training steps)"))
+                + ("" if args.qat_model else " (observed, 0 training steps)"),
+            )
         return fp32
 
     # QAT source: a fine-tuned checkpoint, or ranges observed on the calibration audio.
@@ -210,8 +235,10 @@ def main(argv=None) -> int:
     if args.pruned_model:
         ploaded = load_model(args.pruned_model)
         if ploaded.tokenizer.vocab_size != loaded.tokenizer.vocab_size:
-            ap.error(f"--pruned-model {args.pruned_model}: its vocabulary ({ploaded.tokenizer.vocab_size} tokens) is "
-                     f"not --model's ({loaded.tokenizer.vocab_size}); give a model pruned from --model")
+            ap.error(
+                f"--pruned-model {args.pruned_model}: its vocabulary ({ploaded.tokenizer.vocab_size} tokens) is "
+                f"not --model's ({loaded.tokenizer.vocab_size}); give a model pruned from --model"
+            )
         onnx_rows(" pruned (retrained)", ploaded, None)
     else:
         pruned = prune_model(loaded.model, PruneOptions(ratio=args.prune_ratio))
@@ -229,9 +256,12 @@ def main(argv=None) -> int:
             path = export_nemo(loaded, tmp / "model.nemo")
             nm = ASRModel.restore_from(str(path), map_location="cpu")
             nm.preprocessor.featurizer.dither = 0.0
-            add("NeMo PyTorch (same weights)", NemoRunner(nm, loaded.model.subsampling_factor),
+            add(
+                "NeMo PyTorch (same weights)",
+                NemoRunner(nm, loaded.model.subsampling_factor),
                 sum(p.numel() for p in nm.encoder.parameters()) + sum(p.numel() for p in nm.decoder.parameters()),
-                path.stat().st_size)
+                path.stat().st_size,
+            )
             try:
                 nemo_onnx = tmp / "nemo_export.onnx"
                 nm.export(str(nemo_onnx))
@@ -239,8 +269,13 @@ def main(argv=None) -> int:
                 print(f"NeMo ONNX row skipped: {type(exc).__name__}: {exc}", file=sys.stderr)
             else:
                 runner = NemoOnnxRunner(nemo_onnx, loaded.model.preprocessor, loaded.model.subsampling_factor)
-                add("ORT FP32 of NeMo's export", runner, rows[0]["params"], nemo_onnx.stat().st_size,
-                    f"inputs {runner.inputs}")
+                add(
+                    "ORT FP32 of NeMo's export",
+                    runner,
+                    rows[0]["params"],
+                    nemo_onnx.stat().st_size,
+                    f"inputs {runner.inputs}",
+                )
 
     if not args.no_sherpa:
         try:
@@ -249,14 +284,23 @@ def main(argv=None) -> int:
             print(f"sherpa-onnx row skipped: {exc}", file=sys.stderr)
         else:
             for label, path in (("FP32", fp32_path), ("INT8", tmp / "model.int8.onnx")):
-                row = {"variant": f"sherpa-onnx {label} (same ONNX)", "params": rows[0]["params"],
-                       "size_mb": path.stat().st_size / 1e6, "note": "own features: 25 ms windows"}
+                row = {
+                    "variant": f"sherpa-onnx {label} (same ONNX)",
+                    "params": rows[0]["params"],
+                    "size_mb": path.stat().st_size / 1e6,
+                    "note": "own features: 25 ms windows",
+                }
                 for t in args.threads:
                     rec = sherpa_onnx.OfflineRecognizer.from_nemo_ctc(
-                        model=str(path), tokens=str(path.with_name("tokens.txt")), num_threads=t,
-                        sample_rate=16000, feature_dim=loaded.config.feat_in, decoding_method="greedy_search")
+                        model=str(path),
+                        tokens=str(path.with_name("tokens.txt")),
+                        num_threads=t,
+                        sample_rate=16000,
+                        feature_dim=loaded.config.feat_in,
+                        decoding_method="greedy_search",
+                    )
 
-                    def run():
+                    def run(rec=rec):
                         s = rec.create_stream()
                         s.accept_waveform(16000, audio[0].numpy())
                         rec.decode_stream(s)
@@ -307,14 +351,18 @@ def _rtf(x: float) -> str:
 def format_table(rows: list[dict], args, random_weights: bool) -> str:
     cols = ["variant", "params", "size MB"] + [f"RTF {t} thr (network only)" for t in args.threads]
     cols += ["WER"] if args.eval else []
-    lines = [f"model {args.model}{' (random weights: WER meaningless)' if random_weights else ''}; "
-             f"{args.seconds:g} s of audio, median of {args.repeats}; torch {torch.__version__}; INT8: "
-             f"{args.int8_activations} activations, {'all convs' if args.int8_all_convs else 'first/last conv float'}",
-             "| " + " | ".join(cols) + " | note |", "|" + "---|" * (len(cols) + 1)]
+    lines = [
+        f"model {args.model}{' (random weights: WER meaningless)' if random_weights else ''}; "
+        f"{args.seconds:g} s of audio, median of {args.repeats}; torch {torch.__version__}; INT8: "
+        f"{args.int8_activations} activations, {'all convs' if args.int8_all_convs else 'first/last conv float'}",
+        "| " + " | ".join(cols) + " | note |",
+        "|" + "---|" * (len(cols) + 1),
+    ]
     for r in rows:
         cells = [r["variant"], f"{r['params']:,}", f"{r['size_mb']:.1f}"]
-        cells += [_rtf(r[f"rtf_{t}t"]) + (f" ({_rtf(r[f'net_{t}t'])})" if f"net_{t}t" in r else "")
-                  for t in args.threads]
+        cells += [
+            _rtf(r[f"rtf_{t}t"]) + (f" ({_rtf(r[f'net_{t}t'])})" if f"net_{t}t" in r else "") for t in args.threads
+        ]
         if args.eval:
             cells.append(f"{100 * r['wer']:.2f}%" if "wer" in r else "-")
         lines.append("| " + " | ".join(cells) + f" | {r.get('note', '')} |")

@@ -31,8 +31,10 @@ from export import waveform  # noqa: E402
 
 from speechtao.asr.checkpoint import LoadedModel, load_model  # noqa: E402
 
-SCHEMES = {"int8 act, all convs": dict(activations="int8", float_ends=False),
-           "uint8 act, ends float": dict(activations="uint8", float_ends=True)}
+SCHEMES = {
+    "int8 act, all convs": dict(activations="int8", float_ends=False),
+    "uint8 act, ends float": dict(activations="uint8", float_ends=True),
+}
 
 
 def main(argv=None) -> int:
@@ -78,13 +80,17 @@ def main(argv=None) -> int:
                     net[k].append(time.perf_counter() - t)
         base_e, base_n = statistics.median(e2e["ORT FP32"]), statistics.median(net["ORT FP32"])
         print(f"{ref}: {args.seconds:g} s of audio, 1 thread, median of {args.rounds} interleaved rounds")
-        print("| variant | RTF end to end | speed-up | network ms | speed-up | size MB |"
-              + (" WER |" if args.eval else ""))
+        print(
+            "| variant | RTF end to end | speed-up | network ms | speed-up | size MB |"
+            + (" WER |" if args.eval else "")
+        )
         print("|---|---|---|---|---|---|" + ("---|" if args.eval else ""))
         for k, m in models.items():
             me, mn = statistics.median(e2e[k]), statistics.median(net[k])
-            line = (f"| {k} | {me / args.seconds:.5f} | {base_e / me:.2f}x | {1e3 * mn:.2f} | {base_n / mn:.2f}x | "
-                    f"{m.path.stat().st_size / 1e6:.2f} |")
+            line = (
+                f"| {k} | {me / args.seconds:.5f} | {base_e / me:.2f}x | {1e3 * mn:.2f} | {base_n / mn:.2f}x | "
+                f"{m.path.stat().st_size / 1e6:.2f} |"
+            )
             if args.eval:
                 res = evaluate(LoadedModel(m, loaded.tokenizer, loaded.config), args.eval, EvalOptions(batch_size=8))
                 line += f" {100 * res.metrics['wer']:.2f}% |"

@@ -24,8 +24,9 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -43,8 +44,9 @@ def _punct():
     return {
         "load": lambda p: common.load_model(p, punct.TASK),
         "data": punct.read_dataset,
-        "quality": lambda m, exs: {k: v for k, v in punct.evaluate(m, exs).items() if k in
-                                   ("punct_macro_f1", "capit_f1")},
+        "quality": lambda m, exs: {
+            k: v for k, v in punct.evaluate(m, exs).items() if k in ("punct_macro_f1", "capit_f1")
+        },
         "request": lambda m, ex: punct.predict(m, [ex.words]),
         "metrics": ("punct_macro_f1", "capit_f1"),
     }
@@ -68,8 +70,7 @@ def _textcls():
     return {
         "load": lambda p: common.load_model(p, textcls.TASK),
         "data": lambda p, n: textcls.read_tsv(p, None, n),
-        "quality": lambda m, exs: {k: v for k, v in textcls.evaluate(m, exs).items() if k in
-                                   ("accuracy", "macro_f1")},
+        "quality": lambda m, exs: {k: v for k, v in textcls.evaluate(m, exs).items() if k in ("accuracy", "macro_f1")},
         "request": lambda m, ex: textcls.predict(m, [ex.text]),
         "metrics": ("accuracy", "macro_f1"),
     }
@@ -103,8 +104,9 @@ def _export(model_dir: str, out: Path) -> Path:
     another model, or of an older file at the same path, is replaced)."""
     stamp_file = out / "bench_source.json"
     stamp = _source_stamp(model_dir)
-    if not ((out / common.ONNX_INT8_FILE).is_file() and stamp_file.is_file()
-            and json.loads(stamp_file.read_text()) == stamp):
+    if not (
+        (out / common.ONNX_INT8_FILE).is_file() and stamp_file.is_file() and json.loads(stamp_file.read_text()) == stamp
+    ):
         stamp_file.unlink(missing_ok=True)
         common.export_onnx(common.load_model(model_dir), out, int8=True)  # (the task's options travel in `extra`)
         stamp_file.write_text(json.dumps(stamp) + "\n")
@@ -154,10 +156,20 @@ def bench_task(name: str, model_dir: str, data: str, pruned: str | None, args) -
         eval_s = time.perf_counter() - t0
         med, p90 = _latency(adapter, obj, examples, args.requests)
         size = Path(path).stat().st_size if path.endswith(".onnx") else None
-        rows.append({"task": name, "variant": label, "path": path, **{k: round(v, 4) for k, v in quality.items()},
-                     "latency_ms_median": round(med, 2), "latency_ms_p90": round(p90, 2),
-                     "eval_seconds": round(eval_s, 1), "examples": len(examples), "parameters": _params(obj),
-                     "onnx_bytes": size})
+        rows.append(
+            {
+                "task": name,
+                "variant": label,
+                "path": path,
+                **{k: round(v, 4) for k, v in quality.items()},
+                "latency_ms_median": round(med, 2),
+                "latency_ms_p90": round(p90, 2),
+                "eval_seconds": round(eval_s, 1),
+                "examples": len(examples),
+                "parameters": _params(obj),
+                "onnx_bytes": size,
+            }
+        )
         print(json.dumps(rows[-1]), flush=True)
     base = rows[0]["latency_ms_median"]
     for r in rows:
@@ -174,17 +186,29 @@ def markdown(rows: list[dict]) -> str:
     head = ["task", "variant", *metric_names, "ms/request (median)", "p90", "speed-up", "parameters"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        vals = [r["task"], r["variant"], *[f"{r[k]:.4f}" if k in r else "" for k in metric_names],
-                f"{r['latency_ms_median']:.1f}", f"{r['latency_ms_p90']:.1f}", f"{r['speedup_vs_pytorch']:.2f}x",
-                f"{r['parameters']:,}" if r["parameters"] else "-"]
+        vals = [
+            r["task"],
+            r["variant"],
+            *[f"{r[k]:.4f}" if k in r else "" for k in metric_names],
+            f"{r['latency_ms_median']:.1f}",
+            f"{r['latency_ms_p90']:.1f}",
+            f"{r['speedup_vs_pytorch']:.2f}x",
+            f"{r['parameters']:,}" if r["parameters"] else "-",
+        ]
         lines.append("| " + " | ".join(vals) + " |")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--task", nargs="+", action="append", required=True, metavar="ARG",
-                    help="NAME MODEL DATA [PRUNED] (NAME: punct, ner, textcls, qa); repeat per task")
+    ap.add_argument(
+        "--task",
+        nargs="+",
+        action="append",
+        required=True,
+        metavar="ARG",
+        help="NAME MODEL DATA [PRUNED] (NAME: punct, ner, textcls, qa); repeat per task",
+    )
     ap.add_argument("--max-samples", type=int, default=300, help="evaluation examples per task (default 300)")
     ap.add_argument("--requests", type=int, default=40, help="timed single-example requests (default 40)")
     ap.add_argument("--threads", type=int, default=1, help="intra-op threads for PyTorch and ORT (default 1)")

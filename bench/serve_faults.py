@@ -36,8 +36,15 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from serve_load import SR, prepare_model, proc_stats  # noqa: E402
 
-EXPECTED = {"OK", "INVALID_ARGUMENT", "NOT_FOUND", "RESOURCE_EXHAUSTED", "CANCELLED", "DEADLINE_EXCEEDED",
-            "UNAVAILABLE"}
+EXPECTED = {
+    "OK",
+    "INVALID_ARGUMENT",
+    "NOT_FOUND",
+    "RESOURCE_EXHAUSTED",
+    "CANCELLED",
+    "DEADLINE_EXCEEDED",
+    "UNAVAILABLE",
+}
 
 
 def start(model: Path, folder: Path) -> tuple[subprocess.Popen, int]:
@@ -45,10 +52,32 @@ def start(model: Path, folder: Path) -> tuple[subprocess.Popen, int]:
     repo.mkdir(exist_ok=True)
     (repo / model.name).symlink_to(model.resolve())
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
-    proc = subprocess.Popen([sys.executable, "-m", "speechtao", "serve", "--models", str(repo), "--port", "0",
-                             "--idle-timeout", "2", "--max-message-mb", "4", "--max-stream-seconds", "120",
-                             "--max-streams", "16", "--max-streams-per-peer", "16"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "speechtao",
+            "serve",
+            "--models",
+            str(repo),
+            "--port",
+            "0",
+            "--idle-timeout",
+            "2",
+            "--max-message-mb",
+            "4",
+            "--max-stream-seconds",
+            "120",
+            "--max-streams",
+            "16",
+            "--max-streams-per-peer",
+            "16",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     line = proc.stdout.readline()
     if not line.startswith("listening on"):
         raise SystemExit(f"server did not start: {line}{proc.stderr.read()}")
@@ -59,8 +88,9 @@ def start(model: Path, folder: Path) -> tuple[subprocess.Popen, int]:
 
 def wav_header(rate: int, channels: int, bits: int = 16, tag: int = 1, size: int = 0xFFFFFFFF) -> bytes:
     fmt = struct.pack("<HHIIHH", tag, channels, rate, rate * channels * bits // 8, channels * bits // 8, bits)
-    return (b"RIFF" + struct.pack("<I", 36) + b"WAVEfmt " + struct.pack("<I", 16) + fmt + b"data"
-            + struct.pack("<I", size))
+    return (
+        b"RIFF" + struct.pack("<I", 36) + b"WAVEfmt " + struct.pack("<I", 16) + fmt + b"data" + struct.pack("<I", size)
+    )
 
 
 class Faults:
@@ -73,14 +103,17 @@ class Faults:
         self.speech = speech  # a WAV file's bytes
 
     def config(self, **kw):
-        return self.rasr.StreamingRecognizeRequest(streaming_config=self.rasr.StreamingRecognitionConfig(
-            config=self.rasr.RecognitionConfig(**kw), interim_results=bool(self.rng.integers(2))))
+        return self.rasr.StreamingRecognizeRequest(
+            streaming_config=self.rasr.StreamingRecognitionConfig(
+                config=self.rasr.RecognitionConfig(**kw), interim_results=bool(self.rng.integers(2))
+            )
+        )
 
     def audio(self, data: bytes):
         return self.rasr.StreamingRecognizeRequest(audio_content=data)
 
     def chunks(self, data: bytes, size: int = 3200):
-        return [self.audio(data[i:i + size]) for i in range(0, len(data), size)]
+        return [self.audio(data[i : i + size]) for i in range(0, len(data), size)]
 
     def call(self, requests, timeout=30.0, cancel_after_s=None, delay=0.0) -> str:
         import grpc
@@ -123,8 +156,12 @@ class Faults:
         if kind == 0:
             reqs = [self.config(encoding=enc, sample_rate_hertz=rate, audio_channel_count=channels), self.audio(junk)]
         elif kind == 1:
-            head = wav_header(int(r.choice([8000, 16000, 0])), int(r.integers(0, 3)), int(r.choice([8, 16, 24, 32])),
-                              int(r.choice([1, 3, 6, 7, 85])))
+            head = wav_header(
+                int(r.choice([8000, 16000, 0])),
+                int(r.integers(0, 3)),
+                int(r.choice([8, 16, 24, 32])),
+                int(r.choice([1, 3, 6, 7, 85])),
+            )
             cut = int(r.integers(0, len(head) + 1))
             reqs = [self.config()] + self.chunks(head[:cut] + junk, int(r.integers(1, 5000)))
         elif kind == 2:
@@ -136,9 +173,13 @@ class Faults:
         elif kind == 5:
             reqs = [self.config(), self.audio(b"\0" * (5 << 20))]  # over the 4 MiB message limit
         elif kind == 6:
-            reqs = [self.config(endpointing_config=self.rasr.EndpointingConfig(
-                start_history=int(r.integers(-10, 100000)), stop_threshold=float(r.uniform(-1, 3))))] + \
-                self.chunks(self.speech[:9600])
+            reqs = [
+                self.config(
+                    endpointing_config=self.rasr.EndpointingConfig(
+                        start_history=int(r.integers(-10, 100000)), stop_threshold=float(r.uniform(-1, 3))
+                    )
+                )
+            ] + self.chunks(self.speech[:9600])
         elif kind == 7:
             corrupted = bytearray(self.speech[:8000])
             for i in r.integers(0, 44, size=4):
@@ -200,8 +241,12 @@ def main() -> None:
             faults = Faults(stub, rng, speech)
             # Warm-up: as many normal streams at once as there will be faulty clients (plus two), so the server's
             # RPC thread pool (which grows to the peak concurrency and keeps its threads) is at its working size.
-            warm = [threading.Thread(target=lambda: codes_warm.append(faults.call(
-                [faults.config()] + faults.chunks(speech)))) for _ in range(args.workers + 2)]
+            warm = [
+                threading.Thread(
+                    target=lambda: codes_warm.append(faults.call([faults.config()] + faults.chunks(speech)))
+                )
+                for _ in range(args.workers + 2)
+            ]
             codes_warm: list = []
             for th in warm:
                 th.start()
@@ -253,8 +298,7 @@ def main() -> None:
                 end = time.monotonic() + args.settle
                 while True:
                     now = proc_stats(proc.pid)
-                    ok = (now["threads"] <= base["threads"] + 2
-                          and now["rss_mb"] <= base["rss_mb"] + args.rss_slack_mb)
+                    ok = now["threads"] <= base["threads"] + 2 and now["rss_mb"] <= base["rss_mb"] + args.rss_slack_mb
                     if ok or time.monotonic() > end:
                         break
                     time.sleep(0.5)
@@ -262,8 +306,9 @@ def main() -> None:
                 if now["threads"] > base["threads"] + 2:
                     failures.append(f"threads did not return to baseline: {now['threads']} vs {base['threads']}")
                 if now["rss_mb"] > base["rss_mb"] + args.rss_slack_mb:
-                    failures.append(f"RSS did not return near baseline: {now['rss_mb']:.0f} vs "
-                                    f"{base['rss_mb']:.0f} MiB")
+                    failures.append(
+                        f"RSS did not return near baseline: {now['rss_mb']:.0f} vs {base['rss_mb']:.0f} MiB"
+                    )
             channel.close()
         finally:
             proc.terminate()

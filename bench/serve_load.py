@@ -77,8 +77,10 @@ def make_audio(seconds: float, seed: int, folder: Path) -> np.ndarray:
     if shutil.which("espeak-ng"):
         from speechtao.audio import read_audio
 
-        words = ("turn the lights on in the kitchen please and then open the front door before we leave for the "
-                 "station at noon tomorrow").split()
+        words = (
+            "turn the lights on in the kitchen please and then open the front door before we leave for the "
+            "station at noon tomorrow"
+        ).split()
         pieces, total = [], 0.0
         k = 0
         while total < seconds:
@@ -116,15 +118,43 @@ def start_server(model: Path, folder: Path, args) -> tuple[subprocess.Popen, int
     target = repo / model.name
     if not target.exists():
         os.symlink(model.resolve(), target)
-    cmd = [sys.executable, "-m", "speechtao", "serve", "--models", str(repo), "--port", "0",
-           "--chunk-ms", str(args.server_chunk_ms), "--left-context-ms", str(args.left_context_ms),
-           "--right-context-ms", str(args.right_context_ms), "--final-pass", args.final_pass,
-           "--threads", str(args.threads), "--max-batch-size", str(args.max_batch_size),
-           "--max-wait-ms", str(args.max_wait_ms), "--max-streams", str(max(64, args.streams)),
-           "--max-streams-per-peer", str(max(16, args.streams))]
+    cmd = [
+        sys.executable,
+        "-m",
+        "speechtao",
+        "serve",
+        "--models",
+        str(repo),
+        "--port",
+        "0",
+        "--chunk-ms",
+        str(args.server_chunk_ms),
+        "--left-context-ms",
+        str(args.left_context_ms),
+        "--right-context-ms",
+        str(args.right_context_ms),
+        "--final-pass",
+        args.final_pass,
+        "--threads",
+        str(args.threads),
+        "--max-batch-size",
+        str(args.max_batch_size),
+        "--max-wait-ms",
+        str(args.max_wait_ms),
+        "--max-streams",
+        str(max(64, args.streams)),
+        "--max-streams-per-peer",
+        str(max(16, args.streams)),
+    ]
     root = Path(__file__).resolve().parents[1]  # the server runs this checkout's code, from any working folder
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=root,
-                            env=dict(os.environ, PYTHONPATH=str(root)))
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=root,
+        env=dict(os.environ, PYTHONPATH=str(root)),
+    )
     line = proc.stdout.readline()
     if not line.startswith("listening on"):
         raise SystemExit(f"server did not start: {line}{proc.stderr.read()}")
@@ -149,15 +179,16 @@ def run_stream(stub, audio: np.ndarray, chunk_s: float, right_s: float, out: dic
 
     def requests():
         cfg = rasr.RecognitionConfig(encoding=1, sample_rate_hertz=SR, language_code="en-US")  # LINEAR_PCM
-        yield rasr.StreamingRecognizeRequest(streaming_config=rasr.StreamingRecognitionConfig(
-            config=cfg, interim_results=True))
+        yield rasr.StreamingRecognizeRequest(
+            streaming_config=rasr.StreamingRecognitionConfig(config=cfg, interim_results=True)
+        )
         t0 = time.monotonic()
         for k, i in enumerate(range(0, len(data), step)):
             wait = t0 + k * chunk_s - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
             sent.append(time.monotonic())
-            yield rasr.StreamingRecognizeRequest(audio_content=data[i:i + step])
+            yield rasr.StreamingRecognizeRequest(audio_content=data[i : i + step])
 
     n_chunks = -(-len(data) // step)
     finals, interim_lat, last_final_t = 0, [], None
@@ -210,8 +241,14 @@ def fmt(p: dict) -> str:
 
 
 SWEEP = [  # chunk_ms, left_context_ms, right_context_ms
-    (160, 1200, 480), (160, 480, 160), (480, 960, 480), (480, 480, 240), (960, 480, 480), (960, 960, 960),
-    (1600, 1600, 800)]
+    (160, 1200, 480),
+    (160, 480, 160),
+    (480, 960, 480),
+    (480, 480, 240),
+    (960, 480, 480),
+    (960, 960, 960),
+    (1600, 1600, 800),
+]
 
 
 def sweep(model: Path, audios: list, threads: int) -> list[dict]:
@@ -223,10 +260,18 @@ def sweep(model: Path, audios: list, threads: int) -> list[dict]:
     rows = []
     for final_pass, norm in (("chunks", "stream"), ("chunks", "window"), ("utterance", "stream")):
         for chunk, left, right in SWEEP:
-            rec = Recognizer.from_path(str(model), StreamingOptions(chunk_ms=chunk, left_context_ms=left,
-                                                                    right_context_ms=right, final_pass=final_pass,
-                                                                    max_utterance_s=600, normalization=norm),
-                                       threads=threads)
+            rec = Recognizer.from_path(
+                str(model),
+                StreamingOptions(
+                    chunk_ms=chunk,
+                    left_context_ms=left,
+                    right_context_ms=right,
+                    final_pass=final_pass,
+                    max_utterance_s=600,
+                    normalization=norm,
+                ),
+                threads=threads,
+            )
             # reference: one pass over each whole stream
             refs = []
             for x in audios:
@@ -257,7 +302,7 @@ def sweep(model: Path, audios: list, threads: int) -> list[dict]:
 
             orig = rec._commit
 
-            def commit(s, j, best, prob, _orig=orig, _rec=rec):
+            def commit(s, j, best, prob, _orig=orig, _rec=rec, committed=committed, backend=backend):
                 f0 = (j.commit_from - j.start) // _rec.samples_per_frame
                 f1 = min(-(-(j.commit_to - j.start) // _rec.samples_per_frame), len(best))
                 row = next(i for i, (s2, _) in enumerate(_rec._batch) if s2 is s)
@@ -277,10 +322,11 @@ def sweep(model: Path, audios: list, threads: int) -> list[dict]:
             for pos in range(0, max(len(x) for x in audios), piece):
                 for s, x in zip(streams, audios):
                     if pos < len(x):
-                        s.accept_waveform(SR, x[pos:pos + piece])
+                        s.accept_waveform(SR, x[pos : pos + piece])
                 rec.decode_streams(streams)
-                while any(rec.is_ready(s) for s in streams
-                          if not s.finished and s.num_samples < len(audios[s.channel])):
+                while any(
+                    rec.is_ready(s) for s in streams if not s.finished and s.num_samples < len(audios[s.channel])
+                ):
                     rec.decode_streams(streams)
             for s in streams:
                 s.input_finished()
@@ -296,19 +342,33 @@ def sweep(model: Path, audios: list, threads: int) -> list[dict]:
                     got = np.concatenate(c)[: len(r)]
                     agree.append(np.mean(got.argmax(-1) == r[: len(got)].argmax(-1)))
                     diff.append(np.mean(np.abs(np.exp(got) - np.exp(r[: len(got)])).sum(-1) / 2))
-            rows.append({"final_pass": final_pass, "normalization": norm, "chunk_ms": chunk, "left_ms": left,
-                         "right_ms": right,
-                         "cpu_rtf": (cpu_stream + cpu_final) / seconds, "interim_delay_ms": chunk + right,
-                         "final_step_cpu_ms": 1000 * cpu_final / len(audios),
-                         "frame_agreement": float(np.mean(agree)) if agree else None,
-                         "frame_tv_distance": float(np.mean(diff)) if diff else None})
+            rows.append(
+                {
+                    "final_pass": final_pass,
+                    "normalization": norm,
+                    "chunk_ms": chunk,
+                    "left_ms": left,
+                    "right_ms": right,
+                    "cpu_rtf": (cpu_stream + cpu_final) / seconds,
+                    "interim_delay_ms": chunk + right,
+                    "final_step_cpu_ms": 1000 * cpu_final / len(audios),
+                    "frame_agreement": float(np.mean(agree)) if agree else None,
+                    "frame_tv_distance": float(np.mean(diff)) if diff else None,
+                }
+            )
             r = rows[-1]
-            agreement = (f"{r['frame_agreement']:.3f}, TV {r['frame_tv_distance']:.3f}"
-                         if r["frame_agreement"] is not None else "-")
-            print(f"{final_pass:9s} {norm:6s} chunk {chunk:5d} left {left:5d} right {right:4d} ms | "
-                  f"CPU RTF {r['cpu_rtf']:.4f} "
-                  f"(~{1 / r['cpu_rtf']:.0f} streams/core) | interim delay {chunk + right:5d} ms | final step "
-                  f"{r['final_step_cpu_ms']:6.1f} ms CPU | frame agreement {agreement}", flush=True)
+            agreement = (
+                f"{r['frame_agreement']:.3f}, TV {r['frame_tv_distance']:.3f}"
+                if r["frame_agreement"] is not None
+                else "-"
+            )
+            print(
+                f"{final_pass:9s} {norm:6s} chunk {chunk:5d} left {left:5d} right {right:4d} ms | "
+                f"CPU RTF {r['cpu_rtf']:.4f} "
+                f"(~{1 / r['cpu_rtf']:.0f} streams/core) | interim delay {chunk + right:5d} ms | final step "
+                f"{r['final_step_cpu_ms']:6.1f} ms CPU | frame agreement {agreement}",
+                flush=True,
+            )
     return rows
 
 
@@ -325,8 +385,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads in the server")
     ap.add_argument("--max-batch-size", type=int, default=32)
     ap.add_argument("--max-wait-ms", type=float, default=20.0)
-    ap.add_argument("--stagger", default="random", choices=["random", "aligned"],
-                    help="client start times (see above; aligned: every stream ends at once, a worst case)")
+    ap.add_argument(
+        "--stagger",
+        default="random",
+        choices=["random", "aligned"],
+        help="client start times (see above; aligned: every stream ends at once, a worst case)",
+    )
     ap.add_argument("--rounds", type=int, default=3, help="streams each client sends back to back")
     ap.add_argument("--seed", type=int, default=0, help="seed of the random start times")
     ap.add_argument("--json", help="also write the figures to this file")
@@ -357,8 +421,10 @@ def main() -> None:
             run_stream(stub, audios[0][: 2 * SR], args.chunk_ms / 1000, 0.0, {})  # load, first-call costs
             before = proc_stats(proc.pid)
             outs: list[list[dict]] = [[] for _ in range(args.streams)]
-            threads = [threading.Thread(target=run_client, args=(stub, audios[i % len(audios)], args, delay, outs[i]))
-                       for i, delay in enumerate(start_delays(args.streams, args))]
+            threads = [
+                threading.Thread(target=run_client, args=(stub, audios[i % len(audios)], args, delay, outs[i]))
+                for i, delay in enumerate(start_delays(args.streams, args))
+            ]
             peak = dict(before)
             t0 = time.monotonic()
             for t in threads:
@@ -382,30 +448,49 @@ def main() -> None:
     audio_s = len(every) * args.seconds
     cpu = after["cpu_s"] - before["cpu_s"]
     res = {
-        "streams": args.streams, "rounds": args.rounds, "stagger": args.stagger, "model": args.model,
-        "client_chunk_ms": args.chunk_ms, "server_chunk_ms": args.server_chunk_ms,
-        "left_context_ms": args.left_context_ms, "right_context_ms": args.right_context_ms,
-        "final_pass": args.final_pass, "audio_s_per_stream": args.seconds, "measured_streams": len(measured),
+        "streams": args.streams,
+        "rounds": args.rounds,
+        "stagger": args.stagger,
+        "model": args.model,
+        "client_chunk_ms": args.chunk_ms,
+        "server_chunk_ms": args.server_chunk_ms,
+        "left_context_ms": args.left_context_ms,
+        "right_context_ms": args.right_context_ms,
+        "final_pass": args.final_pass,
+        "audio_s_per_stream": args.seconds,
+        "measured_streams": len(measured),
         **{f"latency_ms_{k}": v for k, v in final.items()},
         **{f"interim_latency_ms_{k}": v for k, v in interim.items()},
-        "server_cores_busy": cpu / wall, "server_cpu_rtf": cpu / audio_s, "wall_s": wall,
-        "peak_rss_mb": peak["rss_mb"], "peak_threads": peak["threads"], "errors": len(errors),
+        "server_cores_busy": cpu / wall,
+        "server_cpu_rtf": cpu / audio_s,
+        "wall_s": wall,
+        "peak_rss_mb": peak["rss_mb"],
+        "peak_threads": peak["threads"],
+        "errors": len(errors),
         "error_examples": errors[:3],
         "interims_per_stream": float(np.mean([len(o.get("interim_latency_s", ())) for o in measured])),
-        "loadavg": open("/proc/loadavg").read().split()[:3], "cpus": os.cpu_count(),
-        "final_latency_ms_by_client": [[None if o.get("latency_s") is None else round(1000 * o["latency_s"], 1)
-                                        for o in client] for client in outs],
+        "loadavg": open("/proc/loadavg").read().split()[:3],
+        "cpus": os.cpu_count(),
+        "final_latency_ms_by_client": [
+            [None if o.get("latency_s") is None else round(1000 * o["latency_s"], 1) for o in client] for client in outs
+        ],
     }
-    print(f"{args.streams} concurrent streams x {args.rounds} rounds x {args.seconds:g} s, {args.stagger} starts "
-          f"({args.model}, client chunks {args.chunk_ms} ms, server chunk {args.server_chunk_ms} / left "
-          f"{args.left_context_ms} / right {args.right_context_ms} ms, final pass {args.final_pass})")
+    print(
+        f"{args.streams} concurrent streams x {args.rounds} rounds x {args.seconds:g} s, {args.stagger} starts "
+        f"({args.model}, client chunks {args.chunk_ms} ms, server chunk {args.server_chunk_ms} / left "
+        f"{args.left_context_ms} / right {args.right_context_ms} ms, final pass {args.final_pass})"
+    )
     which = "middle rounds" if steady else "all rounds"
     print(f"final latency after the last chunk ({len(measured)} streams, {which}): {fmt(final)}")
-    print(f"interim latency after the window's last chunk: {fmt(interim)} "
-          f"({res['interims_per_stream']:.1f} interims per stream)")
-    print(f"server: {res['server_cores_busy']:.2f} cores busy, CPU RTF {res['server_cpu_rtf']:.4f}, peak RSS "
-          f"{res['peak_rss_mb']:.0f} MiB, peak threads {res['peak_threads']}; errors {len(errors)} of "
-          f"{len(every)} streams" + (f" ({errors[0]})" if errors else ""))
+    print(
+        f"interim latency after the window's last chunk: {fmt(interim)} "
+        f"({res['interims_per_stream']:.1f} interims per stream)"
+    )
+    print(
+        f"server: {res['server_cores_busy']:.2f} cores busy, CPU RTF {res['server_cpu_rtf']:.4f}, peak RSS "
+        f"{res['peak_rss_mb']:.0f} MiB, peak threads {res['peak_threads']}; errors {len(errors)} of "
+        f"{len(every)} streams" + (f" ({errors[0]})" if errors else "")
+    )
     print(f"load average at the end of the run {res['loadavg']} on {res['cpus']} CPUs")
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2) + "\n")

@@ -30,8 +30,7 @@ def _cpu_seconds() -> float:
     return total
 
 
-def run_one(engines: tuple[str, ...], n: int, workers: int, seed: int,
-            folder: Path) -> tuple[int, float, float, float]:
+def run_one(engines: tuple[str, ...], n: int, workers: int, seed: int, folder: Path) -> tuple[int, float, float, float]:
     """Returns (utterances, audio seconds, wall seconds, CPU seconds) for a fresh corpus."""
     spec = SynthSpec(n_utterances=n, engines=engines, workers=workers, seed=seed)
     cpu, start = _cpu_seconds(), time.perf_counter()
@@ -62,15 +61,20 @@ def main() -> None:
         if len(installed) > 1:
             n_all = args.n * len(installed)
             voices = sum(len(list_voices(e)) for e in installed)
-            rows.append(("all (mixed)", voices,
-                         *run_one(tuple(installed), n_all, args.workers, args.seed, Path(tmp) / "all")))
+            rows.append(
+                ("all (mixed)", voices, *run_one(tuple(installed), n_all, args.workers, args.seed, Path(tmp) / "all"))
+            )
 
     print(f"\nworkers {args.workers}, {args.n} utterances per engine")
-    print(f"{'engine':<12} {'voices':>6} {'utts':>5} {'audio s':>8} {'wall s':>7} {'utt/s':>6} "
-          f"{'RTF (audio/wall)':>17} {'CPU s':>6} {'audio/CPU':>9}")
+    print(
+        f"{'engine':<12} {'voices':>6} {'utts':>5} {'audio s':>8} {'wall s':>7} {'utt/s':>6} "
+        f"{'RTF (audio/wall)':>17} {'CPU s':>6} {'audio/CPU':>9}"
+    )
     for name, voices, n, audio, wall, cpu in rows:
-        print(f"{name:<12} {voices:>6} {n:>5} {audio:>8.1f} {wall:>7.2f} {n / wall:>6.1f} {audio / wall:>17.1f} "
-              f"{cpu:>6.1f} {audio / cpu:>9.1f}")
+        print(
+            f"{name:<12} {voices:>6} {n:>5} {audio:>8.1f} {wall:>7.2f} {n / wall:>6.1f} {audio / wall:>17.1f} "
+            f"{cpu:>6.1f} {audio / cpu:>9.1f}"
+        )
 
 
 if __name__ == "__main__":

@@ -50,8 +50,9 @@ class RandomTagging:
         ids, mask, y1, y2 = batch
         a, b = model(ids, mask, torch.zeros_like(ids))
         self.stamps.append(time.perf_counter())
-        return nn.functional.cross_entropy(a.flatten(0, 1), y1.flatten()) + \
-            nn.functional.cross_entropy(b.flatten(0, 1), y2.flatten())
+        return nn.functional.cross_entropy(a.flatten(0, 1), y1.flatten()) + nn.functional.cross_entropy(
+            b.flatten(0, 1), y2.flatten()
+        )
 
     def validate(self):  # the Trainer validates once at the end and needs its monitored metric; nothing is scored
         return {"loss": 0.0}
@@ -64,10 +65,19 @@ def run(net: nn.Module, precision: str, args, vocab: int) -> tuple[float, list[s
     task = RandomTagging(copy.deepcopy(net), args.batch_size, args.length, args.steps, vocab)
     lines: list[str] = []
     with tempfile.TemporaryDirectory() as out:
-        spec = TrainerSpec(out_dir=Path(out), max_steps=args.steps, max_epochs=1, device="cpu", log_every=1,
-                           checkpoint_every=10 ** 6, keep_last=1, monitor="loss", precision=precision)
+        spec = TrainerSpec(
+            out_dir=Path(out),
+            max_steps=args.steps,
+            max_epochs=1,
+            device="cpu",
+            log_every=1,
+            checkpoint_every=10**6,
+            keep_last=1,
+            monitor="loss",
+            precision=precision,
+        )
         Trainer(task, spec, OptimSpec(name="adamw", lr=1e-4), ScheduleSpec(warmup_steps=1), log=lines.append).fit()
-    steps = [b - a for a, b in zip(task.stamps, task.stamps[1:])][args.warmup:]
+    steps = [b - a for a, b in zip(task.stamps, task.stamps[1:])][args.warmup :]
     return statistics.median(steps), [line for line in lines if "precision" in line or "device" in line]
 
 
@@ -84,8 +94,10 @@ def main(argv=None) -> int:
     encoder, tokenizer, _ = load_encoder(args.encoder)
     net = TokenTaggingNet(encoder, {"punct": 4, "capit": 2}, head_layers=2)
     encoder.embeddings.word_embeddings.weight.requires_grad_(False)
-    print(f"CPU native bf16: {cpu_has_native_bf16()}; {args.threads} threads; batch {args.batch_size} x "
-          f"{args.length} pieces; {args.steps} steps ({args.warmup} not counted)")
+    print(
+        f"CPU native bf16: {cpu_has_native_bf16()}; {args.threads} threads; batch {args.batch_size} x "
+        f"{args.length} pieces; {args.steps} steps ({args.warmup} not counted)"
+    )
     rows = []
     for precision in ("fp32", "bf16"):
         s, notes = run(net, precision, args, len(tokenizer))

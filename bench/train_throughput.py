@@ -27,10 +27,18 @@ import numpy as np
 import torch
 
 SENTENCES = [
-    "turn left at the next corner", "open the door to the garden", "the meeting starts at nine tomorrow",
-    "please send the report before noon", "stop the music and close the window", "the train to the city is late",
-    "call me back when you are free", "the weather will be cold and windy", "bring two cups of coffee please",
-    "switch off the lights in the kitchen", "the children played in the park", "read the last page again",
+    "turn left at the next corner",
+    "open the door to the garden",
+    "the meeting starts at nine tomorrow",
+    "please send the report before noon",
+    "stop the music and close the window",
+    "the train to the city is late",
+    "call me back when you are free",
+    "the weather will be cold and windy",
+    "bring two cups of coffee please",
+    "switch off the lights in the kitchen",
+    "the children played in the park",
+    "read the last page again",
 ]
 
 
@@ -62,23 +70,44 @@ def rate(stamps: list[tuple[float, float]], seconds: list[float], sizes: list[in
     t = stamps[-1][0] - stamps[warmup - 1][0]
     cpu = stamps[-1][1] - stamps[warmup - 1][1]
     n = len(stamps) - warmup
-    return {"steps": n, "s": t, "steps_per_s": n / t, "utt_per_s": sum(sizes[warmup:]) / t,
-            "audio_s_per_s": sum(seconds[warmup:]) / t, "cpu_s_per_step": cpu / n,
-            "audio_s_per_cpu_s": sum(seconds[warmup:]) / cpu}
+    return {
+        "steps": n,
+        "s": t,
+        "steps_per_s": n / t,
+        "utt_per_s": sum(sizes[warmup:]) / t,
+        "audio_s_per_s": sum(seconds[warmup:]) / t,
+        "cpu_s_per_step": cpu / n,
+        "audio_s_per_cpu_s": sum(seconds[warmup:]) / cpu,
+    }
 
 
 def bench_speechtao(manifest: Path, args, out: Path) -> dict:
     from speechtao.asr.train import ASRTrainSpec, build
     from speechtao.spec import spec_from_dict
 
-    spec = spec_from_dict(ASRTrainSpec, {
-        "model": {"preset": args.preset},
-        "data": {"train": [str(manifest)], "validation": [str(manifest)], "batch_size": args.batch_size,
-                 "max_duration": 60.0, "bucket_batches": 1000},
-        "optim": {"name": "adamw", "lr": 1e-3},
-        "trainer": {"out_dir": str(out), "max_steps": args.steps, "log_every": 1, "device": args.device,
-                    "val_every": 10**6, "checkpoint_every": 10**6, "max_epochs": 10**4},
-    })
+    spec = spec_from_dict(
+        ASRTrainSpec,
+        {
+            "model": {"preset": args.preset},
+            "data": {
+                "train": [str(manifest)],
+                "validation": [str(manifest)],
+                "batch_size": args.batch_size,
+                "max_duration": 60.0,
+                "bucket_batches": 1000,
+            },
+            "optim": {"name": "adamw", "lr": 1e-3},
+            "trainer": {
+                "out_dir": str(out),
+                "max_steps": args.steps,
+                "log_every": 1,
+                "device": args.device,
+                "val_every": 10**6,
+                "checkpoint_every": 10**6,
+                "max_epochs": 10**4,
+            },
+        },
+    )
     stamps: list[float] = []
 
     def log(line: str) -> None:
@@ -115,9 +144,17 @@ def bench_nemo(manifest: Path, args) -> dict:
     nemo_logging.setLevel(logging.ERROR)
     cfg = config_to_nemo(load_model(args.preset))
     cfg.pop("target", None)
-    cfg["train_ds"] = {"manifest_filepath": str(manifest), "labels": cfg["labels"], "sample_rate": 16000,
-                       "batch_size": args.batch_size, "shuffle": True, "num_workers": 0, "max_duration": 60.0,
-                       "trim_silence": False, "pin_memory": False}
+    cfg["train_ds"] = {
+        "manifest_filepath": str(manifest),
+        "labels": cfg["labels"],
+        "sample_rate": 16000,
+        "batch_size": args.batch_size,
+        "shuffle": True,
+        "num_workers": 0,
+        "max_duration": 60.0,
+        "trim_silence": False,
+        "pin_memory": False,
+    }
     cfg["optim"] = {"name": "adamw", "lr": 1e-3, "weight_decay": 1e-3}
     stamps: list[float] = []
     seconds, sizes = [], []
@@ -128,10 +165,18 @@ def bench_nemo(manifest: Path, args) -> dict:
             seconds.append(float(batch[1].sum()) / 16000)
             sizes.append(int(batch[1].numel()))
 
-    trainer = pl.Trainer(max_steps=args.steps, accelerator="gpu" if args.device == "cuda" else "cpu", devices=1,
-                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, callbacks=[Stamp()], num_sanity_val_steps=0,
-                         limit_val_batches=0)
+    trainer = pl.Trainer(
+        max_steps=args.steps,
+        accelerator="gpu" if args.device == "cuda" else "cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[Stamp()],
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+    )
     model = EncDecCTCModel(cfg=OmegaConf.create(cfg), trainer=trainer)
     trainer.fit(model)
     return rate(stamps, seconds, sizes, args.warmup)
@@ -154,16 +199,22 @@ def main() -> None:
         tmp = Path(tmp)
         manifest = args.manifest or make_corpus(tmp, args.n)
         durations = [json.loads(x)["duration"] for x in manifest.read_text().splitlines()]
-        print(f"data: {len(durations)} utterances, mean {np.mean(durations):.2f} s; batch {args.batch_size}; "
-              f"{args.steps} steps ({args.warmup} warmup); {args.threads} threads; {args.device}; {args.preset}",
-              flush=True)
+        print(
+            f"data: {len(durations)} utterances, mean {np.mean(durations):.2f} s; batch {args.batch_size}; "
+            f"{args.steps} steps ({args.warmup} warmup); {args.threads} threads; {args.device}; {args.preset}",
+            flush=True,
+        )
         rows = {"speechtao": bench_speechtao(manifest, args, tmp / "run")}
         if not args.skip_nemo:
             rows["NeMo 3.0 + Lightning"] = bench_nemo(manifest, args)
-    print("\n| system | steps/s | utterances/s | audio-s/s | CPU-s/step | audio-s per CPU-s |\n|---|---|---|---|---|---|")
+    print(
+        "\n| system | steps/s | utterances/s | audio-s/s | CPU-s/step | audio-s per CPU-s |\n|---|---|---|---|---|---|"
+    )
     for name, r in rows.items():
-        print(f"| {name} | {r['steps_per_s']:.3f} | {r['utt_per_s']:.2f} | {r['audio_s_per_s']:.1f} | "
-              f"{r['cpu_s_per_step']:.2f} | {r['audio_s_per_cpu_s']:.2f} |")
+        print(
+            f"| {name} | {r['steps_per_s']:.3f} | {r['utt_per_s']:.2f} | {r['audio_s_per_s']:.1f} | "
+            f"{r['cpu_s_per_step']:.2f} | {r['audio_s_per_cpu_s']:.2f} |"
+        )
     print(f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs at the end)")
 
 

@@ -61,8 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     tuned_spec = load_spec(ASRFinetuneSpec, args.recipe, tuned)
     starter = load_model(args.starter)
     if not isinstance(starter.tokenizer, CharTokenizer):
-        p.error(f"{args.starter}: the starter's vocabulary is not NeMo's characters; this benchmark trains the "
-                "scratch model with the character vocabulary, so give a character-vocabulary starter")
+        p.error(
+            f"{args.starter}: the starter's vocabulary is not NeMo's characters; this benchmark trains the "
+            "scratch model with the character vocabulary, so give a character-vocabulary starter"
+        )
     d = spec_to_dict(tuned_spec)
     for key in ("init_from", "freeze_encoder", "layer_lr_decay", "qat", "distill"):  # fine-tune-only fields
         d.pop(key, None)
@@ -77,9 +79,14 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         metrics = run_training(spec)
         ev = evaluate(str(Path(spec.trainer.out_dir) / "final.pt"), test, EvalOptions(batch_size=16)).metrics
-        results[name] = {"wer": ev["wer"], "cer": ev["cer"], "steps": metrics["steps"],
-                         "train_time_s": metrics["train_time_s"], "wall_s": round(time.perf_counter() - t0, 1),
-                         "lr": spec.optim.lr}
+        results[name] = {
+            "wer": ev["wer"],
+            "cer": ev["cer"],
+            "steps": metrics["steps"],
+            "train_time_s": metrics["train_time_s"],
+            "wall_s": round(time.perf_counter() - t0, 1),
+            "lr": spec.optim.lr,
+        }
     start = evaluate(args.starter, test, EvalOptions(batch_size=16)).metrics
     results["starter"] = {"wer": start["wer"], "cer": start["cer"]}
     ratio = results["scratch"]["wer"] / max(results["finetune"]["wer"], 1e-9)

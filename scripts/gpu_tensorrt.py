@@ -41,8 +41,7 @@ def features(onnx_path: Path, audio: Path, seconds: float):
     if seconds:
         x = np.tile(x, int(np.ceil(seconds * spec.sample_rate / len(x))))[: int(seconds * spec.sample_rate)]
     with torch.no_grad():
-        f, n = AudioToMelSpectrogram(spec).eval()(torch.from_numpy(x.astype(np.float32))[None],
-                                                  torch.tensor([len(x)]))
+        f, n = AudioToMelSpectrogram(spec).eval()(torch.from_numpy(x.astype(np.float32))[None], torch.tensor([len(x)]))
     return f.numpy(), n.numpy().astype(np.int64)
 
 
@@ -105,11 +104,20 @@ def main(argv=None) -> int:
     lp, n, trt_s = run_engine(engine, feats, lengths)
     ref_lp, ref_n = ort_session(args.onnx).run(None, {"audio_signal": feats, "length": lengths})
     valid = int(ref_n[0])
-    print(json.dumps({"engine": str(engine), "precision": "int8" if args.calib else "fp16", "build_s": round(build_s, 1),
-                      "audio_s": feats.shape[2] / 100, "trt_ms": round(1000 * trt_s, 3),
-                      "lengths_equal": bool((n == ref_n).all()),
-                      "max_abs_diff_vs_ort_fp32": float(np.abs(lp[0, :valid] - ref_lp[0, :valid]).max()),
-                      "argmax_agreement": argmax_agreement(lp, ref_lp, ref_n)}))
+    print(
+        json.dumps(
+            {
+                "engine": str(engine),
+                "precision": "int8" if args.calib else "fp16",
+                "build_s": round(build_s, 1),
+                "audio_s": feats.shape[2] / 100,
+                "trt_ms": round(1000 * trt_s, 3),
+                "lengths_equal": bool((n == ref_n).all()),
+                "max_abs_diff_vs_ort_fp32": float(np.abs(lp[0, :valid] - ref_lp[0, :valid]).max()),
+                "argmax_agreement": argmax_agreement(lp, ref_lp, ref_n),
+            }
+        )
+    )
     return 0
 
 

@@ -13,6 +13,7 @@ channel effect for the model to ignore).
 ``OUT/<name>/NNNNNN.ogg``; ``unpack`` writes ``OUT/<name>.jsonl`` and ``OUT/<name>/NNNNNN.wav`` for every
 packed manifest. Both run in parallel over ``--workers`` processes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -78,8 +79,10 @@ def pack(args: argparse.Namespace) -> None:
         seconds = sum(pool.map(_encode, jobs, chunksize=16))
     (out / f"{args.name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     size = sum(os.path.getsize(j[1]) for j in jobs)
-    print(f"{len(rows)} utterances, {seconds / 3600:.2f} h -> {out / args.name} "
-          f"({size / 1e6:.1f} MB, {size / seconds / 1e3:.2f} KB/s)")
+    print(
+        f"{len(rows)} utterances, {seconds / 3600:.2f} h -> {out / args.name} "
+        f"({size / 1e6:.1f} MB, {size / seconds / 1e3:.2f} KB/s)"
+    )
 
 
 def unpack(args: argparse.Namespace) -> None:

@@ -17,10 +17,10 @@ import hmac
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import grpc
 from riva.client.proto import health_pb2_grpc, riva_asr_pb2_grpc, riva_nlp_pb2_grpc
@@ -68,9 +68,12 @@ class _TokenAuth(grpc.ServerInterceptor):
         self._expected = f"Bearer {token}".encode()
 
         def deny(request, context):
-            context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token (send metadata "
-                          "'authorization: Bearer <token>', e.g. riva.client.Auth(metadata_args=[['authorization', "
-                          "'Bearer <token>']]))")
+            context.abort(
+                grpc.StatusCode.UNAUTHENTICATED,
+                "missing or wrong bearer token (send metadata "
+                "'authorization: Bearer <token>', e.g. riva.client.Auth(metadata_args=[['authorization', "
+                "'Bearer <token>']]))",
+            )
 
         self._deny_unary = grpc.unary_unary_rpc_method_handler(deny)
         self._deny_stream = grpc.stream_stream_rpc_method_handler(lambda it, ctx: deny(None, ctx))
@@ -117,12 +120,18 @@ def start_server(repo: ModelRepository | None, options: ServerOptions = ServerOp
     cannot be bound."""
     limits = options.limits
     workers = limits.max_streams + 8  # every admitted stream holds a thread; 8 more for unary RPCs and health
-    grpc_opts = [("grpc.max_receive_message_length", limits.max_message_bytes),
-                 ("grpc.max_send_message_length", limits.max_message_bytes),
-                 ("grpc.so_reuseport", 0)]
+    grpc_opts = [
+        ("grpc.max_receive_message_length", limits.max_message_bytes),
+        ("grpc.max_send_message_length", limits.max_message_bytes),
+        ("grpc.so_reuseport", 0),
+    ]
     interceptors = [_TokenAuth(options.token)] if options.token else []
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc"),
-                         interceptors=interceptors, options=grpc_opts, maximum_concurrent_rpcs=workers)
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc"),
+        interceptors=interceptors,
+        options=grpc_opts,
+        maximum_concurrent_rpcs=workers,
+    )
     health = HealthService(("", ASR_SERVICE, NLP_SERVICE))
     admission = Admission(limits)
     asr = ASRService(admission, options.batch)
@@ -141,11 +150,14 @@ def start_server(repo: ModelRepository | None, options: ServerOptions = ServerOp
     except OSError as exc:
         raise InputError(f"--tls-cert/--tls-key: cannot read ({exc}); give PEM files") from None
     except RuntimeError as exc:
-        raise InputError(f"cannot listen on {address} ({exc}); is the port in use? (pick another with "
-                         "--port)") from None
+        raise InputError(
+            f"cannot listen on {address} ({exc}); is the port in use? (pick another with --port)"
+        ) from None
     if port == 0:
-        raise InputError(f"cannot listen on {address} (the port is in use or the address is not local; pick "
-                         "another with --port, or --host 127.0.0.1)")
+        raise InputError(
+            f"cannot listen on {address} (the port is in use or the address is not local; pick "
+            "another with --port, or --host 127.0.0.1)"
+        )
     server.start()
     running = RunningServer(server, port, health, asr, nlp, admission, options)
     if repo is not None:
@@ -153,8 +165,11 @@ def start_server(repo: ModelRepository | None, options: ServerOptions = ServerOp
     return running
 
 
-def serve_forever(load_repo: Callable[[], ModelRepository], options: ServerOptions,
-                  on_event: Callable[[str, dict], None] = lambda event, info: None) -> None:
+def serve_forever(
+    load_repo: Callable[[], ModelRepository],
+    options: ServerOptions,
+    on_event: Callable[[str, dict], None] = lambda event, info: None,
+) -> None:
     """Bind (NOT_SERVING), load the models, serve (SERVING) until SIGTERM or SIGINT, then drain and stop.
 
     ``on_event(event, info)`` reports "listening" ({"port"}), "serving" ({"repo"}) and "stopped" ({}).

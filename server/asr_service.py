@@ -59,8 +59,11 @@ class ASRService(rasr_grpc.RivaSpeechRecognitionServicer):
 
     def _ready(self, context) -> None:
         if self.repo is None:
-            context.abort(grpc.StatusCode.UNAVAILABLE, "the server is still loading its models (retry shortly; "
-                          "grpc.health.v1 reports SERVING once they are loaded)")
+            context.abort(
+                grpc.StatusCode.UNAVAILABLE,
+                "the server is still loading its models (retry shortly; "
+                "grpc.health.v1 reports SERVING once they are loaded)",
+            )
 
     def close(self) -> None:
         for b in self.batchers.values():
@@ -75,11 +78,19 @@ class ASRService(rasr_grpc.RivaSpeechRecognitionServicer):
                 endpoint = EndpointConfig.from_proto(cfg.endpointing_config, rec.options.endpoint)
             except ValueError as exc:
                 raise InputError(f"endpointing_config: {exc}") from None
-        encoding = raudio.AudioEncoding.Name(cfg.encoding) if cfg.encoding in raudio.AudioEncoding.values() \
+        encoding = (
+            raudio.AudioEncoding.Name(cfg.encoding)
+            if cfg.encoding in raudio.AudioEncoding.values()
             else f"AudioEncoding({cfg.encoding})"
-        return SessionConfig(encoding=encoding, sample_rate=cfg.sample_rate_hertz, channels=cfg.audio_channel_count,
-                             separate_channels=cfg.enable_separate_recognition_per_channel, endpoint=endpoint,
-                             max_seconds=self.admission.limits.max_stream_seconds)
+        )
+        return SessionConfig(
+            encoding=encoding,
+            sample_rate=cfg.sample_rate_hertz,
+            channels=cfg.audio_channel_count,
+            separate_channels=cfg.enable_separate_recognition_per_channel,
+            endpoint=endpoint,
+            max_seconds=self.admission.limits.max_stream_seconds,
+        )
 
     def _punctuate(self, cfg: rasr.RecognitionConfig, text: str) -> str:
         if not cfg.enable_automatic_punctuation or not text or not self.repo.has_nlp("punct"):
@@ -91,8 +102,9 @@ class ASRService(rasr_grpc.RivaSpeechRecognitionServicer):
         alt = rasr.SpeechRecognitionAlternative(transcript=text, confidence=r.confidence)
         if final and cfg.enable_word_time_offsets:
             for w in r.words:
-                alt.words.append(rasr.WordInfo(start_time=w.start_ms, end_time=w.end_ms, word=w.word,
-                                               confidence=w.confidence))
+                alt.words.append(
+                    rasr.WordInfo(start_time=w.start_ms, end_time=w.end_ms, word=w.word, confidence=w.confidence)
+                )
         return alt
 
     # -- RPCs ---------------------------------------------------------------------------------------------
@@ -102,8 +114,10 @@ class ASRService(rasr_grpc.RivaSpeechRecognitionServicer):
         ticket = self.admission.enter(context)
         try:
             if not request.HasField("config"):
-                raise InputError("RecognizeRequest has no config (set config, e.g. RecognitionConfig(language_code="
-                                 "'en-US'); encoding and sample rate may stay unset for WAV files)")
+                raise InputError(
+                    "RecognizeRequest has no config (set config, e.g. RecognitionConfig(language_code="
+                    "'en-US'); encoding and sample rate may stay unset for WAV files)"
+                )
             rec = self.repo.asr(request.config.model)
             if not request.audio:
                 raise InputError("RecognizeRequest.audio is empty (send the audio file's bytes)")
@@ -113,9 +127,13 @@ class ASRService(rasr_grpc.RivaSpeechRecognitionServicer):
                 response.id.CopyFrom(request.id)
             for r in results:
                 if r.is_final:
-                    response.results.append(rasr.SpeechRecognitionResult(
-                        alternatives=[self._alternative(request.config, r, True)], channel_tag=r.channel,
-                        audio_processed=r.audio_processed_s))
+                    response.results.append(
+                        rasr.SpeechRecognitionResult(
+                            alternatives=[self._alternative(request.config, r, True)],
+                            channel_tag=r.channel,
+                            audio_processed=r.audio_processed_s,
+                        )
+                    )
             return response
         except grpc.RpcError:
             raise
@@ -132,11 +150,15 @@ class ASRService(rasr_grpc.RivaSpeechRecognitionServicer):
         try:
             first = next(request_iterator, None)
             if first is None:
-                raise InputError("the stream closed before its first request (send a StreamingRecognizeRequest "
-                                 "with streaming_config first)")
+                raise InputError(
+                    "the stream closed before its first request (send a StreamingRecognizeRequest "
+                    "with streaming_config first)"
+                )
             if first.WhichOneof("streaming_request") != "streaming_config":
-                raise InputError("the first StreamingRecognizeRequest carries audio_content; send streaming_config "
-                                 "first, then the audio")
+                raise InputError(
+                    "the first StreamingRecognizeRequest carries audio_content; send streaming_config "
+                    "first, then the audio"
+                )
             scfg = first.streaming_config
             cfg = scfg.config
             rec = self.repo.asr(cfg.model)
@@ -146,8 +168,10 @@ class ASRService(rasr_grpc.RivaSpeechRecognitionServicer):
                 ticket.touch()
                 kind = req.WhichOneof("streaming_request")
                 if kind == "streaming_config":
-                    raise InputError("a second streaming_config in one stream; send the config once, in the first "
-                                     "request (open a new stream to change it)")
+                    raise InputError(
+                        "a second streaming_config in one stream; send the config once, in the first "
+                        "request (open a new stream to change it)"
+                    )
                 if kind != "audio_content":
                     continue
                 results = session.feed(req.audio_content)
@@ -172,9 +196,15 @@ class ASRService(rasr_grpc.RivaSpeechRecognitionServicer):
         for r in results:
             if not r.is_final and not interim:
                 continue
-            resp.results.append(rasr.StreamingRecognitionResult(
-                alternatives=[self._alternative(cfg, r, r.is_final)], is_final=r.is_final, stability=r.stability,
-                channel_tag=r.channel, audio_processed=r.audio_processed_s))
+            resp.results.append(
+                rasr.StreamingRecognitionResult(
+                    alternatives=[self._alternative(cfg, r, r.is_final)],
+                    is_final=r.is_final,
+                    stability=r.stability,
+                    channel_tag=r.channel,
+                    audio_processed=r.audio_processed_s,
+                )
+            )
         return resp
 
     def GetRivaSpeechRecognitionConfig(self, request, context):
@@ -182,20 +212,32 @@ class ASRService(rasr_grpc.RivaSpeechRecognitionServicer):
         names = list(self.repo.asr_models)
         if request.model_name:
             if request.model_name not in self.repo.asr_models:
-                context.abort(grpc.StatusCode.NOT_FOUND, f"ASR model {request.model_name!r} is not served here "
-                              f"(available: {', '.join(names) or 'none'})")
+                context.abort(
+                    grpc.StatusCode.NOT_FOUND,
+                    f"ASR model {request.model_name!r} is not served here (available: {', '.join(names) or 'none'})",
+                )
             names = [request.model_name]
         resp = rasr.RivaSpeechRecognitionConfigResponse()
         for name in names:
             rec = self.repo.asr_models[name]
             info = rec.backend.info(name)
             o = rec.options
-            params = {"type": "online", "language_code": "en-US", "sample_rate": str(info.sample_rate),
-                      "streaming": "true", "offline": "true", "default": str(name == self.repo.default_asr).lower(),
-                      "provider": info.provider, "family": info.family, "chunk_ms": str(o.chunk_ms),
-                      "left_context_ms": str(o.left_context_ms), "right_context_ms": str(o.right_context_ms),
-                      "final_pass": o.final_pass,
-                      "automatic_punctuation": str(self.repo.has_nlp("punct")).lower()}
-            resp.model_config.append(rasr.RivaSpeechRecognitionConfigResponse.Config(model_name=name,
-                                                                                   parameters=params))
+            params = {
+                "type": "online",
+                "language_code": "en-US",
+                "sample_rate": str(info.sample_rate),
+                "streaming": "true",
+                "offline": "true",
+                "default": str(name == self.repo.default_asr).lower(),
+                "provider": info.provider,
+                "family": info.family,
+                "chunk_ms": str(o.chunk_ms),
+                "left_context_ms": str(o.left_context_ms),
+                "right_context_ms": str(o.right_context_ms),
+                "final_pass": o.final_pass,
+                "automatic_punctuation": str(self.repo.has_nlp("punct")).lower(),
+            }
+            resp.model_config.append(
+                rasr.RivaSpeechRecognitionConfigResponse.Config(model_name=name, parameters=params)
+            )
         return resp

@@ -37,8 +37,10 @@ class HealthService(health_pb2_grpc.HealthServicer):
     def Check(self, request, context):
         status = self._status.get(request.service)
         if status is None:
-            context.abort(grpc.StatusCode.NOT_FOUND, f"health: unknown service {request.service!r} (known: "
-                          f"{', '.join(repr(s) for s in self._status)})")
+            context.abort(
+                grpc.StatusCode.NOT_FOUND,
+                f"health: unknown service {request.service!r} (known: {', '.join(repr(s) for s in self._status)})",
+            )
         return health_pb2.HealthCheckResponse(status=status)
 
     def Watch(self, request, context):

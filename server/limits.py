@@ -26,8 +26,9 @@ class Limits:
 
     def __post_init__(self) -> None:
         if self.max_streams < 1 or self.max_streams_per_peer < 1:
-            raise ValueError(f"max_streams ({self.max_streams}) and max_streams_per_peer "
-                             f"({self.max_streams_per_peer}) must be >= 1")
+            raise ValueError(
+                f"max_streams ({self.max_streams}) and max_streams_per_peer ({self.max_streams_per_peer}) must be >= 1"
+            )
         if self.max_message_bytes < 1024:
             raise ValueError(f"max_message_bytes must be >= 1024, got {self.max_message_bytes}")
         if self.max_stream_seconds <= 0 or self.idle_timeout_s <= 0 or self.drain_seconds < 0:
@@ -40,7 +41,7 @@ def peer_host(peer: str) -> str:
 
 
 class Ticket:
-    def __init__(self, admission: "Admission", host: str, context):
+    def __init__(self, admission: Admission, host: str, context):
         self._admission = admission
         self.host = host
         self.context = context
@@ -79,14 +80,18 @@ class Admission:
                 context.abort(grpc.StatusCode.UNAVAILABLE, "the server is shutting down (retry on another server)")
             if len(self._tickets) >= self.limits.max_streams:
                 self.rejected += 1
-                context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                              f"{len(self._tickets)} streams are active, the server's limit (--max-streams "
-                              f"{self.limits.max_streams}); retry later")
+                context.abort(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"{len(self._tickets)} streams are active, the server's limit (--max-streams "
+                    f"{self.limits.max_streams}); retry later",
+                )
             if self._per_host.get(host, 0) >= self.limits.max_streams_per_peer:
                 self.rejected += 1
-                context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                              f"{self._per_host[host]} streams are active from {host}, the per-client limit "
-                              f"(--max-streams-per-peer {self.limits.max_streams_per_peer}); close one first")
+                context.abort(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"{self._per_host[host]} streams are active from {host}, the per-client limit "
+                    f"(--max-streams-per-peer {self.limits.max_streams_per_peer}); close one first",
+                )
             ticket = Ticket(self, host, context)
             self._tickets.add(ticket)
             self._per_host[host] = self._per_host.get(host, 0) + 1

@@ -27,12 +27,13 @@ class NLPService(rnlp_grpc.RivaLanguageUnderstandingServicer):
 
     def _model(self, task: str, name: str, rpc: str, context):
         if self.repo is None:
-            context.abort(grpc.StatusCode.UNAVAILABLE, f"{rpc}: the server is still loading its models (retry "
-                          "shortly)")
+            context.abort(grpc.StatusCode.UNAVAILABLE, f"{rpc}: the server is still loading its models (retry shortly)")
         if not self.repo.has_nlp(task):
-            context.abort(grpc.StatusCode.UNIMPLEMENTED,
-                          f"{rpc}: no {task} model is served (add a `speechtao {task}` model or export folder to "
-                          f"the model repository {self.repo.root} and restart the server)")
+            context.abort(
+                grpc.StatusCode.UNIMPLEMENTED,
+                f"{rpc}: no {task} model is served (add a `speechtao {task}` model or export folder to "
+                f"the model repository {self.repo.root} and restart the server)",
+            )
         try:
             return self.repo.nlp(task, name)
         except ModelNotFound as exc:
@@ -47,8 +48,9 @@ class NLPService(rnlp_grpc.RivaLanguageUnderstandingServicer):
     def _texts(self, request, rpc: str, context) -> list[str]:
         texts = list(request.text)
         if not texts:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{rpc}: the request holds no text (set text to one "
-                          "or more strings)")
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"{rpc}: the request holds no text (set text to one or more strings)"
+            )
         return texts
 
     def _punctuate(self, request, context, rpc: str):
@@ -68,8 +70,10 @@ class NLPService(rnlp_grpc.RivaLanguageUnderstandingServicer):
     def NaturalQuery(self, request, context):
         m = self._model("qa", "", "NaturalQuery", context)
         if not request.query.strip() or not request.context.strip():
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "NaturalQuery: query and context must both be "
-                          "non-empty (the answer is a span of the context)")
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "NaturalQuery: query and context must both be non-empty (the answer is a span of the context)",
+            )
         top_n = request.top_n or 1
         answers = self._call(context, m.answer, request.query, request.context, top_n)
         resp = rnlp.NaturalQueryResponse(results=[rnlp.NaturalQueryResult(answer=a, score=s) for a, s in answers])
@@ -84,9 +88,13 @@ class NLPService(rnlp_grpc.RivaLanguageUnderstandingServicer):
             for token, labels, start, end in seq:
                 # Riva's spans end at the entity's last character (its NER example: "Jensen Huang ..." gives
                 # span {start: 0, end: 11}); the library's end is exclusive.
-                out.results.append(rnlp.TokenClassValue(
-                    token=token, label=[rnlp.Classification(class_name=l, score=s) for l, s in labels],
-                    span=[rnlp.Span(start=start, end=end - 1)]))
+                out.results.append(
+                    rnlp.TokenClassValue(
+                        token=token,
+                        label=[rnlp.Classification(class_name=name, score=s) for name, s in labels],
+                        span=[rnlp.Span(start=start, end=end - 1)],
+                    )
+                )
             resp.results.append(out)
         return resp
 
@@ -112,20 +120,28 @@ class NLPService(rnlp_grpc.RivaLanguageUnderstandingServicer):
         texts = self._texts(request, "ClassifyText", context)
         blank = [i for i, t in enumerate(texts) if not t.strip()]
         if blank:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"ClassifyText: text[{blank[0]}] is empty (every text "
-                          "needs words to classify)")
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"ClassifyText: text[{blank[0]}] is empty (every text needs words to classify)",
+            )
         results = self._call(context, m.classify, texts, request.top_n or 1)
-        resp = rnlp.TextClassResponse(results=[
-            rnlp.ClassificationResult(labels=[rnlp.Classification(class_name=l, score=s) for l, s in labels])
-            for labels in results])
+        resp = rnlp.TextClassResponse(
+            results=[
+                rnlp.ClassificationResult(labels=[rnlp.Classification(class_name=name, score=s) for name, s in labels])
+                for labels in results
+            ]
+        )
         if request.HasField("id"):
             resp.id.CopyFrom(request.id)
         return resp
 
     def AnalyzeIntent(self, request, context):
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, "AnalyzeIntent: intent and slot models are not part of "
-                      "speechtao (use ClassifyText with a textcls model for intents, ClassifyTokens with a ner model "
-                      "for slots)")
+        context.abort(
+            grpc.StatusCode.UNIMPLEMENTED,
+            "AnalyzeIntent: intent and slot models are not part of "
+            "speechtao (use ClassifyText with a textcls model for intents, ClassifyTokens with a ner model "
+            "for slots)",
+        )
 
     def GetRivaNLPConfig(self, request, context):
         if self.repo is None:
@@ -135,8 +151,9 @@ class NLPService(rnlp_grpc.RivaLanguageUnderstandingServicer):
             for name, m in models.items():
                 if request.model_name and name != request.model_name:
                     continue
-                resp.model_config.append(rnlp.RivaNLPConfigResponse.Config(
-                    model_name=name, parameters={"task": task, "source": m.source}))
+                resp.model_config.append(
+                    rnlp.RivaNLPConfigResponse.Config(model_name=name, parameters={"task": task, "source": m.source})
+                )
         if request.model_name and not resp.model_config:
             context.abort(grpc.StatusCode.NOT_FOUND, f"NLP model {request.model_name!r} is not served here")
         return resp

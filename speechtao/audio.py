@@ -17,13 +17,13 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import BinaryIO, Union
+from typing import BinaryIO
 
 import numpy as np
 
 from .errors import AudioError
 
-AudioSource = Union[str, os.PathLike, BinaryIO]
+AudioSource = str | os.PathLike | BinaryIO
 
 _FIX_DECODE = "convert it to 16-bit PCM WAV or FLAC, e.g. `ffmpeg -i IN -ac 1 -ar 16000 OUT.wav`"
 
@@ -48,8 +48,10 @@ def _open(source: AudioSource):
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.exists():
-            raise AudioError(f"audio file '{path}' not found (check the path; manifest paths resolve relative to "
-                             f"the manifest's folder)")
+            raise AudioError(
+                f"audio file '{path}' not found (check the path; manifest paths resolve relative to "
+                f"the manifest's folder)"
+            )
         if path.is_dir():
             raise AudioError(f"audio file '{path}' is a directory (give the path of a WAV/FLAC/OGG file)")
     try:
@@ -62,12 +64,17 @@ def audio_info(path: AudioSource) -> AudioInfo:
     """Sample rate, length and channel count from the file header (the samples are not decoded)."""
     with _open(path) as f:
         frames = int(f.frames)
-        return AudioInfo(sample_rate=int(f.samplerate), frames=frames, channels=int(f.channels),
-                         duration=frames / float(f.samplerate))
+        return AudioInfo(
+            sample_rate=int(f.samplerate),
+            frames=frames,
+            channels=int(f.channels),
+            duration=frames / float(f.samplerate),
+        )
 
 
-def read_audio(path: AudioSource, sample_rate: int = 16000, offset: float = 0.0,
-               duration: float | None = None) -> np.ndarray:
+def read_audio(
+    path: AudioSource, sample_rate: int = 16000, offset: float = 0.0, duration: float | None = None
+) -> np.ndarray:
     """Read ``duration`` seconds from ``offset`` as float32 mono at ``sample_rate``.
 
     Only the requested frames are decoded. Channels are averaged. When the file's rate differs from
@@ -81,8 +88,9 @@ def read_audio(path: AudioSource, sample_rate: int = 16000, offset: float = 0.0,
     if offset < 0:
         raise AudioError(f"audio file '{name}': offset {offset} is negative (offsets are seconds from the start)")
     if duration is not None and duration <= 0:
-        raise AudioError(f"audio file '{name}': duration {duration} must be > 0 seconds (or omitted for the rest "
-                         f"of the file)")
+        raise AudioError(
+            f"audio file '{name}': duration {duration} must be > 0 seconds (or omitted for the rest of the file)"
+        )
     import soundfile as sf
 
     with _open(path) as f:
@@ -90,8 +98,10 @@ def read_audio(path: AudioSource, sample_rate: int = 16000, offset: float = 0.0,
         total = int(f.frames)
         start = int(round(offset * sr))
         if start > 0 and start >= total:
-            raise AudioError(f"audio file '{name}': offset {offset} s is at or past its end ({total / sr:.3f} s) "
-                             f"(fix the offset in the manifest)")
+            raise AudioError(
+                f"audio file '{name}': offset {offset} s is at or past its end ({total / sr:.3f} s) "
+                f"(fix the offset in the manifest)"
+            )
         count = -1 if duration is None else int(round(duration * sr))
         try:
             if start:
@@ -116,8 +126,9 @@ def write_wav(path: str | os.PathLike, x: np.ndarray, sample_rate: int) -> None:
     try:
         sf.write(str(path), pcm, int(sample_rate), subtype="PCM_16", format="WAV")
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-        raise AudioError(f"cannot write audio file '{path}': {exc} (check that its folder exists and is "
-                         f"writable)") from exc
+        raise AudioError(
+            f"cannot write audio file '{path}': {exc} (check that its folder exists and is writable)"
+        ) from exc
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -184,12 +195,13 @@ def resample(x: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
         block, phase = np.divmod(n, up)
         # output n uses inputs floor(t_n) - half + 1 ... floor(t_n) + half  ->  rows start at floor(t_n) + 1
         rows = frames[block * down + phase_offset[phase] + 1]
-        out[s:s + len(n)] = np.einsum("nk,nk->n", rows, kernels[phase])
+        out[s : s + len(n)] = np.einsum("nk,nk->n", rows, kernels[phase])
     return out
 
 
 # ----------------------------------------------------------------------------------------------------------
 # PCM and G.711 codecs. Floats map to int16 by x * 32768 (rounded, clipped), back by / 32768.
+
 
 def _float_to_int16(x: np.ndarray) -> np.ndarray:
     return np.clip(np.round(np.asarray(x, dtype=np.float64) * 32768.0), -32768, 32767).astype(np.int16)
@@ -198,8 +210,10 @@ def _float_to_int16(x: np.ndarray) -> np.ndarray:
 def pcm16_decode(data: bytes) -> np.ndarray:
     """Little-endian signed 16-bit PCM bytes -> float32 samples in [-1, 1)."""
     if len(data) % 2:
-        raise AudioError(f"LINEAR_PCM audio has an odd number of bytes ({len(data)}); 16-bit samples take 2 bytes "
-                         f"each (send whole samples)")
+        raise AudioError(
+            f"LINEAR_PCM audio has an odd number of bytes ({len(data)}); 16-bit samples take 2 bytes "
+            f"each (send whole samples)"
+        )
     return np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
 
 

@@ -46,8 +46,9 @@ class SpecAugmentSpec:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if isinstance(self.time_width, float) and not 0.0 <= self.time_width <= 1.0:
-            raise ValueError(f"time_width as a fraction must be in [0, 1], got {self.time_width} (use an int for "
-                             f"frames)")
+            raise ValueError(
+                f"time_width as a fraction must be in [0, 1], got {self.time_width} (use an int for frames)"
+            )
         if isinstance(self.time_width, int) and self.time_width < 0:
             raise ValueError(f"time_width must be >= 0, got {self.time_width}")
 
@@ -58,7 +59,7 @@ class SpecAugmentSpec:
     _NEMO_IGNORED = {"_target_", "rng", "use_numba_spec_augment", "use_vectorized_spec_augment"}
 
     @classmethod
-    def from_nemo_config(cls, cfg: dict[str, Any]) -> "SpecAugmentSpec":
+    def from_nemo_config(cls, cfg: dict[str, Any]) -> SpecAugmentSpec:
         """From a NeMo ``spec_augment`` config. Raises SpecError on keys this port does not know."""
         known = set(cls.__dataclass_fields__)
         kwargs = {}
@@ -66,8 +67,9 @@ class SpecAugmentSpec:
             if key in cls._NEMO_IGNORED:
                 continue
             if key not in known:
-                raise SpecError(f"spec_augment.{key}: unknown SpectrogramAugmentation option (known: "
-                                f"{', '.join(sorted(known))})")
+                raise SpecError(
+                    f"spec_augment.{key}: unknown SpectrogramAugmentation option (known: {', '.join(sorted(known))})"
+                )
             kwargs[key] = value
         try:
             return cls(**kwargs)
@@ -86,8 +88,9 @@ def _uniform_int(high: torch.Tensor, shape: tuple[int, ...], generator: torch.Ge
     return torch.minimum((u * (high + 1).to(u.dtype)).long(), high.long())
 
 
-def _spans(count: int, max_width: torch.Tensor, limit: torch.Tensor, generator: torch.Generator | None
-           ) -> tuple[torch.Tensor, torch.Tensor]:
+def _spans(
+    count: int, max_width: torch.Tensor, limit: torch.Tensor, generator: torch.Generator | None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``count`` spans per row, each of width uniform in [0, max_width] and lying inside [0, limit).
 
     Args:
@@ -188,7 +191,7 @@ def _fit_length(noise: np.ndarray, n: int, rng: np.random.Generator | None) -> n
     if len(noise) < n:
         noise = np.tile(noise, -(-n // len(noise)) + 1)
     start = int(rng.integers(0, len(noise) - n + 1)) if rng is not None else 0
-    return noise[start:start + n]
+    return noise[start : start + n]
 
 
 def add_noise(x: np.ndarray, noise: np.ndarray, snr_db: float, rng: np.random.Generator | None = None) -> np.ndarray:
@@ -218,8 +221,7 @@ def _fft_band_gain(n_fft: int, sr: int, low: float, high: float, edge: float) ->
     return g
 
 
-def telephone_band(x: np.ndarray, sr: int, mulaw: bool = True, low: float = 300.0, high: float = 3400.0
-                   ) -> np.ndarray:
+def telephone_band(x: np.ndarray, sr: int, mulaw: bool = True, low: float = 300.0, high: float = 3400.0) -> np.ndarray:
     """Telephone channel: band-limit to [low, high] Hz (100 Hz raised-cosine skirts), then, with ``mulaw``,
     downsample to 8 kHz, round-trip through G.711 mu-law and come back to ``sr``. Same length as ``x``."""
     x = np.asarray(x, dtype=np.float32)
@@ -237,8 +239,7 @@ def telephone_band(x: np.ndarray, sr: int, mulaw: bool = True, low: float = 300.
     return y.astype(np.float32)
 
 
-def reverb_impulse_response(sr: int, rt60: float, rng: np.random.Generator, predelay: float = 0.005
-                            ) -> np.ndarray:
+def reverb_impulse_response(sr: int, rt60: float, rng: np.random.Generator, predelay: float = 0.005) -> np.ndarray:
     """A synthetic room response: a unit direct path, then exponentially decaying Gaussian noise whose energy
     falls 60 dB in ``rt60`` seconds (length 1.2 * rt60 plus ``predelay``).
 
@@ -322,8 +323,9 @@ class AugmentSpec:
             if lo > hi:
                 raise ValueError(f"{name}: low {lo} is above high {hi} (write [low, high])")
         if not self.speed_factors or min(self.speed_factors) <= 0:
-            raise ValueError(f"speed_factors must be a non-empty list of positive factors, got "
-                             f"{list(self.speed_factors)}")
+            raise ValueError(
+                f"speed_factors must be a non-empty list of positive factors, got {list(self.speed_factors)}"
+            )
         if self.reverb_rt60[0] <= 0:
             raise ValueError(f"reverb_rt60 must be positive seconds, got {list(self.reverb_rt60)}")
         if self.babble_speakers[0] < 1:
@@ -331,8 +333,17 @@ class AugmentSpec:
 
     @property
     def enabled(self) -> bool:
-        return any(p > 0 for p in (self.speed_prob, self.reverb_prob, self.noise_prob, self.babble_prob,
-                                   self.telephone_prob, self.gain_prob))
+        return any(
+            p > 0
+            for p in (
+                self.speed_prob,
+                self.reverb_prob,
+                self.noise_prob,
+                self.babble_prob,
+                self.telephone_prob,
+                self.gain_prob,
+            )
+        )
 
 
 class WaveAugmenter:
@@ -344,8 +355,12 @@ class WaveAugmenter:
         babble_sources: speech recordings to sum into babble (required when ``spec.babble_prob > 0``).
     """
 
-    def __init__(self, spec: AugmentSpec, noise_sources: list[np.ndarray] | None = None,
-                 babble_sources: list[np.ndarray] | None = None):
+    def __init__(
+        self,
+        spec: AugmentSpec,
+        noise_sources: list[np.ndarray] | None = None,
+        babble_sources: list[np.ndarray] | None = None,
+    ):
         if spec.babble_prob > 0 and not babble_sources:
             raise ValueError("babble_prob > 0 needs babble_sources (a list of speech waveforms to sum)")
         if noise_sources is not None and not noise_sources:

@@ -73,22 +73,30 @@ class FeatureSpec:
         if self.sample_rate <= 0:
             raise ValueError(f"sample_rate must be > 0, got {self.sample_rate}")
         if (self.window_size is None) == (self.n_window_size is None):
-            raise ValueError("give exactly one of window_size (seconds) and n_window_size (samples), got "
-                             f"window_size={self.window_size}, n_window_size={self.n_window_size}")
+            raise ValueError(
+                "give exactly one of window_size (seconds) and n_window_size (samples), got "
+                f"window_size={self.window_size}, n_window_size={self.n_window_size}"
+            )
         if (self.window_stride is None) == (self.n_window_stride is None):
-            raise ValueError("give exactly one of window_stride (seconds) and n_window_stride (samples), got "
-                             f"window_stride={self.window_stride}, n_window_stride={self.n_window_stride}")
+            raise ValueError(
+                "give exactly one of window_stride (seconds) and n_window_stride (samples), got "
+                f"window_stride={self.window_stride}, n_window_stride={self.n_window_stride}"
+            )
         if self.win_length <= 0 or self.hop_length <= 0:
-            raise ValueError(f"window length and hop must be >= 1 sample, got {self.win_length} and "
-                             f"{self.hop_length} at {self.sample_rate} Hz")
+            raise ValueError(
+                f"window length and hop must be >= 1 sample, got {self.win_length} and "
+                f"{self.hop_length} at {self.sample_rate} Hz"
+            )
         if self.n_fft is not None and self.n_fft < self.win_length:
             raise ValueError(f"n_fft ({self.n_fft}) must be >= the window length ({self.win_length} samples)")
         if self.n_mels <= 0:
             raise ValueError(f"n_mels must be > 0, got {self.n_mels}")
         top = self.highfreq if self.highfreq is not None else self.sample_rate / 2
         if not 0 <= self.lowfreq < top <= self.sample_rate / 2:
-            raise ValueError(f"need 0 <= lowfreq < highfreq <= sample_rate / 2, got lowfreq={self.lowfreq}, "
-                             f"highfreq={self.highfreq}, sample_rate={self.sample_rate}")
+            raise ValueError(
+                f"need 0 <= lowfreq < highfreq <= sample_rate / 2, got lowfreq={self.lowfreq}, "
+                f"highfreq={self.highfreq}, sample_rate={self.sample_rate}"
+            )
         if self.exact_pad and self.hop_length % 2:
             raise ValueError(f"exact_pad needs an even hop, got {self.hop_length} samples")
         if self.frame_splicing < 1:
@@ -132,7 +140,7 @@ class FeatureSpec:
     _NEMO_IGNORED = {"_target_", "use_torchaudio", "stft_exact_pad", "stft_conv", "rng"}
 
     @classmethod
-    def from_nemo_config(cls, cfg: dict[str, Any]) -> "FeatureSpec":
+    def from_nemo_config(cls, cfg: dict[str, Any]) -> FeatureSpec:
         """Build from a NeMo ``preprocessor`` config (a plain dict, e.g. from a .nemo's model_config.yaml).
 
         Raises:
@@ -150,8 +158,10 @@ class FeatureSpec:
             raise SpecError("preprocessor.pad_to: 'max' is not supported (use an integer such as 16)")
         norm = cfg.get("normalize", "per_feature")
         if isinstance(norm, dict):
-            raise SpecError("preprocessor.normalize: fixed_mean/fixed_std normalization is not supported "
-                            "(use per_feature, all_features or NA)")
+            raise SpecError(
+                "preprocessor.normalize: fixed_mean/fixed_std normalization is not supported "
+                "(use per_feature, all_features or NA)"
+            )
         known = {f.name for f in dataclasses.fields(cls)}
         kwargs: dict[str, Any] = {}
         for key, value in cfg.items():
@@ -159,8 +169,10 @@ class FeatureSpec:
                 continue
             name = cls._NEMO_RENAMES.get(key, key)
             if name not in known or key in cls._NEMO_RENAMES.values():  # our own name 'n_mels' is not a NeMo key
-                raise SpecError(f"preprocessor.{key}: unknown AudioToMelSpectrogramPreprocessor option "
-                                f"(known: {', '.join(sorted(cls._nemo_keys()))})")
+                raise SpecError(
+                    f"preprocessor.{key}: unknown AudioToMelSpectrogramPreprocessor option "
+                    f"(known: {', '.join(sorted(cls._nemo_keys()))})"
+                )
             kwargs[name] = value
         if "normalize" in kwargs and kwargs["normalize"] not in ("per_feature", "all_features"):
             kwargs["normalize"] = None  # NeMo treats every other value ("NA", null, ...) as "no normalization"
@@ -169,8 +181,16 @@ class FeatureSpec:
             kwargs["window_size"] = None
         if kwargs.get("n_window_stride") and not kwargs.get("window_stride"):
             kwargs["window_stride"] = None
-        for key in ("lowfreq", "highfreq", "dither", "pad_value", "mag_power", "preemph", "window_size",
-                    "window_stride"):
+        for key in (
+            "lowfreq",
+            "highfreq",
+            "dither",
+            "pad_value",
+            "mag_power",
+            "preemph",
+            "window_size",
+            "window_stride",
+        ):
             if isinstance(kwargs.get(key), int) and not isinstance(kwargs.get(key), bool):
                 kwargs[key] = float(kwargs[key])
         if kwargs.get("window") is None and "window" in kwargs:
@@ -209,8 +229,9 @@ def mel_to_hz_slaney(m: np.ndarray) -> np.ndarray:
     return np.where(m < 15.0, m * 200.0 / 3.0, 1000.0 * np.exp(log_step * (m - 15.0)))
 
 
-def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None,
-                   norm: str | None = "slaney") -> torch.Tensor:
+def mel_filterbank(
+    sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None, norm: str | None = "slaney"
+) -> torch.Tensor:
     """Triangular filters on the Slaney mel scale over the ``n_fft // 2 + 1`` STFT bins.
 
     Band ``i`` rises from mel point ``i`` to ``i + 1`` and falls to ``i + 2`` of ``n_mels + 2`` points evenly
@@ -289,13 +310,21 @@ class MelFeaturizer(nn.Module):
             x = torch.cat([x[:, :1], x[:, 1:] - spec.preemph * x[:, :-1]], dim=1)
             x = x.masked_fill(~_valid_mask(lengths, x.shape[1]), 0.0)
         window = self.window.to(torch.float32) if self.window is not None else None
-        stft = torch.stft(x, n_fft=self.n_fft, hop_length=self.hop_length, win_length=self.win_length,
-                          window=window, center=not spec.exact_pad, pad_mode="constant", return_complex=True)
+        stft = torch.stft(
+            x,
+            n_fft=self.n_fft,
+            hop_length=self.hop_length,
+            win_length=self.win_length,
+            window=window,
+            center=not spec.exact_pad,
+            pad_mode="constant",
+            return_complex=True,
+        )
         power = torch.view_as_real(stft).pow(2).sum(-1)  # |X|^2, (B, n_fft // 2 + 1, frames)
         if self.training and spec.nb_augmentation_prob > 0:
             top_bin = int(spec.nb_max_freq / spec.sample_rate * self.n_fft)
-            hit = torch.rand(mag.shape[0], device=mag.device) < spec.nb_augmentation_prob
-            high = torch.arange(mag.shape[1], device=mag.device) >= top_bin
+            hit = torch.rand(power.shape[0], device=power.device) < spec.nb_augmentation_prob
+            high = torch.arange(power.shape[1], device=power.device) >= top_bin
             power = power.masked_fill(hit[:, None, None] & high[None, :, None], 0.0)
         # |X|^p = (|X|^2)^(p/2): the power spectrum (p = 2, the usual case) needs neither sqrt nor pow, which
         # made this front end as slow as a small INT8 network on one thread.

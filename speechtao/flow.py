@@ -54,21 +54,41 @@ from typing import Literal
 from .errors import InputError, SpeechtaoError
 from .spec import load_spec, save_spec, spec_to_dict
 
-STAGES: tuple[str, ...] = ("domain", "evaluate_starter", "finetune", "evaluate_finetuned", "prune", "evaluate_pruned",
-                           "retrain", "evaluate_retrained", "export_int8", "evaluate_int8", "report")
+STAGES: tuple[str, ...] = (
+    "domain",
+    "evaluate_starter",
+    "finetune",
+    "evaluate_finetuned",
+    "prune",
+    "evaluate_pruned",
+    "retrain",
+    "evaluate_retrained",
+    "export_int8",
+    "evaluate_int8",
+    "report",
+)
 
 # The stages each stage needs (a stage runs only when all of these are done).
 NEEDS: dict[str, tuple[str, ...]] = {
-    "evaluate_starter": ("domain",), "finetune": ("domain",), "evaluate_finetuned": ("finetune",),
-    "prune": ("finetune",), "evaluate_pruned": ("prune",), "retrain": ("prune",),
-    "evaluate_retrained": ("retrain",), "export_int8": ("finetune",), "evaluate_int8": ("export_int8",),
+    "evaluate_starter": ("domain",),
+    "finetune": ("domain",),
+    "evaluate_finetuned": ("finetune",),
+    "prune": ("finetune",),
+    "evaluate_pruned": ("prune",),
+    "retrain": ("prune",),
+    "evaluate_retrained": ("retrain",),
+    "export_int8": ("finetune",),
+    "evaluate_int8": ("export_int8",),
 }
 
 # Rows of the report table: (evaluation stage, label).
 EVAL_ROWS: tuple[tuple[str, str], ...] = (
-    ("evaluate_starter", "starter (pretrained)"), ("evaluate_finetuned", "fine-tuned"),
-    ("evaluate_pruned", "pruned"), ("evaluate_retrained", "pruned + retrained"),
-    ("evaluate_int8", "INT8 ONNX (ONNX Runtime)"))
+    ("evaluate_starter", "starter (pretrained)"),
+    ("evaluate_finetuned", "fine-tuned"),
+    ("evaluate_pruned", "pruned"),
+    ("evaluate_retrained", "pruned + retrained"),
+    ("evaluate_int8", "INT8 ONNX (ONNX Runtime)"),
+)
 
 _LOG_RE = re.compile(r"^epoch (\d+) step (\d+) loss ([-\d.eE+naninf]+) lr ([-\d.eE+]+)")
 _VAL_RE = re.compile(r"^epoch (\d+) step (\d+) val (.*)$")
@@ -125,8 +145,10 @@ class FlowSpec:
         if not 0.0 <= self.prune.ratio < 1.0:
             raise ValueError(f"prune.ratio must be in [0, 1), got {self.prune.ratio}")
         if self.finetune.distill_from_finetuned:
-            raise ValueError("finetune.distill_from_finetuned: only the retrain stage has a fine-tuned teacher "
-                             "(set retrain.distill_from_finetuned: true instead)")
+            raise ValueError(
+                "finetune.distill_from_finetuned: only the retrain stage has a fine-tuned teacher "
+                "(set retrain.distill_from_finetuned: true instead)"
+            )
 
 
 # ------------------------------------------------------------------------------------------ capabilities
@@ -134,6 +156,7 @@ class FlowSpec:
 
 def missing_capability(stage: str) -> str | None:
     """Why ``stage`` cannot run here (a module not landed or a package missing), or None when it can."""
+
     def absent(module: str) -> bool:
         try:
             return importlib.util.find_spec(module) is None
@@ -143,8 +166,12 @@ def missing_capability(stage: str) -> str | None:
     if stage == "prune" and absent("speechtao.asr.prune"):
         return "structured pruning (speechtao.asr.prune) is not in this version of speechtao"
     if stage == "export_int8":
-        for module, what in (("speechtao.export.onnx_export", "ONNX export"), ("speechtao.export.quantize",
-                             "INT8 quantization"), ("onnxruntime", "onnxruntime"), ("onnx", "onnx")):
+        for module, what in (
+            ("speechtao.export.onnx_export", "ONNX export"),
+            ("speechtao.export.quantize", "INT8 quantization"),
+            ("onnxruntime", "onnxruntime"),
+            ("onnx", "onnx"),
+        ):
             if absent(module):
                 return f"{what} ({module}) is not available (pip install onnx onnxruntime, or update speechtao)"
     if stage == "evaluate_int8":
@@ -191,8 +218,16 @@ def evaluate_checkpoint(path: str | Path, manifest: Path, batch_size: int) -> di
     m = result.metrics
     params = sum(p.numel() for p in loaded.model.parameters())
     size = file_size(path) if Path(path).is_file() else None
-    return {"model": str(path), "wer": m["wer"], "cer": m["cer"], "rtf": m["rtf"], "n": m["n"],
-            "params": params, "size_bytes": size, "runtime": "pytorch"}
+    return {
+        "model": str(path),
+        "wer": m["wer"],
+        "cer": m["cer"],
+        "rtf": m["rtf"],
+        "n": m["n"],
+        "params": params,
+        "size_bytes": size,
+        "runtime": "pytorch",
+    }
 
 
 def evaluate_onnx(path: Path, manifest: Path, batch_size: int, threads: int, params: int | None) -> dict:
@@ -213,22 +248,38 @@ def evaluate_onnx(path: Path, manifest: Path, batch_size: int, threads: int, par
     seconds = 0.0
     start = time.perf_counter()
     for b in range(0, len(order), batch_size):
-        idx = order[b: b + batch_size]
-        audios = [read_audio(entries[i].audio_filepath, sample_rate=backend.sample_rate, offset=entries[i].offset,
-                             duration=entries[i].duration if entries[i].segment else None) for i in idx]
+        idx = order[b : b + batch_size]
+        audios = [
+            read_audio(
+                entries[i].audio_filepath,
+                sample_rate=backend.sample_rate,
+                offset=entries[i].offset,
+                duration=entries[i].duration if entries[i].segment else None,
+            )
+            for i in idx
+        ]
         lengths = np.array([len(a) for a in audios], dtype=np.int64)
         batch = np.zeros((len(audios), int(lengths.max())), dtype=np.float32)  # (B, T)
         for j, a in enumerate(audios):
             batch[j, : len(a)] = a
         seconds += float(lengths.sum()) / backend.sample_rate
         log_probs, out_lengths = backend(batch, lengths)  # (B, T', V+1), (B,)
-        for i, hyp in zip(idx, greedy_decode(torch.from_numpy(log_probs), torch.from_numpy(out_lengths),
-                                             backend.tokenizer.blank_id)):
+        for i, hyp in zip(
+            idx, greedy_decode(torch.from_numpy(log_probs), torch.from_numpy(out_lengths), backend.tokenizer.blank_id)
+        ):
             hyps[i] = backend.tokenizer.decode(list(hyp.token_ids))
     wall = time.perf_counter() - start
     refs = [e.text for e in entries]
-    return {"model": str(path), "wer": wer(refs, hyps), "cer": cer(refs, hyps), "rtf": wall / max(seconds, 1e-9),
-            "n": len(entries), "params": params, "size_bytes": file_size(path), "runtime": "onnxruntime"}
+    return {
+        "model": str(path),
+        "wer": wer(refs, hyps),
+        "cer": cer(refs, hyps),
+        "rtf": wall / max(seconds, 1e-9),
+        "n": len(entries),
+        "params": params,
+        "size_bytes": file_size(path),
+        "runtime": "onnxruntime",
+    }
 
 
 # ----------------------------------------------------------------------------------------------- stages
@@ -284,8 +335,10 @@ class Flow:
             old, new = yaml.safe_load(saved.read_text()), spec_to_dict(self.spec)
             changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
             if changed:
-                raise InputError(f"{self.out}: holds a flow run of another spec (differs in {', '.join(changed)}); "
-                                 "pass --restart to start over there, or set out_dir to another folder")
+                raise InputError(
+                    f"{self.out}: holds a flow run of another spec (differs in {', '.join(changed)}); "
+                    "pass --restart to start over there, or set out_dir to another folder"
+                )
         save_spec(self.spec, saved)
         start = time.perf_counter()
         for stage in STAGES:
@@ -311,8 +364,12 @@ class Flow:
             try:
                 result = getattr(self, f"stage_{stage}")()
             except SpeechtaoError as exc:
-                rec = {"stage": stage, "status": "failed", "reason": str(exc).splitlines()[0][:500],
-                       "wall_s": round(time.perf_counter() - t0, 2)}
+                rec = {
+                    "stage": stage,
+                    "status": "failed",
+                    "reason": str(exc).splitlines()[0][:500],
+                    "wall_s": round(time.perf_counter() - t0, 2),
+                }
                 self._write(stage, rec)
                 self.log(f"[{stage}] failed: {rec['reason']}")
                 continue
@@ -334,10 +391,15 @@ class Flow:
         from .data.domain import DomainSpec, corpus_summary, make_domain_corpus
 
         d = self.spec.domain
-        train, test = make_domain_corpus(d.out, DomainSpec(n_train=d.n_train, n_test=d.n_test, seed=d.seed),
-                                         log=self.log)
-        return {"train": str(train), "test": str(test), "train_summary": corpus_summary(train),
-                "test_summary": corpus_summary(test)}
+        train, test = make_domain_corpus(
+            d.out, DomainSpec(n_train=d.n_train, n_test=d.n_test, seed=d.seed), log=self.log
+        )
+        return {
+            "train": str(train),
+            "test": str(test),
+            "train_summary": corpus_summary(train),
+            "test_summary": corpus_summary(test),
+        }
 
     def _eval(self, path: str | Path) -> dict:
         return evaluate_checkpoint(path, self.test_manifest, self.spec.eval_batch_size)
@@ -351,9 +413,15 @@ class Flow:
 
         out_dir = self.out / name
         teacher = [f"distill.teacher={self.record('finetune')['model']}"] if stage.distill_from_finetuned else []
-        overrides = [f"init_from={init_from}", f"data.train=[{self.train_manifest}]",
-                     f"data.validation=[{self.test_manifest}]", f"trainer.out_dir={out_dir}", *teacher,
-                     *stage.family_overrides.get(self.family, []), *stage.overrides]
+        overrides = [
+            f"init_from={init_from}",
+            f"data.train=[{self.train_manifest}]",
+            f"data.validation=[{self.test_manifest}]",
+            f"trainer.out_dir={out_dir}",
+            *teacher,
+            *stage.family_overrides.get(self.family, []),
+            *stage.overrides,
+        ]
         spec = load_spec(ASRFinetuneSpec, stage.recipe, overrides)
         resume = CheckpointManager(out_dir / "checkpoints").latest() is not None
         log_path = self.out / f"{name}_train.log"
@@ -372,8 +440,14 @@ class Flow:
         metrics = trainer.fit(resume=resume)
         curve = parse_train_log(lines)
         (self.out / f"{name}_curve.json").write_text(json.dumps(curve) + "\n")
-        return {"model": str(out_dir / "final.pt"), "steps": metrics["steps"], "train_time_s": metrics["train_time_s"],
-                "audio_s_per_s": metrics["audio_s_per_s"], "resumed": resume, "curve": f"{name}_curve.json"}
+        return {
+            "model": str(out_dir / "final.pt"),
+            "steps": metrics["steps"],
+            "train_time_s": metrics["train_time_s"],
+            "audio_s_per_s": metrics["audio_s_per_s"],
+            "resumed": resume,
+            "curve": f"{name}_curve.json",
+        }
 
     def stage_finetune(self) -> dict:
         return self._train("finetune", self.spec.finetune, self.spec.starter)
@@ -388,15 +462,27 @@ class Flow:
         src = self.record("finetune")["model"]
         loaded = load_model(src)
         p = self.spec.prune
-        result = prune_model(loaded.model, PruneOptions(ratio=p.ratio, granularity=p.granularity,
-                                                        min_channels=p.min_channels))
+        result = prune_model(
+            loaded.model, PruneOptions(ratio=p.ratio, granularity=p.granularity, min_channels=p.min_channels)
+        )
         dest = self.out / "pruned.pt"
-        save_model(dest, model_payload(result.model, loaded.tokenizer, loaded.spec,
-                                       extra={"pruned_from": src, "prune_ratio": p.ratio}))
+        save_model(
+            dest,
+            model_payload(
+                result.model, loaded.tokenizer, loaded.spec, extra={"pruned_from": src, "prune_ratio": p.ratio}
+            ),
+        )
         heads = {"heads_before": result.heads_before, "heads_after": result.heads_after} if result.heads_before else {}
-        return {"model": str(dest), "params_before": result.params_before, "params_after": result.params_after,
-                "widths_before": result.widths_before, "widths_after": result.widths_after, **heads,
-                "macs_before": result.macs_before, "macs_after": result.macs_after}
+        return {
+            "model": str(dest),
+            "params_before": result.params_before,
+            "params_after": result.params_after,
+            "widths_before": result.widths_before,
+            "widths_after": result.widths_after,
+            **heads,
+            "macs_before": result.macs_before,
+            "macs_after": result.macs_after,
+        }
 
     def stage_evaluate_pruned(self) -> dict:
         return self._eval(self.record("prune")["model"])
@@ -418,21 +504,30 @@ class Flow:
 
         src = self._export_source()
         loaded = load_model(src)
-        opts = QuantOptions(method=self.spec.export.method, max_utterances=self.spec.export.calib_utterances,
-                            op_types=int8_op_types(loaded))
+        opts = QuantOptions(
+            method=self.spec.export.method,
+            max_utterances=self.spec.export.calib_utterances,
+            op_types=int8_op_types(loaded),
+        )
         items = calibration_features(loaded, self.train_manifest, opts)
         folder = self.out / "export"
         fp32 = export_onnx(loaded, folder / "model.onnx", spec=loaded.spec, check=True)
         result = quantize_model(fp32, folder / "model.int8.onnx", items, opts)
-        return {"model": str(result.int8_path), "source": src, "fp32_onnx": str(fp32),
-                "calibration_utterances": result.utterances,
-                "params": sum(p.numel() for p in loaded.model.parameters()),
-                "size_fp32_bytes": file_size(fp32), "size_int8_bytes": file_size(result.int8_path)}
+        return {
+            "model": str(result.int8_path),
+            "source": src,
+            "fp32_onnx": str(fp32),
+            "calibration_utterances": result.utterances,
+            "params": sum(p.numel() for p in loaded.model.parameters()),
+            "size_fp32_bytes": file_size(fp32),
+            "size_int8_bytes": file_size(result.int8_path),
+        }
 
     def stage_evaluate_int8(self) -> dict:
         rec = self.record("export_int8")
-        return evaluate_onnx(Path(rec["model"]), self.test_manifest, self.spec.eval_batch_size, self.spec.threads,
-                             rec.get("params"))
+        return evaluate_onnx(
+            Path(rec["model"]), self.test_manifest, self.spec.eval_batch_size, self.spec.threads, rec.get("params")
+        )
 
     def stage_report(self) -> dict:
         s = self.summary()
@@ -456,14 +551,20 @@ class Flow:
                 row["reason"] = rec.get("reason", "")
             rows.append(row)
         stages = {st: (self.record(st) or {"status": "not run", "reason": "not reached"}) for st in STAGES}
-        out = {"rows": rows, "stages": {k: {kk: vv for kk, vv in v.items() if kk not in ("curve",)}
-                                        for k, v in stages.items()},
-               "out_dir": str(self.out), "test_manifest": str(self.test_manifest)}
+        out = {
+            "rows": rows,
+            "stages": {k: {kk: vv for kk, vv in v.items() if kk not in ("curve",)} for k, v in stages.items()},
+            "out_dir": str(self.out),
+            "test_manifest": str(self.test_manifest),
+        }
         starter, tuned = stages["evaluate_starter"], stages["evaluate_finetuned"]
         if starter.get("status") == "done" and tuned.get("status") == "done" and starter["wer"] > 0:
             out["relative_wer_reduction"] = 1.0 - tuned["wer"] / starter["wer"]
-        out["curves"] = {name: json.loads((self.out / f"{name}_curve.json").read_text())
-                         for name in ("finetune", "retrain") if (self.out / f"{name}_curve.json").is_file()}
+        out["curves"] = {
+            name: json.loads((self.out / f"{name}_curve.json").read_text())
+            for name in ("finetune", "retrain")
+            if (self.out / f"{name}_curve.json").is_file()
+        }
         return out
 
 
@@ -480,23 +581,33 @@ def format_report(s: dict, spec: FlowSpec | None = None) -> str:
     for r in s["rows"]:
         if r["status"] == "done":
             params = f"{r['params']:,}" if r.get("params") is not None else "-"
-            lines.append(f"| {r['stage']} | {100 * r['wer']:.2f}% | {100 * r['cer']:.2f}% | {params} | "
-                         f"{_mb(r.get('size_bytes'))} | {r['rtf']:.4f} |")
+            lines.append(
+                f"| {r['stage']} | {100 * r['wer']:.2f}% | {100 * r['cer']:.2f}% | {params} | "
+                f"{_mb(r.get('size_bytes'))} | {r['rtf']:.4f} |"
+            )
         else:
             lines.append(f"| {r['stage']} | {r['status']} | | | | |")
     lines.append("")
     if "relative_wer_reduction" in s:
         lines.append(f"Fine-tuning lowered the domain WER by {100 * s['relative_wer_reduction']:.1f}% (relative).")
         lines.append("")
-    lines += ["RTF: wall seconds per audio second decoding the test split (audio reading and features included).",
-              "File size: the checkpoint (PyTorch rows) or the .onnx file (ONNX row).", "",
-              "## Stages", "", "| stage | status | seconds | note |", "|---|---|---|---|"]
+    lines += [
+        "RTF: wall seconds per audio second decoding the test split (audio reading and features included).",
+        "File size: the checkpoint (PyTorch rows) or the .onnx file (ONNX row).",
+        "",
+        "## Stages",
+        "",
+        "| stage | status | seconds | note |",
+        "|---|---|---|---|",
+    ]
     for name, rec in s["stages"].items():
         if name == "report":  # this file
             continue
         note = rec.get("reason", "")
         if name in ("finetune", "retrain") and rec.get("status") == "done":
-            note = f"{rec['steps']} steps, {rec['audio_s_per_s']:.1f} audio-s/s" + (" (resumed)" if rec.get("resumed") else "")
+            note = f"{rec['steps']} steps, {rec['audio_s_per_s']:.1f} audio-s/s" + (
+                " (resumed)" if rec.get("resumed") else ""
+            )
         if name == "prune" and rec.get("status") == "done":
             note = f"parameters {rec['params_before']:,} -> {rec['params_after']:,}"
             if rec.get("heads_after"):
@@ -558,13 +669,29 @@ def format_table(s: dict) -> str:
     for r in s["rows"]:
         if r["status"] == "done":
             params = f"{r['params']:,}" if r.get("params") is not None else "-"
-            out.append(f"{r['stage']:<26} {100 * r['wer']:>7.2f}% {100 * r['cer']:>7.2f}% {params:>10} "
-                       f"{_mb(r.get('size_bytes')):>10} {r['rtf']:>8.4f}")
+            out.append(
+                f"{r['stage']:<26} {100 * r['wer']:>7.2f}% {100 * r['cer']:>7.2f}% {params:>10} "
+                f"{_mb(r.get('size_bytes')):>10} {r['rtf']:>8.4f}"
+            )
         else:
             out.append(f"{r['stage']:<26} {r['status']}: {r.get('reason', '')}")
     return "\n".join(out)
 
 
-__all__ = ["FlowSpec", "DomainStage", "TrainStage", "PruneStage", "ExportStage", "STAGES", "Flow", "run_flow",
-           "format_report", "format_table", "plot_report", "parse_train_log", "evaluate_checkpoint", "evaluate_onnx",
-           "missing_capability"]
+__all__ = [
+    "FlowSpec",
+    "DomainStage",
+    "TrainStage",
+    "PruneStage",
+    "ExportStage",
+    "STAGES",
+    "Flow",
+    "run_flow",
+    "format_report",
+    "format_table",
+    "plot_report",
+    "parse_train_log",
+    "evaluate_checkpoint",
+    "evaluate_onnx",
+    "missing_capability",
+]

@@ -49,7 +49,8 @@ def model_payload(model: EncDecCTCModel, tokenizer: Any, spec: Any = None, extra
     if tokenizer.vocab_size != model.vocab_size:
         raise CheckpointError(
             f"tokenizer has {tokenizer.vocab_size} tokens but the model's decoder has {model.vocab_size} "
-            "(call model.change_vocabulary(tokenizer.vocab_size) before saving)")
+            "(call model.change_vocabulary(tokenizer.vocab_size) before saving)"
+        )
     if spec is not None and is_dataclass(spec):
         spec = spec_to_dict(spec)
     return {
@@ -88,22 +89,26 @@ def _read_payload(path: Path) -> dict:
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
         raise CheckpointError(
             f"{path}: cannot read the checkpoint, the file is truncated or corrupt ({type(exc).__name__}: "
-            f"{_first_sentence(exc)}); copy it again or save it again from its training run") from None
+            f"{_first_sentence(exc)}); copy it again or save it again from its training run"
+        ) from None
     except Exception as exc:  # pickle.UnpicklingError and friends: objects weights_only refuses
         raise CheckpointError(
             f"{path}: not a speechtao checkpoint ({type(exc).__name__}: {_first_sentence(exc)}); "
-            "pass a file written by `speechtao asr train/finetune/import-nemo`, a .nemo archive or a preset name")
+            "pass a file written by `speechtao asr train/finetune/import-nemo`, a .nemo archive or a preset name"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         hint = ""
         if isinstance(payload, dict) and "state_dict" in payload and "hyper_parameters" in payload:
             hint = " (it looks like a PyTorch Lightning checkpoint; convert its .nemo with `speechtao asr import-nemo`)"
         raise CheckpointError(
             f"{path}: not a speechtao ASR checkpoint, format is {payload.get('format') if isinstance(payload, dict) else type(payload).__name__!r}, "
-            f"expected {FORMAT!r}{hint}")
+            f"expected {FORMAT!r}{hint}"
+        )
     if payload.get("version") != VERSION:
         raise CheckpointError(
             f"{path}: checkpoint version {payload.get('version')!r} is not supported by this speechtao "
-            f"(reads version {VERSION}); upgrade speechtao or re-export the model")
+            f"(reads version {VERSION}); upgrade speechtao or re-export the model"
+        )
     return payload
 
 
@@ -128,8 +133,13 @@ def model_from_payload(payload: dict, where: str = "checkpoint") -> LoadedModel:
     except RuntimeError as exc:
         raise CheckpointError(f"{where}: weights do not fit the model config: {str(exc)[:500]}") from None
     model.eval()
-    return LoadedModel(model=model, tokenizer=tokenizer, config=config, spec=payload.get("spec"),
-                       extra=dict(payload.get("extra") or {}))
+    return LoadedModel(
+        model=model,
+        tokenizer=tokenizer,
+        config=config,
+        spec=payload.get("spec"),
+        extra=dict(payload.get("extra") or {}),
+    )
 
 
 def load_model(ref: str | Path) -> LoadedModel:
@@ -150,11 +160,14 @@ def load_model(ref: str | Path) -> LoadedModel:
         model = build_model(config, tokenizer.vocab_size).eval()
         return LoadedModel(model=model, tokenizer=tokenizer, config=config, extra={"preset": str(ref)})
     if path.is_dir():
-        raise CheckpointError(f"{ref}: is a folder; pass the checkpoint file inside it (for example {path / 'best.pt'})")
+        raise CheckpointError(
+            f"{ref}: is a folder; pass the checkpoint file inside it (for example {path / 'best.pt'})"
+        )
     if not path.is_file():
         raise CheckpointError(
             f"{ref}: model not found (pass a checkpoint file, a .nemo archive or a preset name: "
-            f"{', '.join([*PRESETS, *WHISPER_PRETRAINED])})")
+            f"{', '.join([*PRESETS, *WHISPER_PRETRAINED])})"
+        )
     if path.suffix == ".nemo" or tarfile.is_tarfile(path):  # .nemo archives are tars; torch.save writes zips
         from .nemo_io import import_nemo
 

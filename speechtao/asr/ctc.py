@@ -47,8 +47,12 @@ class Word:
     confidence: float  # lowest token confidence within the word
 
     def to_dict(self) -> dict:
-        return {"word": self.word, "start_ms": self.start_ms, "end_ms": self.end_ms,
-                "confidence": round(self.confidence, 4)}
+        return {
+            "word": self.word,
+            "start_ms": self.start_ms,
+            "end_ms": self.end_ms,
+            "confidence": round(self.confidence, 4),
+        }
 
 
 def _decode_one(best: np.ndarray, prob: np.ndarray, blank_id: int) -> CTCHypothesis:
@@ -83,12 +87,16 @@ def greedy_decode(log_probs: torch.Tensor, lengths: torch.Tensor | None, blank_i
         one :class:`CTCHypothesis` per batch item.
     """
     if log_probs.dim() != 3:
-        raise DataError(f"greedy_decode: log_probs must be (batch, frames, vocab+1), got shape "
-                        f"{tuple(log_probs.shape)} (add a batch dimension with unsqueeze(0))")
+        raise DataError(
+            f"greedy_decode: log_probs must be (batch, frames, vocab+1), got shape "
+            f"{tuple(log_probs.shape)} (add a batch dimension with unsqueeze(0))"
+        )
     batch, frames, vocab = log_probs.shape
     if not 0 <= blank_id < vocab:
-        raise DataError(f"greedy_decode: blank_id {blank_id} outside the {vocab} output symbols "
-                        "(pass tokenizer.blank_id of the tokenizer the model was trained with)")
+        raise DataError(
+            f"greedy_decode: blank_id {blank_id} outside the {vocab} output symbols "
+            "(pass tokenizer.blank_id of the tokenizer the model was trained with)"
+        )
     if lengths is None:
         lengths = torch.full((batch,), frames, dtype=torch.long)
     lens = [int(x) for x in lengths.detach().cpu().reshape(-1)]
@@ -114,8 +122,10 @@ def word_times(hyp: CTCHypothesis, tokenizer, frame_shift_s: float) -> list[Word
         frame_shift_s: seconds per output frame = feature stride x subsampling factor.
     """
     if frame_shift_s <= 0:
-        raise DataError(f"word_times: frame_shift_s must be > 0, got {frame_shift_s} "
-                        "(feature window_stride x model.subsampling_factor)")
+        raise DataError(
+            f"word_times: frame_shift_s must be > 0, got {frame_shift_s} "
+            "(feature window_stride x model.subsampling_factor)"
+        )
     words = []
     for first, last in word_spans(hyp.token_ids, tokenizer):
         if last <= first:

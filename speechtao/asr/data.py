@@ -11,7 +11,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,8 +31,15 @@ class AudioTextDataset(Dataset):
     (transcripts unused, every item's token list empty), e.g. distillation's extra batches.
     """
 
-    def __init__(self, entries: Sequence[Any], tokenizer: Any, sample_rate: int = 16000, augmenter: Any = None,
-                 seed: int = 0, cache_audio: bool = False):
+    def __init__(
+        self,
+        entries: Sequence[Any],
+        tokenizer: Any,
+        sample_rate: int = 16000,
+        augmenter: Any = None,
+        seed: int = 0,
+        cache_audio: bool = False,
+    ):
         self.entries = list(entries)
         self.sample_rate = sample_rate
         self.augmenter = augmenter
@@ -46,8 +54,10 @@ class AudioTextDataset(Dataset):
             except InputError as exc:
                 raise DataError(f"{where}: transcript {e.text!r} cannot be tokenized: {exc}") from None
             if not ids:
-                raise DataError(f"{where}: transcript {e.text!r} is empty after normalization "
-                                "(drop the line or give it a transcript)")
+                raise DataError(
+                    f"{where}: transcript {e.text!r} is empty after normalization "
+                    "(drop the line or give it a transcript)"
+                )
             self.tokens.append(ids)
         if tokenizer is None:
             self.tokens = [[] for _ in self.entries]
@@ -109,9 +119,18 @@ class DurationBucketSampler:
     ``set_epoch(epoch, start_index)`` picks the epoch and the first batch to yield (resume skip-ahead).
     """
 
-    def __init__(self, durations: Sequence[float], batch_size: int | None = None, max_seconds: float | None = None,
-                 shuffle: bool = True, seed: int = 0, bucket_batches: int = 50, world_size: int = 1, rank: int = 0,
-                 drop_last: bool = False):
+    def __init__(
+        self,
+        durations: Sequence[float],
+        batch_size: int | None = None,
+        max_seconds: float | None = None,
+        shuffle: bool = True,
+        seed: int = 0,
+        bucket_batches: int = 50,
+        world_size: int = 1,
+        rank: int = 0,
+        drop_last: bool = False,
+    ):
         if (batch_size is None) == (max_seconds is None):
             raise ValueError("give exactly one of batch_size (utterances) or max_seconds (audio per batch)")
         if batch_size is not None and batch_size < 1:
@@ -136,7 +155,7 @@ class DurationBucketSampler:
         out: list[list[int]] = []
         if self.batch_size is not None:
             size = self.batch_size * self.world_size
-            out = [order[i:i + size].tolist() for i in range(0, len(order), size)]
+            out = [order[i : i + size].tolist() for i in range(0, len(order), size)]
             if self.drop_last and out and len(out[-1]) < size:
                 out.pop()
             return out
@@ -161,12 +180,15 @@ class DurationBucketSampler:
             return self._cut(order)
         rng = np.random.default_rng([self.seed, epoch])
         order = rng.permutation(len(self.durations))
-        per_batch = self.batch_size * self.world_size if self.batch_size else max(
-            1, int(self.max_seconds * self.world_size / max(float(self.durations.mean()), 1e-6)))
+        per_batch = (
+            self.batch_size * self.world_size
+            if self.batch_size
+            else max(1, int(self.max_seconds * self.world_size / max(float(self.durations.mean()), 1e-6)))
+        )
         bucket = per_batch * self.bucket_batches
         batches: list[list[int]] = []
         for start in range(0, len(order), bucket):
-            chunk = order[start:start + bucket]
+            chunk = order[start : start + bucket]
             chunk = chunk[np.argsort(self.durations[chunk], kind="stable")]
             batches += self._cut(chunk)
         perm = rng.permutation(len(batches))
@@ -182,18 +204,23 @@ class DurationBucketSampler:
             batch = sorted(batch, key=lambda i: self.durations[i])
             if len(batch) < self.world_size:
                 batch = [batch[i % len(batch)] for i in range(self.world_size)]
-            out.append(batch[self.rank::self.world_size])
+            out.append(batch[self.rank :: self.world_size])
         return out
 
     def __len__(self) -> int:
         return max(0, len(self.batches(self.epoch)) - self.start_index)
 
     def __iter__(self):
-        yield from self.batches(self.epoch)[self.start_index:]
+        yield from self.batches(self.epoch)[self.start_index :]
 
 
-def make_loader(dataset: AudioTextDataset, sampler: DurationBucketSampler, epoch: int = 0, start_index: int = 0,
-                num_workers: int = 0) -> DataLoader:
+def make_loader(
+    dataset: AudioTextDataset,
+    sampler: DurationBucketSampler,
+    epoch: int = 0,
+    start_index: int = 0,
+    num_workers: int = 0,
+) -> DataLoader:
     """A DataLoader over ``sampler``'s batches of ``epoch`` from ``start_index`` on.
 
     Its own seeded generator keeps the global torch RNG untouched, so creating a loader mid-epoch (resume)
@@ -203,5 +230,11 @@ def make_loader(dataset: AudioTextDataset, sampler: DurationBucketSampler, epoch
     sampler.set_epoch(epoch, start_index)
     gen = torch.Generator()
     gen.manual_seed(int(sampler.seed) * 1000003 + epoch)
-    return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers,
-                      generator=gen, persistent_workers=False)
+    return DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        collate_fn=collate,
+        num_workers=num_workers,
+        generator=gen,
+        persistent_workers=False,
+    )

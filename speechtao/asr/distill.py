@@ -18,10 +18,11 @@ the run pairs with batch ``g`` of the endless extra stream), so ``--resume`` sta
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -52,16 +53,22 @@ class DistillSpec:
         if self.manifest is not None and not self.manifest:
             raise ValueError("manifest: give at least one manifest, or null for none")
         if self.teacher is None and self.manifest is not None:
-            raise ValueError("manifest needs a teacher (set distill.teacher to the unpruned checkpoint, or "
-                             "manifest: null)")
+            raise ValueError(
+                "manifest needs a teacher (set distill.teacher to the unpruned checkpoint, or manifest: null)"
+            )
 
     @property
     def enabled(self) -> bool:
         return self.teacher is not None
 
 
-def frame_kl(student_log_probs: torch.Tensor, teacher_log_probs: torch.Tensor, lengths: torch.Tensor,
-             temperature: float = 1.0, reduction: str = "utterance") -> torch.Tensor:
+def frame_kl(
+    student_log_probs: torch.Tensor,
+    teacher_log_probs: torch.Tensor,
+    lengths: torch.Tensor,
+    temperature: float = 1.0,
+    reduction: str = "utterance",
+) -> torch.Tensor:
     """``T^2 * KL(teacher || student)`` over the valid frames.
 
     student_log_probs, teacher_log_probs (B, F, V+1) log-posteriors, lengths (B,) valid frames -> scalar:
@@ -103,15 +110,17 @@ def captured_features(model: nn.Module) -> Iterator[dict]:
             h.remove()
 
 
-def check_teacher(teacher: nn.Module, teacher_tokenizer: Any, student: nn.Module, student_tokenizer: Any,
-                  where: str, sample_rate: int) -> None:
+def check_teacher(
+    teacher: nn.Module, teacher_tokenizer: Any, student: nn.Module, student_tokenizer: Any, where: str, sample_rate: int
+) -> None:
     """Raise CheckpointError unless ``teacher`` can teach ``student`` frame by frame: the same vocabulary, the same
     features and the same number of output frames (probed on 1.37 s of noise)."""
-    fix = ("distill.teacher must be the model the student was pruned from (same vocabulary, features and "
-           "subsampling)")
+    fix = "distill.teacher must be the model the student was pruned from (same vocabulary, features and subsampling)"
     if teacher.vocab_size != student.vocab_size or teacher_tokenizer != student_tokenizer:
-        raise CheckpointError(f"distill.teacher {where}: vocabulary of {teacher.vocab_size} tokens differs from the "
-                              f"student's {student.vocab_size}-token vocabulary ({fix})")
+        raise CheckpointError(
+            f"distill.teacher {where}: vocabulary of {teacher.vocab_size} tokens differs from the "
+            f"student's {student.vocab_size}-token vocabulary ({fix})"
+        )
     gen = torch.Generator().manual_seed(0)
     audio = 0.1 * torch.randn(2, int(1.37 * sample_rate), generator=gen)
     lengths = torch.tensor([audio.shape[1], audio.shape[1] * 2 // 3])
@@ -122,25 +131,35 @@ def check_teacher(teacher: nn.Module, teacher_tokenizer: Any, student: nn.Module
         with torch.no_grad():
             s_feats, s_len = student.preprocessor(audio, lengths)
             t_feats, t_len = teacher.preprocessor(audio, lengths)
-            if s_feats.shape != t_feats.shape or not torch.equal(s_len, t_len) or not torch.allclose(
-                    s_feats, t_feats, atol=1e-4):
-                raise CheckpointError(f"distill.teacher {where}: its audio features differ from the student's "
-                                      f"({fix})")
+            if (
+                s_feats.shape != t_feats.shape
+                or not torch.equal(s_len, t_len)
+                or not torch.allclose(s_feats, t_feats, atol=1e-4)
+            ):
+                raise CheckpointError(f"distill.teacher {where}: its audio features differ from the student's ({fix})")
             s_out, s_frames = student.forward_features(s_feats, s_len)
             t_out, t_frames = teacher.forward_features(s_feats, s_len)
     finally:
         teacher.train(t_mode)
         student.train(s_mode)
     if s_out.shape != t_out.shape or not torch.equal(s_frames, t_frames):
-        raise CheckpointError(f"distill.teacher {where}: {t_out.shape[1]} output frames for 1.37 s of audio, the "
-                              f"student {s_out.shape[1]} (different subsampling; {fix})")
+        raise CheckpointError(
+            f"distill.teacher {where}: {t_out.shape[1]} output frames for 1.37 s of audio, the "
+            f"student {s_out.shape[1]} (different subsampling; {fix})"
+        )
 
 
 class Distiller:
     """The teacher, the loss weights and the optional stream of unlabelled batches for :class:`ASRTask`."""
 
-    def __init__(self, spec: DistillSpec, teacher: nn.Module, extra: AudioTextDataset | None = None,
-                 extra_sampler: DurationBucketSampler | None = None, num_workers: int = 0):
+    def __init__(
+        self,
+        spec: DistillSpec,
+        teacher: nn.Module,
+        extra: AudioTextDataset | None = None,
+        extra_sampler: DurationBucketSampler | None = None,
+        num_workers: int = 0,
+    ):
         self.spec = spec
         self.teacher = teacher.eval()
         for p in self.teacher.parameters():
@@ -172,9 +191,11 @@ class Distiller:
         with torch.no_grad():
             teacher_lp, teacher_lengths = self.teacher.forward_features(box["feats"].detach(), box["lengths"])
         if teacher_lp.shape != log_probs.shape or not torch.equal(teacher_lengths, out_lengths):
-            raise CheckpointError(f"distill.teacher: output of shape {tuple(teacher_lp.shape)} for a batch where the "
-                                  f"student gives {tuple(log_probs.shape)} (the teacher must share the student's "
-                                  "subsampling)")
+            raise CheckpointError(
+                f"distill.teacher: output of shape {tuple(teacher_lp.shape)} for a batch where the "
+                f"student gives {tuple(log_probs.shape)} (the teacher must share the student's "
+                "subsampling)"
+            )
         s, t = self.spec, self.spec.temperature
         ctc = ctc_loss(log_probs[:n], out_lengths[:n], tokens, token_lengths, blank=blank)
         kl = frame_kl(log_probs[:n], teacher_lp[:n], out_lengths[:n], t, s.reduction)
@@ -190,13 +211,23 @@ def merge_batches(labelled: tuple, extra: tuple[torch.Tensor, torch.Tensor]) -> 
     audio, lengths, tokens, token_lengths = labelled
     x, x_len = extra
     out = torch.zeros(audio.shape[0] + x.shape[0], max(audio.shape[1], x.shape[1]), dtype=audio.dtype)
-    out[:audio.shape[0], :audio.shape[1]] = audio
-    out[audio.shape[0]:, :x.shape[1]] = x
+    out[: audio.shape[0], : audio.shape[1]] = audio
+    out[audio.shape[0] :, : x.shape[1]] = x
     return out, torch.cat([lengths, x_len]), tokens, token_lengths
 
 
-def build_distiller(spec: DistillSpec, student: nn.Module, tokenizer: Any, sample_rate: int, data: Any,
-                    augmenter: Any, seed: int, world_size: int = 1, rank: int = 0, say=print) -> Distiller:
+def build_distiller(
+    spec: DistillSpec,
+    student: nn.Module,
+    tokenizer: Any,
+    sample_rate: int,
+    data: Any,
+    augmenter: Any,
+    seed: int,
+    world_size: int = 1,
+    rank: int = 0,
+    say=print,
+) -> Distiller:
     """Load and check the teacher, read ``spec.manifest`` (filtered and batched as ``data``, the run's DataSpec,
     says for the labelled data; waveform augmentation by ``augmenter``) -> :class:`Distiller`."""
     from ..data.manifest import filter_by_duration, read_manifest
@@ -206,8 +237,10 @@ def build_distiller(spec: DistillSpec, student: nn.Module, tokenizer: Any, sampl
     check_teacher(loaded.model, loaded.tokenizer, student, tokenizer, str(spec.teacher), sample_rate)
     n_teacher = sum(p.numel() for p in loaded.model.parameters())
     n_student = sum(p.numel() for p in student.parameters())
-    say(f"distill: teacher {spec.teacher} ({n_teacher:,} parameters, student {n_student:,}), weight {spec.weight}, "
-        f"temperature {spec.temperature}")
+    say(
+        f"distill: teacher {spec.teacher} ({n_teacher:,} parameters, student {n_student:,}), weight {spec.weight}, "
+        f"temperature {spec.temperature}"
+    )
     if spec.manifest is None:
         return Distiller(spec, loaded.model)
     entries = [e for p in spec.manifest for e in read_manifest(p)]
@@ -215,9 +248,18 @@ def build_distiller(spec: DistillSpec, student: nn.Module, tokenizer: Any, sampl
     if report:
         say(f"distill.manifest: {report}")
     extra = AudioTextDataset(entries, None, sample_rate, augmenter=augmenter, seed=seed + 1)  # unlabelled
-    sampler = DurationBucketSampler(extra.durations, data.batch_size, data.max_batch_seconds, shuffle=True,
-                                    seed=seed + 1, bucket_batches=data.bucket_batches, world_size=world_size,
-                                    rank=rank)
-    say(f"distill: {len(extra)} unlabelled utterances ({sum(extra.durations) / 3600:.2f} h) from "
-        f"{', '.join(map(str, spec.manifest))}, one batch per labelled batch, weight {spec.manifest_weight}")
+    sampler = DurationBucketSampler(
+        extra.durations,
+        data.batch_size,
+        data.max_batch_seconds,
+        shuffle=True,
+        seed=seed + 1,
+        bucket_batches=data.bucket_batches,
+        world_size=world_size,
+        rank=rank,
+    )
+    say(
+        f"distill: {len(extra)} unlabelled utterances ({sum(extra.durations) / 3600:.2f} h) from "
+        f"{', '.join(map(str, spec.manifest))}, one batch per labelled batch, weight {spec.manifest_weight}"
+    )
     return Distiller(spec, loaded.model, extra, sampler, data.num_workers)

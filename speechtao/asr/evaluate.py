@@ -79,12 +79,23 @@ def evaluate(model, manifest: str | Path, options: EvalOptions = EvalOptions()) 
         rec = {"audio_filepath": entry.audio_filepath, "duration": round(res.duration, 3)}
         if entry.segment:
             rec["offset"] = entry.offset
-        rec.update({"reference": entry.text, "hypothesis": res.text, "wer": rep["wer"], "cer": rep["cer"],
-                    "errors": rep["errors"], "ref_words": rep["ref_words"],
-                    "substitutions": rep["counts"]["substitutions"], "deletions": rep["counts"]["deletions"],
-                    "insertions": rep["counts"]["insertions"], "confidence": round(res.confidence, 4),
-                    "normalized_reference": rep["ref"], "normalized_hypothesis": rep["hyp"],
-                    "ops": rep["ops"]})
+        rec.update(
+            {
+                "reference": entry.text,
+                "hypothesis": res.text,
+                "wer": rep["wer"],
+                "cer": rep["cer"],
+                "errors": rep["errors"],
+                "ref_words": rep["ref_words"],
+                "substitutions": rep["counts"]["substitutions"],
+                "deletions": rep["counts"]["deletions"],
+                "insertions": rep["counts"]["insertions"],
+                "confidence": round(res.confidence, 4),
+                "normalized_reference": rep["ref"],
+                "normalized_hypothesis": rep["hyp"],
+                "ops": rep["ops"],
+            }
+        )
         records.append(rec)
     seconds = sum(r.duration for r in results)
     metrics = {
@@ -112,8 +123,10 @@ def evaluate(model, manifest: str | Path, options: EvalOptions = EvalOptions()) 
 
 def summary_line(metrics: dict) -> str:
     """``WER 12.34% CER 5.67% (N utterances, H hours)``: the last line ``asr evaluate`` prints."""
-    return (f"WER {100 * metrics['wer']:.2f}% CER {100 * metrics['cer']:.2f}% "
-            f"({metrics['n']} utterances, {metrics['hours']:.4g} hours)")
+    return (
+        f"WER {100 * metrics['wer']:.2f}% CER {100 * metrics['cer']:.2f}% "
+        f"({metrics['n']} utterances, {metrics['hours']:.4g} hours)"
+    )
 
 
 def format_worst(records: list[dict]) -> str:
@@ -121,9 +134,11 @@ def format_worst(records: list[dict]) -> str:
     blocks = []
     for r in records:
         where = r["audio_filepath"] + (f" @{r['offset']:g}s" if "offset" in r else "")
-        blocks.append(f"{r['errors']} errors ({r['substitutions']} sub, {r['deletions']} del, "
-                      f"{r['insertions']} ins) WER {100 * r['wer']:.1f}%  {where}\n"
-                      f"  REF: {r['normalized_reference']}\n  HYP: {r['normalized_hypothesis']}\n")
+        blocks.append(
+            f"{r['errors']} errors ({r['substitutions']} sub, {r['deletions']} del, "
+            f"{r['insertions']} ins) WER {100 * r['wer']:.1f}%  {where}\n"
+            f"  REF: {r['normalized_reference']}\n  HYP: {r['normalized_hypothesis']}\n"
+        )
     return "\n".join(blocks)
 
 

@@ -18,9 +18,10 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Iterable, Sequence
+from typing import IO
 
 import numpy as np
 
@@ -49,9 +50,13 @@ class Transcript:
     offset: float = 0.0
 
     def to_dict(self) -> dict:
-        out = {"audio_filepath": self.audio_filepath, "text": self.text,
-               "words": [w.to_dict() for w in self.words], "duration": round(self.duration, 3),
-               "confidence": round(self.confidence, 4)}
+        out = {
+            "audio_filepath": self.audio_filepath,
+            "text": self.text,
+            "words": [w.to_dict() for w in self.words],
+            "duration": round(self.duration, 3),
+            "confidence": round(self.confidence, 4),
+        }
         if self.offset:
             out["offset"] = self.offset
         return out
@@ -114,8 +119,7 @@ class Transcriber:
     def _read(self, utt: Utterance) -> np.ndarray:
         from ..audio import read_audio
 
-        return read_audio(utt.audio_filepath, sample_rate=self.sample_rate, offset=utt.offset,
-                          duration=utt.duration)
+        return read_audio(utt.audio_filepath, sample_rate=self.sample_rate, offset=utt.offset, duration=utt.duration)
 
     def transcribe_arrays(self, audios: Sequence[np.ndarray], utts: Sequence[Utterance]) -> list[Transcript]:
         """One padded batch: ``audios`` float32 mono at the model's rate, ``utts`` their sources."""
@@ -127,24 +131,35 @@ class Transcriber:
             batch[i, : len(a)] = a
         start = time.perf_counter()
         with torch.inference_mode():
-            log_probs, out_lengths = self.model(torch.from_numpy(batch).to(self.device),
-                                                torch.tensor(lengths, dtype=torch.long, device=self.device))
+            log_probs, out_lengths = self.model(
+                torch.from_numpy(batch).to(self.device), torch.tensor(lengths, dtype=torch.long, device=self.device)
+            )
         hyps = greedy_decode(log_probs, out_lengths, self.tokenizer.blank_id)
         results = []
         for hyp, utt, n in zip(hyps, utts, lengths):
             shift_ms = int(round(utt.offset * 1000))
             # The last output frame can reach past the audio (centred feature frames): clamp ends to it.
             last_ms = n * 1000 // self.sample_rate
-            words = [Word(w.word, shift_ms + w.start_ms, shift_ms + max(min(w.end_ms, last_ms), w.start_ms + 1),
-                          w.confidence)
-                     for w in word_times(hyp, self.tokenizer, self.frame_shift_s)]
-            results.append(Transcript(utt.audio_filepath, self.tokenizer.decode(list(hyp.token_ids)), words,
-                                      n / self.sample_rate, hyp.confidence, utt.offset))
+            words = [
+                Word(
+                    w.word, shift_ms + w.start_ms, shift_ms + max(min(w.end_ms, last_ms), w.start_ms + 1), w.confidence
+                )
+                for w in word_times(hyp, self.tokenizer, self.frame_shift_s)
+            ]
+            results.append(
+                Transcript(
+                    utt.audio_filepath,
+                    self.tokenizer.decode(list(hyp.token_ids)),
+                    words,
+                    n / self.sample_rate,
+                    hyp.confidence,
+                    utt.offset,
+                )
+            )
         self.seconds_in_model += time.perf_counter() - start
         return results
 
-    def transcribe(self, utts: Sequence[Utterance], batch_size: int = 16,
-                   progress: bool = False) -> list[Transcript]:
+    def transcribe(self, utts: Sequence[Utterance], batch_size: int = 16, progress: bool = False) -> list[Transcript]:
         """Transcribe ``utts`` in batches of similar duration; results in input order."""
         if batch_size < 1:
             raise InputError(f"batch size {batch_size}: must be at least 1 (pass --batch-size 1 or more)")
@@ -170,6 +185,7 @@ class Transcriber:
 
 # ---- output formats ------------------------------------------------------------------------------------
 
+
 def _utt_id(path: str) -> str:
     return Path(path).stem or "utt"
 
@@ -187,8 +203,9 @@ def to_ctm(results: Iterable[Transcript]) -> str:
     for r in results:
         uid = _utt_id(r.audio_filepath)
         for w in r.words:
-            lines.append(f"{uid} 1 {w.start_ms / 1000:.3f} {(w.end_ms - w.start_ms) / 1000:.3f} {w.word} "
-                         f"{w.confidence:.4f}")
+            lines.append(
+                f"{uid} 1 {w.start_ms / 1000:.3f} {(w.end_ms - w.start_ms) / 1000:.3f} {w.word} {w.confidence:.4f}"
+            )
     return "".join(line + "\n" for line in lines)
 
 
@@ -199,9 +216,12 @@ def subtitle_groups(words: Sequence[Word], opts: SubtitleOptions = SubtitleOptio
         cur = groups[-1] if groups else None
         if cur is not None:
             chars = len(" ".join(x.word for x in cur)) + 1 + len(w.word)
-            if (len(cur) < opts.max_words and chars <= opts.max_chars
-                    and w.end_ms - cur[0].start_ms <= opts.max_seconds * 1000
-                    and w.start_ms - cur[-1].end_ms <= opts.max_gap_s * 1000):
+            if (
+                len(cur) < opts.max_words
+                and chars <= opts.max_chars
+                and w.end_ms - cur[0].start_ms <= opts.max_seconds * 1000
+                and w.start_ms - cur[-1].end_ms <= opts.max_gap_s * 1000
+            ):
                 cur.append(w)
                 continue
         groups.append([w])
@@ -229,8 +249,9 @@ def _write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_results(results: Sequence[Transcript], fmt: str, out: str | Path | None,
-                  stdout: IO[str] | None = None) -> list[Path]:
+def write_results(
+    results: Sequence[Transcript], fmt: str, out: str | Path | None, stdout: IO[str] | None = None
+) -> list[Path]:
     """Write ``results`` as ``fmt`` to ``out`` (a file; for SRT of several recordings, a folder that gets one
     ``<name>.srt`` per recording) or, with ``out`` None, to ``stdout``. Returns the files written."""
     if fmt not in FORMATS:
@@ -241,12 +262,16 @@ def write_results(results: Sequence[Transcript], fmt: str, out: str | Path | Non
             by_file.setdefault(r.audio_filepath, []).append(r)
         if len(by_file) > 1:
             if out is None:
-                raise InputError(f"--format srt: {len(by_file)} recordings make one subtitle file each "
-                                 "(pass --out FOLDER to write them there)")
+                raise InputError(
+                    f"--format srt: {len(by_file)} recordings make one subtitle file each "
+                    "(pass --out FOLDER to write them there)"
+                )
             folder = Path(out)
             if folder.exists() and not folder.is_dir():
-                raise InputError(f"--out {folder}: is a file, but {len(by_file)} recordings need a folder for "
-                                 "their .srt files (pass a folder path)")
+                raise InputError(
+                    f"--out {folder}: is a file, but {len(by_file)} recordings need a folder for "
+                    "their .srt files (pass a folder path)"
+                )
             folder.mkdir(parents=True, exist_ok=True)
             written, used = [], set()
             for path, group in by_file.items():
@@ -286,12 +311,14 @@ def utterances_from(files: Sequence[str] = (), manifest: str | None = None) -> l
         from ..data.manifest import read_manifest
 
         # A line without offset stands for the whole file: read all of it, not its rounded duration.
-        return [Utterance(e.audio_filepath, e.offset, e.duration if e.segment else None)
-                for e in read_manifest(manifest)]
+        return [
+            Utterance(e.audio_filepath, e.offset, e.duration if e.segment else None) for e in read_manifest(manifest)
+        ]
     missing = [f for f in files if not os.path.isfile(f)]
     if missing:
-        raise InputError(f"audio {missing[0]!r}: file not found"
-                         + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "") + " (check the path)")
+        raise InputError(
+            f"audio {missing[0]!r}: file not found"
+            + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+            + " (check the path)"
+        )
     return [Utterance(os.path.abspath(f)) for f in files]
-
-

@@ -20,8 +20,8 @@ Usage::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -64,8 +64,14 @@ class EditOps:
         return self.errors / max(self.ref_len, 1)
 
     def counts(self) -> dict:
-        return {"ref_len": self.ref_len, "hits": self.hits, "substitutions": self.substitutions,
-                "deletions": self.deletions, "insertions": self.insertions, "errors": self.errors}
+        return {
+            "ref_len": self.ref_len,
+            "hits": self.hits,
+            "substitutions": self.substitutions,
+            "deletions": self.deletions,
+            "insertions": self.insertions,
+            "errors": self.errors,
+        }
 
 
 def edit_ops(ref: Sequence[str], hyp: Sequence[str]) -> EditOps:
@@ -133,8 +139,10 @@ def _pairs(refs: Sequence[str] | str, hyps: Sequence[str] | str) -> list[tuple[s
     if isinstance(hyps, str):
         hyps = [hyps]
     if len(refs) != len(hyps):
-        raise DataError(f"wer/cer: {len(refs)} references but {len(hyps)} hypotheses "
-                        "(pass one hypothesis per reference, in the same order)")
+        raise DataError(
+            f"wer/cer: {len(refs)} references but {len(hyps)} hypotheses "
+            "(pass one hypothesis per reference, in the same order)"
+        )
     return list(zip(refs, hyps))
 
 

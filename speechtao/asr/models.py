@@ -62,7 +62,9 @@ class BlockConfig:
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.se and not 1 <= self.se_reduction_ratio <= self.filters:
-            raise ValueError(f"se_reduction_ratio must be in [1, filters={self.filters}], got {self.se_reduction_ratio}")
+            raise ValueError(
+                f"se_reduction_ratio must be in [1, filters={self.filters}], got {self.se_reduction_ratio}"
+            )
 
     @property
     def total_stride(self) -> int:
@@ -104,7 +106,7 @@ class ASRModelConfig:
         return spec_to_dict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ASRModelConfig":
+    def from_dict(cls, data: dict) -> ASRModelConfig:
         """Strict inverse of :meth:`to_dict` (unknown keys raise :class:`speechtao.errors.SpecError`)."""
         return spec_from_dict(cls, data)
 
@@ -134,12 +136,21 @@ class MaskedConv1d(nn.Module):
     forward(x (B, C_in, T), lengths (B,)) -> (y (B, C_out, T'), lengths' (B,)), T' = ceil(T / stride).
     """
 
-    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1, dilation: int = 1,
-                 groups: int = 1, bias: bool = False):
+    def __init__(
+        self,
+        c_in: int,
+        c_out: int,
+        kernel: int,
+        stride: int = 1,
+        dilation: int = 1,
+        groups: int = 1,
+        bias: bool = False,
+    ):
         super().__init__()
         pad = dilation * (kernel - 1) // 2
-        self.conv = nn.Conv1d(c_in, c_out, kernel, stride=stride, padding=pad, dilation=dilation,
-                              groups=groups, bias=bias)
+        self.conv = nn.Conv1d(
+            c_in, c_out, kernel, stride=stride, padding=pad, dilation=dilation, groups=groups, bias=bias
+        )
 
     def out_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         (k,), (s,), (p,), (d,) = self.conv.kernel_size, self.conv.stride, self.conv.padding, self.conv.dilation
@@ -161,8 +172,9 @@ class SqueezeExcite(nn.Module):
     def __init__(self, channels: int, reduction_ratio: int, activation: str):
         super().__init__()
         hidden = channels // reduction_ratio
-        self.fc = nn.Sequential(nn.Linear(channels, hidden, bias=False), _activation(activation),
-                                nn.Linear(hidden, channels, bias=False))
+        self.fc = nn.Sequential(
+            nn.Linear(channels, hidden, bias=False), _activation(activation), nn.Linear(hidden, channels, bias=False)
+        )
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         valid = length_mask(lengths, x.shape[2])  # (B, 1, T)
@@ -202,8 +214,7 @@ class JasperBlock(nn.Module):
     @staticmethod
     def _conv_bn(c_in: int, c_out: int, kernel: int, stride: int, dilation: int, separable: bool) -> list[nn.Module]:
         if separable:
-            convs = [MaskedConv1d(c_in, c_in, kernel, stride, dilation, groups=c_in),
-                     MaskedConv1d(c_in, c_out, 1)]
+            convs = [MaskedConv1d(c_in, c_in, kernel, stride, dilation, groups=c_in), MaskedConv1d(c_in, c_out, 1)]
         else:
             convs = [MaskedConv1d(c_in, c_out, kernel, stride, dilation)]
         return convs + [nn.BatchNorm1d(c_out, eps=1e-3, momentum=0.1)]
@@ -345,28 +356,46 @@ def build_model(config: ASRModelConfig, vocab_size: int) -> EncDecCTCModel:
     return EncDecCTCModel(config, vocab_size)
 
 
-def ctc_loss(log_probs: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor, target_lengths: torch.Tensor,
-             blank: int) -> torch.Tensor:
+def ctc_loss(
+    log_probs: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor, target_lengths: torch.Tensor, blank: int
+) -> torch.Tensor:
     """Mean over the batch of per-utterance CTC losses (NeMo's default ``mean_batch``).
 
     log_probs (B, T, V+1), lengths (B,), targets (B, U), target_lengths (B,) -> scalar.
     Infinite losses (a target longer than its output) become 0 with no gradient.
     """
-    per_utt = F.ctc_loss(log_probs.transpose(0, 1).float(), targets, lengths, target_lengths, blank=blank,
-                         reduction="none", zero_infinity=True)  # (T, B, V+1) in
+    per_utt = F.ctc_loss(
+        log_probs.transpose(0, 1).float(),
+        targets,
+        lengths,
+        target_lengths,
+        blank=blank,
+        reduction="none",
+        zero_infinity=True,
+    )  # (T, B, V+1) in
     return per_utt.mean()
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Presets: published NeMo architectures (examples/asr/conf/quartznet, .../citrinet) and two small CPU variants.
 
-def _quartznet(groups: list[tuple[int, int]], b_per_group: int, c1: int = 256, c2: int = 512, c3: int = 1024,
-               dropout: float = 0.0, n_mels: int = 64) -> ASRModelConfig:
+
+def _quartznet(
+    groups: list[tuple[int, int]],
+    b_per_group: int,
+    c1: int = 256,
+    c2: int = 512,
+    c3: int = 1024,
+    dropout: float = 0.0,
+    n_mels: int = 64,
+) -> ASRModelConfig:
     blocks = [BlockConfig(c1, 1, 33, stride=2, dropout=dropout, residual=False)]
     for filters, kernel in groups:
         blocks += [BlockConfig(filters, 5, kernel, dropout=dropout) for _ in range(b_per_group)]
-    blocks += [BlockConfig(c2, 1, 87, dilation=2, dropout=dropout, residual=False),
-               BlockConfig(c3, 1, 1, dropout=dropout, residual=False, separable=False)]
+    blocks += [
+        BlockConfig(c2, 1, 87, dilation=2, dropout=dropout, residual=False),
+        BlockConfig(c3, 1, 1, dropout=dropout, residual=False, separable=False),
+    ]
     pre = FeatureSpec(n_mels=n_mels, window_size=0.02, window_stride=0.01, n_fft=512)
     return ASRModelConfig(preprocessor=pre, blocks=tuple(blocks), family="quartznet")
 
@@ -374,8 +403,15 @@ def _quartznet(groups: list[tuple[int, int]], b_per_group: int, c1: int = 256, c
 _QN_GROUPS = [(256, 33), (256, 39), (512, 51), (512, 63), (512, 75)]
 
 
-def _citrinet(filters: int, final: int, repeat: int = 5, dropout: float = 0.1, kernel_factor: float = 1.0,
-              se_reduction_ratio: int = 8, n_mels: int = 80) -> ASRModelConfig:
+def _citrinet(
+    filters: int,
+    final: int,
+    repeat: int = 5,
+    dropout: float = 0.1,
+    kernel_factor: float = 1.0,
+    se_reduction_ratio: int = 8,
+    n_mels: int = 80,
+) -> ASRModelConfig:
     def k(size: int) -> int:  # NeMo's kernel_size_factor rounding: floor, then up to the next odd size
         size = max(int(size * kernel_factor), 1)
         return size + 1 if size % 2 == 0 else size
@@ -387,8 +423,17 @@ def _citrinet(filters: int, final: int, repeat: int = 5, dropout: float = 0.1, k
     for first, last in ((11, 21), (13, 25), (25, 39)):  # three mega-blocks of 6, 7 and 8 blocks
         for kernel in range(first, last + 1, 2):
             strided = kernel == first
-            blocks.append(blk(filters, repeat, kernel, dropout=dropout, stride=2 if strided else 1,
-                              stride_last=strided, residual_mode="stride_add" if strided else "add"))
+            blocks.append(
+                blk(
+                    filters,
+                    repeat,
+                    kernel,
+                    dropout=dropout,
+                    stride=2 if strided else 1,
+                    stride_last=strided,
+                    residual_mode="stride_add" if strided else "add",
+                )
+            )
     blocks.append(blk(final, 1, 41, residual=False))
     pre = FeatureSpec(n_mels=n_mels, window_size=0.025, window_stride=0.01, n_fft=512)
     return ASRModelConfig(preprocessor=pre, blocks=tuple(blocks), family="citrinet")
@@ -413,14 +458,20 @@ PRESETS: dict[str, ASRModelConfig] = _presets()
 
 # Vocabulary size each preset is published with: NeMo's 28 English characters, or a SentencePiece size.
 PRESET_VOCAB_SIZE: dict[str, int] = {
-    "quartznet_15x5": 28, "quartznet_5x5": 28, "quartznet_small": 28,
-    "citrinet_256": 1024, "citrinet_384": 1024, "citrinet_512": 1024, "citrinet_1024": 1024,
+    "quartznet_15x5": 28,
+    "quartznet_5x5": 28,
+    "quartznet_small": 28,
+    "citrinet_256": 1024,
+    "citrinet_384": 1024,
+    "citrinet_512": 1024,
+    "citrinet_1024": 1024,
     "citrinet_small": 256,
 }
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Size and cost, for `speechtao asr info`.
+
 
 def parameter_counts(model: EncDecCTCModel) -> dict[str, int]:
     enc = sum(p.numel() for p in model.encoder.parameters())

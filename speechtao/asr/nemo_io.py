@@ -48,14 +48,41 @@ NEMO_ENCODER = "nemo.collections.asr.modules.ConvASREncoder"
 NEMO_DECODER = "nemo.collections.asr.modules.ConvASRDecoder"
 
 # Keys of one `encoder.jasper[i]` entry that we read, and the values we require for those we do not implement.
-_BLOCK_KEYS = {"filters", "repeat", "kernel", "stride", "dilation", "dropout", "residual", "separable", "se",
-               "se_reduction_ratio", "residual_mode", "stride_last", "kernel_size_factor"}
-_BLOCK_FIXED = {"groups": 1, "heads": -1, "residual_dense": False, "se_context_size": -1, "future_context": -1,
-                "quantize": False}
+_BLOCK_KEYS = {
+    "filters",
+    "repeat",
+    "kernel",
+    "stride",
+    "dilation",
+    "dropout",
+    "residual",
+    "separable",
+    "se",
+    "se_reduction_ratio",
+    "residual_mode",
+    "stride_last",
+    "kernel_size_factor",
+}
+_BLOCK_FIXED = {
+    "groups": 1,
+    "heads": -1,
+    "residual_dense": False,
+    "se_context_size": -1,
+    "future_context": -1,
+    "quantize": False,
+}
 _BLOCK_IGNORED = {"se_interpolation_mode"}  # only used with a limited SE context, which is refused
 _ENCODER_FIXED = {"conv_mask": True, "normalization_mode": "batch", "quantize": False}
-_ENCODER_IGNORED = {"_target_", "feat_in", "activation", "jasper", "residual_mode", "norm_groups", "init_mode",
-                    "frame_splicing"}
+_ENCODER_IGNORED = {
+    "_target_",
+    "feat_in",
+    "activation",
+    "jasper",
+    "residual_mode",
+    "norm_groups",
+    "init_mode",
+    "frame_splicing",
+}
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -69,9 +96,12 @@ def _member_name(member: tarfile.TarInfo, path: Path) -> str | None:
     if name.startswith("/") or PurePosixPath(name).is_absolute() or ".." in parts or "\\" in name:
         raise CheckpointError(
             f"{path}: archive member {name!r} has an absolute or parent ('..') path; refusing to read it "
-            "(the file is not a NeMo archive or was tampered with)")
+            "(the file is not a NeMo archive or was tampered with)"
+        )
     if member.issym() or member.islnk():
-        raise CheckpointError(f"{path}: archive member {name!r} is a link; refusing to read it (.nemo archives hold plain files)")
+        raise CheckpointError(
+            f"{path}: archive member {name!r} is a link; refusing to read it (.nemo archives hold plain files)"
+        )
     if member.isdir():
         return None
     if not member.isfile():
@@ -79,7 +109,8 @@ def _member_name(member: tarfile.TarInfo, path: Path) -> str | None:
     if member.size > MAX_MEMBER_BYTES:
         raise CheckpointError(
             f"{path}: archive member {name!r} is {member.size} bytes, over the {MAX_MEMBER_BYTES}-byte limit "
-            "(not a conv CTC model's archive)")
+            "(not a conv CTC model's archive)"
+        )
     clean = [p for p in parts if p not in (".", "")]
     return "/".join(clean)
 
@@ -92,7 +123,9 @@ def read_nemo_archive(path: str | Path) -> tuple[dict, dict[str, torch.Tensor], 
     try:
         tar = tarfile.open(path, "r:*")
     except (tarfile.TarError, OSError, EOFError) as exc:
-        raise CheckpointError(f"{path}: not a readable .nemo archive ({exc}); the file is truncated or not a NeMo model") from None
+        raise CheckpointError(
+            f"{path}: not a readable .nemo archive ({exc}); the file is truncated or not a NeMo model"
+        ) from None
     files: dict[str, bytes] = {}
     try:
         with tar:
@@ -103,18 +136,23 @@ def read_nemo_archive(path: str | Path) -> tuple[dict, dict[str, torch.Tensor], 
                 if "/" in name:
                     raise CheckpointError(
                         f"{path}: archive member {name!r} is in a sub-folder; model-parallel or nested .nemo "
-                        "archives are not supported (export a single-file model from NeMo)")
+                        "archives are not supported (export a single-file model from NeMo)"
+                    )
                 handle = tar.extractfile(member)
                 data = handle.read() if handle is not None else b""
                 if len(data) != member.size:
-                    raise CheckpointError(f"{path}: archive member {name!r} is truncated ({len(data)} of {member.size} bytes)")
+                    raise CheckpointError(
+                        f"{path}: archive member {name!r} is truncated ({len(data)} of {member.size} bytes)"
+                    )
                 files[name] = data
     except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
         raise CheckpointError(f"{path}: the .nemo archive is truncated or corrupt ({exc}); copy it again") from None
     for needed in (CONFIG_NAME, WEIGHTS_NAME):
         if needed not in files:
-            raise CheckpointError(f"{path}: archive has no {needed} (found: {', '.join(sorted(files)) or 'nothing'}); "
-                                  "it is not a NeMo model archive")
+            raise CheckpointError(
+                f"{path}: archive has no {needed} (found: {', '.join(sorted(files)) or 'nothing'}); "
+                "it is not a NeMo model archive"
+            )
     try:
         config = yaml.safe_load(files.pop(CONFIG_NAME).decode("utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
@@ -126,8 +164,9 @@ def read_nemo_archive(path: str | Path) -> tuple[dict, dict[str, torch.Tensor], 
     try:
         state = torch.load(io.BytesIO(files.pop(WEIGHTS_NAME)), map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated zip, or pickled objects that weights_only refuses
-        raise CheckpointError(f"{path}: {WEIGHTS_NAME} cannot be read safely ({type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0][:200]})") from None
+        raise CheckpointError(
+            f"{path}: {WEIGHTS_NAME} cannot be read safely ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
+        ) from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -177,14 +216,18 @@ def config_from_nemo(cfg: dict) -> tuple[ASRModelConfig, int]:
     enc, dec = cfg["encoder"], cfg["decoder"]
     target = str(enc.get("_target_", ""))
     if not target.endswith("ConvASREncoder"):
-        raise CheckpointError(f"encoder._target_: {target!r} is not supported (speechtao reads ConvASREncoder "
-                              "models: QuartzNet, CitriNet, Jasper)")
+        raise CheckpointError(
+            f"encoder._target_: {target!r} is not supported (speechtao reads ConvASREncoder "
+            "models: QuartzNet, CitriNet, Jasper)"
+        )
     for key, want in _ENCODER_FIXED.items():
         if key in enc and enc[key] != want:
             raise CheckpointError(f"encoder.{key}: {enc[key]!r} is not supported (speechtao needs {want!r})")
     unknown = set(enc) - set(_ENCODER_FIXED) - _ENCODER_IGNORED
     if unknown:
-        raise CheckpointError(f"encoder.{sorted(unknown)[0]}: unknown ConvASREncoder option (not supported by speechtao)")
+        raise CheckpointError(
+            f"encoder.{sorted(unknown)[0]}: unknown ConvASREncoder option (not supported by speechtao)"
+        )
     activation = enc.get("activation", "relu")
     if activation not in ACTIVATIONS:
         raise CheckpointError(f"encoder.activation: {activation!r} is not supported (one of {list(ACTIVATIONS)})")
@@ -194,11 +237,15 @@ def config_from_nemo(cfg: dict) -> tuple[ASRModelConfig, int]:
     except InputError as exc:
         raise CheckpointError(f"preprocessor: {exc}") from None
     if "feat_in" in enc and enc["feat_in"] != pre.n_mels:
-        raise CheckpointError(f"encoder.feat_in: {enc['feat_in']} differs from preprocessor.features {pre.n_mels} "
-                              "(NeMo's encoder multiplies feat_in by frame_splicing itself)")
+        raise CheckpointError(
+            f"encoder.feat_in: {enc['feat_in']} differs from preprocessor.features {pre.n_mels} "
+            "(NeMo's encoder multiplies feat_in by frame_splicing itself)"
+        )
     if enc.get("frame_splicing", 1) != pre.frame_splicing:
-        raise CheckpointError(f"encoder.frame_splicing: {enc.get('frame_splicing', 1)} differs from "
-                              f"preprocessor.frame_splicing {pre.frame_splicing}")
+        raise CheckpointError(
+            f"encoder.frame_splicing: {enc.get('frame_splicing', 1)} differs from "
+            f"preprocessor.frame_splicing {pre.frame_splicing}"
+        )
 
     blocks = []
     for i, b in enumerate(enc.get("jasper") or []):
@@ -218,13 +265,22 @@ def config_from_nemo(cfg: dict) -> tuple[ASRModelConfig, int]:
         if mode not in ("add", "stride_add"):
             raise CheckpointError(f"{where}.residual_mode: {mode!r} is not supported (add or stride_add)")
         try:
-            blocks.append(BlockConfig(
-                filters=_one(b["filters"], f"{where}.filters"), repeat=_one(b["repeat"], f"{where}.repeat"),
-                kernel=_kernel(_one(b["kernel"], f"{where}.kernel"), b.get("kernel_size_factor", 1.0)),
-                stride=_one(b["stride"], f"{where}.stride"), dilation=_one(b["dilation"], f"{where}.dilation"),
-                dropout=float(b["dropout"]), residual=bool(b["residual"]), separable=bool(b.get("separable", False)),
-                se=bool(b.get("se", False)), se_reduction_ratio=int(b.get("se_reduction_ratio", 8)),
-                residual_mode=mode, stride_last=bool(b.get("stride_last", False))))
+            blocks.append(
+                BlockConfig(
+                    filters=_one(b["filters"], f"{where}.filters"),
+                    repeat=_one(b["repeat"], f"{where}.repeat"),
+                    kernel=_kernel(_one(b["kernel"], f"{where}.kernel"), b.get("kernel_size_factor", 1.0)),
+                    stride=_one(b["stride"], f"{where}.stride"),
+                    dilation=_one(b["dilation"], f"{where}.dilation"),
+                    dropout=float(b["dropout"]),
+                    residual=bool(b["residual"]),
+                    separable=bool(b.get("separable", False)),
+                    se=bool(b.get("se", False)),
+                    se_reduction_ratio=int(b.get("se_reduction_ratio", 8)),
+                    residual_mode=mode,
+                    stride_last=bool(b.get("stride_last", False)),
+                )
+            )
         except ValueError as exc:
             raise CheckpointError(f"{where}: {exc}") from None
     if not blocks:
@@ -252,13 +308,17 @@ def _tokenizer_from_nemo(cfg: dict, files: dict[str, bytes], vocab_size: int, pa
     if isinstance(tok, dict):
         kind = str(tok.get("type", "")).lower()
         if kind != "bpe":
-            raise CheckpointError(f"{path}: tokenizer.type {kind!r} is not supported (speechtao reads 'bpe' "
-                                  "SentencePiece tokenizers and character vocabularies)")
+            raise CheckpointError(
+                f"{path}: tokenizer.type {kind!r} is not supported (speechtao reads 'bpe' "
+                "SentencePiece tokenizers and character vocabularies)"
+            )
         ref = tok.get("model_path") or "tokenizer.model"
         name = PurePosixPath(str(ref).split("nemo:", 1)[-1]).name
         if name not in files:
-            raise CheckpointError(f"{path}: tokenizer.model_path {ref!r} is not in the archive "
-                                  f"(members: {', '.join(sorted(files)) or 'none'})")
+            raise CheckpointError(
+                f"{path}: tokenizer.model_path {ref!r} is not in the archive "
+                f"(members: {', '.join(sorted(files)) or 'none'})"
+            )
         try:
             tokenizer = SentencePieceTokenizer(files[name], source=f"{path}:{name}")
         except InputError as exc:
@@ -272,8 +332,9 @@ def _tokenizer_from_nemo(cfg: dict, files: dict[str, bytes], vocab_size: int, pa
         except InputError as exc:
             raise CheckpointError(f"{path}: decoder.vocabulary: {exc}") from None
     if tokenizer.vocab_size != vocab_size:
-        raise CheckpointError(f"{path}: the tokenizer has {tokenizer.vocab_size} tokens but decoder.num_classes "
-                              f"is {vocab_size}")
+        raise CheckpointError(
+            f"{path}: the tokenizer has {tokenizer.vocab_size} tokens but decoder.num_classes is {vocab_size}"
+        )
     return tokenizer
 
 
@@ -306,31 +367,63 @@ def config_to_nemo(loaded: LoadedModel) -> dict:
 
     config, tokenizer = loaded.config, loaded.tokenizer
     if config.family == "whisper":  # speechtao.asr.whisper_ctc: NeMo has no such model class
-        raise InputError("a Whisper-encoder CTC model has no .nemo form (NeMo has no such model); export it with "
-                         "`speechtao asr export --format onnx` or keep the speechtao checkpoint")
+        raise InputError(
+            "a Whisper-encoder CTC model has no .nemo form (NeMo has no such model); export it with "
+            "`speechtao asr export --format onnx` or keep the speechtao checkpoint"
+        )
     pre = {"_target_": NEMO_PREPROCESSOR, **config.preprocessor.to_nemo_config()}
-    jasper = [{
-        "filters": b.filters, "repeat": b.repeat, "kernel": [b.kernel], "stride": [b.stride],
-        "dilation": [b.dilation], "dropout": b.dropout, "residual": b.residual, "separable": b.separable,
-        "se": b.se, "se_reduction_ratio": b.se_reduction_ratio, "se_context_size": -1,
-        "residual_mode": b.residual_mode, "stride_last": b.stride_last, "kernel_size_factor": 1.0,
-    } for b in config.blocks]
+    jasper = [
+        {
+            "filters": b.filters,
+            "repeat": b.repeat,
+            "kernel": [b.kernel],
+            "stride": [b.stride],
+            "dilation": [b.dilation],
+            "dropout": b.dropout,
+            "residual": b.residual,
+            "separable": b.separable,
+            "se": b.se,
+            "se_reduction_ratio": b.se_reduction_ratio,
+            "se_context_size": -1,
+            "residual_mode": b.residual_mode,
+            "stride_last": b.stride_last,
+            "kernel_size_factor": 1.0,
+        }
+        for b in config.blocks
+    ]
     bpe = isinstance(tokenizer, SentencePieceTokenizer)
     out: dict[str, Any] = {
         "target": NEMO_CTC_BPE_CLASS if bpe else NEMO_CTC_CLASS,
         "sample_rate": int(pre.get("sample_rate", 16000)),
         "preprocessor": pre,
         "spec_augment": None,
-        "encoder": {"_target_": NEMO_ENCODER, "feat_in": config.preprocessor.n_mels,
-                    "frame_splicing": config.preprocessor.frame_splicing, "activation": config.activation,
-                    "conv_mask": True, "jasper": jasper},
-        "decoder": {"_target_": NEMO_DECODER, "feat_in": config.feat_out, "num_classes": tokenizer.vocab_size,
-                    "vocabulary": list(tokenizer.vocab)},
-        "train_ds": None, "validation_ds": None, "test_ds": None, "optim": None,
+        "encoder": {
+            "_target_": NEMO_ENCODER,
+            "feat_in": config.preprocessor.n_mels,
+            "frame_splicing": config.preprocessor.frame_splicing,
+            "activation": config.activation,
+            "conv_mask": True,
+            "jasper": jasper,
+        },
+        "decoder": {
+            "_target_": NEMO_DECODER,
+            "feat_in": config.feat_out,
+            "num_classes": tokenizer.vocab_size,
+            "vocabulary": list(tokenizer.vocab),
+        },
+        "train_ds": None,
+        "validation_ds": None,
+        "test_ds": None,
+        "optim": None,
     }
     if bpe:
-        out["tokenizer"] = {"dir": None, "type": "bpe", "model_path": "nemo:tokenizer.model",
-                            "vocab_path": "nemo:vocab.txt", "spe_tokenizer_vocab": "nemo:tokenizer.vocab"}
+        out["tokenizer"] = {
+            "dir": None,
+            "type": "bpe",
+            "model_path": "nemo:tokenizer.model",
+            "vocab_path": "nemo:vocab.txt",
+            "spe_tokenizer_vocab": "nemo:tokenizer.vocab",
+        }
     else:
         out["labels"] = list(tokenizer.vocab)
     return out

@@ -51,8 +51,16 @@ import torch
 from torch import nn
 
 from ..errors import InputError
-from .models import (ASRModelConfig, EncDecCTCModel, JasperBlock, MaskedConv1d, SqueezeExcite, build_model,
-                     macs_per_second, parameter_counts)
+from .models import (
+    ASRModelConfig,
+    EncDecCTCModel,
+    JasperBlock,
+    MaskedConv1d,
+    SqueezeExcite,
+    build_model,
+    macs_per_second,
+    parameter_counts,
+)
 
 
 @dataclass(frozen=True)
@@ -64,13 +72,17 @@ class PruneOptions:
 
     def __post_init__(self) -> None:
         if (self.ratio is None) == (self.threshold is None):
-            raise InputError(f"give exactly one of ratio and threshold (got ratio={self.ratio}, "
-                             f"threshold={self.threshold}); e.g. --ratio 0.5")
+            raise InputError(
+                f"give exactly one of ratio and threshold (got ratio={self.ratio}, "
+                f"threshold={self.threshold}); e.g. --ratio 0.5"
+            )
         if self.ratio is not None and not 0.0 <= self.ratio < 1.0:
             raise InputError(f"ratio {self.ratio} is not in [0, 1) (0.5 removes half of each block's channels)")
         if self.threshold is not None and not 0.0 < self.threshold <= 1.0:
-            raise InputError(f"threshold {self.threshold} is not in (0, 1] (scores are norms divided by the "
-                             "layer's largest, so 1.0 keeps only the strongest channel)")
+            raise InputError(
+                f"threshold {self.threshold} is not in (0, 1] (scores are norms divided by the "
+                "layer's largest, so 1.0 keeps only the strongest channel)"
+            )
         if self.granularity < 1 or self.min_channels < 1:
             raise InputError(f"granularity ({self.granularity}) and min_channels ({self.min_channels}) must be >= 1")
 
@@ -91,12 +103,16 @@ class PruneResult:
     def summary(self) -> str:
         widths = f"block widths {self.widths_before} -> {self.widths_after}"
         if self.heads_before is not None:
-            widths = (f"attention heads per layer {self.heads_before} -> {self.heads_after}\n"
-                      f"FFN widths per layer {self.widths_before} -> {self.widths_after}")
-        return (f"parameters {self.params_before:,} -> {self.params_after:,} "
-                f"({100 * self.params_after / self.params_before:.1f}%)\n"
-                f"MACs per second of audio {self.macs_before / 1e6:,.1f}M -> {self.macs_after / 1e6:,.1f}M "
-                f"({100 * self.macs_after / self.macs_before:.1f}%)\n" + widths)
+            widths = (
+                f"attention heads per layer {self.heads_before} -> {self.heads_after}\n"
+                f"FFN widths per layer {self.widths_before} -> {self.widths_after}"
+            )
+        return (
+            f"parameters {self.params_before:,} -> {self.params_after:,} "
+            f"({100 * self.params_after / self.params_before:.1f}%)\n"
+            f"MACs per second of audio {self.macs_before / 1e6:,.1f}M -> {self.macs_after / 1e6:,.1f}M "
+            f"({100 * self.macs_after / self.macs_before:.1f}%)\n" + widths
+        )
 
 
 @dataclass
@@ -117,8 +133,10 @@ def _sub_blocks(block: JasperBlock) -> tuple[list[_SubBlock], SqueezeExcite | No
         elif isinstance(layer, SqueezeExcite):
             se = layer
     if len(subs) != block.cfg.repeat or convs:
-        raise InputError(f"block layout {[type(m).__name__ for m in block.mconv]} is not a Jasper block of "
-                         f"repeat {block.cfg.repeat} (this model cannot be pruned)")
+        raise InputError(
+            f"block layout {[type(m).__name__ for m in block.mconv]} is not a Jasper block of "
+            f"repeat {block.cfg.repeat} (this model cannot be pruned)"
+        )
     return subs, se
 
 
@@ -184,8 +202,16 @@ def prune_model(model: EncDecCTCModel, options: PruneOptions) -> PruneResult:
     new.load_state_dict(_pruned_state_dict(model, new, keep), strict=True)
     vocab = model.vocab_size
     before, after = macs_per_second(config, vocab)["total"], macs_per_second(new_config, vocab)["total"]
-    return PruneResult(new, new_config, [b.filters for b in config.blocks], widths,
-                       parameter_counts(model)["total"], parameter_counts(new)["total"], before, after)
+    return PruneResult(
+        new,
+        new_config,
+        [b.filters for b in config.blocks],
+        widths,
+        parameter_counts(model)["total"],
+        parameter_counts(new)["total"],
+        before,
+        after,
+    )
 
 
 def _pruned_state_dict(old: EncDecCTCModel, new: EncDecCTCModel, keep: list[list[torch.Tensor]]) -> dict:
@@ -196,7 +222,9 @@ def _pruned_state_dict(old: EncDecCTCModel, new: EncDecCTCModel, keep: list[list
     def put(module: nn.Module, name: str, value: torch.Tensor) -> None:
         key = f"{old_names[module]}.{name}"
         if sd[key].shape != value.shape:
-            raise AssertionError(f"pruning produced {key} of shape {tuple(value.shape)}, expected {tuple(sd[key].shape)}")
+            raise AssertionError(
+                f"pruning produced {key} of shape {tuple(value.shape)}, expected {tuple(sd[key].shape)}"
+            )
         sd[key] = value.clone()
 
     def conv(m: MaskedConv1d, out_idx: torch.Tensor, in_idx: torch.Tensor) -> None:
@@ -227,8 +255,9 @@ def _pruned_state_dict(old: EncDecCTCModel, new: EncDecCTCModel, keep: list[list
         if se is not None:
             fc1, fc2 = se.fc[0], se.fc[2]
             hidden = len(out_idx) // bcfg.se_reduction_ratio
-            h_scores = _normalized(fc1.weight.detach()[:, out_idx].norm(dim=1)) \
-                + _normalized(fc2.weight.detach()[out_idx].norm(dim=0))
+            h_scores = _normalized(fc1.weight.detach()[:, out_idx].norm(dim=1)) + _normalized(
+                fc2.weight.detach()[out_idx].norm(dim=0)
+            )
             h_idx = _top(h_scores, hidden)
             put(fc1, "weight", fc1.weight.detach()[h_idx][:, out_idx])
             put(fc2, "weight", fc2.weight.detach()[out_idx][:, h_idx])
@@ -243,6 +272,7 @@ def _pruned_state_dict(old: EncDecCTCModel, new: EncDecCTCModel, keep: list[list
 
 
 # ------------------------------------------------------------------------------------------------- Whisper
+
 
 def whisper_scores(model) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Per transformer layer: (normalized score of each attention head, normalized score of each FFN neuron)."""
@@ -287,8 +317,9 @@ def prune_whisper(model, options: PruneOptions) -> PruneResult:
             n_heads, raw = int((head_scores >= options.threshold).sum()), int((ffn_scores >= options.threshold).sum())
         keep_heads.append(_top(head_scores, min(max(n_heads, 1), h)))
         keep_ffn.append(_top(ffn_scores, _round_width(raw, f, options)))
-    new_enc = dataclasses.replace(enc, layer_heads=tuple(len(k) for k in keep_heads),
-                                  layer_ffn=tuple(len(k) for k in keep_ffn))
+    new_enc = dataclasses.replace(
+        enc, layer_heads=tuple(len(k) for k in keep_heads), layer_ffn=tuple(len(k) for k in keep_ffn)
+    )
     new_config = dataclasses.replace(config, encoder=new_enc)
     new = build_whisper(new_config, model.vocab_size).eval()
     sd = {k: v.detach().clone() for k, v in model.inference_state_dict().items()}
@@ -305,7 +336,15 @@ def prune_whisper(model, options: PruneOptions) -> PruneResult:
     new.load_state_dict(sd, strict=True)
     vocab = model.vocab_size
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
-    return PruneResult(new, new_config, [enc.ffn(i) for i in range(enc.n_layers)], list(new_enc.layer_ffn),
-                       count(model), count(new), whisper_macs_per_second(config, vocab),
-                       whisper_macs_per_second(new_config, vocab),
-                       heads_before=[enc.heads(i) for i in range(enc.n_layers)], heads_after=list(new_enc.layer_heads))
+    return PruneResult(
+        new,
+        new_config,
+        [enc.ffn(i) for i in range(enc.n_layers)],
+        list(new_enc.layer_ffn),
+        count(model),
+        count(new),
+        whisper_macs_per_second(config, vocab),
+        whisper_macs_per_second(new_config, vocab),
+        heads_before=[enc.heads(i) for i in range(enc.n_layers)],
+        heads_after=list(new_enc.layer_heads),
+    )

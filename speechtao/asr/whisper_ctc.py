@@ -73,7 +73,7 @@ class WhisperCTCConfig:
         return spec_to_dict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "WhisperCTCConfig":
+    def from_dict(cls, data: dict) -> WhisperCTCConfig:
         """Strict inverse of :meth:`to_dict` (unknown keys raise :class:`speechtao.errors.SpecError`)."""
         return spec_from_dict(cls, data)
 
@@ -90,8 +90,9 @@ class CTCHead(nn.Module):
     def __init__(self, feat_in: int, vocab_size: int, hidden: int = 0):
         super().__init__()
         if hidden:
-            self.decoder_layers = nn.Sequential(nn.Conv1d(feat_in, hidden, 3, padding=1), nn.GELU(),
-                                                nn.Conv1d(hidden, vocab_size + 1, 1))
+            self.decoder_layers = nn.Sequential(
+                nn.Conv1d(feat_in, hidden, 3, padding=1), nn.GELU(), nn.Conv1d(hidden, vocab_size + 1, 1)
+            )
         else:
             self.decoder_layers = nn.Sequential(nn.Conv1d(feat_in, vocab_size + 1, 1))
         for m in self.decoder_layers:
@@ -172,11 +173,17 @@ class WhisperCTCModel(CTCModelBase):
             raise ValueError(f"layer_decay must be in (0, 1], got {layer_decay}")
         L = len(self.encoder.layers)
         named: list[tuple[str, float, list[nn.Parameter]]] = [
-            ("head", lr, [*self.decoder.parameters(), *self.encoder.ln_post.parameters()])]
+            ("head", lr, [*self.decoder.parameters(), *self.encoder.ln_post.parameters()])
+        ]
         for i, layer in enumerate(self.encoder.layers):
             named.append((f"encoder.layers.{i}", lr * layer_decay ** (L - i), list(layer.parameters())))
-        named.append(("encoder.convs", lr * layer_decay ** (L + 1),
-                      [*self.encoder.conv1.parameters(), *self.encoder.conv2.parameters()]))
+        named.append(
+            (
+                "encoder.convs",
+                lr * layer_decay ** (L + 1),
+                [*self.encoder.conv1.parameters(), *self.encoder.conv2.parameters()],
+            )
+        )
         groups = []
         for name, group_lr, params in named:
             params = [p for p in params if p.requires_grad]
@@ -189,8 +196,9 @@ def build_model(config: WhisperCTCConfig, vocab_size: int) -> WhisperCTCModel:
     return WhisperCTCModel(config, vocab_size)
 
 
-def pretrained_model(name: str = "whisper_tiny_en", vocab_size: int = 28, head_hidden: int = 0,
-                     model_dir: Any = None) -> WhisperCTCModel:
+def pretrained_model(
+    name: str = "whisper_tiny_en", vocab_size: int = 28, head_hidden: int = 0, model_dir: Any = None
+) -> WhisperCTCModel:
     """A :class:`WhisperCTCModel` with the pretrained encoder ``name`` and a random CTC head.
 
     Raises:
@@ -199,8 +207,9 @@ def pretrained_model(name: str = "whisper_tiny_en", vocab_size: int = 28, head_h
     if name not in PRETRAINED:
         raise ValueError(f"unknown pretrained Whisper encoder {name!r} (known: {', '.join(PRETRAINED)})")
     encoder, features = load_pretrained_encoder(model_dir)
-    model = WhisperCTCModel(WhisperCTCConfig(preprocessor=features, encoder=encoder.cfg, head_hidden=head_hidden),
-                            vocab_size)
+    model = WhisperCTCModel(
+        WhisperCTCConfig(preprocessor=features, encoder=encoder.cfg, head_hidden=head_hidden), vocab_size
+    )
     model.encoder.load_state_dict(encoder.state_dict(), strict=True)
     return model
 

@@ -6,18 +6,22 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-FINETUNE_DESCRIPTION = ("Writes trainer.out_dir/{best,final}.pt, checkpoints/, metrics.json and the model folder "
-                        "trainer.out_dir/model.")
+FINETUNE_DESCRIPTION = (
+    "Writes trainer.out_dir/{best,final}.pt, checkpoints/, metrics.json and the model folder trainer.out_dir/model."
+)
 
 
 def add_finetune_args(p: argparse.ArgumentParser) -> None:
     from . import add_spec_args
 
     add_spec_args(p)
-    p.add_argument("--resume", action="store_true", help="continue the run in trainer.out_dir from its newest checkpoint")
+    p.add_argument(
+        "--resume", action="store_true", help="continue the run in trainer.out_dir from its newest checkpoint"
+    )
 
 
 def run_finetune(args, spec_cls: type, finetune: Callable) -> int:
@@ -101,8 +105,9 @@ def run_prune(args, task: str, make_task: Callable, monitor: str, evaluate: Call
         raise SpecError(f"prune options: {exc}") from None
     model = load_model(args.model, task)
     train = Path(args.data)
-    task_obj = make_task(model, train, Path(args.validation or args.data), args.batch_size, args.seed,
-                         args.max_train_samples)
+    task_obj = make_task(
+        model, train, Path(args.validation or args.data), args.batch_size, args.seed, args.max_train_samples
+    )
     report = prune_and_retrain(model, task_obj, options, args.out, args.retrain_steps, args.lr, monitor, evaluate)
     print(json.dumps({k: report[k] for k in ("before", "after", "parameters_before", "parameters_after")}))
     print(f"pruned model folder: {args.out}")
@@ -112,8 +117,12 @@ def run_prune(args, task: str, make_task: Callable, monitor: str, evaluate: Call
 def add_export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="model folder (written by finetune or prune)")
     p.add_argument("--out", required=True, help="export folder: model.onnx [+ model.int8.onnx], tokenizer files")
-    p.add_argument("--format", choices=["onnx", "onnx-int8"], default="onnx",
-                   help="onnx: FP32; onnx-int8: FP32 and ONNX Runtime dynamic INT8 (default onnx)")
+    p.add_argument(
+        "--format",
+        choices=["onnx", "onnx-int8"],
+        default="onnx",
+        help="onnx: FP32; onnx-int8: FP32 and ONNX Runtime dynamic INT8 (default onnx)",
+    )
     p.add_argument("--no-check", action="store_true", help="skip the ONNX Runtime vs PyTorch comparison")
 
 
@@ -124,6 +133,8 @@ def run_export(args, task: str) -> int:
     res = export_onnx(model, args.out, int8=args.format == "onnx-int8", check=not args.no_check)
     print(f"wrote {res.fp32} (max |ORT - PyTorch| {res.fp32_max_diff:.2e})")
     if res.int8 is not None:
-        print(f"wrote {res.int8} (max |INT8 - PyTorch| {res.int8_max_diff:.3f}, argmax agreement "
-              f"{res.int8_agreement:.4f})")
+        print(
+            f"wrote {res.int8} (max |INT8 - PyTorch| {res.int8_max_diff:.3f}, argmax agreement "
+            f"{res.int8_agreement:.4f})"
+        )
     return 0

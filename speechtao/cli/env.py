@@ -35,8 +35,21 @@ def collect() -> dict:
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
     }
-    for mod in ["torch", "numpy", "soundfile", "sentencepiece", "transformers", "onnx", "onnxruntime",
-                "onnxscript", "grpc", "google.protobuf", "jiwer", "riva.client", "nemo"]:
+    for mod in [
+        "torch",
+        "numpy",
+        "soundfile",
+        "sentencepiece",
+        "transformers",
+        "onnx",
+        "onnxruntime",
+        "onnxscript",
+        "grpc",
+        "google.protobuf",
+        "jiwer",
+        "riva.client",
+        "nemo",
+    ]:
         info[mod] = _version(mod) if mod != "nemo" else (_version(mod) if importlib.util.find_spec("nemo") else None)
     try:
         import torch

@@ -17,33 +17,55 @@ from ..errors import InputError, MissingDependencyError
 
 
 def register(sub) -> None:
-    p = sub.add_parser("serve", help="serve exported models over Riva's gRPC protocol (ASR, NLP, health)",
-                       description="Serve the models of a folder over Riva's gRPC protocol; existing Riva clients "
-                                   "work unchanged. Listens on loopback unless --host says otherwise.")
+    p = sub.add_parser(
+        "serve",
+        help="serve exported models over Riva's gRPC protocol (ASR, NLP, health)",
+        description="Serve the models of a folder over Riva's gRPC protocol; existing Riva clients "
+        "work unchanged. Listens on loopback unless --host says otherwise.",
+    )
     p.add_argument("--models", required=True, help="model repository folder (.onnx / .ckpt ASR models, NLP folders)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
     p.add_argument("--port", type=int, default=50051, help="port (default 50051; 0 picks a free one)")
     p.add_argument("--tls-cert", help="PEM certificate chain; with --tls-key the server accepts TLS only")
     p.add_argument("--tls-key", help="PEM private key")
-    p.add_argument("--token", default=os.environ.get("SPEECHTAO_TOKEN"),
-                   help="bearer token every RPC but health must carry (default: $SPEECHTAO_TOKEN)")
-    p.add_argument("--default-model", help="ASR model used when RecognitionConfig.model is empty (default: first "
-                                           "by name)")
+    p.add_argument(
+        "--token",
+        default=os.environ.get("SPEECHTAO_TOKEN"),
+        help="bearer token every RPC but health must carry (default: $SPEECHTAO_TOKEN)",
+    )
+    p.add_argument(
+        "--default-model", help="ASR model used when RecognitionConfig.model is empty (default: first by name)"
+    )
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"], help="where ASR models run")
-    p.add_argument("--threads", type=int, default=1,
-                   help="intra-op threads per ONNX Runtime session (PyTorch uses 1, or $SPEECHTAO_THREADS)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="intra-op threads per ONNX Runtime session (PyTorch uses 1, or $SPEECHTAO_THREADS)",
+    )
     p.add_argument("--chunk-ms", type=int, default=160, help="audio committed per streaming step")
     p.add_argument("--left-context-ms", type=int, default=1200, help="audio before each chunk the model sees")
     p.add_argument("--right-context-ms", type=int, default=480, help="look-ahead after each chunk")
-    p.add_argument("--final-pass", default="utterance", choices=["utterance", "chunks"],
-                   help="finals from one pass over the utterance (accurate) or from the chunks (faster)")
-    p.add_argument("--normalization", default="stream", choices=["stream", "window"],
-                   help="feature statistics of chunk windows: the utterance so far (stream) or the window alone")
+    p.add_argument(
+        "--final-pass",
+        default="utterance",
+        choices=["utterance", "chunks"],
+        help="finals from one pass over the utterance (accurate) or from the chunks (faster)",
+    )
+    p.add_argument(
+        "--normalization",
+        default="stream",
+        choices=["stream", "window"],
+        help="feature statistics of chunk windows: the utterance so far (stream) or the window alone",
+    )
     p.add_argument("--max-batch-size", type=int, default=16, help="streams decoded in one batch at most")
     p.add_argument("--max-wait-ms", type=float, default=10.0, help="how long a step waits for others to batch with")
-    p.add_argument("--no-final-lane", action="store_true",
-                   help="one decoding worker only (default: a second worker runs final results, so a final never "
-                        "waits behind an interim batch)")
+    p.add_argument(
+        "--no-final-lane",
+        action="store_true",
+        help="one decoding worker only (default: a second worker runs final results, so a final never "
+        "waits behind an interim batch)",
+    )
     p.add_argument("--max-streams", type=int, default=64, help="concurrent recognition RPCs in total")
     p.add_argument("--max-streams-per-peer", type=int, default=16, help="concurrent recognition RPCs per client")
     p.add_argument("--max-message-mb", type=float, default=4.0, help="largest request message, MiB")
@@ -54,18 +76,20 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from . import set_threads
     from ..serve.batching import BatchOptions
     from ..serve.recognizer import StreamingOptions
     from ..serve.repository import ModelRepository, describe
+    from . import set_threads
 
     try:
         from server.app import ServerOptions, serve_forever
         from server.limits import Limits
     except ImportError as exc:
-        raise MissingDependencyError(f"the gRPC server package cannot be imported ({exc}); install speechtao with "
-                                     "its server package (pip install -e . from the repository) and "
-                                     "nvidia-riva-client") from None
+        raise MissingDependencyError(
+            f"the gRPC server package cannot be imported ({exc}); install speechtao with "
+            "its server package (pip install -e . from the repository) and "
+            "nvidia-riva-client"
+        ) from None
     if os.environ.get("SPEECHTAO_THREADS"):
         set_threads()
     else:  # PyTorch (features, checkpoint models): one thread; the server runs many streams per batch instead
@@ -74,31 +98,56 @@ def run(args) -> int:
         torch.set_num_threads(1)
     try:
         options = ServerOptions(
-            host=args.host, port=args.port, tls_cert=args.tls_cert, tls_key=args.tls_key, token=args.token or None,
-            limits=Limits(max_streams=args.max_streams, max_streams_per_peer=args.max_streams_per_peer,
-                          max_message_bytes=int(args.max_message_mb * (1 << 20)),
-                          max_stream_seconds=args.max_stream_seconds, idle_timeout_s=args.idle_timeout,
-                          drain_seconds=args.drain_seconds),
-            batch=BatchOptions(max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
-                               final_lane=not args.no_final_lane))
-        streaming = StreamingOptions(chunk_ms=args.chunk_ms, left_context_ms=args.left_context_ms,
-                                     right_context_ms=args.right_context_ms, final_pass=args.final_pass,
-                                     normalization=args.normalization)
+            host=args.host,
+            port=args.port,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            token=args.token or None,
+            limits=Limits(
+                max_streams=args.max_streams,
+                max_streams_per_peer=args.max_streams_per_peer,
+                max_message_bytes=int(args.max_message_mb * (1 << 20)),
+                max_stream_seconds=args.max_stream_seconds,
+                idle_timeout_s=args.idle_timeout,
+                drain_seconds=args.drain_seconds,
+            ),
+            batch=BatchOptions(
+                max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms, final_lane=not args.no_final_lane
+            ),
+        )
+        streaming = StreamingOptions(
+            chunk_ms=args.chunk_ms,
+            left_context_ms=args.left_context_ms,
+            right_context_ms=args.right_context_ms,
+            final_pass=args.final_pass,
+            normalization=args.normalization,
+        )
     except ValueError as exc:
         raise InputError(f"speechtao serve: {exc}") from None
     if args.host not in ("127.0.0.1", "::1", "localhost") and not args.token:
-        print(f"warning: listening on {args.host} without --token: anyone who can reach the port may use it",
-              file=sys.stderr)
+        print(
+            f"warning: listening on {args.host} without --token: anyone who can reach the port may use it",
+            file=sys.stderr,
+        )
 
     def load():
-        return ModelRepository.load(args.models, streaming, device=args.device, threads=args.threads,
-                                    default_asr=args.default_model, max_batch_size=args.max_batch_size)
+        return ModelRepository.load(
+            args.models,
+            streaming,
+            device=args.device,
+            threads=args.threads,
+            default_asr=args.default_model,
+            max_batch_size=args.max_batch_size,
+        )
 
     def on_event(event: str, info: dict) -> None:
         if event == "listening":
             scheme = "TLS" if args.tls_cert else "plaintext"
-            print(f"listening on {args.host}:{info['port']} ({scheme}{', token auth' if args.token else ''}); "
-                  "health NOT_SERVING while models load", flush=True)
+            print(
+                f"listening on {args.host}:{info['port']} ({scheme}{', token auth' if args.token else ''}); "
+                "health NOT_SERVING while models load",
+                flush=True,
+            )
         elif event == "serving":
             for row in describe(info["repo"]):
                 extra = f" {row['provider']} {row['sample_rate']} Hz" if row["task"] == "asr" else ""

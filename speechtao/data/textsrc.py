@@ -29,16 +29,23 @@ import random
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
 
 from ..errors import DataError, InputError, MissingDependencyError
 from ..text.normalize import normalize_text
 
 __all__ = [
-    "TextSource", "SOURCES", "DEFAULT_SOURCES", "iter_sentences", "is_clean", "sample_sentences", "load_sentences",
-    "mix_sentences", "is_available",
+    "TextSource",
+    "SOURCES",
+    "DEFAULT_SOURCES",
+    "iter_sentences",
+    "is_clean",
+    "sample_sentences",
+    "load_sentences",
+    "mix_sentences",
+    "is_available",
 ]
 
 
@@ -90,9 +97,35 @@ DEFAULT_SOURCES: tuple[str, ...] = ("wordnet", "bible", "fortunes")
 """What ``sources=None`` means: the general-English sources (pydocs is technical prose)."""
 
 FORTUNE_FILES = (
-    "computers", "cookie", "definitions", "education", "food", "fortunes", "goedel", "humorists", "kids",
-    "law", "linux", "literature", "love", "magic", "medicine", "miscellaneous", "news", "paradoxum", "people",
-    "pets", "platitudes", "riddles", "science", "songs-poems", "sports", "startrek", "tao", "wisdom", "work",
+    "computers",
+    "cookie",
+    "definitions",
+    "education",
+    "food",
+    "fortunes",
+    "goedel",
+    "humorists",
+    "kids",
+    "law",
+    "linux",
+    "literature",
+    "love",
+    "magic",
+    "medicine",
+    "miscellaneous",
+    "news",
+    "paradoxum",
+    "people",
+    "pets",
+    "platitudes",
+    "riddles",
+    "science",
+    "songs-poems",
+    "sports",
+    "startrek",
+    "tao",
+    "wisdom",
+    "work",
 )
 
 
@@ -178,7 +211,10 @@ def _unsmallcaps(text: str) -> str:
 def _bible_sentences(program: str, data_file: Path, source: TextSource) -> Iterator[str]:
     proc = subprocess.run(
         [program, "-l0", "-p", str(data_file.parent), "-d", data_file.name, "gen1:1-rev22:21"],
-        stdin=subprocess.DEVNULL, capture_output=True, text=True, encoding="latin-1",
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        encoding="latin-1",
     )
     if proc.returncode != 0 or not proc.stdout.strip():
         detail = f"{program} exited {proc.returncode}: {proc.stderr.strip()[:200]}"
@@ -307,7 +343,7 @@ def is_available(source: str) -> bool:
     return True
 
 
-def iter_sentences(source: str, path: Optional[str | Path] = None) -> Iterator[str]:
+def iter_sentences(source: str, path: str | Path | None = None) -> Iterator[str]:
     """Raw sentences of ``source`` in file order (whitespace collapsed, markup removed, not yet filtered).
 
     ``path`` overrides the packaged location (:attr:`TextSource.path`). A missing package raises
@@ -326,7 +362,7 @@ _INNER_STOP_RE = re.compile(r"[.!?](?![\"')])(?!$)")  # a stop inside, not closi
 _BAD_END_RE = re.compile(r"[,;:(\-][\"')]*$")
 
 
-def is_clean(sentence: str, min_words: int = 3, max_words: int = 20) -> Optional[str]:
+def is_clean(sentence: str, min_words: int = 3, max_words: int = 20) -> str | None:
     """The normalized text of ``sentence`` if it is clean (see the module docstring), else ``None``."""
     if not _ALLOWED_RE.fullmatch(sentence):
         return None
@@ -356,7 +392,7 @@ def _candidates(source: str) -> tuple[str, ...]:
 
 
 def sample_sentences(
-    sources: Optional[list[str]], n: int, seed: int = 0, min_words: int = 3, max_words: int = 20
+    sources: list[str] | None, n: int, seed: int = 0, min_words: int = 3, max_words: int = 20
 ) -> dict[str, list[str]]:
     """A deterministic sample of ``n`` clean sentences, split as evenly as the sources allow.
 
@@ -415,7 +451,7 @@ def sample_sentences(
 
 
 def load_sentences(
-    sources: Optional[list[str]], n: int, seed: int = 0, min_words: int = 3, max_words: int = 20
+    sources: list[str] | None, n: int, seed: int = 0, min_words: int = 3, max_words: int = 20
 ) -> list[str]:
     """``n`` clean raw sentences from ``sources`` (``None``: :data:`DEFAULT_SOURCES`; see
     :func:`sample_sentences`), interleaved by a seeded shuffle. Deterministic for the same arguments."""

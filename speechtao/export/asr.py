@@ -22,22 +22,36 @@ from ..errors import InputError
 
 def add_arguments(p) -> None:
     g = p.add_argument_group("onnx, onnx-int8, tensorrt, triton")
-    g.add_argument("--calib", help="manifest of in-domain audio for INT8 calibration (onnx-int8; tensorrt and "
-                                   "triton become INT8 with it)")
-    g.add_argument("--calib-method", default="minmax", choices=["minmax", "entropy", "percentile"],
-                   help="how activation ranges are calibrated (default minmax)")
+    g.add_argument(
+        "--calib",
+        help="manifest of in-domain audio for INT8 calibration (onnx-int8; tensorrt and triton become INT8 with it)",
+    )
+    g.add_argument(
+        "--calib-method",
+        default="minmax",
+        choices=["minmax", "entropy", "percentile"],
+        help="how activation ranges are calibrated (default minmax)",
+    )
     g.add_argument("--calib-utterances", type=int, default=64, help="calibration utterances (default 64)")
     g.add_argument("--percentile", type=float, default=99.999, help="kept percentile for --calib-method percentile")
     g.add_argument("--no-check", action="store_true", help="skip the ONNX-vs-PyTorch check (not recommended)")
-    g.add_argument("--dynamo", action="store_true",
-                   help="use torch's dynamo exporter (shorter graph, much slower export) instead of TorchScript's")
+    g.add_argument(
+        "--dynamo",
+        action="store_true",
+        help="use torch's dynamo exporter (shorter graph, much slower export) instead of TorchScript's",
+    )
 
 
 def _fp32(loaded, path: Path, args, tokens_txt: bool = True) -> Path:
     from .onnx_export import export_onnx
 
-    return export_onnx(loaded, path, check=not getattr(args, "no_check", False), tokens_txt=tokens_txt,
-                       dynamo=getattr(args, "dynamo", False))
+    return export_onnx(
+        loaded,
+        path,
+        check=not getattr(args, "no_check", False),
+        tokens_txt=tokens_txt,
+        dynamo=getattr(args, "dynamo", False),
+    )
 
 
 def int8_op_types(loaded) -> tuple[str, ...]:
@@ -53,10 +67,16 @@ def _int8(loaded, out: Path, args):
     from .quantize import QuantOptions, calibration_features, quantize_model
 
     if not getattr(args, "calib", None):
-        raise InputError("--format onnx-int8 needs --calib MANIFEST (in-domain audio to calibrate ranges on, "
-                         "e.g. 50-100 utterances of the validation set)")
-    opts = QuantOptions(method=args.calib_method, percentile=args.percentile, max_utterances=args.calib_utterances,
-                        op_types=int8_op_types(loaded))
+        raise InputError(
+            "--format onnx-int8 needs --calib MANIFEST (in-domain audio to calibrate ranges on, "
+            "e.g. 50-100 utterances of the validation set)"
+        )
+    opts = QuantOptions(
+        method=args.calib_method,
+        percentile=args.percentile,
+        max_utterances=args.calib_utterances,
+        op_types=int8_op_types(loaded),
+    )
     items = calibration_features(loaded, args.calib, opts)
     overrides = range_overrides_for(loaded)  # a QAT checkpoint's input ranges, else None
     with tempfile.TemporaryDirectory(prefix="speechtao-export-") as tmp:
@@ -75,8 +95,10 @@ def export_onnx_format(loaded, out: Path, args) -> Path:
 def export_onnx_int8_format(loaded, out: Path, args) -> Path:
     r = _int8(loaded, out, args)
     note = f", {len(r.overridden)} ranges from QAT" if r.overridden else ""
-    print(f"calibrated on {r.utterances} utterances ({args.calib_method}{note}); TensorRT cache {r.trt_cache_path} "
-          f"for {r.fp32_path}")
+    print(
+        f"calibrated on {r.utterances} utterances ({args.calib_method}{note}); TensorRT cache {r.trt_cache_path} "
+        f"for {r.fp32_path}"
+    )
     return r.int8_path
 
 

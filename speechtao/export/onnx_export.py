@@ -140,7 +140,9 @@ def write_tokens(path: str | Path, tokenizer: Any) -> Path:
     return p
 
 
-def example_inputs(n_mels: int, frames: tuple[int, ...] = (203, 131), seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def example_inputs(
+    n_mels: int, frames: tuple[int, ...] = (203, 131), seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """A padded batch of smooth random features, ``(B, n_mels, max(frames))`` and lengths ``(B,)``.
 
     Per-feature normalized log-mels are roughly zero-mean unit-variance, which this imitates.
@@ -200,18 +202,37 @@ def export_graph(model: nn.Module, path: str | Path, n_mels: int, dynamo: bool =
         if dynamo:
             batch, time = torch.export.Dim("batch"), torch.export.Dim("time")
             shapes = {INPUT_FEATURES: {0: batch, 2: time}, INPUT_LENGTH: {0: batch}}
-            torch.onnx.export(wrapper, (feats, lengths), str(path), dynamo=True, dynamic_shapes=shapes,
-                              verbose=False, **names)
+            torch.onnx.export(
+                wrapper, (feats, lengths), str(path), dynamo=True, dynamic_shapes=shapes, verbose=False, **names
+            )
         else:
-            dynamic = {INPUT_FEATURES: {0: "batch", 2: "time"}, INPUT_LENGTH: {0: "batch"},
-                       OUTPUT_LOGPROBS: {0: "batch", 1: "frames"}, OUTPUT_LENGTHS: {0: "batch"}}
-            torch.onnx.export(wrapper, (feats, lengths), str(path), dynamic_axes=dynamic, do_constant_folding=True,
-                              dynamo=False, **names)
+            dynamic = {
+                INPUT_FEATURES: {0: "batch", 2: "time"},
+                INPUT_LENGTH: {0: "batch"},
+                OUTPUT_LOGPROBS: {0: "batch", 1: "frames"},
+                OUTPUT_LENGTHS: {0: "batch"},
+            }
+            torch.onnx.export(
+                wrapper,
+                (feats, lengths),
+                str(path),
+                dynamic_axes=dynamic,
+                do_constant_folding=True,
+                dynamo=False,
+                **names,
+            )
     return path
 
 
-def export_onnx(loaded: Any, out: str | Path, spec: Any = None, check: bool = True,
-                tolerance: float = MAX_ABS_DIFF, tokens_txt: bool = True, dynamo: bool = False) -> Path:
+def export_onnx(
+    loaded: Any,
+    out: str | Path,
+    spec: Any = None,
+    check: bool = True,
+    tolerance: float = MAX_ABS_DIFF,
+    tokens_txt: bool = True,
+    dynamo: bool = False,
+) -> Path:
     """Export ``loaded`` (a :class:`speechtao.asr.checkpoint.LoadedModel`) to ``out`` as FP32 ONNX.
 
     With ``check`` the file is run with onnxruntime on a padded batch of two utterances and compared with
@@ -231,7 +252,8 @@ def export_onnx(loaded: Any, out: str | Path, spec: Any = None, check: bool = Tr
             raise ExportCheckError(
                 f"{out}: the ONNX graph does not reproduce PyTorch (max |log-prob diff| {res.max_abs_diff:.3g} > "
                 f"{tolerance:g}, output lengths equal: {res.lengths_equal}); the file was removed. Report this "
-                f"with the model's config (speechtao asr info), torch and onnxruntime versions")
+                f"with the model's config (speechtao asr info), torch and onnxruntime versions"
+            )
     if tokens_txt:
         write_tokens(out.with_name("tokens.txt"), loaded.tokenizer)
     return out
@@ -258,6 +280,11 @@ class OnnxCTCModel(nn.Module):
         return self.forward_features(feats, lengths)
 
     def forward_features(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        lp, n = self.session.run(list(OUTPUT_NAMES), {INPUT_FEATURES: feats.detach().cpu().numpy(),
-                                                      INPUT_LENGTH: lengths.detach().cpu().numpy().astype(np.int64)})
+        lp, n = self.session.run(
+            list(OUTPUT_NAMES),
+            {
+                INPUT_FEATURES: feats.detach().cpu().numpy(),
+                INPUT_LENGTH: lengths.detach().cpu().numpy().astype(np.int64),
+            },
+        )
         return torch.from_numpy(lp), torch.from_numpy(n)

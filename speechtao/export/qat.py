@@ -28,7 +28,8 @@ Usage::
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -61,8 +62,17 @@ class QATConv1d(nn.Conv1d):
     """
 
     def __init__(self, conv: nn.Conv1d, momentum: float = 0.01, activations: str = "uint8"):
-        super().__init__(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-                         conv.dilation, conv.groups, conv.bias is not None, conv.padding_mode)
+        super().__init__(
+            conv.in_channels,
+            conv.out_channels,
+            conv.kernel_size,
+            conv.stride,
+            conv.padding,
+            conv.dilation,
+            conv.groups,
+            conv.bias is not None,
+            conv.padding_mode,
+        )
         self.weight = conv.weight  # the same Parameter objects: an optimizer built before still updates them
         self.bias = conv.bias
         self.momentum = momentum
@@ -89,13 +99,17 @@ class QATConv1d(nn.Conv1d):
             x = fake_quant_activation(x, float(self.act_lo), float(self.act_hi), self.activations)
         w = self.weight
         scale = (w.detach().abs().flatten(1).amax(dim=1) / QMAX).clamp_min(1e-12).float()
-        w = torch.fake_quantize_per_channel_affine(w, scale, torch.zeros_like(scale, dtype=torch.int32), 0,
-                                                   -QMAX, QMAX)
+        w = torch.fake_quantize_per_channel_affine(w, scale, torch.zeros_like(scale, dtype=torch.int32), 0, -QMAX, QMAX)
         return self._conv_forward(x, w, self.bias)
 
 
-def prepare_qat(model: nn.Module, momentum: float = 0.01, ranges: dict | None = None, activations: str = "uint8",
-                float_ends: bool = True) -> list[str]:
+def prepare_qat(
+    model: nn.Module,
+    momentum: float = 0.01,
+    ranges: dict | None = None,
+    activations: str = "uint8",
+    float_ends: bool = True,
+) -> list[str]:
     """Replace the ``nn.Conv1d`` modules of ``model`` by :class:`QATConv1d` in place; returns their module names.
 
     ``float_ends`` leaves the first and the last conv (module order: the one reading the features, the CTC
@@ -135,12 +149,20 @@ def observe_ranges(model: nn.Module, items) -> dict[str, tuple[float, float]]:
 def strip_qat(model: nn.Module) -> dict[str, tuple[float, float]]:
     """Turn every :class:`QATConv1d` back into a plain ``nn.Conv1d`` (in place); returns their input ranges."""
     ranges = qat_ranges(model)
-    for name, module in list(model.named_modules()):
+    for module in list(model.modules()):
         for child_name, child in list(module.named_children()):
             if isinstance(child, QATConv1d):
-                plain = nn.Conv1d(child.in_channels, child.out_channels, child.kernel_size, child.stride,
-                                  child.padding, child.dilation, child.groups, child.bias is not None,
-                                  child.padding_mode)
+                plain = nn.Conv1d(
+                    child.in_channels,
+                    child.out_channels,
+                    child.kernel_size,
+                    child.stride,
+                    child.padding,
+                    child.dilation,
+                    child.groups,
+                    child.bias is not None,
+                    child.padding_mode,
+                )
                 plain.weight, plain.bias = child.weight, child.bias
                 setattr(module, child_name, plain)
     return ranges
@@ -148,16 +170,21 @@ def strip_qat(model: nn.Module) -> dict[str, tuple[float, float]]:
 
 def qat_ranges(model: nn.Module) -> dict[str, tuple[float, float]]:
     """``{conv module name: (lo, hi)}`` input ranges of every :class:`QATConv1d` that has seen data."""
-    return {n: (float(m.act_lo), float(m.act_hi)) for n, m in model.named_modules()
-            if isinstance(m, QATConv1d) and bool(m.observed)}
+    return {
+        n: (float(m.act_lo), float(m.act_hi))
+        for n, m in model.named_modules()
+        if isinstance(m, QATConv1d) and bool(m.observed)
+    }
 
 
 def qat_payload(payload: dict, model: nn.Module) -> dict:
     """``payload`` (from ``model_payload``) with the QAT input ranges added as ``extra["qat"]``."""
     extra = dict(payload.get("extra") or {})
     acts = {m.activations for m in model.modules() if isinstance(m, QATConv1d)}
-    extra["qat"] = {RANGE_KEY: {n: list(r) for n, r in qat_ranges(model).items()},
-                    "scheme": f"{'/'.join(sorted(acts)) or 'uint8'} per-tensor inputs, int8 per-channel weights"}
+    extra["qat"] = {
+        RANGE_KEY: {n: list(r) for n, r in qat_ranges(model).items()},
+        "scheme": f"{'/'.join(sorted(acts)) or 'uint8'} per-tensor inputs, int8 per-channel weights",
+    }
     return {**payload, "extra": extra}
 
 
@@ -178,8 +205,9 @@ def range_overrides_for(loaded: Any) -> Callable[[Any], dict] | None:
     return lambda path: onnx_range_overrides(str(path), loaded.model, ranges)
 
 
-def onnx_range_overrides(onnx_path: str, model: nn.Module, ranges: dict[str, tuple[float, float]]
-                         ) -> dict[str, tuple[float, float]]:
+def onnx_range_overrides(
+    onnx_path: str, model: nn.Module, ranges: dict[str, tuple[float, float]]
+) -> dict[str, tuple[float, float]]:
     """Map QAT input ranges to the input tensors of the ``Conv`` nodes of the (optimized) ONNX graph.
 
     Conv nodes are matched to ``nn.Conv1d`` modules by their weights: equal shapes and, row by row, the same

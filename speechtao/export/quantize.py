@@ -44,9 +44,10 @@ import json
 import os
 import struct
 import tempfile
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 
@@ -77,13 +78,16 @@ class QuantOptions:
         if self.method not in METHODS:
             raise InputError(f"calibration method {self.method!r} is not one of {list(METHODS)}")
         if self.activations not in ACTIVATIONS:
-            raise InputError(f"activation type {self.activations!r} is not one of {list(ACTIVATIONS)} (uint8 is "
-                             "the fast choice for ONNX Runtime on CPUs)")
+            raise InputError(
+                f"activation type {self.activations!r} is not one of {list(ACTIVATIONS)} (uint8 is "
+                "the fast choice for ONNX Runtime on CPUs)"
+            )
         if not 0.0 < self.percentile <= 100.0:
             raise InputError(f"percentile {self.percentile} is not in (0, 100] (99.999 keeps all but the top 0.001%)")
         if self.max_utterances < 1 or self.max_seconds <= 0:
-            raise InputError(f"calibration utterances ({self.max_utterances}) must be >= 1 and max_seconds "
-                             f"({self.max_seconds}) > 0")
+            raise InputError(
+                f"calibration utterances ({self.max_utterances}) must be >= 1 and max_seconds ({self.max_seconds}) > 0"
+            )
 
 
 @dataclass
@@ -98,8 +102,10 @@ class QuantResult:
 
 # -- calibration data -----------------------------------------------------------------------------------------
 
-def calibration_features(loaded: Any, manifest: str | Path, options: QuantOptions = QuantOptions()
-                         ) -> list[tuple[np.ndarray, np.ndarray]]:
+
+def calibration_features(
+    loaded: Any, manifest: str | Path, options: QuantOptions = QuantOptions()
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """Log-mel features of the first ``max_utterances`` utterances of ``manifest``, one per item.
 
     Returns ``[(feats (1, n_mels, F) float32, length (1,) int64), ...]`` computed by the model's own
@@ -160,8 +166,11 @@ class FeatureReader:
 def _ort_method(method: str):
     from onnxruntime.quantization import CalibrationMethod
 
-    return {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-            "percentile": CalibrationMethod.Percentile}[method]
+    return {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }[method]
 
 
 def _calibrate(model_path: Path, items, options: QuantOptions, workdir: Path):
@@ -176,8 +185,13 @@ def _calibrate(model_path: Path, items, options: QuantOptions, workdir: Path):
     if options.num_bins is not None and options.method != "minmax":
         extra["num_bins"] = options.num_bins
     op_types = list(options.op_types) or None  # the inputs and outputs of these nodes get ranges
-    calibrator = create_calibrator(model_path, op_types, augmented_model_path=str(workdir / "augmented.onnx"),
-                                   calibrate_method=_ort_method(options.method), extra_options=extra)
+    calibrator = create_calibrator(
+        model_path,
+        op_types,
+        augmented_model_path=str(workdir / "augmented.onnx"),
+        calibrate_method=_ort_method(options.method),
+        extra_options=extra,
+    )
     with contextlib.redirect_stdout(io.StringIO()):  # ORT's calibrators print progress notes
         for item in items:  # one utterance per call: the histogram collectors need equal shapes within a call
             calibrator.collect_data(FeatureReader([item]))
@@ -197,8 +211,10 @@ def float_end_nodes(model_path: str | Path, op_types: Sequence[str]) -> list[str
     types = set(op_types or ("Conv", "MatMul", "Gemm"))
     names = [n.name for n in onnx.load(str(model_path), load_external_data=False).graph.node if n.op_type in types]
     if names and not all(names):
-        raise DataError(f"{model_path}: a {'/'.join(sorted(types))} node has no name; cannot exclude it from "
-                        "quantization (export with speechtao asr export, which names every node)")
+        raise DataError(
+            f"{model_path}: a {'/'.join(sorted(types))} node has no name; cannot exclude it from "
+            "quantization (export with speechtao asr export, which names every node)"
+        )
     return list(dict.fromkeys(names[:1] + names[-1:]))
 
 
@@ -209,10 +225,14 @@ def _range(td) -> tuple[float, float]:
 
 # -- the whole pipeline ---------------------------------------------------------------------------------------
 
-def quantize_model(fp32_path: str | Path, out: str | Path, items: Sequence[tuple[np.ndarray, np.ndarray]],
-                   options: QuantOptions = QuantOptions(),
-                   range_overrides: dict[str, tuple[float, float]] | Callable[[Path], dict] | None = None
-                   ) -> QuantResult:
+
+def quantize_model(
+    fp32_path: str | Path,
+    out: str | Path,
+    items: Sequence[tuple[np.ndarray, np.ndarray]],
+    options: QuantOptions = QuantOptions(),
+    range_overrides: dict[str, tuple[float, float]] | Callable[[Path], dict] | None = None,
+) -> QuantResult:
     """Quantize the FP32 ONNX at ``fp32_path`` into ``out`` (see the module docstring for the files written).
 
     Args:
@@ -246,8 +266,10 @@ def quantize_model(fp32_path: str | Path, out: str | Path, items: Sequence[tuple
         overridden = []
         for name, (lo, hi) in (range_overrides or {}).items():
             if name not in data.data:
-                raise InputError(f"range override for tensor {name!r}: no such float tensor in {opt_path} "
-                                 "(the QAT checkpoint and the exported graph differ; export from the same checkpoint)")
+                raise InputError(
+                    f"range override for tensor {name!r}: no such float tensor in {opt_path} "
+                    "(the QAT checkpoint and the exported graph differ; export from the same checkpoint)"
+                )
             data.data[name] = TensorData(lowest=np.array(lo, dtype=np.float32), highest=np.array(hi, dtype=np.float32))
             overridden.append(name)
         ranges = {k: _range(v) for k, v in data.data.items()}
@@ -256,20 +278,34 @@ def quantize_model(fp32_path: str | Path, out: str | Path, items: Sequence[tuple
         symmetric = options.activations == "int8"
         extra = {"ActivationSymmetric": symmetric, "WeightSymmetric": True}
         float_nodes = float_end_nodes(opt_path, options.op_types) if options.float_ends else []
-        quantize_static(str(opt_path), str(out), None, quant_format=QuantFormat.QDQ,
-                        op_types_to_quantize=list(options.op_types) or None, per_channel=options.per_channel,
-                        activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
-                        weight_type=QuantType.QInt8, nodes_to_exclude=float_nodes,
-                        calibrate_method=_ort_method(options.method), calibration_cache_path=str(ort_cache),
-                        extra_options=extra)
-    quant_meta = {"quantization": json.dumps({"format": "QDQ", "weights": "int8 per-channel symmetric"
-                                              if options.per_channel else "int8 per-tensor symmetric",
-                                              "activations": "int8 per-tensor symmetric" if symmetric
-                                              else "uint8 per-tensor asymmetric",
-                                              "float_nodes": float_nodes,
-                                              "method": options.method, "op_types": list(options.op_types),
-                                              "calibration_utterances": len(items),
-                                              "qat_ranges": len(overridden)})}
+        quantize_static(
+            str(opt_path),
+            str(out),
+            None,
+            quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=list(options.op_types) or None,
+            per_channel=options.per_channel,
+            activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            nodes_to_exclude=float_nodes,
+            calibrate_method=_ort_method(options.method),
+            calibration_cache_path=str(ort_cache),
+            extra_options=extra,
+        )
+    quant_meta = {
+        "quantization": json.dumps(
+            {
+                "format": "QDQ",
+                "weights": "int8 per-channel symmetric" if options.per_channel else "int8 per-tensor symmetric",
+                "activations": "int8 per-tensor symmetric" if symmetric else "uint8 per-tensor asymmetric",
+                "float_nodes": float_nodes,
+                "method": options.method,
+                "op_types": list(options.op_types),
+                "calibration_utterances": len(items),
+                "qat_ranges": len(overridden),
+            }
+        )
+    }
     set_metadata(out, {**meta, **quant_meta})
     set_metadata(opt_path, meta)
     write_trt_cache(cache_path, ranges, version=options.trt_version, graph=onnx.load(str(opt_path)))
@@ -277,6 +313,7 @@ def quantize_model(fp32_path: str | Path, out: str | Path, items: Sequence[tuple
 
 
 # -- TensorRT calibration cache -------------------------------------------------------------------------------
+
 
 def scale_to_hex(scale: float) -> str:
     """``0.0078125 -> "3c000000"``: the big-endian IEEE-754 float32 bits as 8 lowercase hex digits."""
@@ -298,8 +335,9 @@ def trt_scales(ranges: dict[str, tuple[float, float]]) -> dict[str, float]:
     return out
 
 
-def write_trt_cache(path: str | Path, ranges: dict[str, tuple[float, float]], version: str = TRT_CACHE_VERSION,
-                    graph: Any = None) -> Path:
+def write_trt_cache(
+    path: str | Path, ranges: dict[str, tuple[float, float]], version: str = TRT_CACHE_VERSION, graph: Any = None
+) -> Path:
     """Write a TensorRT calibration cache for ``ranges`` (``{tensor: (min, max)}``).
 
     With ``graph`` (an ``onnx.ModelProto``) only tensors of that graph that carry activations are written:
@@ -334,8 +372,10 @@ def read_trt_cache(path: str | Path) -> TrtCache:
         raise InputError(f"{p}: calibration cache not found (export with --format onnx-int8 --calib MANIFEST)")
     lines = p.read_text().splitlines()
     if not lines or not lines[0].startswith("TRT-") or lines[0].count("-") < 2:
-        raise InputError(f"{p}:1: header {lines[0] if lines else ''!r} is not 'TRT-<version>-<algorithm>' "
-                         "(not a TensorRT calibration cache)")
+        raise InputError(
+            f"{p}:1: header {lines[0] if lines else ''!r} is not 'TRT-<version>-<algorithm>' "
+            "(not a TensorRT calibration cache)"
+        )
     _, version, algorithm = lines[0].split("-", 2)
     scales = {}
     for i, line in enumerate(lines[1:], start=2):

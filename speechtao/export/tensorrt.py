@@ -37,7 +37,8 @@ def import_tensorrt():
         raise MissingDependencyError(
             f"--format tensorrt needs the tensorrt Python package and an NVIDIA GPU; tensorrt is not importable "
             f"here ({exc}). On a GPU host: pip install tensorrt, then run speechtao asr export --format tensorrt "
-            "there (or scripts/gpu_tensorrt.py with the exported ONNX and calibration cache)") from None
+            "there (or scripts/gpu_tensorrt.py with the exported ONNX and calibration cache)"
+        ) from None
     try:
         import torch
 
@@ -45,8 +46,10 @@ def import_tensorrt():
     except ImportError:
         has_gpu = False
     if not has_gpu:
-        raise MissingDependencyError("--format tensorrt needs an NVIDIA GPU with a working CUDA driver; none is "
-                                     "visible here (torch.cuda.is_available() is False)")
+        raise MissingDependencyError(
+            "--format tensorrt needs an NVIDIA GPU with a working CUDA driver; none is "
+            "visible here (torch.cuda.is_available() is False)"
+        )
     return trt
 
 
@@ -74,8 +77,12 @@ class _CacheCalibrator:
         return Calibrator()
 
 
-def build_engine(onnx_path: str | Path, out: str | Path, calib_cache: str | Path | None = None,
-                 options: EngineOptions = EngineOptions()) -> Path:
+def build_engine(
+    onnx_path: str | Path,
+    out: str | Path,
+    calib_cache: str | Path | None = None,
+    options: EngineOptions = EngineOptions(),
+) -> Path:
     """Parse ``onnx_path``, build a serialized engine into ``out`` and return ``out``."""
     trt = import_tensorrt()
     onnx_path, out = Path(onnx_path), Path(out)
@@ -93,8 +100,12 @@ def build_engine(onnx_path: str | Path, out: str | Path, calib_cache: str | Path
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_mib << 20)
     n_mels = network.get_input(0).shape[1]
     profile = builder.create_optimization_profile()
-    profile.set_shape(INPUT_FEATURES, (1, n_mels, options.min_frames), (1, n_mels, options.opt_frames),
-                      (options.max_batch, n_mels, options.max_frames))
+    profile.set_shape(
+        INPUT_FEATURES,
+        (1, n_mels, options.min_frames),
+        (1, n_mels, options.opt_frames),
+        (options.max_batch, n_mels, options.max_frames),
+    )
     profile.set_shape(INPUT_LENGTH, (1,), (1,), (options.max_batch,))
     config.add_optimization_profile(profile)
     if options.fp16:

@@ -19,8 +19,18 @@ from pathlib import Path
 from ..errors import InputError
 
 # ONNX TensorProto element type -> Triton data type
-TRITON_TYPES = {1: "TYPE_FP32", 2: "TYPE_UINT8", 3: "TYPE_INT8", 5: "TYPE_INT16", 6: "TYPE_INT32",
-                7: "TYPE_INT64", 9: "TYPE_BOOL", 10: "TYPE_FP16", 11: "TYPE_FP64", 16: "TYPE_BF16"}
+TRITON_TYPES = {
+    1: "TYPE_FP32",
+    2: "TYPE_UINT8",
+    3: "TYPE_INT8",
+    5: "TYPE_INT16",
+    6: "TYPE_INT32",
+    7: "TYPE_INT64",
+    9: "TYPE_BOOL",
+    10: "TYPE_FP16",
+    11: "TYPE_FP64",
+    16: "TYPE_BF16",
+}
 
 
 @dataclass(frozen=True)
@@ -40,25 +50,33 @@ def graph_io(onnx_path: str | Path) -> tuple[list[TensorSpec], list[TensorSpec]]
     def spec(v) -> TensorSpec:
         t = v.type.tensor_type
         if t.elem_type not in TRITON_TYPES:
-            raise InputError(f"{onnx_path}: tensor {v.name!r} has ONNX element type {t.elem_type}, which Triton "
-                             "cannot serve (export a float32 model)")
+            raise InputError(
+                f"{onnx_path}: tensor {v.name!r} has ONNX element type {t.elem_type}, which Triton "
+                "cannot serve (export a float32 model)"
+            )
         dims = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in t.shape.dim)
         return TensorSpec(v.name, TRITON_TYPES[t.elem_type], dims)
 
     return [spec(v) for v in m.graph.input if v.name not in inits], [spec(v) for v in m.graph.output]
 
 
-def config_pbtxt(name: str, inputs: list[TensorSpec], outputs: list[TensorSpec], instances: int = 1,
-                 kind: str = "KIND_CPU") -> str:
+def config_pbtxt(
+    name: str, inputs: list[TensorSpec], outputs: list[TensorSpec], instances: int = 1, kind: str = "KIND_CPU"
+) -> str:
     """The text of ``config.pbtxt``."""
-    def block(t: TensorSpec) -> str:
-        return (f"  {{\n    name: \"{t.name}\"\n    data_type: {t.data_type}\n"
-                f"    dims: [ {', '.join(str(d) for d in t.dims)} ]\n  }}")
 
-    return (f"name: \"{name}\"\nplatform: \"onnxruntime_onnx\"\nmax_batch_size: 0\n"
-            f"input [\n{(',' + chr(10)).join(block(t) for t in inputs)}\n]\n"
-            f"output [\n{(',' + chr(10)).join(block(t) for t in outputs)}\n]\n"
-            f"instance_group [\n  {{\n    count: {instances}\n    kind: {kind}\n  }}\n]\n")
+    def block(t: TensorSpec) -> str:
+        return (
+            f'  {{\n    name: "{t.name}"\n    data_type: {t.data_type}\n'
+            f"    dims: [ {', '.join(str(d) for d in t.dims)} ]\n  }}"
+        )
+
+    return (
+        f'name: "{name}"\nplatform: "onnxruntime_onnx"\nmax_batch_size: 0\n'
+        f"input [\n{(',' + chr(10)).join(block(t) for t in inputs)}\n]\n"
+        f"output [\n{(',' + chr(10)).join(block(t) for t in outputs)}\n]\n"
+        f"instance_group [\n  {{\n    count: {instances}\n    kind: {kind}\n  }}\n]\n"
+    )
 
 
 def parse_config_pbtxt(text: str) -> dict:

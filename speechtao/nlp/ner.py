@@ -21,9 +21,9 @@ import hashlib
 import json
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from torch import nn
 
@@ -32,8 +32,20 @@ from ..spec import spec_to_dict
 from ..train.loop import TrainerSpec
 from ..train.optim import OptimSpec
 from ..train.schedule import ScheduleSpec
-from .common import (EncoderDataSpec, EncoderTask, ModelSpec, NLPModel, TokenTaggingNet, collate_tagged,
-                     encode_tagged, load_model, predict_tags, start_model, tagging_loss, train_and_save)
+from .common import (
+    EncoderDataSpec,
+    EncoderTask,
+    ModelSpec,
+    NLPModel,
+    TokenTaggingNet,
+    collate_tagged,
+    encode_tagged,
+    load_model,
+    predict_tags,
+    start_model,
+    tagging_loss,
+    train_and_save,
+)
 
 TASK = "ner"
 TEXT_FILE, LABELS_FILE = "text.txt", "labels.txt"
@@ -64,14 +76,17 @@ def read_dataset(folder: str | Path, limit: int | None = None) -> list[NerExampl
     text_path, labels_path = folder / TEXT_FILE, folder / LABELS_FILE
     for p in (text_path, labels_path):
         if not p.is_file():
-            raise DataError(f"{p}: not found (an NER dataset is a folder with {TEXT_FILE} and {LABELS_FILE}; "
-                            "`speechtao ner make-data` or `speechtao ner convert-conll` writes them)")
+            raise DataError(
+                f"{p}: not found (an NER dataset is a folder with {TEXT_FILE} and {LABELS_FILE}; "
+                "`speechtao ner make-data` or `speechtao ner convert-conll` writes them)"
+            )
     texts = text_path.read_text(encoding="utf-8").splitlines()
     labels = labels_path.read_text(encoding="utf-8").splitlines()
     defects = []
     if len(texts) != len(labels):
-        defects.append(f"{labels_path}: {len(labels)} lines but {text_path} has {len(texts)} (one tag line per "
-                       "text line)")
+        defects.append(
+            f"{labels_path}: {len(labels)} lines but {text_path} has {len(texts)} (one tag line per text line)"
+        )
     out = []
     for i, (t, lab) in enumerate(zip(texts, labels), start=1):
         words, tags = t.split(), lab.split()
@@ -223,13 +238,52 @@ Ferguson Nichols Stephens Soto Weaver Ryan Gardner Payne Grant Dunn Kelley Spenc
 Santos Hart Bradley Knight Elliott Cunningham Duncan Armstrong Hudson Carroll Lane Riley Andrews Alvarado Ray Delgado
 Berry Perkins Hoffman Johnston Matthews Pena Richards Contreras Willis Carpenter Lawrence Sandoval Yamamoto Tanaka
 Ivanova Novak Kowalski Muller Rossi Dubois Larsen Okafor Mensah Haddad Singh Sharma Khan Nakamura Petrov Costa""".split()
-ORG_SUFFIXES = ["Industries", "Group", "Holdings", "Bank", "Motors", "Airlines", "Insurance", "Foundation",
-                "Corporation", "Labs", "Partners", "Systems", "Energy", "Pharmaceuticals", "Media", "Logistics"]
-ORG_PATTERNS = ["{surname} {suffix}", "{surname} and {surname2}", "University of {city}", "{city} General Hospital",
-                "{city} Symphony Orchestra", "{city} Chamber of Commerce", "Bank of {city}", "{city} Times",
-                "{city} City Council", "{city} {suffix}", "{surname} {suffix}", "{city} Institute of Technology"]
-MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-          "November", "December"]
+ORG_SUFFIXES = [
+    "Industries",
+    "Group",
+    "Holdings",
+    "Bank",
+    "Motors",
+    "Airlines",
+    "Insurance",
+    "Foundation",
+    "Corporation",
+    "Labs",
+    "Partners",
+    "Systems",
+    "Energy",
+    "Pharmaceuticals",
+    "Media",
+    "Logistics",
+]
+ORG_PATTERNS = [
+    "{surname} {suffix}",
+    "{surname} and {surname2}",
+    "University of {city}",
+    "{city} General Hospital",
+    "{city} Symphony Orchestra",
+    "{city} Chamber of Commerce",
+    "Bank of {city}",
+    "{city} Times",
+    "{city} City Council",
+    "{city} {suffix}",
+    "{surname} {suffix}",
+    "{city} Institute of Technology",
+]
+MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 
 # Templates: {PER} {LOC} {ORG} {DATE} are filled with entities; words are separated by spaces, punctuation too.
@@ -310,8 +364,16 @@ def _dates(rng: random.Random, n: int) -> list[str]:
     for _ in range(n):
         m, d, y = rng.choice(MONTHS), rng.randint(1, 28), rng.randint(1850, 2030)
         form = rng.randrange(6)
-        out.append([f"{d} {m} {y}", f"{m} {d} , {y}", f"{m} {y}", f"{rng.choice(WEEKDAYS)}", f"{y}",
-                    f"{rng.choice(WEEKDAYS)} {d} {m}"][form])
+        out.append(
+            [
+                f"{d} {m} {y}",
+                f"{m} {d} , {y}",
+                f"{m} {y}",
+                f"{rng.choice(WEEKDAYS)}",
+                f"{y}",
+                f"{rng.choice(WEEKDAYS)} {d} {m}",
+            ][form]
+        )
     return out
 
 
@@ -372,8 +434,14 @@ def entity_pools(seed: int = 0, test_fraction: float = 0.25) -> dict[str, dict[s
     orgs = list(wn["ORG"])
     for _ in range(3000):
         pat = rng.choice(ORG_PATTERNS)
-        orgs.append(pat.format(surname=rng.choice(SURNAMES), surname2=rng.choice(SURNAMES),
-                               suffix=rng.choice(ORG_SUFFIXES), city=rng.choice(cities)))
+        orgs.append(
+            pat.format(
+                surname=rng.choice(SURNAMES),
+                surname2=rng.choice(SURNAMES),
+                suffix=rng.choice(ORG_SUFFIXES),
+                city=rng.choice(cities),
+            )
+        )
     pools: dict[str, dict[str, list[str]]] = {"train": {}, "test": {}}
     for kind, names in (("PER", per), ("LOC", list(wn["LOC"]) or cities), ("ORG", orgs)):
         names = sorted(set(names))
@@ -413,7 +481,7 @@ class NerDataOptions:
 
 def _plain_sentences(n: int, seed: int) -> list[NerExample]:
     """Real sentences with no capitalized word past the first (so no unlabeled names): all ``O``."""
-    from ..data.textsrc import iter_sentences, is_clean
+    from ..data.textsrc import is_clean, iter_sentences
 
     out: list[NerExample] = []
     try:
@@ -437,25 +505,33 @@ def make_data(out_dir: str | Path, options: NerDataOptions = NerDataOptions()) -
     out = Path(out_dir)
     pools = entity_pools(options.seed)
     rng = random.Random(options.seed)
-    plain = _plain_sentences(int((options.train + options.dev + options.test) * options.plain_fraction) + 3,
-                             options.seed)
-    n_plain = {k: int(n * options.plain_fraction) for k, n in
-               (("train", options.train), ("dev", options.dev), ("test", options.test))}
-    splits = {"train": (TRAIN_TEMPLATES, pools["train"], options.train),
-              "dev": (TRAIN_TEMPLATES, pools["train"], options.dev),
-              "test": (TEST_TEMPLATES, pools["test"], options.test)}
+    plain = _plain_sentences(
+        int((options.train + options.dev + options.test) * options.plain_fraction) + 3, options.seed
+    )
+    n_plain = {
+        k: int(n * options.plain_fraction)
+        for k, n in (("train", options.train), ("dev", options.dev), ("test", options.test))
+    }
+    splits = {
+        "train": (TRAIN_TEMPLATES, pools["train"], options.train),
+        "dev": (TRAIN_TEMPLATES, pools["train"], options.dev),
+        "test": (TEST_TEMPLATES, pools["test"], options.test),
+    }
     counts = {}
     taken = 0
     for name, (templates, pool, n) in splits.items():
         k = min(n_plain[name], len(plain) - taken)
-        exs = [fill(rng.choice(templates), pool, rng) for _ in range(n - k)] + plain[taken: taken + k]
+        exs = [fill(rng.choice(templates), pool, rng) for _ in range(n - k)] + plain[taken : taken + k]
         taken += k
         rng.shuffle(exs)
         write_dataset(out / name, exs)
         counts[name] = {"sentences": len(exs), "entities": sum(len(entities(e.tags)) for e in exs)}
-    result = {"counts": counts, "templates": {"train": len(TRAIN_TEMPLATES), "test": len(TEST_TEMPLATES)},
-              "names": {split: {k: len(v) for k, v in p.items()} for split, p in pools.items()},
-              "options": options.__dict__}
+    result = {
+        "counts": counts,
+        "templates": {"train": len(TRAIN_TEMPLATES), "test": len(TEST_TEMPLATES)},
+        "names": {split: {k: len(v) for k, v in p.items()} for split, p in pools.items()},
+        "options": options.__dict__,
+    }
     (out / "stats.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
 
@@ -497,36 +573,65 @@ class NerFinetuneSpec:
     schedule: ScheduleSpec = field(default_factory=ScheduleSpec)
 
 
-def training_task(model: NLPModel, train: Path, validation: Path, batch_size: int, seed: int,
-                  max_train: int | None = None, max_val: int | None = None) -> EncoderTask:
+def training_task(
+    model: NLPModel,
+    train: Path,
+    validation: Path,
+    batch_size: int,
+    seed: int,
+    max_train: int | None = None,
+    max_val: int | None = None,
+) -> EncoderTask:
     """The Trainer task; validation reports ``f1`` (entity micro F1)."""
     names = model.labels["ner"]
     train_ex = read_dataset(train, max_train)
     val_ex = read_dataset(validation, max_val)
     unknown = sorted({t for e in train_ex + val_ex for t in e.tags} - set(names))
     if unknown:
-        raise DataError(f"{train}: tags {unknown} are not among the model's labels {names} (fine-tune from the "
-                        "encoder instead of model.init_from, or map the tags)")
+        raise DataError(
+            f"{train}: tags {unknown} are not among the model's labels {names} (fine-tune from the "
+            "encoder instead of model.init_from, or map the tags)"
+        )
     index = {n: i for i, n in enumerate(names)}
-    items = encode_tagged(model.tokenizer, [e.words for e in train_ex],
-                          [{"ner": [index[t] for t in e.tags]} for e in train_ex], model.max_length)
+    items = encode_tagged(
+        model.tokenizer,
+        [e.words for e in train_ex],
+        [{"ner": [index[t] for t in e.tags]} for e in train_ex],
+        model.max_length,
+    )
     pad = model.tokenizer.pad_token_id
 
     def validate() -> dict:
         r = evaluate(model, val_ex)
         return {"f1": r["f1"], "precision": r["micro"]["precision"], "recall": r["micro"]["recall"]}
 
-    return EncoderTask(model.net, items, lambda b: collate_tagged(b, pad), tagging_loss, validate,
-                       lambda: model.payload(), batch_size, seed)
+    return EncoderTask(
+        model.net,
+        items,
+        lambda b: collate_tagged(b, pad),
+        tagging_loss,
+        validate,
+        lambda: model.payload(),
+        batch_size,
+        seed,
+    )
 
 
 def finetune(spec: NerFinetuneSpec, resume: bool = False) -> dict:
     labels = {"ner": label_set(read_dataset(spec.data.train, spec.data.max_train_samples))}
-    model = start_model(spec.model, TASK, labels, lambda enc: make_net(enc, spec.model, len(labels["ner"])),
-                        spec.trainer.seed)
+    model = start_model(
+        spec.model, TASK, labels, lambda enc: make_net(enc, spec.model, len(labels["ner"])), spec.trainer.seed
+    )
     model.spec = spec_to_dict(spec)
-    task = training_task(model, spec.data.train, spec.data.validation, spec.data.batch_size, spec.trainer.seed,
-                         spec.data.max_train_samples, spec.data.max_val_samples)
+    task = training_task(
+        model,
+        spec.data.train,
+        spec.data.validation,
+        spec.data.batch_size,
+        spec.trainer.seed,
+        spec.data.max_train_samples,
+        spec.data.max_val_samples,
+    )
     return train_and_save(task, model, spec, spec.trainer.out_dir, resume)
 
 

@@ -23,9 +23,10 @@ import hashlib
 import json
 import random
 import re
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Literal, Sequence
+from typing import Literal
 
 import torch
 from torch import nn
@@ -35,9 +36,23 @@ from ..spec import spec_to_dict
 from ..train.loop import TrainerSpec
 from ..train.optim import OptimSpec
 from ..train.schedule import ScheduleSpec
-from .common import (EncoderDataSpec, EncoderTask, ModelSpec, NLPModel, TokenTaggingNet, classification_report,
-                     collate_tagged, encode_tagged, format_report, head_probabilities, inverse_sqrt_weights,
-                     load_model, start_model, tagging_loss, train_and_save)
+from .common import (
+    EncoderDataSpec,
+    EncoderTask,
+    ModelSpec,
+    NLPModel,
+    TokenTaggingNet,
+    classification_report,
+    collate_tagged,
+    encode_tagged,
+    format_report,
+    head_probabilities,
+    inverse_sqrt_weights,
+    load_model,
+    start_model,
+    tagging_loss,
+    train_and_save,
+)
 
 TASK = "punct"
 PUNCT_LABELS = ["O", ",", ".", "?"]
@@ -96,14 +111,17 @@ def read_dataset(folder: str | Path, limit: int | None = None) -> list[PunctExam
     text_path, labels_path = folder / TEXT_FILE, folder / LABELS_FILE
     for p in (text_path, labels_path):
         if not p.is_file():
-            raise DataError(f"{p}: not found (a punctuation dataset is a folder with {TEXT_FILE} and {LABELS_FILE}; "
-                            "`speechtao punct make-data` writes them)")
+            raise DataError(
+                f"{p}: not found (a punctuation dataset is a folder with {TEXT_FILE} and {LABELS_FILE}; "
+                "`speechtao punct make-data` writes them)"
+            )
     texts = text_path.read_text(encoding="utf-8").splitlines()
     labels = labels_path.read_text(encoding="utf-8").splitlines()
     defects: list[str] = []
     if len(texts) != len(labels):
-        defects.append(f"{labels_path}: {len(labels)} lines but {text_path} has {len(texts)} (one label line per "
-                       "text line)")
+        defects.append(
+            f"{labels_path}: {len(labels)} lines but {text_path} has {len(texts)} (one label line per text line)"
+        )
     valid_p, valid_c = set(PUNCT_LABELS), set(CAPIT_LABELS)
     out = []
     for i, (t, lab) in enumerate(zip(texts, labels), start=1):
@@ -116,11 +134,18 @@ def read_dataset(folder: str | Path, limit: int | None = None) -> list[PunctExam
             continue
         bad = [x for x in tags if len(x) != 2 or x[0] not in valid_p or x[1] not in valid_c]
         if bad:
-            defects.append(f"{labels_path}:{i}: label {bad[0]!r} is not punctuation ({' '.join(PUNCT_LABELS)}) "
-                           f"followed by case ({'/'.join(CAPIT_LABELS)}), e.g. ',U'")
+            defects.append(
+                f"{labels_path}:{i}: label {bad[0]!r} is not punctuation ({' '.join(PUNCT_LABELS)}) "
+                f"followed by case ({'/'.join(CAPIT_LABELS)}), e.g. ',U'"
+            )
             continue
-        out.append(PunctExample([w.lower() for w in words], [PUNCT_LABELS.index(x[0]) for x in tags],
-                                [CAPIT_LABELS.index(x[1]) for x in tags]))
+        out.append(
+            PunctExample(
+                [w.lower() for w in words],
+                [PUNCT_LABELS.index(x[0]) for x in tags],
+                [CAPIT_LABELS.index(x[1]) for x in tags],
+            )
+        )
         if limit is not None and len(out) >= limit and not defects:
             break
     if defects:
@@ -157,8 +182,7 @@ def _split_of(source: str, doc: int, frac: float, seed: int) -> str:
     return "test" if h < frac else "dev" if h < 2 * frac else "train"
 
 
-def source_documents(source: str, doc_sentences: int, min_words: int = 2, max_words: int = 30
-                     ) -> list[list[str]]:
+def source_documents(source: str, doc_sentences: int, min_words: int = 2, max_words: int = 30) -> list[list[str]]:
     """Runs of consecutive clean sentences of ``source`` (file order), cut into documents of at most
     ``doc_sentences``; a sentence that fails the cleaning filter ends the run (its neighbours are not adjacent).
     WordNet's gloss examples get a capital first letter and a final period when they lack them."""
@@ -191,7 +215,7 @@ def _groups(sents: Sequence[str], rng: random.Random, max_sentences: int, max_wo
     i = 0
     while i < len(sents):
         k = rng.randint(1, max_sentences)
-        group = list(sents[i: i + k])
+        group = list(sents[i : i + k])
         while len(group) > 1 and sum(len(s.split()) for s in group) > max_words:
             group = group[:-1]
         i += len(group)
@@ -227,9 +251,11 @@ def make_data(out_dir: str | Path, options: MakeDataOptions = MakeDataOptions())
         docs = source_documents(source, options.doc_sentences)
         order = list(range(len(docs)))
         random.Random(f"{options.seed}:{source}").shuffle(order)
-        budget = {"train": options.lines_per_source,
-                  "dev": max(1, int(options.lines_per_source * options.eval_fraction)),
-                  "test": max(1, int(options.lines_per_source * options.eval_fraction))}
+        budget = {
+            "train": options.lines_per_source,
+            "dev": max(1, int(options.lines_per_source * options.eval_fraction)),
+            "test": max(1, int(options.lines_per_source * options.eval_fraction)),
+        }
         extra = options.question_lines
         more = options.extra_lines
         for d in order:
@@ -284,10 +310,15 @@ def make_data(out_dir: str | Path, options: MakeDataOptions = MakeDataOptions())
         examples = [e for e in examples if e.words]
         write_dataset(out / split, examples)
         counts[split] = {"lines": len(examples), "words": sum(len(e.words) for e in examples)}
-    result = {"counts": counts, "per_source": stats, "question_lines": extra_lines,
-              "question_copies_added": len(questions) - extra_lines, "extra_lines": len(extras),
-              "train_lines_dropped_as_overlap": dropped,
-              "options": {**options.__dict__, "sources": list(options.sources)}}
+    result = {
+        "counts": counts,
+        "per_source": stats,
+        "question_lines": extra_lines,
+        "question_copies_added": len(questions) - extra_lines,
+        "extra_lines": len(extras),
+        "train_lines_dropped_as_overlap": dropped,
+        "options": {**options.__dict__, "sources": list(options.sources)},
+    }
     (out / "stats.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
 
@@ -296,8 +327,9 @@ def make_data(out_dir: str | Path, options: MakeDataOptions = MakeDataOptions())
 
 
 def make_net(encoder: nn.Module, spec: ModelSpec) -> TokenTaggingNet:
-    return TokenTaggingNet(encoder, {"punct": len(PUNCT_LABELS), "capit": len(CAPIT_LABELS)}, spec.head_layers,
-                           spec.dropout)
+    return TokenTaggingNet(
+        encoder, {"punct": len(PUNCT_LABELS), "capit": len(CAPIT_LABELS)}, spec.head_layers, spec.dropout
+    )
 
 
 def _tag_labels(ex: PunctExample) -> dict[str, list[int]]:
@@ -315,7 +347,7 @@ class CapitDecoding:
     threshold: float = 0.5
 
     @classmethod
-    def of(cls, model: NLPModel) -> "CapitDecoding":
+    def of(cls, model: NLPModel) -> CapitDecoding:
         d = (model.extra.get("punct") or {}).get("capit_decoding") or {}
         return cls(float(d.get("stop_weight", 0.0)), float(d.get("threshold", 0.5)))
 
@@ -345,8 +377,10 @@ def recalibrate(model: NLPModel, validation: str | Path, log: Callable[[str], No
     with the model from then on). Returns the calibration."""
     cal = calibrate_capitalization(model, read_dataset(validation))
     model.extra = {**model.extra, "punct": {"capit_decoding": {k: cal[k] for k in ("stop_weight", "threshold")}}}
-    log(f"capitalization decoding on {cal['words']} validation words: stop weight {cal['stop_weight']}, "
-        f"threshold {cal['threshold']}: F1 (U) {cal['f1']:.4f} (argmax {cal['f1_argmax']:.4f})")
+    log(
+        f"capitalization decoding on {cal['words']} validation words: stop weight {cal['stop_weight']}, "
+        f"threshold {cal['threshold']}: F1 (U) {cal['f1']:.4f} (argmax {cal['f1_argmax']:.4f})"
+    )
     return cal
 
 
@@ -414,11 +448,15 @@ def evaluate(model: NLPModel, examples: Sequence[PunctExample], batch_size: int 
 
 
 def format_evaluation(result: dict) -> str:
-    return "\n\n".join([format_report("punctuation", result["punct"]),
-                        format_report("capitalization", result["capit"]),
-                        f"punct macro F1 {result['punct_macro_f1']:.4f} (marks only "
-                        f"{result['punct_marks_macro_f1']:.4f}); capitalization F1 (U) {result['capit_f1']:.4f}, "
-                        f"macro {result['capit_macro_f1']:.4f}; {result['words']} words"])
+    return "\n\n".join(
+        [
+            format_report("punctuation", result["punct"]),
+            format_report("capitalization", result["capit"]),
+            f"punct macro F1 {result['punct_macro_f1']:.4f} (marks only "
+            f"{result['punct_marks_macro_f1']:.4f}); capitalization F1 (U) {result['capit_f1']:.4f}, "
+            f"macro {result['capit_macro_f1']:.4f}; {result['words']} words",
+        ]
+    )
 
 
 class PunctCapModel:
@@ -430,7 +468,7 @@ class PunctCapModel:
         self.model = model
 
     @classmethod
-    def load(cls, path: str | Path) -> "PunctCapModel":
+    def load(cls, path: str | Path) -> PunctCapModel:
         """A model folder, an export folder or an ``.onnx`` file (see :func:`speechtao.nlp.common.load_model`)."""
         return cls(load_model(path, TASK))
 
@@ -478,8 +516,10 @@ class PunctFinetuneSpec:
         for name, labels in (("punct", PUNCT_LABELS), ("capit", CAPIT_LABELS)):
             w = getattr(self, f"{name}_class_weights")
             if not isinstance(w, str) and not all(x > 0 for x in w):
-                raise ValueError(f"{name}_class_weights must be auto, none or {len(labels)} numbers > 0 (for "
-                                 f"{' '.join(labels)}), got {list(w)}")
+                raise ValueError(
+                    f"{name}_class_weights must be auto, none or {len(labels)} numbers > 0 (for "
+                    f"{' '.join(labels)}), got {list(w)}"
+                )
 
 
 def class_weights(head: str, setting: str | Sequence[float], examples: Sequence[PunctExample]) -> torch.Tensor | None:
@@ -493,27 +533,40 @@ def class_weights(head: str, setting: str | Sequence[float], examples: Sequence[
             return inverse_sqrt_weights((x for e in examples for x in getattr(e, head)), len(labels))
         raise ValueError(f"{head}_class_weights: {setting!r} is not auto, none or {len(labels)} numbers")
     if len(setting) != len(labels):
-        raise ValueError(f"{head}_class_weights: {len(setting)} numbers given, one per class ({' '.join(labels)}) "
-                         "is needed")
+        raise ValueError(
+            f"{head}_class_weights: {len(setting)} numbers given, one per class ({' '.join(labels)}) is needed"
+        )
     return torch.tensor([float(x) for x in setting], dtype=torch.float32)
 
 
-def training_task(model: NLPModel, train: Path, validation: Path, batch_size: int, seed: int,
-                  max_train: int | None = None, max_val: int | None = None, capit_weight: float = 1.0,
-                  head_class_weights: dict[str, str | Sequence[float]] | None = None,
-                  log: Callable[[str], None] = print) -> EncoderTask:
+def training_task(
+    model: NLPModel,
+    train: Path,
+    validation: Path,
+    batch_size: int,
+    seed: int,
+    max_train: int | None = None,
+    max_val: int | None = None,
+    capit_weight: float = 1.0,
+    head_class_weights: dict[str, str | Sequence[float]] | None = None,
+    log: Callable[[str], None] = print,
+) -> EncoderTask:
     """The Trainer task (also used to score and retrain a pruned model). ``head_class_weights``: per head
     (punct, capit) a class-weight setting (see :func:`class_weights`); None takes the settings (and the capit
     loss weight) the model was fine-tuned with, so retraining after `prune` weighs classes as training did.
     Validation reports ``f1`` = mean of ``punct_macro_f1`` and ``capit_f1``."""
     if head_class_weights is None and isinstance(model.spec, dict):
-        head_class_weights = {head: model.spec[f"{head}_class_weights"] for head in ("punct", "capit")
-                              if model.spec.get(f"{head}_class_weights") is not None}
+        head_class_weights = {
+            head: model.spec[f"{head}_class_weights"]
+            for head in ("punct", "capit")
+            if model.spec.get(f"{head}_class_weights") is not None
+        }
         capit_weight = float(model.spec.get("capit_loss_weight", capit_weight))
     train_ex = read_dataset(train, max_train)
     val_ex = read_dataset(validation, max_val)
-    items = encode_tagged(model.tokenizer, [e.words for e in train_ex], [_tag_labels(e) for e in train_ex],
-                          model.max_length)
+    items = encode_tagged(
+        model.tokenizer, [e.words for e in train_ex], [_tag_labels(e) for e in train_ex], model.max_length
+    )
     pad = model.tokenizer.pad_token_id
     weights = {"punct": 1.0, "capit": capit_weight}
     per_class = {}
@@ -525,12 +578,22 @@ def training_task(model: NLPModel, train: Path, validation: Path, batch_size: in
 
     def validate() -> dict:
         r = evaluate(model, val_ex)
-        return {"f1": (r["punct_macro_f1"] + r["capit_f1"]) / 2, "punct_macro_f1": r["punct_macro_f1"],
-                "capit_f1": r["capit_f1"]}
+        return {
+            "f1": (r["punct_macro_f1"] + r["capit_f1"]) / 2,
+            "punct_macro_f1": r["punct_macro_f1"],
+            "capit_f1": r["capit_f1"],
+        }
 
-    return EncoderTask(model.net, items, lambda b: collate_tagged(b, pad),
-                       lambda net, b: tagging_loss(net, b, weights, per_class or None), validate,
-                       lambda: model.payload(), batch_size, seed)
+    return EncoderTask(
+        model.net,
+        items,
+        lambda b: collate_tagged(b, pad),
+        lambda net, b: tagging_loss(net, b, weights, per_class or None),
+        validate,
+        lambda: model.payload(),
+        batch_size,
+        seed,
+    )
 
 
 def finetune(spec: PunctFinetuneSpec, resume: bool = False) -> dict:
@@ -539,9 +602,17 @@ def finetune(spec: PunctFinetuneSpec, resume: bool = False) -> dict:
     model.spec = spec_to_dict(spec)
     if spec.freeze_word_embeddings:
         model.net.encoder.get_input_embeddings().weight.requires_grad_(False)
-    task = training_task(model, spec.data.train, spec.data.validation, spec.data.batch_size, spec.trainer.seed,
-                         spec.data.max_train_samples, spec.data.max_val_samples, spec.capit_loss_weight,
-                         {"punct": spec.punct_class_weights, "capit": spec.capit_class_weights})
+    task = training_task(
+        model,
+        spec.data.train,
+        spec.data.validation,
+        spec.data.batch_size,
+        spec.trainer.seed,
+        spec.data.max_train_samples,
+        spec.data.max_val_samples,
+        spec.capit_loss_weight,
+        {"punct": spec.punct_class_weights, "capit": spec.capit_class_weights},
+    )
     finalize = None
     if spec.calibrate_capitalization:
         finalize = lambda m: {"capit_calibration": recalibrate(m, spec.data.validation)}  # noqa: E731

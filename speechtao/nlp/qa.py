@@ -34,9 +34,10 @@ import collections
 import re
 import string
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -47,7 +48,6 @@ from ..train.optim import OptimSpec
 from ..train.schedule import ScheduleSpec
 from .common import EncoderTask, ModelSpec, NLPModel, TokenTaggingNet
 from .qa_data import Answer, QAExample
-
 
 # ----------------------------------------------------------------------------------------------- model
 
@@ -68,8 +68,13 @@ def span_logits(net: Any, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
     return logits[..., 0], logits[..., 1]
 
 
-def span_loss(start_logits: torch.Tensor, end_logits: torch.Tensor, attention_mask: torch.Tensor,
-              start_positions: torch.Tensor, end_positions: torch.Tensor) -> torch.Tensor:
+def span_loss(
+    start_logits: torch.Tensor,
+    end_logits: torch.Tensor,
+    attention_mask: torch.Tensor,
+    start_positions: torch.Tensor,
+    end_positions: torch.Tensor,
+) -> torch.Tensor:
     """Mean of the start and end cross-entropies; padding positions are masked out. Logits (B, T), positions (B,)."""
     pad = attention_mask == 0
     start_logits = start_logits.masked_fill(pad, -1e4)
@@ -101,8 +106,10 @@ class WindowOptions:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.max_query_length + 8 > self.max_seq_length:
-            raise ValueError(f"max_query_length ({self.max_query_length}) leaves no room for context in "
-                             f"max_seq_length ({self.max_seq_length}); lower it or raise max_seq_length")
+            raise ValueError(
+                f"max_query_length ({self.max_query_length}) leaves no room for context in "
+                f"max_seq_length ({self.max_seq_length}); lower it or raise max_seq_length"
+            )
 
 
 @dataclass
@@ -134,12 +141,21 @@ def make_windows(tokenizer: Any, examples: Sequence[QAExample], opts: WindowOpti
         question, q_len = _truncate_question(tokenizer, ex.question, opts.max_query_length)
         budget = opts.max_seq_length - q_len - n_special
         if budget < 1:
-            raise InputError(f"question {ex.id!r}: no room for context with max_seq_length={opts.max_seq_length} "
-                             "(raise max_seq_length or lower max_query_length)")
+            raise InputError(
+                f"question {ex.id!r}: no room for context with max_seq_length={opts.max_seq_length} "
+                "(raise max_seq_length or lower max_query_length)"
+            )
         overlap = max(0, min(budget - opts.doc_stride, budget - 1))
-        enc = tokenizer(question, ex.context, truncation="only_second", max_length=opts.max_seq_length,
-                        stride=overlap, return_overflowing_tokens=True, return_offsets_mapping=True,
-                        return_token_type_ids=True)
+        enc = tokenizer(
+            question,
+            ex.context,
+            truncation="only_second",
+            max_length=opts.max_seq_length,
+            stride=overlap,
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+            return_token_type_ids=True,
+        )
         answer = ex.answers[0] if ex.answers and not ex.is_impossible else None
         for w in range(len(enc["input_ids"])):
             seq = enc.sequence_ids(w)
@@ -169,7 +185,9 @@ def collate_windows(windows: Sequence[Window], pad_id: int) -> dict[str, torch.T
         mask[i, :n] = 1
         types[i, :n] = torch.tensor(w.token_type_ids)
     return {
-        "input_ids": ids, "attention_mask": mask, "token_type_ids": types,
+        "input_ids": ids,
+        "attention_mask": mask,
+        "token_type_ids": types,
         "start_positions": torch.tensor([w.start for w in windows]),
         "end_positions": torch.tensor([w.end for w in windows]),
         "example": torch.tensor([w.example for w in windows]),
@@ -197,8 +215,13 @@ class Prediction:
     probability: float  # softmax of the best span over the n-best spans and the null score
 
 
-def window_spans(start_logits: Sequence[float], end_logits: Sequence[float],
-                 offsets: Sequence[tuple[int, int] | None], context: str, opts: WindowOptions) -> list[Span]:
+def window_spans(
+    start_logits: Sequence[float],
+    end_logits: Sequence[float],
+    offsets: Sequence[tuple[int, int] | None],
+    context: str,
+    opts: WindowOptions,
+) -> list[Span]:
     """The valid spans of one window among its ``n_best`` start and end positions (unsorted)."""
     n = len(offsets)
     s_logits = torch.as_tensor(start_logits[:n], dtype=torch.float32)
@@ -218,9 +241,12 @@ def window_spans(start_logits: Sequence[float], end_logits: Sequence[float],
     return spans
 
 
-def decode_example(context: str, window_logits: Iterable[tuple[Sequence[float], Sequence[float],
-                                                                 Sequence[tuple[int, int] | None]]],
-                   opts: WindowOptions, null_threshold: float | None) -> Prediction:
+def decode_example(
+    context: str,
+    window_logits: Iterable[tuple[Sequence[float], Sequence[float], Sequence[tuple[int, int] | None]]],
+    opts: WindowOptions,
+    null_threshold: float | None,
+) -> Prediction:
     """Pick the answer of one question from the logits of its windows.
 
     ``window_logits`` yields ``(start_logits (T,), end_logits (T,), offsets)`` per window. ``null_threshold``
@@ -304,8 +330,11 @@ def squad_metrics(examples: Sequence[QAExample], predictions: dict[str, str]) ->
         for g in ("all", group):
             em[g].append(e)
             f1[g].append(f)
-    out: dict[str, float] = {"exact": 100.0 * _mean(em["all"]), "f1": 100.0 * _mean(f1["all"]),
-                             "total": float(len(examples))}
+    out: dict[str, float] = {
+        "exact": 100.0 * _mean(em["all"]),
+        "f1": 100.0 * _mean(f1["all"]),
+        "total": float(len(examples)),
+    }
     for g, name in (("has", "has_ans"), ("no", "no_ans")):
         if em[g]:
             out[f"{name}_exact"] = 100.0 * _mean(em[g])
@@ -343,8 +372,9 @@ def best_null_threshold(examples: Sequence[QAExample], predictions: dict[str, Pr
     return float(best_t), 100.0 * best_total / len(rows)
 
 
-def predictions_to_answers(examples: Sequence[QAExample], predictions: dict[str, Prediction],
-                           threshold: float | None) -> dict[str, str]:
+def predictions_to_answers(
+    examples: Sequence[QAExample], predictions: dict[str, Prediction], threshold: float | None
+) -> dict[str, str]:
     """Final answer texts under ``threshold`` (None: always the best span)."""
     out = {}
     for ex in examples:
@@ -357,8 +387,9 @@ def predictions_to_answers(examples: Sequence[QAExample], predictions: dict[str,
 # ------------------------------------------------------------------------------------------ prediction
 
 
-def window_logits(net: Any, tokenizer: Any, windows: Sequence[Window], batch_size: int = 32
-                  ) -> list[tuple[list[float], list[float]]]:
+def window_logits(
+    net: Any, tokenizer: Any, windows: Sequence[Window], batch_size: int = 32
+) -> list[tuple[list[float], list[float]]]:
     """``(start_logits, end_logits)`` of every window (unpadded), batching windows of similar length."""
     if batch_size < 1:
         raise InputError(f"batch_size={batch_size}: must be >= 1")
@@ -366,7 +397,7 @@ def window_logits(net: Any, tokenizer: Any, windows: Sequence[Window], batch_siz
     out: list[Any] = [None] * len(windows)
     with torch.no_grad():
         for b in range(0, len(order), batch_size):
-            idx = order[b:b + batch_size]
+            idx = order[b : b + batch_size]
             batch = collate_windows([windows[i] for i in idx], tokenizer.pad_token_id)
             start, end = span_logits(net, batch)
             for j, i in enumerate(idx):
@@ -375,8 +406,9 @@ def window_logits(net: Any, tokenizer: Any, windows: Sequence[Window], batch_siz
     return out
 
 
-def predict(net: Any, tokenizer: Any, examples: Sequence[QAExample], opts: WindowOptions,
-            batch_size: int = 32) -> dict[str, Prediction]:
+def predict(
+    net: Any, tokenizer: Any, examples: Sequence[QAExample], opts: WindowOptions, batch_size: int = 32
+) -> dict[str, Prediction]:
     """The best spans of every question (``Prediction.text`` always the best span; apply a threshold with
     :func:`predictions_to_answers`)."""
     windows = make_windows(tokenizer, examples, opts)
@@ -440,8 +472,7 @@ class QAFinetuneSpec:
 def window_options(max_length: int, qa: QAOptions | dict) -> WindowOptions:
     q = qa if isinstance(qa, dict) else asdict(qa)
     try:
-        return WindowOptions(max_length, q["doc_stride"], q["max_query_length"], q["max_answer_length"],
-                             q["n_best"])
+        return WindowOptions(max_length, q["doc_stride"], q["max_query_length"], q["max_answer_length"], q["n_best"])
     except ValueError as exc:
         raise InputError(f"QA options: {exc}") from None
 
@@ -464,13 +495,15 @@ class QAModel:
         self.model = model
         options = model.extra.get("qa")  # model.pt's extra, or an ONNX file's `extra` metadata
         if not isinstance(options, dict):
-            raise InputError(f"{model.source}: has no QA options (extra.qa); it was not written by `speechtao qa "
-                             "finetune` / `speechtao qa export` (export it again from the model folder)")
+            raise InputError(
+                f"{model.source}: has no QA options (extra.qa); it was not written by `speechtao qa "
+                "finetune` / `speechtao qa export` (export it again from the model folder)"
+            )
         self.options = options
         self.windows = window_options(model.max_length, options)
 
     @classmethod
-    def load(cls, path: str | Path) -> "QAModel":
+    def load(cls, path: str | Path) -> QAModel:
         from .common import load_model
 
         return cls(load_model(path, TASK))
@@ -525,12 +558,20 @@ def evaluate(qa: QAModel, examples: Sequence[QAExample], batch_size: int = 32) -
 def _check_version(examples: Sequence[QAExample], path: Path, qa: QAOptions) -> None:
     n_impossible = sum(ex.is_impossible for ex in examples)
     if n_impossible and not qa.version_2_with_negative:
-        raise DataError(f"{path}: {n_impossible} unanswerable question(s) but qa.version_2_with_negative is false "
-                        "(set it true, or remove the unanswerable questions)")
+        raise DataError(
+            f"{path}: {n_impossible} unanswerable question(s) but qa.version_2_with_negative is false "
+            "(set it true, or remove the unanswerable questions)"
+        )
 
 
-def _validator(model: NLPModel, examples: Sequence[QAExample], opts: WindowOptions, batch_size: int,
-               fixed_threshold: float | None, v2: bool):
+def _validator(
+    model: NLPModel,
+    examples: Sequence[QAExample],
+    opts: WindowOptions,
+    batch_size: int,
+    fixed_threshold: float | None,
+    v2: bool,
+):
     """``validate()`` for the Trainer: SQuAD metrics on ``examples``; with SQuAD 2.0 and no fixed threshold it
     picks the F1-maximizing null threshold and stores it in ``model.extra["qa"]`` (saved with the weights)."""
 
@@ -551,15 +592,32 @@ def _validator(model: NLPModel, examples: Sequence[QAExample], opts: WindowOptio
     return validate
 
 
-def make_task(model: NLPModel, train: Sequence[QAExample], val: Sequence[QAExample], opts: WindowOptions,
-              qa: QAOptions, batch_size: int, val_batch_size: int, seed: int, spec: Any = None) -> EncoderTask:
+def make_task(
+    model: NLPModel,
+    train: Sequence[QAExample],
+    val: Sequence[QAExample],
+    opts: WindowOptions,
+    qa: QAOptions,
+    batch_size: int,
+    val_batch_size: int,
+    seed: int,
+    spec: Any = None,
+) -> EncoderTask:
     """The Trainer task over the windows of ``train``, validated on ``val``."""
     windows = make_windows(model.tokenizer, train, opts)
     pad = model.tokenizer.pad_token_id
     validate = _validator(model, val, opts, val_batch_size, qa.null_score_diff_threshold, qa.version_2_with_negative)
-    return EncoderTask(model.net, windows, lambda ws: collate_windows(ws, pad), batch_loss, validate,
-                       lambda: model.payload(spec, extra=model.extra), batch_size, seed,
-                       length=lambda w: len(w.input_ids))
+    return EncoderTask(
+        model.net,
+        windows,
+        lambda ws: collate_windows(ws, pad),
+        batch_loss,
+        validate,
+        lambda: model.payload(spec, extra=model.extra),
+        batch_size,
+        seed,
+        length=lambda w: len(w.input_ids),
+    )
 
 
 def finetune(spec: QAFinetuneSpec, resume: bool = False, log=print) -> dict:
@@ -570,15 +628,23 @@ def finetune(spec: QAFinetuneSpec, resume: bool = False, log=print) -> dict:
     val = read_examples(spec.data.validation, spec.data.max_val_samples)
     _check_version(train, spec.data.train, spec.qa)
     _check_version(val, spec.data.validation, spec.qa)
-    model = start_model(spec.model, TASK, LABELS,
-                        lambda enc: make_net(enc, spec.model.head_layers, spec.model.dropout), spec.trainer.seed)
+    model = start_model(
+        spec.model,
+        TASK,
+        LABELS,
+        lambda enc: make_net(enc, spec.model.head_layers, spec.model.dropout),
+        spec.trainer.seed,
+    )
     opts = window_options(spec.model.max_length, spec.qa)
     model.extra = {**model.extra, "qa": asdict(spec.qa)}
     t0 = time.perf_counter()
-    task = make_task(model, train, val, opts, spec.qa, spec.data.batch_size, spec.data.val_batch_size,
-                     spec.trainer.seed, spec)
-    log(f"qa data: {len(train)} training questions -> {len(task.items)} windows "
-        f"({time.perf_counter() - t0:.1f} s); {len(val)} validation questions")
+    task = make_task(
+        model, train, val, opts, spec.qa, spec.data.batch_size, spec.data.val_batch_size, spec.trainer.seed, spec
+    )
+    log(
+        f"qa data: {len(train)} training questions -> {len(task.items)} windows "
+        f"({time.perf_counter() - t0:.1f} s); {len(val)} validation questions"
+    )
     return train_and_save(task, model, spec, spec.trainer.out_dir, resume)
 
 
@@ -589,20 +655,59 @@ def read_examples(path: str | Path, max_examples: int | None = None) -> list[QAE
 
 
 __all__ = [
-    "TASK", "LABELS", "make_net", "span_logits", "span_loss", "batch_loss", "WindowOptions", "Window", "make_windows",
-    "collate_windows", "Span", "Prediction", "window_spans", "decode_example", "normalize_answer", "exact_match",
-    "f1_score", "gold_texts", "score_example", "squad_metrics", "best_null_threshold", "predictions_to_answers",
-    "Answer", "window_logits", "predict", "QADataSpec", "QAOptions", "QAFinetuneSpec", "window_options",
-    "QAModel", "evaluate", "make_task", "finetune", "read_examples",
+    "TASK",
+    "LABELS",
+    "make_net",
+    "span_logits",
+    "span_loss",
+    "batch_loss",
+    "WindowOptions",
+    "Window",
+    "make_windows",
+    "collate_windows",
+    "Span",
+    "Prediction",
+    "window_spans",
+    "decode_example",
+    "normalize_answer",
+    "exact_match",
+    "f1_score",
+    "gold_texts",
+    "score_example",
+    "squad_metrics",
+    "best_null_threshold",
+    "predictions_to_answers",
+    "Answer",
+    "window_logits",
+    "predict",
+    "QADataSpec",
+    "QAOptions",
+    "QAFinetuneSpec",
+    "window_options",
+    "QAModel",
+    "evaluate",
+    "make_task",
+    "finetune",
+    "read_examples",
 ]
 
 
 # ----------------------------------------------------------------------------------------- prune, export
 
 
-def prune(qa: "QAModel", train_path: str | Path, val_path: str | Path, out_dir: str | Path, options: Any,
-          retrain_steps: int = 300, lr: float = 5e-5, batch_size: int = 16, max_train_samples: int | None = None,
-          max_val_samples: int | None = None, log=print) -> dict:
+def prune(
+    qa: QAModel,
+    train_path: str | Path,
+    val_path: str | Path,
+    out_dir: str | Path,
+    options: Any,
+    retrain_steps: int = 300,
+    lr: float = 5e-5,
+    batch_size: int = 16,
+    max_train_samples: int | None = None,
+    max_val_samples: int | None = None,
+    log=print,
+) -> dict:
     """Prune ``qa`` (:func:`speechtao.nlp.common.prune_and_retrain`), retrain on ``train_path`` with the
     no-answer threshold re-chosen on ``val_path``, and write the model folder ``out_dir``. Returns the report
     (with ``eval``: SQuAD metrics on ``val_path``)."""

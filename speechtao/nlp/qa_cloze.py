@@ -31,8 +31,8 @@ from __future__ import annotations
 import functools
 import random
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from ..errors import InputError
 
@@ -42,23 +42,144 @@ CLOZE_SOURCES = {"wordnet": 0.5, "bible": 0.25, "fortunes": 0.25}  # share of th
 
 _WORD_RE = re.compile(r"[A-Za-z][A-Za-z'-]*|\d+")
 _YEAR_RE = re.compile(r"1\d\d\d|20\d\d")
-AUX = frozenset({"is", "was", "were", "are", "has", "had", "have", "will", "can", "could", "would", "should", "may",
-                 "might", "must", "did", "does", "shall"})
-DETS = frozenset({"the", "a", "an", "his", "her", "their", "my", "your", "our", "its", "this", "that", "these",
-                  "those"})
-FUNCTION_WORDS = frozenset({"in", "on", "at", "to", "from", "with", "by", "for", "of", "and", "or", "but", "into",
-                            "about", "when", "while", "because", "as", "than", "after", "before", "if", "that",
-                            "which", "who", "so"})
+AUX = frozenset(
+    {
+        "is",
+        "was",
+        "were",
+        "are",
+        "has",
+        "had",
+        "have",
+        "will",
+        "can",
+        "could",
+        "would",
+        "should",
+        "may",
+        "might",
+        "must",
+        "did",
+        "does",
+        "shall",
+    }
+)
+DETS = frozenset(
+    {"the", "a", "an", "his", "her", "their", "my", "your", "our", "its", "this", "that", "these", "those"}
+)
+FUNCTION_WORDS = frozenset(
+    {
+        "in",
+        "on",
+        "at",
+        "to",
+        "from",
+        "with",
+        "by",
+        "for",
+        "of",
+        "and",
+        "or",
+        "but",
+        "into",
+        "about",
+        "when",
+        "while",
+        "because",
+        "as",
+        "than",
+        "after",
+        "before",
+        "if",
+        "that",
+        "which",
+        "who",
+        "so",
+    }
+)
 PLACE_PREPS = frozenset({"in", "at", "from", "into", "near", "toward", "towards", "through"})
-PRONOUNS = frozenset({"he", "she", "it", "they", "we", "i", "you", "this", "that", "there", "these", "those", "one",
-                      "what", "who", "which", "here", "some", "many", "all", "each", "everyone", "nobody", "someone",
-                      "something"})
+PRONOUNS = frozenset(
+    {
+        "he",
+        "she",
+        "it",
+        "they",
+        "we",
+        "i",
+        "you",
+        "this",
+        "that",
+        "there",
+        "these",
+        "those",
+        "one",
+        "what",
+        "who",
+        "which",
+        "here",
+        "some",
+        "many",
+        "all",
+        "each",
+        "everyone",
+        "nobody",
+        "someone",
+        "something",
+    }
+)
 SUBJECT_PRONOUNS = {"he": "sg", "she": "sg", "they": "pl", "we": "pl", "i": "pl", "you": "pl"}
-NOT_NAMES = frozenset({"And", "The", "Then", "Now", "But", "For", "When", "Thus", "So", "Also", "Even", "Lord", "God",
-                       "Behold", "Unto", "Yea", "Which", "I", "O", "Thou", "Ye", "He", "She", "It", "They", "We",
-                       "You"})
-COUNT_WORDS = frozenset({"two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
-                         "twenty", "thirty", "forty", "fifty", "hundred", "thousand"})
+NOT_NAMES = frozenset(
+    {
+        "And",
+        "The",
+        "Then",
+        "Now",
+        "But",
+        "For",
+        "When",
+        "Thus",
+        "So",
+        "Also",
+        "Even",
+        "Lord",
+        "God",
+        "Behold",
+        "Unto",
+        "Yea",
+        "Which",
+        "I",
+        "O",
+        "Thou",
+        "Ye",
+        "He",
+        "She",
+        "It",
+        "They",
+        "We",
+        "You",
+    }
+)
+COUNT_WORDS = frozenset(
+    {
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+        "eleven",
+        "twelve",
+        "twenty",
+        "thirty",
+        "forty",
+        "fifty",
+        "hundred",
+        "thousand",
+    }
+)
 WH_WORDS = frozenset({"who", "what", "where", "when", "how", "many"})
 # tests/unit/test_nlp_qa_model.py asks about dying, designing, opening and connecting to measure how far the model
 # generalizes: questions that use those words are left out, as the templates leave them out
@@ -71,8 +192,9 @@ class _Lexicon:
     capitalized noun lemmas with their lexicographer file (to tell people from places)."""
 
     def __init__(self, root: Path):
-        files = {name: root / name for name in ("index.noun", "index.verb", "index.adj", "data.noun", "verb.exc",
-                                                "noun.exc")}
+        files = {
+            name: root / name for name in ("index.noun", "index.verb", "index.adj", "data.noun", "verb.exc", "noun.exc")
+        }
         missing = [str(p) for p in files.values() if not p.is_file()]
         if missing:
             from ..data.textsrc import SOURCES, _missing
@@ -106,8 +228,12 @@ class _Lexicon:
 
     def is_noun(self, word: str) -> bool:
         w = word.lower()
-        return (w in self.nouns or w in self.noun_forms or (w.endswith("s") and w[:-1] in self.nouns)
-                or (w.endswith("es") and w[:-2] in self.nouns))
+        return (
+            w in self.nouns
+            or w in self.noun_forms
+            or (w.endswith("s") and w[:-1] in self.nouns)
+            or (w.endswith("es") and w[:-2] in self.nouns)
+        )
 
     def is_modifier(self, word: str) -> bool:
         return self.is_noun(word) or word.lower() in self.adjectives
@@ -161,7 +287,7 @@ def _tokens(text: str) -> list[tuple[str, int, int]]:
 
 def _adjacent(text: str, left: tuple[str, int, int], right: tuple[str, int, int]) -> bool:
     """The two tokens are separated by one space (no punctuation between them)."""
-    return text[left[2]:right[1]] == " "
+    return text[left[2] : right[1]] == " "
 
 
 def _name_end(lex: _Lexicon, text: str, toks: list, i: int) -> int:
@@ -179,9 +305,16 @@ def _join(*parts: str) -> str:
 def _noun_phrase_end(lex: _Lexicon, text: str, toks: list, i: int) -> int | None:
     """Index after a ``determiner modifier* noun`` phrase that starts at token ``i`` (a determiner), or None."""
     j = i + 1
-    while (j < len(toks) and j - i <= 3 and toks[j][0].islower() and toks[j][0] not in FUNCTION_WORDS
-           and toks[j][0] not in AUX and toks[j][0] not in DETS and _adjacent(text, toks[j - 1], toks[j])
-           and lex.is_modifier(toks[j][0])):
+    while (
+        j < len(toks)
+        and j - i <= 3
+        and toks[j][0].islower()
+        and toks[j][0] not in FUNCTION_WORDS
+        and toks[j][0] not in AUX
+        and toks[j][0] not in DETS
+        and _adjacent(text, toks[j - 1], toks[j])
+        and lex.is_modifier(toks[j][0])
+    ):
         j += 1
     while j > i + 1 and not lex.is_noun(toks[j - 1][0]):
         j -= 1
@@ -205,19 +338,24 @@ def fronted_questions(sentence: str) -> list[tuple[int, int, str]]:
         k, number, subject = 1, SUBJECT_PRONOUNS[first.lower()], first if first == "I" else first.lower()
     elif lex.is_name(first):
         k = _name_end(lex, sentence, toks, 0)
-        number, subject = "sg", body[:toks[k - 1][2]]
+        number, subject = "sg", body[: toks[k - 1][2]]
         ask_subject = "What" if lex.is_place(first) else "Who"
     elif first.lower() not in PRONOUNS and (first.lower() in DETS or lex.is_modifier(first)):
         k = 1
-        while (k < min(len(toks), 4) and toks[k][0].islower() and lex.is_modifier(toks[k][0])
-               and toks[k][0] not in AUX and _adjacent(sentence, toks[k - 1], toks[k])
-               and lex.verb(toks[k][0], "sg") is None):
+        while (
+            k < min(len(toks), 4)
+            and toks[k][0].islower()
+            and lex.is_modifier(toks[k][0])
+            and toks[k][0] not in AUX
+            and _adjacent(sentence, toks[k - 1], toks[k])
+            and lex.verb(toks[k][0], "sg") is None
+        ):
             k += 1
         if not lex.is_noun(toks[k - 1][0]) or (k == 1 and first.lower() in DETS):
             return []
         last = toks[k - 1][0].lower()
         number = "pl" if last.endswith("s") and not last.endswith("ss") else "sg"
-        subject = body[:toks[k - 1][2]]
+        subject = body[: toks[k - 1][2]]
         subject = subject[0].lower() + subject[1:]
         ask_subject = "What"
     else:
@@ -231,7 +369,7 @@ def fronted_questions(sentence: str) -> list[tuple[int, int, str]]:
     verb_end = toks[k][2]
     out = []
     if ask_subject:
-        out.append((0, toks[k - 1][2], f"{ask_subject} {body[toks[k][1]:]}?"))
+        out.append((0, toks[k - 1][2], f"{ask_subject} {body[toks[k][1] :]}?"))
     rest = [(w, a + verb_end, b + verb_end) for w, a, b in _tokens(body[verb_end:])]
     if not rest:
         return out
@@ -286,7 +424,7 @@ def cloze_questions(sentence: str) -> list[tuple[int, int, str]]:
             j = _name_end(lex, sentence, toks, i) - 1
             a, b = toks[i][1], toks[j][2]
             if toks[i - 1][0].lower() in PLACE_PREPS:
-                out.append((a, b, _join(body[:toks[i - 1][1]], "where", body[b:]) + "?"))
+                out.append((a, b, _join(body[: toks[i - 1][1]], "where", body[b:]) + "?"))
             else:
                 out.append((a, b, _join(body[:a], "who", body[b:]) + "?"))
             i = j + 1
@@ -294,16 +432,20 @@ def cloze_questions(sentence: str) -> list[tuple[int, int, str]]:
             i += 1
     for i, (w, a, b) in enumerate(toks):
         if i and toks[i - 1][0].lower() in ("in", "since") and _YEAR_RE.fullmatch(w):
-            out.append((a, b, _join(body[:toks[i - 1][1]], "when", body[b:]) + "?"))
-        elif (w.lower() in COUNT_WORDS or w.isdigit()) and i + 1 < len(toks) and toks[i + 1][0].islower() \
-                and toks[i + 1][0].endswith("s"):
+            out.append((a, b, _join(body[: toks[i - 1][1]], "when", body[b:]) + "?"))
+        elif (
+            (w.lower() in COUNT_WORDS or w.isdigit())
+            and i + 1 < len(toks)
+            and toks[i + 1][0].islower()
+            and toks[i + 1][0].endswith("s")
+        ):
             out.append((a, b, _join(body[:a], "how many", body[b:]) + "?"))
         elif i >= 2 and w.lower() in DETS and w.lower() not in ("that", "this"):
             j = _noun_phrase_end(lex, sentence, toks, i)
             if j is None:
                 continue
             end = toks[j - 1][2]
-            if j < len(toks) and toks[j][0] not in FUNCTION_WORDS and sentence[end:end + 1] not in ",;:.!?":
+            if j < len(toks) and toks[j][0] not in FUNCTION_WORDS and sentence[end : end + 1] not in ",;:.!?":
                 continue  # the phrase runs on: its end is unclear
             out.append((a, end, _join(body[:a], "what", body[end:]) + "?"))
     return [(a, b, q[0].upper() + q[1:]) for a, b, q in out if len(q.split()) >= 4]
@@ -319,8 +461,13 @@ def _drop_a_word(question: str, rng: random.Random, p: float = 0.3) -> str:
     return " ".join(words) + "?"
 
 
-def cloze_examples(n: int, seed: int = 0, unanswerable: float = 0.1, shares: dict[str, float] | None = None,
-                   sentences: dict[str, Sequence[str]] | None = None) -> list:
+def cloze_examples(
+    n: int,
+    seed: int = 0,
+    unanswerable: float = 0.1,
+    shares: dict[str, float] | None = None,
+    sentences: dict[str, Sequence[str]] | None = None,
+) -> list:
     """``n`` training questions (:class:`speechtao.nlp.qa_data.QAExample`) about real paragraphs, ids
     ``train-cloze-<k>``; ``sentences`` gives each source's sentences in text order (default: read with
     :func:`speechtao.data.textsrc.iter_sentences`)."""
@@ -350,7 +497,7 @@ def cloze_examples(n: int, seed: int = 0, unanswerable: float = 0.1, shares: dic
                 chosen = [s[0].upper() + s[1:] + ("" if s[-1] in ".!?" else ".") for s in chosen]
             else:
                 start = rng.randrange(len(pool) - k)
-                chosen = pool[start:start + k]
+                chosen = pool[start : start + k]
             asked_by_rule = {i: q for i, q in enumerate(map(fronted_questions, chosen)) if q}
             if asked_by_rule and rng.random() < 0.8:
                 asked = rng.choice(list(asked_by_rule))
@@ -365,7 +512,7 @@ def cloze_examples(n: int, seed: int = 0, unanswerable: float = 0.1, shares: dic
                 continue
             question = _drop_a_word(question, rng)
             impossible = rng.random() < unanswerable
-            kept = chosen[:asked] + chosen[asked + 1:] if impossible else chosen
+            kept = chosen[:asked] + chosen[asked + 1 :] if impossible else chosen
             context = " ".join(kept)
             if len(context) > 1200:
                 continue
@@ -375,7 +522,7 @@ def cloze_examples(n: int, seed: int = 0, unanswerable: float = 0.1, shares: dic
                 ex = QAExample(qid, question, context, (), True, title, meta)
             else:
                 offset = len(" ".join(chosen[:asked])) + (1 if asked else 0)
-                answer = Answer(context[offset + a:offset + b], offset + a)
+                answer = Answer(context[offset + a : offset + b], offset + a)
                 if context.count(answer.text) != 1:  # the same words elsewhere make the span ambiguous
                     continue
                 ex = QAExample(qid, question, context, (answer,), False, title, meta)

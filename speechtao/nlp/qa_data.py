@@ -40,9 +40,10 @@ import json
 import random
 import re
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from ..errors import DataError, InputError, ManifestError
 
@@ -80,17 +81,23 @@ def read_squad(path: str | Path, max_examples: int | None = None) -> list[QAExam
     try:
         doc = json.loads(p.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ManifestError([f"{p}: not valid JSON: {exc} (write SQuAD JSON: {{\"version\": ..., \"data\": [...]}})"])
+        raise ManifestError(
+            [f'{p}: not valid JSON: {exc} (write SQuAD JSON: {{"version": ..., "data": [...]}})']
+        ) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
-        raise ManifestError([f"{p}: top level needs a \"data\" list of articles (SQuAD layout: "
-                             "{\"data\": [{\"title\": ..., \"paragraphs\": [...]}]})"])
+        raise ManifestError(
+            [
+                f'{p}: top level needs a "data" list of articles (SQuAD layout: '
+                '{"data": [{"title": ..., "paragraphs": [...]}]})'
+            ]
+        )
     defects: list[str] = []
     out: list[QAExample] = []
     seen_ids: dict[str, str] = {}
     for i, article in enumerate(doc["data"]):
         where_a = f"{p}: data[{i}]"
         if not isinstance(article, dict) or not isinstance(article.get("paragraphs"), list):
-            defects.append(f"{where_a}: needs a \"paragraphs\" list (each {{\"context\": ..., \"qas\": [...]}})")
+            defects.append(f'{where_a}: needs a "paragraphs" list (each {{"context": ..., "qas": [...]}})')
             continue
         title = article.get("title", "")
         if not isinstance(title, str):
@@ -99,7 +106,7 @@ def read_squad(path: str | Path, max_examples: int | None = None) -> list[QAExam
         for j, para in enumerate(article["paragraphs"]):
             where_p = f"{where_a}.paragraphs[{j}]"
             if not isinstance(para, dict):
-                defects.append(f"{where_p}: expected a mapping with \"context\" and \"qas\", got {type(para).__name__}")
+                defects.append(f'{where_p}: expected a mapping with "context" and "qas", got {type(para).__name__}')
                 continue
             context = para.get("context")
             if not isinstance(context, str) or not context.strip():
@@ -145,13 +152,13 @@ def _read_qa(qa: Any, context: str, title: str, where: str, defects: list[str]) 
         impossible = False
     raw_answers = qa.get("answers", [])
     if not isinstance(raw_answers, list):
-        defects.append(f"{where}.answers: expected a list of {{\"text\", \"answer_start\"}}, got {raw_answers!r}")
+        defects.append(f'{where}.answers: expected a list of {{"text", "answer_start"}}, got {raw_answers!r}')
         raw_answers = []
     answers = []
     for m, ans in enumerate(raw_answers):
         w = f"{where}.answers[{m}]"
         if not isinstance(ans, dict):
-            defects.append(f"{w}: expected {{\"text\": ..., \"answer_start\": ...}}, got {ans!r}")
+            defects.append(f'{w}: expected {{"text": ..., "answer_start": ...}}, got {ans!r}')
             continue
         text, start = ans.get("text"), ans.get("answer_start")
         if not isinstance(text, str) or not text.strip():
@@ -160,20 +167,27 @@ def _read_qa(qa: Any, context: str, title: str, where: str, defects: list[str]) 
         if not isinstance(start, int) or isinstance(start, bool) or start < 0:
             defects.append(f"{w}.answer_start: expected a character offset >= 0, got {start!r}")
             continue
-        if context[start:start + len(text)] != text:
+        if context[start : start + len(text)] != text:
             found = [mt.start() for mt in re.finditer(re.escape(text), context)]
-            fix = (f"the text occurs at {', '.join(map(str, found[:5]))}" if found
-                   else "the text does not occur in the context; copy the span exactly")
-            defects.append(f"{w}: answer_start {start} does not point at {text!r} "
-                           f"(the context there reads {context[start:start + len(text)]!r}; {fix})")
+            fix = (
+                f"the text occurs at {', '.join(map(str, found[:5]))}"
+                if found
+                else "the text does not occur in the context; copy the span exactly"
+            )
+            defects.append(
+                f"{w}: answer_start {start} does not point at {text!r} "
+                f"(the context there reads {context[start : start + len(text)]!r}; {fix})"
+            )
             continue
         answers.append(Answer(text, start))
     if impossible and raw_answers:
-        defects.append(f"{where}: is_impossible is true but answers are given (empty answers, or keep them as "
-                       "\"plausible_answers\")")
+        defects.append(
+            f'{where}: is_impossible is true but answers are given (empty answers, or keep them as "plausible_answers")'
+        )
     if not impossible and not raw_answers:
-        defects.append(f"{where}: no answers (give answers, or set \"is_impossible\": true for an unanswerable "
-                       "SQuAD 2.0 question)")
+        defects.append(
+            f'{where}: no answers (give answers, or set "is_impossible": true for an unanswerable SQuAD 2.0 question)'
+        )
     if len(defects) > n_before:
         return None
     return QAExample(qid, question.strip(), context, tuple(answers), impossible, title)
@@ -193,13 +207,17 @@ def write_squad(examples: Iterable[QAExample], path: str | Path, version: str = 
         for context, exs in paras.items():
             qas = []
             for ex in exs:
-                qa = {"id": ex.id, "question": ex.question,
-                      "answers": [{"text": a.text, "answer_start": a.start} for a in ex.answers]}
+                qa = {
+                    "id": ex.id,
+                    "question": ex.question,
+                    "answers": [{"text": a.text, "answer_start": a.start} for a in ex.answers],
+                }
                 if version.startswith("v2"):
                     qa["is_impossible"] = ex.is_impossible
                 elif ex.is_impossible:
-                    raise InputError(f"question {ex.id!r} is unanswerable: SQuAD {version} cannot hold it "
-                                     "(write version v2.0)")
+                    raise InputError(
+                        f"question {ex.id!r} is unanswerable: SQuAD {version} cannot hold it (write version v2.0)"
+                    )
                 qas.append(qa)
             paragraphs.append({"context": context, "qas": qas})
         data.append({"title": title, "paragraphs": paragraphs})
@@ -219,7 +237,7 @@ def _fill(template: str, values: dict[str, str]) -> tuple[str, dict[str, tuple[i
     out, spans, pos = [], {}, 0
     length = 0
     for m in _SLOT_RE.finditer(template):
-        lit = template[pos:m.start()]
+        lit = template[pos : m.start()]
         out.append(lit)
         length += len(lit)
         val = values[m.group(1)]
@@ -243,60 +261,322 @@ def _stable_hash(text: str) -> int:
 # ------------------------------------------------------------------------------------- generated facts
 
 FIRST_NAMES = (
-    "Amelia", "Bruno", "Clara", "Dmitri", "Elena", "Farid", "Greta", "Hiroshi", "Ingrid", "Jonas", "Kamala",
-    "Lorenzo", "Mira", "Nikolai", "Olga", "Pedro", "Quentin", "Rosa", "Stefan", "Tamsin", "Ulrich", "Vera",
-    "Walter", "Ximena", "Yusuf", "Zofia", "Anders", "Beatrix", "Casimir", "Delia", "Emil", "Fiona", "Gustav",
-    "Helga", "Ivo", "Julia", "Kenji", "Lena", "Magnus", "Nadia", "Oskar", "Priya", "Rafael", "Sabine", "Tobias",
-    "Ursula", "Viktor", "Wanda", "Xavier", "Yara", "Arthur", "Bianca", "Conrad", "Dagny", "Edgar", "Freya",
-    "Gideon", "Hazel", "Isidor", "Johanna", "Klaus", "Linnea", "Matteo", "Noor", "Otto", "Paloma",
+    "Amelia",
+    "Bruno",
+    "Clara",
+    "Dmitri",
+    "Elena",
+    "Farid",
+    "Greta",
+    "Hiroshi",
+    "Ingrid",
+    "Jonas",
+    "Kamala",
+    "Lorenzo",
+    "Mira",
+    "Nikolai",
+    "Olga",
+    "Pedro",
+    "Quentin",
+    "Rosa",
+    "Stefan",
+    "Tamsin",
+    "Ulrich",
+    "Vera",
+    "Walter",
+    "Ximena",
+    "Yusuf",
+    "Zofia",
+    "Anders",
+    "Beatrix",
+    "Casimir",
+    "Delia",
+    "Emil",
+    "Fiona",
+    "Gustav",
+    "Helga",
+    "Ivo",
+    "Julia",
+    "Kenji",
+    "Lena",
+    "Magnus",
+    "Nadia",
+    "Oskar",
+    "Priya",
+    "Rafael",
+    "Sabine",
+    "Tobias",
+    "Ursula",
+    "Viktor",
+    "Wanda",
+    "Xavier",
+    "Yara",
+    "Arthur",
+    "Bianca",
+    "Conrad",
+    "Dagny",
+    "Edgar",
+    "Freya",
+    "Gideon",
+    "Hazel",
+    "Isidor",
+    "Johanna",
+    "Klaus",
+    "Linnea",
+    "Matteo",
+    "Noor",
+    "Otto",
+    "Paloma",
 )
 SURNAMES = (
-    "Abernathy", "Bergstrom", "Castellano", "Dubois", "Eriksen", "Fontaine", "Gallagher", "Hartmann", "Iwasaki",
-    "Jankowski", "Kowalczyk", "Lindqvist", "Moreau", "Nakamura", "Okafor", "Petrovic", "Quinlan", "Rasmussen",
-    "Santoro", "Thorne", "Ulvaeus", "Vasquez", "Whitfield", "Yamamoto", "Zeller", "Albrecht", "Brennan",
-    "Carvalho", "Delacroix", "Esposito", "Fairbanks", "Grimaldi", "Holloway", "Ibarra", "Jorgensen", "Kaminski",
-    "Lachance", "Mendoza", "Novak", "Oyelaran", "Pemberton", "Rossetti", "Sandoval", "Takahashi", "Underhill",
-    "Vanderberg", "Wainwright", "Yilmaz", "Ashdown", "Blackwood", "Corrigan", "Drummond", "Ellison", "Falkner",
-    "Gould", "Haverford", "Ingram", "Keller", "Lockhart", "Marlowe",
+    "Abernathy",
+    "Bergstrom",
+    "Castellano",
+    "Dubois",
+    "Eriksen",
+    "Fontaine",
+    "Gallagher",
+    "Hartmann",
+    "Iwasaki",
+    "Jankowski",
+    "Kowalczyk",
+    "Lindqvist",
+    "Moreau",
+    "Nakamura",
+    "Okafor",
+    "Petrovic",
+    "Quinlan",
+    "Rasmussen",
+    "Santoro",
+    "Thorne",
+    "Ulvaeus",
+    "Vasquez",
+    "Whitfield",
+    "Yamamoto",
+    "Zeller",
+    "Albrecht",
+    "Brennan",
+    "Carvalho",
+    "Delacroix",
+    "Esposito",
+    "Fairbanks",
+    "Grimaldi",
+    "Holloway",
+    "Ibarra",
+    "Jorgensen",
+    "Kaminski",
+    "Lachance",
+    "Mendoza",
+    "Novak",
+    "Oyelaran",
+    "Pemberton",
+    "Rossetti",
+    "Sandoval",
+    "Takahashi",
+    "Underhill",
+    "Vanderberg",
+    "Wainwright",
+    "Yilmaz",
+    "Ashdown",
+    "Blackwood",
+    "Corrigan",
+    "Drummond",
+    "Ellison",
+    "Falkner",
+    "Gould",
+    "Haverford",
+    "Ingram",
+    "Keller",
+    "Lockhart",
+    "Marlowe",
 )
 CITIES = (
-    "Lisbon", "Krakow", "Osaka", "Montreal", "Nairobi", "Valparaiso", "Tampere", "Graz", "Porto", "Adelaide",
-    "Bergen", "Cordoba", "Dresden", "Edinburgh", "Florence", "Gdansk", "Halifax", "Izmir", "Jaipur", "Kyoto",
-    "Leipzig", "Marseille", "Nantes", "Odense", "Perth", "Quebec", "Riga", "Seville", "Trieste", "Utrecht",
-    "Vilnius", "Winnipeg", "Zagreb", "Aarhus", "Bologna", "Cork", "Dundee", "Eindhoven", "Fukuoka", "Geneva",
-    "Hamburg", "Innsbruck", "Kingston", "Lyon", "Malmo", "Naples", "Oslo", "Pune",
+    "Lisbon",
+    "Krakow",
+    "Osaka",
+    "Montreal",
+    "Nairobi",
+    "Valparaiso",
+    "Tampere",
+    "Graz",
+    "Porto",
+    "Adelaide",
+    "Bergen",
+    "Cordoba",
+    "Dresden",
+    "Edinburgh",
+    "Florence",
+    "Gdansk",
+    "Halifax",
+    "Izmir",
+    "Jaipur",
+    "Kyoto",
+    "Leipzig",
+    "Marseille",
+    "Nantes",
+    "Odense",
+    "Perth",
+    "Quebec",
+    "Riga",
+    "Seville",
+    "Trieste",
+    "Utrecht",
+    "Vilnius",
+    "Winnipeg",
+    "Zagreb",
+    "Aarhus",
+    "Bologna",
+    "Cork",
+    "Dundee",
+    "Eindhoven",
+    "Fukuoka",
+    "Geneva",
+    "Hamburg",
+    "Innsbruck",
+    "Kingston",
+    "Lyon",
+    "Malmo",
+    "Naples",
+    "Oslo",
+    "Pune",
 )
 PROFESSIONS = (
-    "chemist", "architect", "violinist", "surgeon", "cartographer", "geologist", "journalist", "pilot",
-    "botanist", "engineer", "librarian", "sculptor", "economist", "astronomer", "translator", "pharmacist",
-    "carpenter", "photographer", "mathematician", "veterinarian", "composer", "historian", "diplomat", "baker",
+    "chemist",
+    "architect",
+    "violinist",
+    "surgeon",
+    "cartographer",
+    "geologist",
+    "journalist",
+    "pilot",
+    "botanist",
+    "engineer",
+    "librarian",
+    "sculptor",
+    "economist",
+    "astronomer",
+    "translator",
+    "pharmacist",
+    "carpenter",
+    "photographer",
+    "mathematician",
+    "veterinarian",
+    "composer",
+    "historian",
+    "diplomat",
+    "baker",
 )
 FIELDS = (
-    "physics", "linguistics", "marine biology", "civil engineering", "philosophy", "statistics",
-    "medieval history", "organic chemistry", "economics", "music theory", "geography", "computer science",
-    "botany", "astronomy", "law", "psychology", "art history", "mechanical engineering", "sociology", "geology",
+    "physics",
+    "linguistics",
+    "marine biology",
+    "civil engineering",
+    "philosophy",
+    "statistics",
+    "medieval history",
+    "organic chemistry",
+    "economics",
+    "music theory",
+    "geography",
+    "computer science",
+    "botany",
+    "astronomy",
+    "law",
+    "psychology",
+    "art history",
+    "mechanical engineering",
+    "sociology",
+    "geology",
 )
 COMPANY_WORDS = (
-    "Northwind", "Bluefield", "Ironbridge", "Silverline", "Redstone", "Greenhollow", "Brightwater", "Stonegate",
-    "Clearpeak", "Oakridge", "Westmark", "Eastbrook", "Highmoor", "Lowell", "Sunmere", "Frostvale", "Goldcrest",
-    "Riverbend", "Ashford", "Copperfield", "Pinecrest", "Seabright", "Windham", "Larkspur",
+    "Northwind",
+    "Bluefield",
+    "Ironbridge",
+    "Silverline",
+    "Redstone",
+    "Greenhollow",
+    "Brightwater",
+    "Stonegate",
+    "Clearpeak",
+    "Oakridge",
+    "Westmark",
+    "Eastbrook",
+    "Highmoor",
+    "Lowell",
+    "Sunmere",
+    "Frostvale",
+    "Goldcrest",
+    "Riverbend",
+    "Ashford",
+    "Copperfield",
+    "Pinecrest",
+    "Seabright",
+    "Windham",
+    "Larkspur",
 )
 COMPANY_KINDS = (
-    "Textiles", "Shipping", "Instruments", "Pharmaceuticals", "Analytics", "Foods", "Optics", "Publishing",
-    "Robotics", "Ceramics", "Energy", "Logistics", "Press", "Laboratories", "Motors", "Software",
+    "Textiles",
+    "Shipping",
+    "Instruments",
+    "Pharmaceuticals",
+    "Analytics",
+    "Foods",
+    "Optics",
+    "Publishing",
+    "Robotics",
+    "Ceramics",
+    "Energy",
+    "Logistics",
+    "Press",
+    "Laboratories",
+    "Motors",
+    "Software",
 )
 COMPANY_SUFFIXES = ("Ltd", "Inc", "Group", "and Sons", "Company", "Works")
 GROUP_KINDS = (
-    "Society", "Foundation", "Institute", "Association", "Trust", "Academy", "Guild", "Collective", "Club",
+    "Society",
+    "Foundation",
+    "Institute",
+    "Association",
+    "Trust",
+    "Academy",
+    "Guild",
+    "Collective",
+    "Club",
     "Council",
 )
 GROUP_TOPICS = (
-    "Coastal Birds", "Young Musicians", "Rural Schools", "Rare Books", "Clean Rivers", "Amateur Astronomy",
-    "Folk Dance", "Urban Gardens", "Mountain Rescue", "Historic Mills", "Chess", "Open Science", "Local History",
-    "Street Art", "Seed Saving", "Public Libraries",
+    "Coastal Birds",
+    "Young Musicians",
+    "Rural Schools",
+    "Rare Books",
+    "Clean Rivers",
+    "Amateur Astronomy",
+    "Folk Dance",
+    "Urban Gardens",
+    "Mountain Rescue",
+    "Historic Mills",
+    "Chess",
+    "Open Science",
+    "Local History",
+    "Street Art",
+    "Seed Saving",
+    "Public Libraries",
 )
-MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-          "November", "December")
+MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
 
 # Paragraph sentence templates per fact; index 0 and 2 are train, 1 and 3 test (see _halves).
 FACT_SENTENCES: dict[str, tuple[str, ...]] = {
@@ -335,34 +615,104 @@ FACT_SENTENCES: dict[str, tuple[str, ...]] = {
 # (slot answered, needs, question templates): train uses even positions, test odd ones.
 FACT_QUESTIONS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     "birth": (
-        ("date", ("When was {name} born?", "On what date was {name} born?", "What is the birth date of {name}?",
-                  "{name} was born on which day?")),
-        ("city", ("Where was {name} born?", "What is the birthplace of {name}?", "In which city was {name} born?",
-                  "Which town is {name} from?")),
+        (
+            "date",
+            (
+                "When was {name} born?",
+                "On what date was {name} born?",
+                "What is the birth date of {name}?",
+                "{name} was born on which day?",
+            ),
+        ),
+        (
+            "city",
+            (
+                "Where was {name} born?",
+                "What is the birthplace of {name}?",
+                "In which city was {name} born?",
+                "Which town is {name} from?",
+            ),
+        ),
     ),
     "job": (
-        ("profession", ("What did {name} do for a living?", "What was the occupation of {name}?",
-                        "What was the job of {name}?", "What profession did {name} have?")),
+        (
+            "profession",
+            (
+                "What did {name} do for a living?",
+                "What was the occupation of {name}?",
+                "What was the job of {name}?",
+                "What profession did {name} have?",
+            ),
+        ),
     ),
     "employer": (
-        ("company", ("Which company did {name} join?", "What firm hired {name}?", "Where did {name} work?",
-                     "Who employed {name}?")),
-        ("year", ("When did {name} join {company}?", "In what year was {name} hired by {company}?",
-                  "In which year did {name} start working at {company}?", "What year did {company} take on {name}?")),
-        ("hq", ("Where is {company} based?", "In which city is {company} headquartered?",
-                "Where are the offices of {company}?", "What city is home to {company}?")),
+        (
+            "company",
+            (
+                "Which company did {name} join?",
+                "What firm hired {name}?",
+                "Where did {name} work?",
+                "Who employed {name}?",
+            ),
+        ),
+        (
+            "year",
+            (
+                "When did {name} join {company}?",
+                "In what year was {name} hired by {company}?",
+                "In which year did {name} start working at {company}?",
+                "What year did {company} take on {name}?",
+            ),
+        ),
+        (
+            "hq",
+            (
+                "Where is {company} based?",
+                "In which city is {company} headquartered?",
+                "Where are the offices of {company}?",
+                "What city is home to {company}?",
+            ),
+        ),
     ),
     "study": (
-        ("field", ("What did {name} study?", "What subject did {name} get a degree in?",
-                   "Which field did {name} study at university?", "What is {name}'s degree in?")),
-        ("university", ("Which university did {name} attend?", "Where did {name} go to university?",
-                        "At which university did {name} study?", "What university did {name} graduate from?")),
+        (
+            "field",
+            (
+                "What did {name} study?",
+                "What subject did {name} get a degree in?",
+                "Which field did {name} study at university?",
+                "What is {name}'s degree in?",
+            ),
+        ),
+        (
+            "university",
+            (
+                "Which university did {name} attend?",
+                "Where did {name} go to university?",
+                "At which university did {name} study?",
+                "What university did {name} graduate from?",
+            ),
+        ),
     ),
     "founded": (
-        ("group", ("What did {name} found?", "Which organization was established by {name}?",
-                   "What organization did {name} start?", "What was set up by {name}?")),
-        ("fyear", ("When was the {group} founded?", "In what year did {name} establish the {group}?",
-                   "What year was the {group} created?", "When did {name} set up the {group}?")),
+        (
+            "group",
+            (
+                "What did {name} found?",
+                "Which organization was established by {name}?",
+                "What organization did {name} start?",
+                "What was set up by {name}?",
+            ),
+        ),
+        (
+            "fyear",
+            (
+                "When was the {group} founded?",
+                "In what year did {name} establish the {group}?",
+                "What year was the {group} created?",
+                "When did {name} set up the {group}?",
+            ),
+        ),
     ),
 }
 
@@ -405,28 +755,76 @@ TRAIN_FACT_SENTENCES: dict[str, tuple[str, ...]] = {
     ),
 }
 TRAIN_FACT_QUESTIONS: dict[str, tuple[str, ...]] = {
-    "date": ("What was {name}'s date of birth?", "What was the exact date of {name}'s birth?",
-             "Give the date when {name} was born.", "{name} was born when?", "When is {name}'s birthday?"),
-    "city": ("In what city was {name} born?", "What city was {name} born in?", "{name} was born where?",
-             "In which place was {name} born?", "Name the city in which {name} was born."),
-    "profession": ("What kind of work did {name} do?", "What did {name} work as?", "What line of work was {name} in?",
-                   "What was {name}'s job?", "What was {name} known for doing as a job?"),
-    "company": ("Which company did {name} work for?", "Who did {name} work for?", "At which company did {name} hold a position?",
-                "What business did {name} work at?", "Which company gave {name} a job?"),
-    "year": ("What year did {name} join {company}?", "When did {company} give {name} a job?",
-             "In which year did {name} join {company}?", "When did {name} become part of {company}?",
-             "When did {name} begin working for {company}?"),
-    "hq": ("Where is {company} located?", "In what place is {company} based?", "Where does {company} have its offices?",
-           "Where can the offices of {company} be found?", "Where is the head office of {company}?"),
-    "field": ("What field did {name} study?", "What was {name}'s field of study?", "In which field did {name} study?",
-              "What discipline did {name} study?", "What did {name} study at the university?"),
-    "university": ("What university did {name} attend?", "Which university was {name} a student at?",
-                   "Where did {name} study?", "Where was {name} a student?", "Which university did {name} study at?"),
-    "group": ("What organization did {name} found?", "Which group did {name} create?", "What body did {name} form?",
-              "Which organization was formed by {name}?", "What was founded by {name}?"),
-    "fyear": ("When did {name} found the {group}?", "In what year was the {group} founded?",
-              "When was the {group} formed?", "In which year did the {group} begin?",
-              "What year did {name} form the {group}?"),
+    "date": (
+        "What was {name}'s date of birth?",
+        "What was the exact date of {name}'s birth?",
+        "Give the date when {name} was born.",
+        "{name} was born when?",
+        "When is {name}'s birthday?",
+    ),
+    "city": (
+        "In what city was {name} born?",
+        "What city was {name} born in?",
+        "{name} was born where?",
+        "In which place was {name} born?",
+        "Name the city in which {name} was born.",
+    ),
+    "profession": (
+        "What kind of work did {name} do?",
+        "What did {name} work as?",
+        "What line of work was {name} in?",
+        "What was {name}'s job?",
+        "What was {name} known for doing as a job?",
+    ),
+    "company": (
+        "Which company did {name} work for?",
+        "Who did {name} work for?",
+        "At which company did {name} hold a position?",
+        "What business did {name} work at?",
+        "Which company gave {name} a job?",
+    ),
+    "year": (
+        "What year did {name} join {company}?",
+        "When did {company} give {name} a job?",
+        "In which year did {name} join {company}?",
+        "When did {name} become part of {company}?",
+        "When did {name} begin working for {company}?",
+    ),
+    "hq": (
+        "Where is {company} located?",
+        "In what place is {company} based?",
+        "Where does {company} have its offices?",
+        "Where can the offices of {company} be found?",
+        "Where is the head office of {company}?",
+    ),
+    "field": (
+        "What field did {name} study?",
+        "What was {name}'s field of study?",
+        "In which field did {name} study?",
+        "What discipline did {name} study?",
+        "What did {name} study at the university?",
+    ),
+    "university": (
+        "What university did {name} attend?",
+        "Which university was {name} a student at?",
+        "Where did {name} study?",
+        "Where was {name} a student?",
+        "Which university did {name} study at?",
+    ),
+    "group": (
+        "What organization did {name} found?",
+        "Which group did {name} create?",
+        "What body did {name} form?",
+        "Which organization was formed by {name}?",
+        "What was founded by {name}?",
+    ),
+    "fyear": (
+        "When did {name} found the {group}?",
+        "In what year was the {group} founded?",
+        "When was the {group} formed?",
+        "In which year did the {group} begin?",
+        "What year did {name} form the {group}?",
+    ),
 }
 
 
@@ -440,8 +838,10 @@ def _person(rng: random.Random, split: str, taken: set[str]) -> dict[str, str]:
     firsts, lasts, cities = _halves(FIRST_NAMES, split), _halves(SURNAMES, split), _halves(CITIES, split)
     while True:
         name = f"{rng.choice(firsts)} {rng.choice(lasts)}"
-        company = (f"{rng.choice(_halves(COMPANY_WORDS, split))} {rng.choice(_halves(COMPANY_KINDS, split))} "
-                   f"{rng.choice(COMPANY_SUFFIXES)}")
+        company = (
+            f"{rng.choice(_halves(COMPANY_WORDS, split))} {rng.choice(_halves(COMPANY_KINDS, split))} "
+            f"{rng.choice(COMPANY_SUFFIXES)}"
+        )
         group = f"{rng.choice(_halves(GROUP_KINDS, split))} for {rng.choice(_halves(GROUP_TOPICS, split))}"
         if not {name, company, group} & taken and name.split()[1] not in {t.split()[-1] for t in taken}:
             break
@@ -451,22 +851,95 @@ def _person(rng: random.Random, split: str, taken: set[str]) -> dict[str, str]:
     date = f"{day} {month} {year}" if rng.random() < 0.5 else f"{month} {day}, {year}"
     profession = rng.choice(PROFESSIONS)
     return {
-        "name": name, "date": date, "city": rng.choice(cities), "profession": profession,
-        "a": _article(profession), "company": company, "year": str(year + rng.randint(20, 35)),
-        "hq": rng.choice(cities), "field": rng.choice(FIELDS), "ucity": rng.choice(cities), "group": group,
+        "name": name,
+        "date": date,
+        "city": rng.choice(cities),
+        "profession": profession,
+        "a": _article(profession),
+        "company": company,
+        "year": str(year + rng.randint(20, 35)),
+        "hq": rng.choice(cities),
+        "field": rng.choice(FIELDS),
+        "ucity": rng.choice(cities),
+        "group": group,
         "fyear": str(year + rng.randint(25, 50)),
     }
 
 
 # How FIRST_NAMES read (for "she"/"he" in train paragraphs); a name in neither set is never replaced by a pronoun.
-FEMALE_NAMES = frozenset((
-    "Amelia", "Clara", "Elena", "Greta", "Ingrid", "Kamala", "Mira", "Olga", "Rosa", "Tamsin", "Vera", "Ximena",
-    "Zofia", "Beatrix", "Delia", "Fiona", "Helga", "Julia", "Lena", "Nadia", "Priya", "Sabine", "Ursula", "Wanda",
-    "Yara", "Bianca", "Dagny", "Freya", "Hazel", "Johanna", "Linnea", "Paloma"))
-MALE_NAMES = frozenset((
-    "Bruno", "Dmitri", "Farid", "Hiroshi", "Jonas", "Lorenzo", "Nikolai", "Pedro", "Quentin", "Stefan", "Ulrich",
-    "Walter", "Yusuf", "Anders", "Casimir", "Emil", "Gustav", "Ivo", "Kenji", "Magnus", "Oskar", "Rafael", "Tobias",
-    "Viktor", "Xavier", "Arthur", "Conrad", "Edgar", "Gideon", "Isidor", "Klaus", "Matteo", "Otto"))
+FEMALE_NAMES = frozenset(
+    (
+        "Amelia",
+        "Clara",
+        "Elena",
+        "Greta",
+        "Ingrid",
+        "Kamala",
+        "Mira",
+        "Olga",
+        "Rosa",
+        "Tamsin",
+        "Vera",
+        "Ximena",
+        "Zofia",
+        "Beatrix",
+        "Delia",
+        "Fiona",
+        "Helga",
+        "Julia",
+        "Lena",
+        "Nadia",
+        "Priya",
+        "Sabine",
+        "Ursula",
+        "Wanda",
+        "Yara",
+        "Bianca",
+        "Dagny",
+        "Freya",
+        "Hazel",
+        "Johanna",
+        "Linnea",
+        "Paloma",
+    )
+)
+MALE_NAMES = frozenset(
+    (
+        "Bruno",
+        "Dmitri",
+        "Farid",
+        "Hiroshi",
+        "Jonas",
+        "Lorenzo",
+        "Nikolai",
+        "Pedro",
+        "Quentin",
+        "Stefan",
+        "Ulrich",
+        "Walter",
+        "Yusuf",
+        "Anders",
+        "Casimir",
+        "Emil",
+        "Gustav",
+        "Ivo",
+        "Kenji",
+        "Magnus",
+        "Oskar",
+        "Rafael",
+        "Tobias",
+        "Viktor",
+        "Xavier",
+        "Arthur",
+        "Conrad",
+        "Edgar",
+        "Gideon",
+        "Isidor",
+        "Klaus",
+        "Matteo",
+        "Otto",
+    )
+)
 
 # Train-only questions that ask for the person (the answer is the name as the sentence states it).
 TRAIN_PERSON_QUESTIONS: dict[str, tuple[str, ...]] = {
@@ -483,9 +956,9 @@ def _mention_again(rng: random.Random, template: str, person: dict[str, str]) ->
     r = rng.random()
     if pronoun and r < 0.6:
         if template.startswith("{name}'s "):
-            return ("Her " if pronoun == "she" else "His ") + template[len("{name}'s "):], person
+            return ("Her " if pronoun == "she" else "His ") + template[len("{name}'s ") :], person
         if template.startswith("{name} "):
-            return pronoun.capitalize() + template[len("{name}"):], person
+            return pronoun.capitalize() + template[len("{name}") :], person
     if r < 0.8:
         return template, {**person, "name": surname}
     return template, person
@@ -497,7 +970,9 @@ COMPOUND_SENTENCES = 0.35  # train: chance that a fact's sentence joins the prev
 def _facts_paragraph(rng: random.Random, split: str, index: int, unanswerable: float) -> list[QAExample]:
     taken: set[str] = set()
     people = [_person(rng, split, taken) for _ in range(rng.choice((1, 2, 2, 3)))]
-    sent_tpls = {fact: _fact_templates(tpls, TRAIN_FACT_SENTENCES[fact], split) for fact, tpls in FACT_SENTENCES.items()}
+    sent_tpls = {
+        fact: _fact_templates(tpls, TRAIN_FACT_SENTENCES[fact], split) for fact, tpls in FACT_SENTENCES.items()
+    }
     sentences: list[tuple[str, dict]] = []  # (text, {slot: (start, end)}) with spans relative to the sentence
     stated: list[tuple[dict, str, int]] = []  # (person, fact, sentence index)
     # train only: half the paragraphs keep each person's facts together and name the person again by pronoun
@@ -511,10 +986,17 @@ def _facts_paragraph(rng: random.Random, split: str, index: int, unanswerable: f
             prev = chosen[-1][0] if chosen else ""
             # train only: two facts of one person in one sentence ("X was born on D in C and founded the G in Y"),
             # so a question must tell two places or two years of a sentence apart by their verbs
-            if (split == "train" and chosen and len(chosen[-1][1]) == 1 and prev.startswith("{name} ")
-                    and prev.endswith(".") and not {";", ","} & set(prev) and tpl.startswith("{name} ")
-                    and rng.random() < COMPOUND_SENTENCES):
-                chosen[-1] = (prev[:-1] + " and " + tpl[len("{name} "):], chosen[-1][1] + [fact])
+            if (
+                split == "train"
+                and chosen
+                and len(chosen[-1][1]) == 1
+                and prev.startswith("{name} ")
+                and prev.endswith(".")
+                and not {";", ","} & set(prev)
+                and tpl.startswith("{name} ")
+                and rng.random() < COMPOUND_SENTENCES
+            ):
+                chosen[-1] = (prev[:-1] + " and " + tpl[len("{name} ") :], chosen[-1][1] + [fact])
             else:
                 chosen.append((tpl, [fact]))
         for k, (tpl, stated_facts) in enumerate(chosen):
@@ -544,24 +1026,46 @@ def _facts_paragraph(rng: random.Random, split: str, index: int, unanswerable: f
         q_tpl = q_tpls[rng.randrange(len(q_tpls))]
         s, e = sentences[si][1][slot]
         base = offsets[si]
-        answer = Answer(context[base + s:base + e], base + s)
+        answer = Answer(context[base + s : base + e], base + s)
         question = _fill(q_tpl, person)[0]
-        out.append(QAExample(f"{split}-facts-{index}-{qn}", question, context, (answer,), False, "facts",
-                             {"source": "facts", "question_template": q_tpl, "fact": fact, "group": slot,
-                              "values": person}))
+        out.append(
+            QAExample(
+                f"{split}-facts-{index}-{qn}",
+                question,
+                context,
+                (answer,),
+                False,
+                "facts",
+                {"source": "facts", "question_template": q_tpl, "fact": fact, "group": slot, "values": person},
+            )
+        )
     if split == "train":  # and some questions the other way round: who did it?
         for qn, (person, fact, si) in enumerate(stated):
             if fact not in TRAIN_PERSON_QUESTIONS or rng.random() >= 0.3:
                 continue
             text, spans = sentences[si]
-            if "name" not in spans or text[spans["name"][0]:spans["name"][1]] != person["name"]:
+            if "name" not in spans or text[spans["name"][0] : spans["name"][1]] != person["name"]:
                 continue  # named by pronoun or surname in this sentence
             q_tpl = rng.choice(TRAIN_PERSON_QUESTIONS[fact])
             s, e = spans["name"]
             answer = Answer(person["name"], offsets[si] + s)
-            out.append(QAExample(f"{split}-facts-{index}-p{qn}", _fill(q_tpl, person)[0], context, (answer,), False,
-                                 "facts", {"source": "facts", "question_template": q_tpl, "fact": fact,
-                                           "group": f"person-{fact}", "values": person}))
+            out.append(
+                QAExample(
+                    f"{split}-facts-{index}-p{qn}",
+                    _fill(q_tpl, person)[0],
+                    context,
+                    (answer,),
+                    False,
+                    "facts",
+                    {
+                        "source": "facts",
+                        "question_template": q_tpl,
+                        "fact": fact,
+                        "group": f"person-{fact}",
+                        "values": person,
+                    },
+                )
+            )
     # unanswerable: a fact not stated for a mentioned person, or a person not mentioned at all
     n_impossible = sum(rng.random() < unanswerable / (1 - unanswerable) for _ in range(len(out)))
     for k in range(n_impossible):
@@ -577,9 +1081,17 @@ def _facts_paragraph(rng: random.Random, split: str, index: int, unanswerable: f
         slot, q_tpls = rng.choice(FACT_QUESTIONS[fact])
         q_tpls = _fact_templates(q_tpls, TRAIN_FACT_QUESTIONS[slot], split)
         q_tpl = q_tpls[rng.randrange(len(q_tpls))]
-        out.append(QAExample(f"{split}-facts-{index}-x{k}", _fill(q_tpl, person)[0], context, (), True, "facts",
-                             {"source": "facts", "question_template": q_tpl, "fact": fact, "group": slot,
-                              "values": person}))
+        out.append(
+            QAExample(
+                f"{split}-facts-{index}-x{k}",
+                _fill(q_tpl, person)[0],
+                context,
+                (),
+                True,
+                "facts",
+                {"source": "facts", "question_template": q_tpl, "fact": fact, "group": slot, "values": person},
+            )
+        )
     return out
 
 
@@ -590,8 +1102,26 @@ def _facts_paragraph(rng: random.Random, split: str, index: int, unanswerable: f
 # "the bridge" or "it", so a question must pick the year of its own event ("When was the X finished?" in "Work
 # on the X started in 1901, and the bridge was finished in 1905"). Train only: test.json stays as it was. The
 # wordings avoid the relations the hand-written tests ask about (opening, designing, dying, connecting).
-WORK_KINDS = ("Bridge", "Tower", "Canal", "Dam", "Lighthouse", "Cathedral", "Museum", "Theatre", "Observatory",
-              "Viaduct", "Tunnel", "Library", "Station", "Harbour", "Aqueduct", "Chapel", "Palace", "Fortress")
+WORK_KINDS = (
+    "Bridge",
+    "Tower",
+    "Canal",
+    "Dam",
+    "Lighthouse",
+    "Cathedral",
+    "Museum",
+    "Theatre",
+    "Observatory",
+    "Viaduct",
+    "Tunnel",
+    "Library",
+    "Station",
+    "Harbour",
+    "Aqueduct",
+    "Chapel",
+    "Palace",
+    "Fortress",
+)
 WORKS_SHARE = 0.2  # train: chance that a generated paragraph is about a structure instead of people
 
 # (template, events it states); {it} is the work named again: "the bridge" or "it" after the first sentence.
@@ -616,16 +1146,35 @@ WORK_SENTENCES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Visitors to {city} can see {the_work} near the old town.", ("city",)),
 )
 WORK_QUESTIONS: dict[str, tuple[str, ...]] = {
-    "start": ("When did work on the {work} start?", "When did construction of the {work} begin?",
-              "In what year was the first stone of the {work} laid?", "When was building the {work} begun?"),
-    "finish": ("When was the {work} finished?", "When was the {work} completed?",
-               "In what year was construction of the {work} completed?", "When did the builders finish the {work}?"),
-    "restore": ("When was the {work} restored?", "In which year was the {work} restored?",
-                "When did the {work} undergo a restoration?"),
-    "builder": ("Who built the {work}?", "Who was the architect of the {work}?", "Who drew up the plans for the {work}?",
-                "Under whose direction was the {work} built?"),
-    "city": ("Where is the {work}?", "In which city does the {work} stand?", "Where can the {work} be found?",
-             "In what city is the {work} located?"),
+    "start": (
+        "When did work on the {work} start?",
+        "When did construction of the {work} begin?",
+        "In what year was the first stone of the {work} laid?",
+        "When was building the {work} begun?",
+    ),
+    "finish": (
+        "When was the {work} finished?",
+        "When was the {work} completed?",
+        "In what year was construction of the {work} completed?",
+        "When did the builders finish the {work}?",
+    ),
+    "restore": (
+        "When was the {work} restored?",
+        "In which year was the {work} restored?",
+        "When did the {work} undergo a restoration?",
+    ),
+    "builder": (
+        "Who built the {work}?",
+        "Who was the architect of the {work}?",
+        "Who drew up the plans for the {work}?",
+        "Under whose direction was the {work} built?",
+    ),
+    "city": (
+        "Where is the {work}?",
+        "In which city does the {work} stand?",
+        "Where can the {work} be found?",
+        "In what city is the {work} located?",
+    ),
 }
 _WORK_SLOT = {"start": "start", "finish": "finish", "restore": "restore", "builder": "name", "city": "city"}
 
@@ -641,9 +1190,15 @@ def _work(rng: random.Random, taken: set[str]) -> dict[str, str]:
     work = f"{surname} {kind}"
     start = rng.randint(1650, 1960)
     finish = start + rng.randint(2, 12)
-    return {"work": work, "kind": kind.lower(), "start": str(start), "finish": str(finish),
-            "restore": str(finish + rng.randint(20, 60)), "city": rng.choice(_halves(CITIES, "train")),
-            "name": f"{rng.choice(_halves(FIRST_NAMES, 'train'))} {rng.choice(_halves(SURNAMES, 'train'))}"}
+    return {
+        "work": work,
+        "kind": kind.lower(),
+        "start": str(start),
+        "finish": str(finish),
+        "restore": str(finish + rng.randint(20, 60)),
+        "city": rng.choice(_halves(CITIES, "train")),
+        "name": f"{rng.choice(_halves(FIRST_NAMES, 'train'))} {rng.choice(_halves(SURNAMES, 'train'))}",
+    }
 
 
 def _works_paragraph(rng: random.Random, index: int, unanswerable: float) -> list[QAExample]:
@@ -665,8 +1220,12 @@ def _works_paragraph(rng: random.Random, index: int, unanswerable: float) -> lis
         for k, (tpl, events) in enumerate(chosen):
             again = k > 0 and rng.random() < 0.5  # "the bridge" instead of "the X Bridge"
             the_work = f"the {work['kind']}" if again else f"the {work['work']}"
-            values = {**work, "the_work": the_work, "The_work": the_work[0].upper() + the_work[1:],
-                      "it": rng.choice(("it", f"the {work['kind']}"))}
+            values = {
+                **work,
+                "the_work": the_work,
+                "The_work": the_work[0].upper() + the_work[1:],
+                "it": rng.choice(("it", f"the {work['kind']}")),
+            }
             text, spans = _fill(tpl, values)
             sentences.append((text[0].upper() + text[1:], spans, work, events))
     context, offsets = "", {}  # each work's sentences together: "the bridge" and "its" refer back unambiguously
@@ -674,18 +1233,27 @@ def _works_paragraph(rng: random.Random, index: int, unanswerable: float) -> lis
         context += " " if context else ""
         offsets[si] = len(context)
         context += sentences[si][0]
+
     def meta(q_tpl: str, event: str, work: dict) -> dict:
-        return {"source": "works", "question_template": q_tpl, "fact": "work", "group": f"work-{event}",
-                "values": work}
+        return {"source": "works", "question_template": q_tpl, "fact": "work", "group": f"work-{event}", "values": work}
 
     out: list[QAExample] = []
-    for si, (text, spans, work, events) in enumerate(sentences):
+    for si, (_text, spans, work, events) in enumerate(sentences):
         for event in events:
             s, e = spans[_WORK_SLOT[event]]
             q_tpl = rng.choice(WORK_QUESTIONS[event])
-            answer = Answer(context[offsets[si] + s:offsets[si] + e], offsets[si] + s)
-            out.append(QAExample(f"train-works-{index}-{len(out)}", _fill(q_tpl, work)[0], context, (answer,), False,
-                                 "works", meta(q_tpl, event, work)))
+            answer = Answer(context[offsets[si] + s : offsets[si] + e], offsets[si] + s)
+            out.append(
+                QAExample(
+                    f"train-works-{index}-{len(out)}",
+                    _fill(q_tpl, work)[0],
+                    context,
+                    (answer,),
+                    False,
+                    "works",
+                    meta(q_tpl, event, work),
+                )
+            )
     asked = len(out)
     for k in range(sum(rng.random() < unanswerable / (1 - unanswerable) for _ in range(asked))):
         work = rng.choice(works)  # an event the paragraph does not state for it, or a work it does not mention
@@ -695,8 +1263,11 @@ def _works_paragraph(rng: random.Random, index: int, unanswerable: float) -> lis
             work, missing = _work(rng, taken), list(WORK_QUESTIONS)
         event = rng.choice(missing)
         q_tpl = rng.choice(WORK_QUESTIONS[event])
-        out.append(QAExample(f"train-works-{index}-x{k}", _fill(q_tpl, work)[0], context, (), True, "works",
-                             meta(q_tpl, event, work)))
+        out.append(
+            QAExample(
+                f"train-works-{index}-x{k}", _fill(q_tpl, work)[0], context, (), True, "works", meta(q_tpl, event, work)
+            )
+        )
     return out
 
 
@@ -751,8 +1322,9 @@ def _article(word: str) -> str:
 
 def _wordnet_paragraphs(rng: random.Random, split: str, n: int, unanswerable: float) -> list[QAExample]:
     groups = _wordnet_synsets()
-    pools = {lex: [s for s in items if (_stable_hash(s[0]) % 10 == 0) == (split == "test")]
-             for lex, items in groups.items()}
+    pools = {
+        lex: [s for s in items if (_stable_hash(s[0]) % 10 == 0) == (split == "test")] for lex, items in groups.items()
+    }
     pools = {lex: items for lex, items in pools.items() if len(items) >= 8}
     for items in pools.values():
         rng.shuffle(items)
@@ -769,8 +1341,13 @@ def _wordnet_paragraphs(rng: random.Random, split: str, n: int, unanswerable: fl
         chosen = [pools[lex].pop() for _ in range(k)]
         context, spans = "", []
         for _, lemma, definition in chosen:
-            values = {"lemma": lemma, "Lemma": lemma.capitalize(), "an": _article(lemma),
-                      "An": _article(lemma).capitalize(), "definition": definition}
+            values = {
+                "lemma": lemma,
+                "Lemma": lemma.capitalize(),
+                "an": _article(lemma),
+                "An": _article(lemma).capitalize(),
+                "definition": definition,
+            }
             text, sp = _fill(rng.choice(sent_tpls), values)
             if context:
                 context += " "
@@ -780,16 +1357,42 @@ def _wordnet_paragraphs(rng: random.Random, split: str, n: int, unanswerable: fl
         for qn, (lemma, s, e) in enumerate(rng.sample(spans, rng.randint(1, 2))):
             q_tpl = rng.choice(q_tpls)
             q = _fill(q_tpl, {"lemma": lemma, "an": _article(lemma)})[0]
-            out.append(QAExample(f"{split}-wordnet-{index}-{qn}", q, context, (Answer(context[s:e], s),), False,
-                                 f"wordnet-{lex}", {"source": "wordnet", "question_template": q_tpl,
-                                                    "group": "wordnet", "values": {"lemma": lemma, "an": _article(lemma)}}))
+            out.append(
+                QAExample(
+                    f"{split}-wordnet-{index}-{qn}",
+                    q,
+                    context,
+                    (Answer(context[s:e], s),),
+                    False,
+                    f"wordnet-{lex}",
+                    {
+                        "source": "wordnet",
+                        "question_template": q_tpl,
+                        "group": "wordnet",
+                        "values": {"lemma": lemma, "an": _article(lemma)},
+                    },
+                )
+            )
         if rng.random() < unanswerable / (1 - unanswerable) * 1.5 and pools[lex]:
             lemma = pools[lex][-1][1]  # a word of the same topic that the paragraph does not define
             q_tpl = rng.choice(q_tpls)
             q = _fill(q_tpl, {"lemma": lemma, "an": _article(lemma)})[0]
-            out.append(QAExample(f"{split}-wordnet-{index}-x", q, context, (), True, f"wordnet-{lex}",
-                                 {"source": "wordnet", "question_template": q_tpl, "group": "wordnet",
-                                  "values": {"lemma": lemma, "an": _article(lemma)}}))
+            out.append(
+                QAExample(
+                    f"{split}-wordnet-{index}-x",
+                    q,
+                    context,
+                    (),
+                    True,
+                    f"wordnet-{lex}",
+                    {
+                        "source": "wordnet",
+                        "question_template": q_tpl,
+                        "group": "wordnet",
+                        "values": {"lemma": lemma, "an": _article(lemma)},
+                    },
+                )
+            )
         index += 1
     return out[:n]
 
@@ -798,14 +1401,47 @@ def _wordnet_paragraphs(rng: random.Random, split: str, n: int, unanswerable: fl
 
 _SON_OF_RE = re.compile(r"\b([A-Z][a-z]+),? the son of ([A-Z][a-z]+)\b")
 _BEGAT_RE = re.compile(r"\b([A-Z][a-z]+) (?:lived [^.:;]*?years, and )?begat ([A-Z][a-z]+)\b")
-_NOT_NAMES = {"And", "The", "Then", "Now", "But", "For", "When", "Thus", "So", "Also", "Even", "Lord", "God",
-              "Israel", "Judah", "Behold", "Unto", "Yea", "Which"}
+_NOT_NAMES = {
+    "And",
+    "The",
+    "Then",
+    "Now",
+    "But",
+    "For",
+    "When",
+    "Thus",
+    "So",
+    "Also",
+    "Even",
+    "Lord",
+    "God",
+    "Israel",
+    "Judah",
+    "Behold",
+    "Unto",
+    "Yea",
+    "Which",
+}
 # (relation, answer group, question templates): the child/parent asked of a "son of" or "begat" relation
 BIBLE_QUESTIONS = (
-    ("parent", ("Whose son was {child}?", "Who was the father of {child}?", "{child} was the son of whom?",
-                "Who was {child} descended from?")),
-    ("child", ("Who was a son of {parent}?", "Name a son of {parent}.", "Which son of {parent} is mentioned?",
-               "Who was a child of {parent}?")),
+    (
+        "parent",
+        (
+            "Whose son was {child}?",
+            "Who was the father of {child}?",
+            "{child} was the son of whom?",
+            "Who was {child} descended from?",
+        ),
+    ),
+    (
+        "child",
+        (
+            "Who was a son of {parent}?",
+            "Name a son of {parent}.",
+            "Which son of {parent} is mentioned?",
+            "Who was a child of {parent}?",
+        ),
+    ),
 )
 
 
@@ -815,7 +1451,7 @@ def _bible_windows(sentences: Sequence[str]) -> Iterable[tuple[list[str], str]]:
     i = 0
     while i < len(sentences):
         k = 2 + (_stable_hash(f"len{i}") % 2)
-        window = list(sentences[i:i + k])
+        window = list(sentences[i : i + k])
         i += k
         yield window, "test" if _stable_hash(" ".join(window)) % 10 == 0 else "train"
 
@@ -865,9 +1501,22 @@ def _bible_paragraphs(rng: random.Random, split: str, n: int) -> list[QAExample]
         if any(g == asked for g, _ in golds):
             continue
         answers = tuple(sorted({Answer(t, s) for t, s in golds}, key=lambda a: a.start))
-        out.append(QAExample(f"{split}-bible-{index}", q, context, answers, False, "bible-kjv",
-                             {"source": "bible", "question_template": q_tpl, "group": f"bible-{kind}",
-                              "values": {"child": child, "parent": parent}}))
+        out.append(
+            QAExample(
+                f"{split}-bible-{index}",
+                q,
+                context,
+                answers,
+                False,
+                "bible-kjv",
+                {
+                    "source": "bible",
+                    "question_template": q_tpl,
+                    "group": f"bible-{kind}",
+                    "values": {"child": child, "parent": parent},
+                },
+            )
+        )
         index += 1
     return out
 
@@ -913,8 +1562,9 @@ def _reword(examples: Sequence[QAExample], rng: random.Random) -> list[QAExample
     return out
 
 
-def generate_split(split: str, n: int, seed: int = 0, unanswerable: float = 0.2,
-                   mix: dict[str, float] | None = None) -> list[QAExample]:
+def generate_split(
+    split: str, n: int, seed: int = 0, unanswerable: float = 0.2, mix: dict[str, float] | None = None
+) -> list[QAExample]:
     """About ``n`` questions of one split (``train`` or ``test``), from the sources in ``mix`` (fractions)."""
     if split not in SPLITS:
         raise InputError(f"split {split!r} is unknown (choose train or test)")
@@ -955,8 +1605,16 @@ def _shuffled_paragraphs(examples: list[QAExample], rng: random.Random) -> list[
     return [ex for key in keys for ex in groups[key]]
 
 
-def make_qa_data(out_dir: str | Path, n_train: int = 8000, n_val: int = 800, n_test: int = 800, seed: int = 0,
-                 unanswerable: float = 0.2, mix: dict[str, float] | None = None, n_cloze: int = 3000) -> dict:
+def make_qa_data(
+    out_dir: str | Path,
+    n_train: int = 8000,
+    n_val: int = 800,
+    n_test: int = 800,
+    seed: int = 0,
+    unanswerable: float = 0.2,
+    mix: dict[str, float] | None = None,
+    n_cloze: int = 3000,
+) -> dict:
     """Write ``train.json``, ``validation.json``, ``test.json`` (SQuAD 2.0) and ``data_card.json`` under ``out_dir``.
 
     ``validation`` holds other paragraphs made with the training templates, asked with wordings of its own
@@ -979,21 +1637,31 @@ def make_qa_data(out_dir: str | Path, n_train: int = 8000, n_val: int = 800, n_t
     if n_cloze:
         from .qa_cloze import cloze_examples
 
-        train = _shuffled_paragraphs(train + cloze_examples(n_cloze, seed, min(unanswerable, 0.1)),
-                                     random.Random(f"{seed}:cloze-mix"))
-    splits = {"train": train, "validation": _reword(seen[cut:], random.Random(f"{seed}:validation")),
-              "test": generate_split("test", n_test, seed, unanswerable, mix)}
+        train = _shuffled_paragraphs(
+            train + cloze_examples(n_cloze, seed, min(unanswerable, 0.1)), random.Random(f"{seed}:cloze-mix")
+        )
+    splits = {
+        "train": train,
+        "validation": _reword(seen[cut:], random.Random(f"{seed}:validation")),
+        "test": generate_split("test", n_test, seed, unanswerable, mix),
+    }
     for name, exs in splits.items():
         if not exs:
             raise DataError(f"split {name!r} came out empty (raise n_train / n_val / n_test)")
     held_in = splits["train"] + splits["validation"]
     shared_contexts = {e.context for e in held_in} & {e.context for e in splits["test"]}
-    shared_questions = ({e.meta["question_template"] for e in held_in}
-                        & {e.meta["question_template"] for e in splits["test"]})
-    if shared_contexts or shared_questions or {e.context for e in splits["train"]} & {
-            e.context for e in splits["validation"]}:  # the construction rules this out; a failure is a bug
-        raise DataError(f"test shares {len(shared_contexts)} paragraph(s) and {len(shared_questions)} question "
-                        "template(s) with train/validation")
+    shared_questions = {e.meta["question_template"] for e in held_in} & {
+        e.meta["question_template"] for e in splits["test"]
+    }
+    if (
+        shared_contexts
+        or shared_questions
+        or {e.context for e in splits["train"]} & {e.context for e in splits["validation"]}
+    ):  # the construction rules this out; a failure is a bug
+        raise DataError(
+            f"test shares {len(shared_contexts)} paragraph(s) and {len(shared_questions)} question "
+            "template(s) with train/validation"
+        )
     card: dict[str, Any] = {"format": "SQuAD v2.0", "seed": seed, "splits": {}}
     for name, exs in splits.items():
         write_squad(exs, out / f"{name}.json")
@@ -1012,7 +1680,7 @@ def make_qa_data(out_dir: str | Path, n_train: int = 8000, n_val: int = 800, n_t
         "facts": "generated biographies (names, places, dates, organizations are invented)",
         "works": "train only: generated building histories of invented structures (part of the facts share)",
         "cloze": "train only: questions asked of real sentences (WordNet examples, King James Bible, fortunes) by "
-                 "rule: wh-questions with do-support, else the answer replaced by a wh-word (speechtao.nlp.qa_cloze)",
+        "rule: wh-questions with do-support, else the answer replaced by a wh-word (speechtao.nlp.qa_cloze)",
         "wordnet": "WordNet 3.0 noun definitions (Debian wordnet-base; WordNet 3.0 license, Princeton University)",
         "bible": "King James Bible (Debian bible-kjv-text; public domain text)",
     }

@@ -16,9 +16,9 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import torch
 from torch import nn
@@ -28,8 +28,19 @@ from ..spec import spec_to_dict
 from ..train.loop import TrainerSpec
 from ..train.optim import OptimSpec
 from ..train.schedule import ScheduleSpec
-from .common import (EncoderDataSpec, EncoderTask, ModelSpec, NLPModel, SequenceClassifierNet, classification_report,
-                     format_report, net_inputs, pad_batch, start_model, train_and_save)
+from .common import (
+    EncoderDataSpec,
+    EncoderTask,
+    ModelSpec,
+    NLPModel,
+    SequenceClassifierNet,
+    classification_report,
+    format_report,
+    net_inputs,
+    pad_batch,
+    start_model,
+    train_and_save,
+)
 
 TASK = "textcls"
 
@@ -45,8 +56,10 @@ def read_tsv(path: str | Path, labels: Sequence[str] | None = None, limit: int |
     ``labels`` a label outside that set is a defect too."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: not found (a text classification dataset is a TSV file of sentence<TAB>label "
-                        "lines; `speechtao textcls make-data` writes one)")
+        raise DataError(
+            f"{path}: not found (a text classification dataset is a TSV file of sentence<TAB>label "
+            "lines; `speechtao textcls make-data` writes one)"
+        )
     known = set(labels) if labels is not None else None
     out, defects = [], []
     for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
@@ -55,8 +68,10 @@ def read_tsv(path: str | Path, labels: Sequence[str] | None = None, limit: int |
             continue
         cols = line.split("\t")
         if len(cols) != 2:
-            defects.append(f"{path}:{i}: {len(cols)} tab-separated fields (need exactly sentence<TAB>label; tabs "
-                           "inside the sentence must be replaced by spaces)")
+            defects.append(
+                f"{path}:{i}: {len(cols)} tab-separated fields (need exactly sentence<TAB>label; tabs "
+                "inside the sentence must be replaced by spaces)"
+            )
             continue
         text, label = cols[0].strip(), cols[1].strip()
         if not text or not label:
@@ -123,8 +138,11 @@ def make_data(out_dir: str | Path, options: TextclsDataOptions = TextclsDataOpti
         rng.shuffle(exs)
         write_tsv(out / f"{name}.tsv", exs)
         counts[name] = {src: sum(e.label == src for e in exs) for src in options.sources}
-    result = {"counts": counts, "train_dropped_as_overlap": before - len(splits["train"]),
-              "options": {**options.__dict__, "sources": list(options.sources)}}
+    result = {
+        "counts": counts,
+        "train_dropped_as_overlap": before - len(splits["train"]),
+        "options": {**options.__dict__, "sources": list(options.sources)},
+    }
     (out / "stats.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
 
@@ -167,7 +185,7 @@ def predict_proba(model: NLPModel, texts: Sequence[str], batch_size: int = 32) -
     probs = torch.zeros(len(ids), len(model.labels["label"]))
     with torch.no_grad():
         for s in range(0, len(order), batch_size):
-            idx = order[s: s + batch_size]
+            idx = order[s : s + batch_size]
             (logits,) = model.net(*net_inputs(pad_batch([ids[i] for i in idx], model.tokenizer.pad_token_id)))
             probs[torch.tensor(idx)] = torch.softmax(logits.float(), -1)
     return probs
@@ -213,8 +231,15 @@ class TextclsFinetuneSpec:
             raise ValueError(f"pooling must be 'mean' or 'cls', got {self.pooling!r}")
 
 
-def training_task(model: NLPModel, train: Path, validation: Path, batch_size: int, seed: int,
-                  max_train: int | None = None, max_val: int | None = None) -> EncoderTask:
+def training_task(
+    model: NLPModel,
+    train: Path,
+    validation: Path,
+    batch_size: int,
+    seed: int,
+    max_train: int | None = None,
+    max_val: int | None = None,
+) -> EncoderTask:
     """The Trainer task; validation reports ``accuracy`` and ``macro_f1``."""
     names = model.labels["label"]
     train_ex = read_tsv(train, names, max_train)
@@ -228,15 +253,28 @@ def training_task(model: NLPModel, train: Path, validation: Path, batch_size: in
         r = evaluate(model, val_ex)
         return {"accuracy": r["accuracy"], "macro_f1": r["macro_f1"]}
 
-    return EncoderTask(model.net, items, lambda b: collate(b, pad), loss_fn, validate, lambda: model.payload(),
-                       batch_size, seed)
+    return EncoderTask(
+        model.net, items, lambda b: collate(b, pad), loss_fn, validate, lambda: model.payload(), batch_size, seed
+    )
 
 
 def finetune(spec: TextclsFinetuneSpec, resume: bool = False) -> dict:
     labels = {"label": sorted({e.label for e in read_tsv(spec.data.train, None, spec.data.max_train_samples)})}
-    model = start_model(spec.model, TASK, labels,
-                        lambda enc: make_net(enc, spec.model, len(labels["label"]), spec.pooling), spec.trainer.seed)
+    model = start_model(
+        spec.model,
+        TASK,
+        labels,
+        lambda enc: make_net(enc, spec.model, len(labels["label"]), spec.pooling),
+        spec.trainer.seed,
+    )
     model.spec = spec_to_dict(spec)
-    task = training_task(model, spec.data.train, spec.data.validation, spec.data.batch_size, spec.trainer.seed,
-                         spec.data.max_train_samples, spec.data.max_val_samples)
+    task = training_task(
+        model,
+        spec.data.train,
+        spec.data.validation,
+        spec.data.batch_size,
+        spec.trainer.seed,
+        spec.data.max_train_samples,
+        spec.data.max_val_samples,
+    )
     return train_and_save(task, model, spec, spec.trainer.out_dir, resume)

@@ -35,8 +35,12 @@ MIN_RATE, MAX_RATE = 4000, 384000  # sample rates served (resampling cost and me
 
 def check_rate(rate: int, where: str) -> None:
     if not MIN_RATE <= rate <= MAX_RATE:
-        raise AudioError(f"{where}: sample rate {rate} Hz is outside {MIN_RATE}-{MAX_RATE} Hz (send audio at a "
-                         "common rate such as 8000, 16000 or 48000 Hz)")
+        raise AudioError(
+            f"{where}: sample rate {rate} Hz is outside {MIN_RATE}-{MAX_RATE} Hz (send audio at a "
+            "common rate such as 8000, 16000 or 48000 Hz)"
+        )
+
+
 _WAV_FORMATS = {1: "pcm", 3: "float", 6: "alaw", 7: "mulaw"}
 
 
@@ -70,8 +74,10 @@ def parse_wav_header(data: bytes) -> WavHeader | None:
 
     Raises :class:`AudioError` for a header that cannot be a WAV file or holds a format not served here.
     """
-    fix = ("send 16-bit PCM, 32-bit float, mu-law or A-law WAV (e.g. `ffmpeg -i IN -ac 1 -ar 16000 "
-           "-c:a pcm_s16le OUT.wav`), or raw samples with encoding and sample_rate_hertz set")
+    fix = (
+        "send 16-bit PCM, 32-bit float, mu-law or A-law WAV (e.g. `ffmpeg -i IN -ac 1 -ar 16000 "
+        "-c:a pcm_s16le OUT.wav`), or raw samples with encoding and sample_rate_hertz set"
+    )
     if len(data) < 12:
         return None
     if data[:4] == b"RIFX":
@@ -84,7 +90,7 @@ def parse_wav_header(data: bytes) -> WavHeader | None:
             if pos > MAX_HEADER_BYTES:
                 raise AudioError(f"WAV header: no data chunk in the first {MAX_HEADER_BYTES} bytes ({fix})")
             return None
-        cid, size = data[pos:pos + 4], struct.unpack("<I", data[pos + 4:pos + 8])[0]
+        cid, size = data[pos : pos + 4], struct.unpack("<I", data[pos + 4 : pos + 8])[0]
         body = pos + 8
         if cid == b"data":
             if fmt is None:
@@ -93,15 +99,17 @@ def parse_wav_header(data: bytes) -> WavHeader | None:
             return WavHeader(fmt, body, None if open_size else size)
         if body + size > len(data):
             if body + size > MAX_HEADER_BYTES:
-                raise AudioError(f"WAV header: chunk {cid!r} of {size} bytes before the audio data is too large "
-                                 f"(limit {MAX_HEADER_BYTES}; {fix})")
+                raise AudioError(
+                    f"WAV header: chunk {cid!r} of {size} bytes before the audio data is too large "
+                    f"(limit {MAX_HEADER_BYTES}; {fix})"
+                )
             return None
         if cid == b"fmt ":
             if size < 16:
                 raise AudioError(f"WAV header: fmt chunk of {size} bytes is too short (16 or more; {fix})")
-            tag, channels, rate, _, _, bits = struct.unpack("<HHIIHH", data[body:body + 16])
+            tag, channels, rate, _, _, bits = struct.unpack("<HHIIHH", data[body : body + 16])
             if tag == 0xFFFE and size >= 26:  # WAVE_FORMAT_EXTENSIBLE: the real tag opens the sub-format GUID
-                tag = struct.unpack("<H", data[body + 24:body + 26])[0]
+                tag = struct.unpack("<H", data[body + 24 : body + 26])[0]
             kind = _WAV_FORMATS.get(tag)
             if kind is None:
                 raise AudioError(f"WAV header: format tag {tag:#x} is not supported ({fix})")
@@ -143,8 +151,10 @@ def decode_file(data: bytes) -> tuple[np.ndarray, int]:
                 raise AudioError(f"audio file: {f.channels} channels; at most 8 are served")
             return f.read(dtype="float32", always_2d=True), int(f.samplerate)
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
-        raise AudioError(f"audio of {len(data)} bytes cannot be decoded as a FLAC/OGG/WAV file ({exc}); send the "
-                         "whole file, or raw samples with encoding LINEAR_PCM and sample_rate_hertz set") from None
+        raise AudioError(
+            f"audio of {len(data)} bytes cannot be decoded as a FLAC/OGG/WAV file ({exc}); send the "
+            "whole file, or raw samples with encoding LINEAR_PCM and sample_rate_hertz set"
+        ) from None
 
 
 class AudioDecoder:
@@ -161,11 +171,15 @@ class AudioDecoder:
         if encoding not in ("ENCODING_UNSPECIFIED",) + ENCODINGS:
             raise AudioError(f"encoding {encoding!r} is not supported (use LINEAR_PCM, FLAC, MULAW or ALAW)")
         if encoding == "OGGOPUS":
-            raise AudioError("encoding OGGOPUS is not supported by this server (send LINEAR_PCM, FLAC, MULAW or "
-                             "ALAW; e.g. `ffmpeg -i IN.opus -ac 1 -ar 16000 OUT.wav`)")
+            raise AudioError(
+                "encoding OGGOPUS is not supported by this server (send LINEAR_PCM, FLAC, MULAW or "
+                "ALAW; e.g. `ffmpeg -i IN.opus -ac 1 -ar 16000 OUT.wav`)"
+            )
         if sample_rate < 0 or channels < 0:
-            raise AudioError(f"sample_rate_hertz {sample_rate} and audio_channel_count {channels} must not be "
-                             "negative (leave them 0 to take them from a WAV header)")
+            raise AudioError(
+                f"sample_rate_hertz {sample_rate} and audio_channel_count {channels} must not be "
+                "negative (leave them 0 to take them from a WAV header)"
+            )
         self.encoding = encoding
         self.config_rate = sample_rate
         self.config_channels = channels or 1
@@ -177,15 +191,16 @@ class AudioDecoder:
 
     def _start(self, data: bytes) -> bool:
         """Decide the format from the first bytes. False: more bytes are needed (a partial WAV header)."""
-        if is_riff(data) or (len(data) < 4 and b"RIFF".startswith(data) and self.encoding in
-                             ("ENCODING_UNSPECIFIED", "LINEAR_PCM")):
+        if is_riff(data) or (
+            len(data) < 4 and b"RIFF".startswith(data) and self.encoding in ("ENCODING_UNSPECIFIED", "LINEAR_PCM")
+        ):
             header = parse_wav_header(data) if len(data) >= 4 else None
             if header is None:
                 if len(data) > MAX_HEADER_BYTES:
                     raise AudioError(f"WAV header: incomplete after {len(data)} bytes (send the file from its start)")
                 return False
             self.fmt = header.fmt
-            self._pending = data[header.header_bytes:]
+            self._pending = data[header.header_bytes :]
             self._data_left = header.data_bytes
             return True
         if self.encoding in ("ENCODING_UNSPECIFIED", "LINEAR_PCM"):
@@ -197,8 +212,10 @@ class AudioDecoder:
         else:  # pragma: no cover - FLAC is buffered before reaching here
             raise AudioError(f"encoding {self.encoding!r} is not supported")
         if self.config_rate <= 0:
-            raise AudioError(f"{self.encoding if self.encoding != 'ENCODING_UNSPECIFIED' else 'LINEAR_PCM'} audio "
-                             "without a WAV header needs sample_rate_hertz in the RecognitionConfig (e.g. 16000)")
+            raise AudioError(
+                f"{self.encoding if self.encoding != 'ENCODING_UNSPECIFIED' else 'LINEAR_PCM'} audio "
+                "without a WAV header needs sample_rate_hertz in the RecognitionConfig (e.g. 16000)"
+            )
         check_rate(self.config_rate, "sample_rate_hertz")
         if self.config_channels > 8:
             raise AudioError(f"audio_channel_count {self.config_channels}: at most 8 channels are served")
@@ -211,8 +228,10 @@ class AudioDecoder:
         self.bytes_in += len(data)
         if self._file is not None:
             if len(self._file) + len(data) > MAX_FILE_BYTES:
-                raise AudioError(f"FLAC audio is buffered until the stream ends and this one passed "
-                                 f"{MAX_FILE_BYTES >> 20} MiB; send long audio as LINEAR_PCM, or in several requests")
+                raise AudioError(
+                    f"FLAC audio is buffered until the stream ends and this one passed "
+                    f"{MAX_FILE_BYTES >> 20} MiB; send long audio as LINEAR_PCM, or in several requests"
+                )
             self._file += data
             return None
         if self.fmt is None:
@@ -243,9 +262,11 @@ class AudioDecoder:
         if self._pending:
             n = len(self._pending)
             self._pending = b""
-            raise AudioError(f"audio ends with {n} stray byte(s), less than one frame of "
-                             f"{self.fmt.bytes_per_frame} bytes ({self.fmt.encoding}, {self.fmt.channels} channel(s)); "
-                             "send whole samples")
+            raise AudioError(
+                f"audio ends with {n} stray byte(s), less than one frame of "
+                f"{self.fmt.bytes_per_frame} bytes ({self.fmt.encoding}, {self.fmt.channels} channel(s)); "
+                "send whole samples"
+            )
         return None
 
 
@@ -291,12 +312,12 @@ class StreamResampler:
         # The excerpt starts on a block boundary at or before the first tap of the first output wanted: its
         # output k is then global output block * up + k, made by the same phase kernel from the same samples.
         block = self._first_block(self._n_out)
-        y = resample(self._buf[block * self.down - self._base:], self.orig_sr, self.target_sr)
-        out = y[self._n_out - block * self.up: end - block * self.up]
+        y = resample(self._buf[block * self.down - self._base :], self.orig_sr, self.target_sr)
+        out = y[self._n_out - block * self.up : end - block * self.up]
         self._n_out = end
         keep = self._first_block(end) * self.down  # input that no later output needs goes
         if keep > self._base:
-            self._buf = self._buf[keep - self._base:]
+            self._buf = self._buf[keep - self._base :]
             self._base = keep
         return out
 

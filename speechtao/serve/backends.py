@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -130,9 +130,11 @@ class _FeatureFrontEnd:
         torch = self._torch
         if self.max_frames and audio.shape[1] // self.spec.hop_length > self.max_frames:
             limit = self.max_frames * self.spec.hop_length / self.spec.sample_rate
-            raise InputError(f"audio window of {audio.shape[1] / self.spec.sample_rate:.1f} s is longer than the "
-                             f"model takes ({limit:.0f} s: Whisper's positions); keep max_final_pass_s and the "
-                             "chunk + context sizes below it")
+            raise InputError(
+                f"audio window of {audio.shape[1] / self.spec.sample_rate:.1f} s is longer than the "
+                f"model takes ({limit:.0f} s: Whisper's positions); keep max_final_pass_s and the "
+                "chunk + context sizes below it"
+            )
         with torch.inference_mode():
             feats, feat_lengths = module(torch.from_numpy(audio), torch.from_numpy(lengths.astype(np.int64)))
         return feats.numpy(), feat_lengths.numpy()
@@ -163,7 +165,8 @@ class OnnxBackend:
         if missing:
             raise CheckpointError(
                 f"{self.path}: ONNX metadata lacks {', '.join(missing)}; serve files written by "
-                "`speechtao asr export` (a NeMo export has no vocabulary: import the .nemo and export it again)")
+                "`speechtao asr export` (a NeMo export has no vocabulary: import the .nemo and export it again)"
+            )
         self.family = meta.get("family", "custom")
         max_frames = 0
         try:
@@ -187,7 +190,8 @@ class OnnxBackend:
         if provider == "cuda" and "CUDAExecutionProvider" not in available:
             raise MissingDependencyError(
                 f"provider 'cuda': onnxruntime here offers {available} (install onnxruntime-gpu on a CUDA host, or "
-                "serve with --provider cpu)")
+                "serve with --provider cpu)"
+            )
         use_cuda = provider in ("cuda", "auto") and "CUDAExecutionProvider" in available
         providers = (["CUDAExecutionProvider"] if use_cuda else []) + ["CPUExecutionProvider"]
         opts = ort.SessionOptions()
@@ -200,21 +204,32 @@ class OnnxBackend:
         try:
             self.session = ort.InferenceSession(str(self.path), opts, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types for bad files
-            raise CheckpointError(f"{self.path}: onnxruntime cannot load it ({str(exc)[:300]}); "
-                                  "export it again") from None
+            raise CheckpointError(
+                f"{self.path}: onnxruntime cannot load it ({str(exc)[:300]}); export it again"
+            ) from None
         self.provider = self.session.get_providers()[0]
         names = [i.name for i in self.session.get_inputs()]
         if names[:2] != ["audio_signal", "length"]:
-            raise CheckpointError(f"{self.path}: inputs are {names}, expected ['audio_signal', 'length'] "
-                                  "(serve files written by `speechtao asr export`)")
+            raise CheckpointError(
+                f"{self.path}: inputs are {names}, expected ['audio_signal', 'length'] "
+                "(serve files written by `speechtao asr export`)"
+            )
 
     @property
     def samples_per_frame(self) -> int:
         return self.hop_length * self.subsampling_factor
 
     def info(self, name: str) -> ModelInfo:
-        return ModelInfo(name, str(self.path), "onnx", self.sample_rate, self.tokenizer.vocab_size,
-                         self.subsampling_factor, self.family, self.provider)
+        return ModelInfo(
+            name,
+            str(self.path),
+            "onnx",
+            self.sample_rate,
+            self.tokenizer.vocab_size,
+            self.subsampling_factor,
+            self.family,
+            self.provider,
+        )
 
     def __call__(self, audio: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """audio (B, T) float32, lengths (B,) -> log_probs (B, T', V+1) float32, out_lengths (B,) int64."""
@@ -222,8 +237,9 @@ class OnnxBackend:
 
     def run_features(self, feats: np.ndarray, feat_lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Normalized features (B, n_mels, F), (B,) -> log_probs (B, T', V+1), out_lengths (B,)."""
-        log_probs, out_lengths = self.session.run(None, {"audio_signal": feats.astype(np.float32),
-                                                         "length": feat_lengths.astype(np.int64)})
+        log_probs, out_lengths = self.session.run(
+            None, {"audio_signal": feats.astype(np.float32), "length": feat_lengths.astype(np.int64)}
+        )
         return log_probs, out_lengths.astype(np.int64)
 
 
@@ -259,23 +275,34 @@ class TorchBackend:
         return self.hop_length * self.subsampling_factor
 
     def info(self, name: str) -> ModelInfo:
-        return ModelInfo(name, str(self.path), "checkpoint", self.sample_rate, self.tokenizer.vocab_size,
-                         self.subsampling_factor, self.family, self.provider)
+        return ModelInfo(
+            name,
+            str(self.path),
+            "checkpoint",
+            self.sample_rate,
+            self.tokenizer.vocab_size,
+            self.subsampling_factor,
+            self.family,
+            self.provider,
+        )
 
     def __call__(self, audio: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """audio (B, T) float32, lengths (B,) -> log_probs (B, T', V+1) float32, out_lengths (B,) int64."""
         torch = self._torch
         with self._lock, torch.inference_mode():
-            lp, n = self.model(torch.from_numpy(audio).to(self.device),
-                               torch.from_numpy(lengths.astype(np.int64)).to(self.device))
+            lp, n = self.model(
+                torch.from_numpy(audio).to(self.device), torch.from_numpy(lengths.astype(np.int64)).to(self.device)
+            )
         return lp.float().cpu().numpy(), n.cpu().numpy().astype(np.int64)
 
     def run_features(self, feats: np.ndarray, feat_lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Normalized features (B, n_mels, F), (B,) -> log_probs (B, T', V+1), out_lengths (B,)."""
         torch = self._torch
         with self._lock, torch.inference_mode():
-            lp, n = self.model.forward_features(torch.from_numpy(feats.astype(np.float32)).to(self.device),
-                                                torch.from_numpy(feat_lengths.astype(np.int64)).to(self.device))
+            lp, n = self.model.forward_features(
+                torch.from_numpy(feats.astype(np.float32)).to(self.device),
+                torch.from_numpy(feat_lengths.astype(np.int64)).to(self.device),
+            )
         return lp.float().cpu().numpy(), n.cpu().numpy().astype(np.int64)
 
 
@@ -285,8 +312,10 @@ def _onnx_metadata(path: Path) -> dict[str, str]:
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # protobuf DecodeError and friends
-        raise CheckpointError(f"{path}: not a readable ONNX file ({type(exc).__name__}: {str(exc)[:200]}); "
-                              "export it again with `speechtao asr export`") from None
+        raise CheckpointError(
+            f"{path}: not a readable ONNX file ({type(exc).__name__}: {str(exc)[:200]}); "
+            "export it again with `speechtao asr export`"
+        ) from None
     return {p.key: p.value for p in model.metadata_props}
 
 

@@ -70,13 +70,17 @@ class Batcher:
         self.batches = 0  # decode steps run
         self.streams_decoded = 0  # stream steps run (streams_decoded / batches = mean batch size)
         # per class: steps, batches, seconds queued (summed over steps, and the longest), seconds decoding batches
-        self.stats = {name: {"steps": 0, "batches": 0, "wait_s": 0.0, "max_wait_s": 0.0, "compute_s": 0.0}
-                      for name in CLASS_NAMES.values()}
-        self._threads = [threading.Thread(target=self._loop, args=(False,), name=f"batcher-{recognizer.name}",
-                                          daemon=True)]
+        self.stats = {
+            name: {"steps": 0, "batches": 0, "wait_s": 0.0, "max_wait_s": 0.0, "compute_s": 0.0}
+            for name in CLASS_NAMES.values()
+        }
+        self._threads = [
+            threading.Thread(target=self._loop, args=(False,), name=f"batcher-{recognizer.name}", daemon=True)
+        ]
         if options.final_lane:
-            self._threads.append(threading.Thread(target=self._loop, args=(True,), daemon=True,
-                                                  name=f"batcher-{recognizer.name}-finals"))
+            self._threads.append(
+                threading.Thread(target=self._loop, args=(True,), daemon=True, name=f"batcher-{recognizer.name}-finals")
+            )
         for t in self._threads:
             t.start()
 
@@ -113,8 +117,9 @@ class Batcher:
                 if self._heap[0][0] == URGENT:
                     return self._pop(self.options.max_batch_size, URGENT)
                 deadline = self._heap[0][2] + self.options.max_wait_ms / 1000  # the oldest interim step's
-                while (not self._closed and self._heap[0][0] == INTERIM
-                       and len(self._heap) < self.options.max_batch_size):
+                while (
+                    not self._closed and self._heap[0][0] == INTERIM and len(self._heap) < self.options.max_batch_size
+                ):
                     left = deadline - time.monotonic()
                     if left <= 0:
                         break

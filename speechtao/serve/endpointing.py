@@ -49,15 +49,21 @@ class EndpointConfig:
             raise ValueError("stop_history must be > 0 ms (it is the silence that ends an utterance)")
 
     @classmethod
-    def from_proto(cls, msg, base: "EndpointConfig | None" = None) -> "EndpointConfig":
+    def from_proto(cls, msg, base: EndpointConfig | None = None) -> EndpointConfig:
         """Fields set in a ``riva_asr_pb2.EndpointingConfig`` override ``base`` (or the defaults).
 
         A field holding 0 counts as unset, as in Riva's clients, which send 0 for options the user left out.
         """
         base = base or cls()
         values = {}
-        for name in ("start_history", "start_threshold", "stop_history", "stop_threshold", "stop_history_eou",
-                     "stop_threshold_eou"):
+        for name in (
+            "start_history",
+            "start_threshold",
+            "stop_history",
+            "stop_threshold",
+            "stop_history_eou",
+            "stop_threshold_eou",
+        ):
             v = getattr(msg, name)
             values[name] = v if (msg.HasField(name) and v > 0) else getattr(base, name)
         return cls(**values)
@@ -89,7 +95,7 @@ class Endpointer:
         """Add one frame. Returns "start", "eou", "end" or None."""
         self._recent.append(bool(blank))
         if not self.started:
-            window = list(self._recent)[-self.n_start:]
+            window = list(self._recent)[-self.n_start :]
             nonblank = sum(not b for b in window) / self.n_start
             if nonblank >= self.cfg.start_threshold:
                 self.started = True

@@ -33,15 +33,20 @@ from typing import Any
 
 from ..errors import CheckpointError, InputError, MissingDependencyError
 
-SERVING_CLASSES = {"punct": ("speechtao.nlp.punct", "PunctCapModel"), "qa": ("speechtao.nlp.qa", "QAModel"),
-                   "ner": ("speechtao.serve.nlp", "NERServing"), "textcls": ("speechtao.serve.nlp", "TextClassServing")}
+SERVING_CLASSES = {
+    "punct": ("speechtao.nlp.punct", "PunctCapModel"),
+    "qa": ("speechtao.nlp.qa", "QAModel"),
+    "ner": ("speechtao.serve.nlp", "NERServing"),
+    "textcls": ("speechtao.serve.nlp", "TextClassServing"),
+}
 _WORD = re.compile(r"\S+")
 
 
 def _check_task(model: Any, task: str) -> Any:
     if model.task != task:
-        raise InputError(f"{model.source}: is a {model.task!r} model, not {task!r} (put it where a {model.task} "
-                         "model is expected)")
+        raise InputError(
+            f"{model.source}: is a {model.task!r} model, not {task!r} (put it where a {model.task} model is expected)"
+        )
     return model
 
 
@@ -63,13 +68,14 @@ class NERServing:
         self.columns = {t: [self.names.index(f"{x}-{t}") for x in "BI" if f"{x}-{t}" in self.names] for t in types}
 
     @classmethod
-    def load(cls, path: str | Path) -> "NERServing":
+    def load(cls, path: str | Path) -> NERServing:
         from ..nlp.ner import load
 
         return cls(load(path))
 
-    def classify_tokens(self, texts: list[str], top_n: int = 1) -> list[list[tuple[str, list[tuple[str, float]],
-                                                                                  int, int]]]:
+    def classify_tokens(
+        self, texts: list[str], top_n: int = 1
+    ) -> list[list[tuple[str, list[tuple[str, float]], int, int]]]:
         """Per text, per entity: ``(text, [(type, score), ...], start_char, end_char)`` with ``end`` exclusive.
         The entity's own type comes first, then up to ``top_n - 1`` other types by score; a type's score is the
         mean over the entity's words of P(B-type) + P(I-type)."""
@@ -98,7 +104,7 @@ class TextClassServing:
         self.model = _check_task(model, "textcls")
 
     @classmethod
-    def load(cls, path: str | Path) -> "TextClassServing":
+    def load(cls, path: str | Path) -> TextClassServing:
         from ..nlp.common import load_model
 
         return cls(load_model(path, "textcls"))
@@ -109,8 +115,9 @@ class TextClassServing:
 
         names = self.model.labels["label"]
         probs, index = predict_proba(self.model, texts).topk(min(max(top_n, 1), len(names)), -1)
-        return [[(names[i], float(q)) for i, q in zip(row_i.tolist(), row_p.tolist())]
-                for row_p, row_i in zip(probs, index)]
+        return [
+            [(names[i], float(q)) for i, q in zip(row_i.tolist(), row_p.tolist())] for row_p, row_i in zip(probs, index)
+        ]
 
 
 @dataclass
@@ -134,7 +141,7 @@ class ServedNLPModel:
             if isinstance(a, tuple):
                 out.append((str(a[0]), float(a[1])))
             else:
-                out.append((str(getattr(a, "text")), float(getattr(a, "score"))))
+                out.append((str(a.text), float(a.score)))
         return out
 
     def classify_tokens(self, texts: list[str], top_n: int) -> list[list[tuple]]:
@@ -155,11 +162,12 @@ def folder_task(folder: Path) -> str:
     try:
         task = json.loads(summary.read_text()).get("task")
     except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{summary}: cannot read the model summary ({exc}); give a folder written by "
-                              "`speechtao <task> finetune` or `export`") from None
+        raise CheckpointError(
+            f"{summary}: cannot read the model summary ({exc}); give a folder written by "
+            "`speechtao <task> finetune` or `export`"
+        ) from None
     if task not in SERVING_CLASSES:
-        raise CheckpointError(f"{folder}: task {task!r} cannot be served (served tasks: "
-                              f"{', '.join(SERVING_CLASSES)})")
+        raise CheckpointError(f"{folder}: task {task!r} cannot be served (served tasks: {', '.join(SERVING_CLASSES)})")
     return task
 
 
@@ -170,6 +178,8 @@ def load_nlp_model(folder: str | Path) -> ServedNLPModel:
     try:
         cls = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError) as exc:
-        raise MissingDependencyError(f"{folder}: serving a {task} model needs {module_name}.{class_name}, which this "
-                                     f"speechtao does not provide ({exc})") from None
+        raise MissingDependencyError(
+            f"{folder}: serving a {task} model needs {module_name}.{class_name}, which this "
+            f"speechtao does not provide ({exc})"
+        ) from None
     return ServedNLPModel(task, folder.name, str(folder), cls.load(folder))

@@ -48,8 +48,9 @@ from __future__ import annotations
 import math
 import threading
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal, Sequence
+from typing import Literal
 
 import numpy as np
 
@@ -57,7 +58,6 @@ from ..asr.ctc import CTCHypothesis, Word, _decode_one, word_times
 from ..errors import AudioError, InputError
 from .audio_input import StreamResampler
 from .endpointing import EndpointConfig, Endpointer
-
 
 INTERIM_STABILITY = 0.9  # the stability of an interim decoded entirely from committed frames
 
@@ -80,15 +80,18 @@ class StreamingOptions:
         if self.chunk_ms < 10:
             raise ValueError(f"chunk_ms must be >= 10, got {self.chunk_ms}")
         if self.left_context_ms < 0 or self.right_context_ms < 0:
-            raise ValueError(f"context sizes must be >= 0 ms, got left {self.left_context_ms}, "
-                             f"right {self.right_context_ms}")
+            raise ValueError(
+                f"context sizes must be >= 0 ms, got left {self.left_context_ms}, right {self.right_context_ms}"
+            )
         if self.normalization not in ("stream", "window"):
             raise ValueError(f"normalization must be 'stream' or 'window', got {self.normalization!r}")
         if self.final_pass not in ("utterance", "chunks"):
             raise ValueError(f"final_pass must be 'utterance' or 'chunks', got {self.final_pass!r}")
         if not 0 < self.max_final_pass_s <= 600 or not 1 <= self.max_utterance_s <= 3600:
-            raise ValueError(f"max_final_pass_s ({self.max_final_pass_s}) must be in (0, 600] and max_utterance_s "
-                             f"({self.max_utterance_s}) in [1, 3600]")
+            raise ValueError(
+                f"max_final_pass_s ({self.max_final_pass_s}) must be in (0, 600] and max_utterance_s "
+                f"({self.max_utterance_s}) in [1, 3600]"
+            )
 
 
 @dataclass(frozen=True)
@@ -119,7 +122,7 @@ class Stream:
     """The state of one audio stream. Create with :meth:`Recognizer.create_stream`; feed it, then decode it
     through its recognizer. One thread at a time may use a stream."""
 
-    def __init__(self, rec: "Recognizer", endpoint: EndpointConfig, channel: int = 0):
+    def __init__(self, rec: Recognizer, endpoint: EndpointConfig, channel: int = 0):
         self._rec = rec
         self.channel = channel
         self.rate = rec.sample_rate
@@ -154,8 +157,10 @@ class Stream:
             raise InputError("accept_waveform after input_finished: the stream is closed (create a new stream)")
         x = np.asarray(samples, dtype=np.float32)
         if x.ndim != 1:
-            raise AudioError(f"accept_waveform: samples must be 1-D (T,), got shape {x.shape} (mix channels down, "
-                             "or feed each channel to its own stream)")
+            raise AudioError(
+                f"accept_waveform: samples must be 1-D (T,), got shape {x.shape} (mix channels down, "
+                "or feed each channel to its own stream)"
+            )
         if sample_rate <= 0:
             raise AudioError(f"accept_waveform: sample rate {sample_rate} must be > 0 Hz")
         if self._input_rate is None:
@@ -163,8 +168,10 @@ class Stream:
             if self._input_rate != self.rate:
                 self._resampler = StreamResampler(self._input_rate, self.rate)
         elif int(sample_rate) != self._input_rate:
-            raise AudioError(f"accept_waveform: sample rate changed from {self._input_rate} to {sample_rate} Hz "
-                             "within one stream (one stream has one rate; start a new stream)")
+            raise AudioError(
+                f"accept_waveform: sample rate changed from {self._input_rate} to {sample_rate} Hz "
+                "within one stream (one stream has one rate; start a new stream)"
+            )
         self._append(self._resampler.push(x) if self._resampler else x)
 
     def _append(self, x: np.ndarray) -> None:
@@ -197,13 +204,13 @@ class Stream:
         self._last = r
 
     def _slice(self, a: int, b: int) -> np.ndarray:
-        return self._audio[a - self._audio_base: b - self._audio_base]
+        return self._audio[a - self._audio_base : b - self._audio_base]
 
     def _trim(self) -> None:
         """Drop audio that no later window or final pass needs."""
         keep = min([self._next_chunk - self._rec.left, self._utt_start] + [j.start for j in self._finals])
         if keep > self._audio_base:
-            self._audio = self._audio[keep - self._audio_base:]
+            self._audio = self._audio[keep - self._audio_base :]
             self._audio_base = keep
 
 
@@ -216,8 +223,9 @@ class Recognizer:
         name: the model's name in a model repository.
     """
 
-    def __init__(self, backend, options: StreamingOptions = StreamingOptions(), name: str = "default",
-                 max_batch_size: int = 16):
+    def __init__(
+        self, backend, options: StreamingOptions = StreamingOptions(), name: str = "default", max_batch_size: int = 16
+    ):
         self.backend = backend
         self.options = options
         self.name = name
@@ -241,13 +249,21 @@ class Recognizer:
         self._time_lock = threading.Lock()  # decode_streams may run in several threads (on disjoint streams)
 
     @classmethod
-    def from_path(cls, model: str, options: StreamingOptions = StreamingOptions(), device: str = "cpu",
-                  threads: int = 1, name: str = "default", max_batch_size: int = 16) -> "Recognizer":
+    def from_path(
+        cls,
+        model: str,
+        options: StreamingOptions = StreamingOptions(),
+        device: str = "cpu",
+        threads: int = 1,
+        name: str = "default",
+        max_batch_size: int = 16,
+    ) -> Recognizer:
         """An exported ONNX file (with speechtao metadata) or a speechtao checkpoint / ``.nemo`` / preset."""
         from .backends import load_backend
 
-        return cls(load_backend(model, device=device, threads=threads), options, name=name,
-                   max_batch_size=max_batch_size)
+        return cls(
+            load_backend(model, device=device, threads=threads), options, name=name, max_batch_size=max_batch_size
+        )
 
     # -- the sherpa-onnx style API ------------------------------------------------------------------------
 
@@ -273,7 +289,7 @@ class Recognizer:
         return final
 
     def _final_job(self, s: Stream, end: int) -> _Job:
-        by_frames = (self.options.final_pass == "chunks" or end - s._utt_start > self.max_final_samples)
+        by_frames = self.options.final_pass == "chunks" or end - s._utt_start > self.max_final_samples
         return _Job("final", s._utt_start, end, final_from_frames=by_frames)
 
     def is_ready(self, s: Stream) -> bool:
@@ -303,8 +319,11 @@ class Recognizer:
         utterance's final in the same call, so the final does not wait for another step."""
         jobs = [(s, j) for s in streams if (j := self._next_job(s)) is not None]
         self._run_jobs(jobs)
-        follow = [(s, j) for s, done in jobs if done.kind == "chunk"
-                  and (j := self._next_job(s)) is not None and j.kind == "final"]
+        follow = [
+            (s, j)
+            for s, done in jobs
+            if done.kind == "chunk" and (j := self._next_job(s)) is not None and j.kind == "final"
+        ]
         self._run_jobs(follow)
 
     def _run_jobs(self, jobs: list) -> None:
@@ -356,8 +375,12 @@ class Recognizer:
     @property
     def _stream_norm(self) -> bool:
         spec = getattr(getattr(self.backend, "features", None), "spec", None)
-        return (self.options.normalization == "stream" and spec is not None and spec.normalize is not None
-                and hasattr(self.backend, "run_features"))
+        return (
+            self.options.normalization == "stream"
+            and spec is not None
+            and spec.normalize is not None
+            and hasattr(self.backend, "run_features")
+        )
 
     def _forward_stream_normalized(self, batch: list, audio: np.ndarray, lengths: np.ndarray):
         """Chunk windows normalized with each stream's running statistics -> (log_probs, out_lengths)."""
@@ -455,23 +478,44 @@ class Recognizer:
         if not self.options.interim_results or not s._endpointer.started:
             return
         committed = self.tokenizer.decode(list(self._hyp(s._best, s._prob).token_ids))
-        full_hyp = self._hyp(np.concatenate([np.asarray(s._best, np.int64), s._look_best]),
-                             np.concatenate([np.asarray(s._prob, np.float64), s._look_prob]))
+        full_hyp = self._hyp(
+            np.concatenate([np.asarray(s._best, np.int64), s._look_best]),
+            np.concatenate([np.asarray(s._prob, np.float64), s._look_prob]),
+        )
         text = self.tokenizer.decode(list(full_hyp.token_ids)).strip()
         if not text or text == s._last_interim_text:
             return
         s._last_interim_text = text
         stability = INTERIM_STABILITY * min(len(committed.strip()) / len(text), 1.0)
-        s._emit(Result(text, (), False, round(stability, 3), full_hyp.confidence,
-                       int(round(s._utt_start * 1000 / self.sample_rate)), s._next_chunk / self.sample_rate,
-                       s.channel))
+        s._emit(
+            Result(
+                text,
+                (),
+                False,
+                round(stability, 3),
+                full_hyp.confidence,
+                int(round(s._utt_start * 1000 / self.sample_rate)),
+                s._next_chunk / self.sample_rate,
+                s.channel,
+            )
+        )
 
     def _eou(self, s: Stream) -> None:
         hyp = self._hyp(s._best, s._prob)
         text = self.tokenizer.decode(list(hyp.token_ids)).strip()
         if text:
-            s._emit(Result(text, (), False, 1.0, hyp.confidence, int(round(s._utt_start * 1000 / self.sample_rate)),
-                           s._next_chunk / self.sample_rate, s.channel))
+            s._emit(
+                Result(
+                    text,
+                    (),
+                    False,
+                    1.0,
+                    hyp.confidence,
+                    int(round(s._utt_start * 1000 / self.sample_rate)),
+                    s._next_chunk / self.sample_rate,
+                    s.channel,
+                )
+            )
 
     def _end_utterance(self, s: Stream, pos: int) -> None:
         """An endpoint at absolute sample ``pos``: queue the utterance's final, start a new one there."""
@@ -492,8 +536,10 @@ class Recognizer:
             return None
         shift = int(round(start * 1000 / self.sample_rate))
         last_ms = int(end * 1000 // self.sample_rate)
-        words = tuple(Word(w.word, shift + w.start_ms, max(min(shift + w.end_ms, last_ms), shift + w.start_ms + 1),
-                           w.confidence) for w in word_times(hyp, self.tokenizer, self.frame_shift_s))
+        words = tuple(
+            Word(w.word, shift + w.start_ms, max(min(shift + w.end_ms, last_ms), shift + w.start_ms + 1), w.confidence)
+            for w in word_times(hyp, self.tokenizer, self.frame_shift_s)
+        )
         return Result(text, words, True, 1.0, hyp.confidence, shift, end / self.sample_rate, s.channel)
 
     def _finalized(self, s: Stream, j: _Job, r: Result | None) -> None:
@@ -535,9 +581,12 @@ class Recognizer:
             s.input_finished()
             self._run([(s, _Job("final", 0, s.num_samples))])
             return [r for r in s.pop_results() if r.is_final]
-        long_form = Recognizer(self.backend, replace(self.options, chunk_ms=4000, left_context_ms=1000,
-                                                     right_context_ms=1000, interim_results=False),
-                               self.name, self.max_batch_size)
+        long_form = Recognizer(
+            self.backend,
+            replace(self.options, chunk_ms=4000, left_context_ms=1000, right_context_ms=1000, interim_results=False),
+            self.name,
+            self.max_batch_size,
+        )
         s = long_form.create_stream(channel=channel)
         s.accept_waveform(sample_rate, x)
         s.input_finished()

@@ -43,32 +43,45 @@ class ModelRepository:
     root: str = ""
 
     @classmethod
-    def load(cls, root: str | Path, options: StreamingOptions = StreamingOptions(), device: str = "cpu",
-             threads: int = 1, default_asr: str | None = None, max_batch_size: int = 16) -> "ModelRepository":
+    def load(
+        cls,
+        root: str | Path,
+        options: StreamingOptions = StreamingOptions(),
+        device: str = "cpu",
+        threads: int = 1,
+        default_asr: str | None = None,
+        max_batch_size: int = 16,
+    ) -> ModelRepository:
         root = Path(root)
         if not root.is_dir():
-            raise InputError(f"--models {root}: not a folder (give the folder holding exported .onnx / .pt / .ckpt "
-                             "models and NLP model folders)")
+            raise InputError(
+                f"--models {root}: not a folder (give the folder holding exported .onnx / .pt / .ckpt "
+                "models and NLP model folders)"
+            )
         repo = cls(root=str(root))
         for entry in sorted(root.iterdir()):
             if entry.name.startswith("."):
                 continue
             if entry.is_file() and entry.suffix in ASR_SUFFIXES:
                 repo.asr_models[entry.stem] = Recognizer.from_path(
-                    str(entry), options, device=device, threads=threads, name=entry.stem,
-                    max_batch_size=max_batch_size)
+                    str(entry), options, device=device, threads=threads, name=entry.stem, max_batch_size=max_batch_size
+                )
             elif entry.is_dir() and ((entry / "model.pt").is_file() or (entry / "model.onnx").is_file()):
                 from .nlp import load_nlp_model
 
                 model = load_nlp_model(entry)
                 repo.nlp_models.setdefault(model.task, {})[entry.name] = model
         if not repo.asr_models and not repo.nlp_models:
-            raise InputError(f"--models {root}: no models found (put .onnx files from `speechtao asr export`, "
-                             ".pt/.ckpt checkpoints or NLP model folders there)")
+            raise InputError(
+                f"--models {root}: no models found (put .onnx files from `speechtao asr export`, "
+                ".pt/.ckpt checkpoints or NLP model folders there)"
+            )
         if default_asr:
             if default_asr not in repo.asr_models:
-                raise ModelNotFound(f"--default-model {default_asr!r}: not in {root} (ASR models there: "
-                                    f"{', '.join(repo.asr_models) or 'none'})")
+                raise ModelNotFound(
+                    f"--default-model {default_asr!r}: not in {root} (ASR models there: "
+                    f"{', '.join(repo.asr_models) or 'none'})"
+                )
             repo.default_asr = default_asr
         elif repo.asr_models:
             repo.default_asr = next(iter(repo.asr_models))
@@ -77,20 +90,25 @@ class ModelRepository:
     def asr(self, name: str) -> Recognizer:
         """The ASR model called ``name`` ("" = the default)."""
         if not self.asr_models:
-            raise ModelNotFound(f"no ASR model is served (the model repository {self.root} holds none; add an "
-                                "exported .onnx or a .pt/.ckpt checkpoint)")
+            raise ModelNotFound(
+                f"no ASR model is served (the model repository {self.root} holds none; add an "
+                "exported .onnx or a .pt/.ckpt checkpoint)"
+            )
         key = name or self.default_asr
         if key not in self.asr_models:
-            raise ModelNotFound(f"ASR model {name!r} is not served here (available: {', '.join(self.asr_models)}; "
-                                "leave RecognitionConfig.model empty for the default)")
+            raise ModelNotFound(
+                f"ASR model {name!r} is not served here (available: {', '.join(self.asr_models)}; "
+                "leave RecognitionConfig.model empty for the default)"
+            )
         return self.asr_models[key]
 
     def nlp(self, task: str, name: str = "") -> Any:
         """The NLP model of ``task`` called ``name`` ("" = the first of that task)."""
         models = self.nlp_models.get(task, {})
         if not models:
-            raise ModelNotFound(f"no {task} model is served (put a `speechtao {task}` model folder in the model "
-                                f"repository {self.root})")
+            raise ModelNotFound(
+                f"no {task} model is served (put a `speechtao {task}` model folder in the model repository {self.root})"
+            )
         if not name:
             return next(iter(models.values()))
         if name not in models:
@@ -110,8 +128,16 @@ def describe(repo: ModelRepository) -> list[dict]:
     rows = []
     for name, rec in repo.asr_models.items():
         info = rec.backend.info(name)
-        rows.append({"name": name, "task": "asr", "path": info.path, "provider": info.provider,
-                     "sample_rate": info.sample_rate, "default": name == repo.default_asr})
+        rows.append(
+            {
+                "name": name,
+                "task": "asr",
+                "path": info.path,
+                "provider": info.provider,
+                "sample_rate": info.sample_rate,
+                "default": name == repo.default_asr,
+            }
+        )
     for task, models in repo.nlp_models.items():
         for name, m in models.items():
             rows.append({"name": name, "task": task, "path": getattr(m, "source", "")})

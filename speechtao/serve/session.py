@@ -16,8 +16,8 @@ one stream per channel (``separate_channels``); each stream's results carry its 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -68,8 +68,10 @@ class AudioSession:
             self._open(frames.shape[1])
         self.samples += len(frames)
         if self.seconds > self.config.max_seconds:
-            raise StreamTooLong(f"audio longer than {self.config.max_seconds:g} s in one request (the server's "
-                                "--max-stream-seconds); split it into several requests")
+            raise StreamTooLong(
+                f"audio longer than {self.config.max_seconds:g} s in one request (the server's "
+                "--max-stream-seconds); split it into several requests"
+            )
         if len(self.streams) == 1:
             x = frames.mean(axis=1, dtype=np.float32) if frames.shape[1] > 1 else frames[:, 0]
             self.streams[0].accept_waveform(rate, x)
@@ -101,8 +103,10 @@ class AudioSession:
         if not self.streams:
             if self.decoder.bytes_in == 0:
                 raise AudioError("the request held no audio (send audio_content after the streaming_config)")
-            raise AudioError(f"the request's {self.decoder.bytes_in} audio bytes hold no samples (a WAV header "
-                             "without data?); send the audio itself")
+            raise AudioError(
+                f"the request's {self.decoder.bytes_in} audio bytes hold no samples (a WAV header "
+                "without data?); send the audio itself"
+            )
         for s in self.streams:
             s.input_finished()
         return self._drain()
@@ -114,8 +118,10 @@ def recognize_request(recognizer: Recognizer, data: bytes, config: SessionConfig
     frames, rate = decode_request_audio(data, config.encoding, config.sample_rate, config.channels)
     seconds = len(frames) / rate
     if seconds > config.max_seconds:
-        raise StreamTooLong(f"audio of {seconds:.1f} s is longer than {config.max_seconds:g} s (the server's "
-                            "--max-stream-seconds); split it into several requests")
+        raise StreamTooLong(
+            f"audio of {seconds:.1f} s is longer than {config.max_seconds:g} s (the server's "
+            "--max-stream-seconds); split it into several requests"
+        )
     if config.separate_channels and frames.shape[1] > 1:
         channels = [(c, np.ascontiguousarray(frames[:, c])) for c in range(frames.shape[1])]
     else:

@@ -48,8 +48,13 @@ _SCALES = ["", "thousand", "million", "billion", "trillion", "quadrillion", "qui
 _MAX_GROUPS = len(_SCALES)  # numbers with more digits than 3 * _MAX_GROUPS are read digit by digit
 
 _ORDINAL_IRREGULAR = {
-    "one": "first", "two": "second", "three": "third", "five": "fifth", "eight": "eighth",
-    "nine": "ninth", "twelve": "twelfth",
+    "one": "first",
+    "two": "second",
+    "three": "third",
+    "five": "fifth",
+    "eight": "eighth",
+    "nine": "ninth",
+    "twelve": "twelfth",
 }
 
 
@@ -158,15 +163,41 @@ def _number_text(s: str) -> str:
 
 # --- step 1: characters -----------------------------------------------------------------------------------
 
-_CHAR_MAP = str.maketrans({
-    "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'", "\u00b4": "'", "`": "'",
-    "\u02bc": "'",
-    "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u2033": '"', "\u00ab": '"', "\u00bb": '"',
-    "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": " - ", "\u2015": " - ",
-    "\u2212": "-", "\u2044": "/",
-    "\u00e6": "ae", "\u0153": "oe", "\u00df": "ss", "\u00f8": "o", "\u00f0": "d", "\u00fe": "th",
-    "\u0142": "l", "\u0131": "i",
-})
+_CHAR_MAP = str.maketrans(
+    {
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u201a": "'",
+        "\u201b": "'",
+        "\u2032": "'",
+        "\u00b4": "'",
+        "`": "'",
+        "\u02bc": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u201e": '"',
+        "\u201f": '"',
+        "\u2033": '"',
+        "\u00ab": '"',
+        "\u00bb": '"',
+        "\u2010": "-",
+        "\u2011": "-",
+        "\u2012": "-",
+        "\u2013": "-",
+        "\u2014": " - ",
+        "\u2015": " - ",
+        "\u2212": "-",
+        "\u2044": "/",
+        "\u00e6": "ae",
+        "\u0153": "oe",
+        "\u00df": "ss",
+        "\u00f8": "o",
+        "\u00f0": "d",
+        "\u00fe": "th",
+        "\u0142": "l",
+        "\u0131": "i",
+    }
+)
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
 
@@ -178,8 +209,11 @@ def _strip_accents(text: str) -> str:
 # --- step 2: numbers in context ----------------------------------------------------------------------------
 
 _NUM = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?"
-_CURRENCY = {"$": ("dollar", "dollars", "cent", "cents"), "£": ("pound", "pounds", "penny", "pence"),
-             "€": ("euro", "euros", "cent", "cents")}
+_CURRENCY = {
+    "$": ("dollar", "dollars", "cent", "cents"),
+    "£": ("pound", "pounds", "penny", "pence"),
+    "€": ("euro", "euros", "cent", "cents"),
+}
 _SCALE_WORDS = "thousand|million|billion|trillion"
 _MONEY_RE = re.compile(rf"([$£€])\s?({_NUM})(?:\s?({_SCALE_WORDS})\b)?")
 _PERCENT_RE = re.compile(rf"(?<![\d.,])({_NUM})\s?%")
@@ -280,10 +314,21 @@ def _number(m: re.Match) -> str:
 
 # --- step 4-5: symbols and punctuation ---------------------------------------------------------------------
 
-_SYMBOLS = str.maketrans({
-    "&": " and ", "+": " plus ", "@": " at ", "=": " equals ", "%": " percent ", "#": " number ",
-    "°": " degrees ", "×": " times ", "-": " ", "_": " ", '"': " ",
-})
+_SYMBOLS = str.maketrans(
+    {
+        "&": " and ",
+        "+": " plus ",
+        "@": " at ",
+        "=": " equals ",
+        "%": " percent ",
+        "#": " number ",
+        "°": " degrees ",
+        "×": " times ",
+        "-": " ",
+        "_": " ",
+        '"': " ",
+    }
+)
 _APOSTROPHE_RE = re.compile(r"(?<![a-z])'|'(?![a-z])")
 _OTHER_RE = re.compile(r"[^a-z' ]+")
 _SPACES_RE = re.compile(r" {2,}")

@@ -29,8 +29,8 @@ Usage::
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence, Union
 
 from ..errors import CheckpointError, InputError
 
@@ -70,9 +70,7 @@ class CharTokenizer:
             raise InputError("CharTokenizer: empty vocabulary (pass a list of single characters, e.g. CHAR_VOCAB)")
         for i, label in enumerate(vocab):
             if not isinstance(label, str) or len(label) != 1:
-                raise InputError(
-                    f"CharTokenizer: vocabulary entry {i} is {label!r}; every label must be one character"
-                )
+                raise InputError(f"CharTokenizer: vocabulary entry {i} is {label!r}; every label must be one character")
         if len(set(vocab)) != len(vocab):
             dupes = sorted({c for c in vocab if vocab.count(c) > 1})
             raise InputError(f"CharTokenizer: duplicate labels {dupes} in the vocabulary (labels must be unique)")
@@ -155,18 +153,19 @@ class SentencePieceTokenizer:
         self._sp = processor
         self._vocab = [processor.id_to_piece(i) for i in range(processor.get_piece_size())]
         self._special = {
-            i for i in range(len(self._vocab))
+            i
+            for i in range(len(self._vocab))
             if processor.is_unknown(i) or processor.is_control(i) or processor.is_unused(i)
         }
 
     # --- construction ---------------------------------------------------------------------------------------
 
     @classmethod
-    def from_model_bytes(cls, model_bytes: bytes) -> "SentencePieceTokenizer":
+    def from_model_bytes(cls, model_bytes: bytes) -> SentencePieceTokenizer:
         return cls(model_bytes)
 
     @classmethod
-    def from_file(cls, path: Union[str, Path]) -> "SentencePieceTokenizer":
+    def from_file(cls, path: str | Path) -> SentencePieceTokenizer:
         """Load ``tokenizer.model`` (or a NeMo tokenizer folder holding one)."""
         p = Path(path)
         if p.is_dir():
@@ -184,7 +183,7 @@ class SentencePieceTokenizer:
         character_coverage: float = 1.0,
         required_chars: str = "abcdefghijklmnopqrstuvwxyz'",
         max_piece_length: int = 16,
-    ) -> "SentencePieceTokenizer":
+    ) -> SentencePieceTokenizer:
         """Train in memory on ``texts`` (normalized sentences), deterministically.
 
         Options follow NeMo's ``process_asr_text_tokenizer.py``: ``<unk>`` is id 0, no ``<s>``/``</s>``/``<pad>``,
@@ -279,7 +278,7 @@ class SentencePieceTokenizer:
     def to_dict(self) -> dict:
         return {"type": "sentencepiece", "model": self._bytes}
 
-    def save(self, directory: Union[str, Path]) -> Path:
+    def save(self, directory: str | Path) -> Path:
         """Write NeMo's tokenizer folder: ``tokenizer.model``, ``tokenizer.vocab`` (piece<TAB>score) and
         ``vocab.txt`` (special pieces left out; word-start pieces without '▁', the others prefixed ``##``)."""
         d = Path(directory)
@@ -306,7 +305,7 @@ class SentencePieceTokenizer:
         return f"SentencePieceTokenizer(vocab_size={self.vocab_size})"
 
 
-Tokenizer = Union[CharTokenizer, SentencePieceTokenizer]
+Tokenizer = CharTokenizer | SentencePieceTokenizer
 
 
 def tokenizer_from_dict(d: dict) -> Tokenizer:

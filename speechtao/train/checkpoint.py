@@ -119,7 +119,7 @@ class CheckpointManager:
         save_checkpoint(path, payload)
         self.entries = [e for e in self.entries if e.step != step] + [_Entry(step, name, metric)]
         self.entries.sort(key=lambda e: e.step)
-        keep = {e.file for e in self.entries[-self.keep_last:]}
+        keep = {e.file for e in self.entries[-self.keep_last :]}
         keep |= {e.file for e in self._ranked()[: self.keep_best]}
         dropped = [e for e in self.entries if e.file not in keep]
         self.entries = [e for e in self.entries if e.file in keep]

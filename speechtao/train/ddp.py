@@ -110,7 +110,7 @@ class CPUSyncBatchNorm(nn.BatchNorm1d):
         c = x.shape[1]
         n = stats[-1]
         mean = stats[:c] / n
-        var = stats[c:2 * c] / n - mean * mean  # biased, used to normalize
+        var = stats[c : 2 * c] / n - mean * mean  # biased, used to normalize
         shape = [1, c] + [1] * (x.dim() - 2)
         y = (x - mean.reshape(shape)) / torch.sqrt(var.reshape(shape) + self.eps)
         if self.affine:
@@ -134,8 +134,9 @@ def convert_sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
 
 def _convert_cpu(module: nn.Module) -> nn.Module:
     if isinstance(module, nn.modules.batchnorm._BatchNorm) and not isinstance(module, CPUSyncBatchNorm):
-        new = CPUSyncBatchNorm(module.num_features, module.eps, module.momentum, module.affine,
-                               module.track_running_stats)
+        new = CPUSyncBatchNorm(
+            module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats
+        )
         new.load_state_dict(module.state_dict())
         if module.affine:
             new.weight.requires_grad_(module.weight.requires_grad)

@@ -24,9 +24,10 @@ import math
 import random
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import torch
@@ -83,8 +84,10 @@ class TrainerSpec:
         if self.val_every < 0 or self.keep_best < 0 or self.grad_clip < 0:
             raise ValueError("val_every, keep_best and grad_clip must be >= 0")
         if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f"ema_decay must be in [0, 1) (0: off; e.g. 0.99 averages about the last 100 steps), "
-                             f"got {self.ema_decay}")
+            raise ValueError(
+                f"ema_decay must be in [0, 1) (0: off; e.g. 0.99 averages about the last 100 steps), "
+                f"got {self.ema_decay}"
+            )
 
 
 class TrainTask(Protocol):
@@ -171,8 +174,9 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
     return total, sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def format_log(epoch: int, step: int, loss: float, lr: float, metric_name: str | None = None,
-               metric: float | None = None) -> str:
+def format_log(
+    epoch: int, step: int, loss: float, lr: float, metric_name: str | None = None, metric: float | None = None
+) -> str:
     """``epoch 3 step 400 loss 0.512 lr 3.0e-04 wer 0.081`` (metric omitted before the first validation)."""
     line = f"epoch {epoch} step {step} loss {loss:.3f} lr {lr:.1e}"
     if metric_name is not None and metric is not None:
@@ -206,8 +210,10 @@ class WeightAverage:
         for k, v in self.shadow.items():
             src = state.get(k, fallback.get(k))
             if src is None:
-                raise CheckpointError(f"the checkpoint lacks the weight {k!r}: it was written by another model "
-                                      "(resume with the model it was trained with)")
+                raise CheckpointError(
+                    f"the checkpoint lacks the weight {k!r}: it was written by another model "
+                    "(resume with the model it was trained with)"
+                )
             v.copy_(src)
 
     @contextlib.contextmanager
@@ -231,8 +237,16 @@ class WeightAverage:
 class Trainer:
     """Runs ``task`` to ``spec.max_steps`` / ``spec.max_epochs``; rank 0 alone writes files and logs."""
 
-    def __init__(self, task: TrainTask, spec: TrainerSpec, optim: OptimSpec, schedule: ScheduleSpec,
-                 full_spec: Any = None, ctx: ddp.DistContext | None = None, log: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        task: TrainTask,
+        spec: TrainerSpec,
+        optim: OptimSpec,
+        schedule: ScheduleSpec,
+        full_spec: Any = None,
+        ctx: ddp.DistContext | None = None,
+        log: Callable[[str], None] | None = None,
+    ):
         self.task = task
         self.spec = spec
         self.optim_spec = optim
@@ -264,8 +278,10 @@ class Trainer:
         if self.spec.max_steps is not None:
             total = min(total, self.spec.max_steps)
         if total < 1:
-            raise DataError("the training set yields no batches (check data.train, the duration filters and "
-                            "batch size against the number of utterances)")
+            raise DataError(
+                "the training set yields no batches (check data.train, the duration filters and "
+                "batch size against the number of utterances)"
+            )
         return total
 
     def _amp_dtype(self) -> torch.dtype | None:
@@ -286,8 +302,11 @@ class Trainer:
         """A log line when the requested precision is not what runs on this device."""
         if self.spec.precision == "fp32" or self.amp_dtype is not None:
             return None
-        why = ("fp16 autocast is CUDA-only" if self.spec.precision == "fp16"
-               else "this CPU has no native bf16 (avx512_bf16 or amx_bf16), where bf16 would be slower than fp32")
+        why = (
+            "fp16 autocast is CUDA-only"
+            if self.spec.precision == "fp16"
+            else "this CPU has no native bf16 (avx512_bf16 or amx_bf16), where bf16 would be slower than fp32"
+        )
         return f"precision {self.spec.precision} requested: training in fp32 on CPU ({why})"
 
     def latest_checkpoint(self) -> Path | None:
@@ -315,8 +334,11 @@ class Trainer:
             "window": list(state["window"]),
             "fitted_total": state["fitted_total"],  # the schedule's length when fit_schedule_to_time shortened it
             # with an EMA the payload's state_dict is the average: the weights training continues from go here
-            "raw_state_dict": ({k: v.detach().clone() for k, v in self.task.model.state_dict().items()}
-                               if self.ema is not None else None),
+            "raw_state_dict": (
+                {k: v.detach().clone() for k, v in self.task.model.state_dict().items()}
+                if self.ema is not None
+                else None
+            ),
         }
 
     def _save(self, optimizer, schedule, scaler, epoch, batch_index, state, metric) -> None:
@@ -331,8 +353,9 @@ class Trainer:
             metrics = self.task.validate() if self.ctx.is_main else None
         metrics = ddp.broadcast_object(metrics, self.ctx)
         if self.spec.monitor not in metrics:
-            raise InputError(f"trainer.monitor={self.spec.monitor!r} is not a validation metric "
-                             f"(the task reports {sorted(metrics)})")
+            raise InputError(
+                f"trainer.monitor={self.spec.monitor!r} is not a validation metric (the task reports {sorted(metrics)})"
+            )
         state["last_val"] = {k: float(v) for k, v in metrics.items()}
         state["last_val_step"] = state["step"]
         value = float(metrics[self.spec.monitor])
@@ -364,8 +387,18 @@ class Trainer:
         total = self.total_steps()
         schedule = LRSchedule(optimizer, self.schedule_spec, self.optim_spec.lr, total)
         scaler = torch.amp.GradScaler("cuda") if (self.device.type == "cuda" and spec.precision == "fp16") else None
-        state = {"step": 0, "best": None, "last_val": None, "last_val_step": -1, "train_time_s": 0.0,
-                 "utterances": 0.0, "audio_s": 0.0, "last_loss": None, "window": [0.0, 0], "fitted_total": None}
+        state = {
+            "step": 0,
+            "best": None,
+            "last_val": None,
+            "last_val_step": -1,
+            "train_time_s": 0.0,
+            "utterances": 0.0,
+            "audio_s": 0.0,
+            "last_loss": None,
+            "window": [0.0, 0],
+            "fitted_total": None,
+        }
         epoch, start_index = 0, 0
         self.ema = WeightAverage(model, spec.ema_decay) if spec.ema_decay > 0 else None
         run_model: nn.Module = model
@@ -376,17 +409,23 @@ class Trainer:
         if resume:
             path = self.latest_checkpoint()
             if path is None:
-                raise CheckpointError(f"{self.out_dir / 'checkpoints'}: no checkpoint to resume from "
-                                      "(run without --resume to start training)")
+                raise CheckpointError(
+                    f"{self.out_dir / 'checkpoints'}: no checkpoint to resume from "
+                    "(run without --resume to start training)"
+                )
             ckpt = load_checkpoint(path)
             ts = ckpt["train_state"]
             raw = ts.get("raw_state_dict")
             if self.ema is not None and raw is None:
-                raise CheckpointError(f"{path}: was written without trainer.ema_decay, so it holds no weight "
-                                      "average to continue (resume with the ema_decay the run started with)")
+                raise CheckpointError(
+                    f"{path}: was written without trainer.ema_decay, so it holds no weight "
+                    "average to continue (resume with the ema_decay the run started with)"
+                )
             if self.ema is None and raw is not None:
-                raise CheckpointError(f"{path}: was written with trainer.ema_decay > 0 (its model weights are the "
-                                      "average); resume with the ema_decay the run started with")
+                raise CheckpointError(
+                    f"{path}: was written with trainer.ema_decay > 0 (its model weights are the "
+                    "average); resume with the ema_decay the run started with"
+                )
             model.load_state_dict(raw if raw is not None else ckpt["state_dict"])
             if self.ema is not None:
                 self.ema.load_state_dict(ckpt["state_dict"], raw)
@@ -398,8 +437,10 @@ class Trainer:
             if len(rngs) == ctx.world_size:
                 set_rng_state(rngs[ctx.rank])
             else:
-                self.log(f"note: checkpoint was written by {len(rngs)} process(es), this run has "
-                         f"{ctx.world_size}: random streams restart from the seed")
+                self.log(
+                    f"note: checkpoint was written by {len(rngs)} process(es), this run has "
+                    f"{ctx.world_size}: random streams restart from the seed"
+                )
                 seed_everything(spec.seed + ctx.rank + ts["step"])
             for k in state:
                 if k in ts:
@@ -412,8 +453,10 @@ class Trainer:
             self.log(f"resumed from {path} at epoch {epoch} batch {start_index} step {state['step']}")
         else:
             if self.ctx.is_main and self.latest_checkpoint() is not None:
-                raise InputError(f"{self.out_dir}: already holds checkpoints of a run; pass --resume to continue "
-                                 "it, or choose another trainer.out_dir")
+                raise InputError(
+                    f"{self.out_dir}: already holds checkpoints of a run; pass --resume to continue "
+                    "it, or choose another trainer.out_dir"
+                )
             seed_everything(spec.seed + ctx.rank)
 
         if ctx.is_main:
@@ -427,8 +470,10 @@ class Trainer:
                 self.log("resolved spec:\n" + yaml.safe_dump(spec_to_dict(self.full_spec), sort_keys=False).rstrip())
             n_all, n_train = count_parameters(model)
             amp = f"{spec.precision} autocast" if self.amp_dtype is not None else "fp32"
-            self.log(f"parameters: {n_all:,} ({n_train:,} trainable); device {self.device} ({amp}); "
-                     f"{ctx.world_size} process(es); {total} optimizer steps")
+            self.log(
+                f"parameters: {n_all:,} ({n_train:,} trainable); device {self.device} ({amp}); "
+                f"{ctx.world_size} process(es); {total} optimizer steps"
+            )
             note = self._precision_note()
             if note:
                 self.log(note)
@@ -457,7 +502,7 @@ class Trainer:
                 batch = to_device(batch, self.device)
                 boundary = (bi + 1) % acc == 0 or bi == n - 1
                 sync = ctx.enabled and not boundary
-                with (run_model.no_sync() if sync else _null()), self._autocast():
+                with run_model.no_sync() if sync else _null(), self._autocast():
                     loss = task.loss(run_model, batch)
                     scaled = loss / acc
                 if scaler is not None:
@@ -504,8 +549,17 @@ class Trainer:
                 if step % spec.log_every == 0 and window_n:
                     state["last_loss"] = window_loss / window_n
                     metric = state["last_val"][spec.monitor] if state["last_val"] else None
-                    self._print(bar, format_log(epoch, step, state["last_loss"], lr_used,
-                                                spec.monitor if metric is not None else None, metric))
+                    self._print(
+                        bar,
+                        format_log(
+                            epoch,
+                            step,
+                            state["last_loss"],
+                            lr_used,
+                            spec.monitor if metric is not None else None,
+                            metric,
+                        ),
+                    )
                     window_loss, window_n = 0.0, 0
                 last = step >= total or self._out_of_time(run_start)
                 metric = None
@@ -525,8 +579,10 @@ class Trainer:
                     if fit < total:
                         total = state["fitted_total"] = fit
                         schedule.max_steps = fit
-                        self.log(f"max_time_s {spec.max_time_s:g}: about {fit} optimizer steps fit in the budget; "
-                                 f"the schedule now ends at step {fit}")
+                        self.log(
+                            f"max_time_s {spec.max_time_s:g}: about {fit} optimizer steps fit in the budget; "
+                            f"the schedule now ends at step {fit}"
+                        )
                         if bar is not None:
                             bar.total = fit
                 if step % spec.checkpoint_every == 0 or last:
@@ -597,10 +653,14 @@ class Trainer:
         }
         if self.ctx.is_main:
             with self._averaged():
-                save_checkpoint(self.out_dir / "final.pt", self._with_extra(self.task.payload(), {"step": state["step"]}))
+                save_checkpoint(
+                    self.out_dir / "final.pt", self._with_extra(self.task.payload(), {"step": state["step"]})
+                )
             atomic_write_bytes(self.out_dir / "metrics.json", lambda f: f.write(json.dumps(metrics, indent=2).encode()))
-            self.log(f"done: {state['step']} steps; best {self.spec.monitor} {state['best']}; "
-                     f"wrote {self.out_dir / 'final.pt'}, {self.out_dir / 'best.pt'}, {self.out_dir / 'metrics.json'}")
+            self.log(
+                f"done: {state['step']} steps; best {self.spec.monitor} {state['best']}; "
+                f"wrote {self.out_dir / 'final.pt'}, {self.out_dir / 'best.pt'}, {self.out_dir / 'metrics.json'}"
+            )
         ddp.barrier(self.ctx)
         return metrics
 

@@ -7,8 +7,9 @@ element: ``v = ||g||^2`` on the first step, then ``v = b2 v + (1 - b2) ||g||^2``
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Literal
+from typing import Literal
 
 import torch
 
@@ -35,12 +36,18 @@ class OptimSpec:
 class NovoGrad(torch.optim.Optimizer):
     """NovoGrad with per-tensor second moments. ``grad_averaging`` scales the update by ``1 - beta1``."""
 
-    def __init__(self, params: Iterable, lr: float = 1e-2, betas: tuple[float, float] = (0.95, 0.98),
-                 eps: float = 1e-8, weight_decay: float = 0.0, grad_averaging: bool = False):
+    def __init__(
+        self,
+        params: Iterable,
+        lr: float = 1e-2,
+        betas: tuple[float, float] = (0.95, 0.98),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        grad_averaging: bool = False,
+    ):
         if not lr > 0:
             raise ValueError(f"lr must be > 0, got {lr}")
-        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
-                        grad_averaging=grad_averaging)
+        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, grad_averaging=grad_averaging)
         super().__init__(params, defaults)
 
     @torch.no_grad()
@@ -84,8 +91,10 @@ def build_optimizer(params: Iterable, spec: OptimSpec) -> torch.optim.Optimizer:
     """
     params = list(params)
     if params and isinstance(params[0], dict):
-        params = [{**g, "params": [p for p in g["params"] if p.requires_grad],
-                   "lr_scale": float(g.get("lr_scale", 1.0))} for g in params]
+        params = [
+            {**g, "params": [p for p in g["params"] if p.requires_grad], "lr_scale": float(g.get("lr_scale", 1.0))}
+            for g in params
+        ]
         params = [g for g in params if g["params"]]
     else:
         params = [p for p in params if p.requires_grad]

@@ -41,8 +41,9 @@ class ScheduleSpec:
         return 0
 
 
-def lr_at(step: int, peak_lr: float, max_steps: int, warmup_steps: int = 0, min_lr: float = 0.0,
-          name: str = "cosine") -> float:
+def lr_at(
+    step: int, peak_lr: float, max_steps: int, warmup_steps: int = 0, min_lr: float = 0.0, name: str = "cosine"
+) -> float:
     """The learning rate of optimizer step ``step`` (see the module docstring)."""
     if warmup_steps > 0 and step <= warmup_steps:
         return peak_lr * (step + 1) / (warmup_steps + 1)
@@ -71,8 +72,7 @@ class LRSchedule:
 
     @property
     def lr(self) -> float:
-        return lr_at(self.step_count, self.peak_lr, self.max_steps, self.warmup_steps, self.spec.min_lr,
-                     self.spec.name)
+        return lr_at(self.step_count, self.peak_lr, self.max_steps, self.warmup_steps, self.spec.min_lr, self.spec.name)
 
     def _apply(self) -> None:
         for group in self.optimizer.param_groups:

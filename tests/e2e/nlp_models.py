@@ -26,12 +26,18 @@ TEXTCLS_LABELS = ["bible", "fortunes", "pydocs", "wordnet"]
 def ner_folder(folder: Path, seed: int = 0) -> Path:
     from speechtao.nlp import ner
 
-    return untrained_folder(folder, "ner", {"ner": NER_LABELS},
-                            lambda enc, spec: ner.make_net(enc, spec, len(NER_LABELS)), seed=seed)
+    return untrained_folder(
+        folder, "ner", {"ner": NER_LABELS}, lambda enc, spec: ner.make_net(enc, spec, len(NER_LABELS)), seed=seed
+    )
 
 
 def textcls_folder(folder: Path, seed: int = 0) -> Path:
     from speechtao.nlp import textcls
 
-    return untrained_folder(folder, "textcls", {"label": TEXTCLS_LABELS},
-                            lambda enc, spec: textcls.make_net(enc, spec, len(TEXTCLS_LABELS), "mean"), seed=seed)
+    return untrained_folder(
+        folder,
+        "textcls",
+        {"label": TEXTCLS_LABELS},
+        lambda enc, spec: textcls.make_net(enc, spec, len(TEXTCLS_LABELS), "mean"),
+        seed=seed,
+    )

@@ -72,13 +72,30 @@ def trained(corpus):
 def test_evaluate_trained_model_scores_zero_and_writes_outputs(corpus, trained, tmp_path):
     d, manifest = corpus
     out = tmp_path / "eval"
-    r = run_cli("asr", "evaluate", "--model", str(trained), "--manifest", str(manifest), "--out", str(out),
-                "--max-wer", "5", "--batch-size", "2")
+    r = run_cli(
+        "asr",
+        "evaluate",
+        "--model",
+        str(trained),
+        "--manifest",
+        str(manifest),
+        "--out",
+        str(out),
+        "--max-wer",
+        "5",
+        "--batch-size",
+        "2",
+    )
     assert r.returncode == 0, r.stderr
     m = LAST_LINE.match(r.stdout.strip().splitlines()[-1])
     assert m and m.group(1) == "0.00" and m.group(2) == "0.00" and m.group(3) == "3"
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["wer"] == 0.0 and metrics["cer"] == 0.0 and metrics["n"] == 3 and metrics["rtf"] > metrics["rtf_model"] > 0
+    assert (
+        metrics["wer"] == 0.0
+        and metrics["cer"] == 0.0
+        and metrics["n"] == 3
+        and metrics["rtf"] > metrics["rtf_model"] > 0
+    )
     seconds = sum(sf.info(str(d / f"{n}.wav")).duration for n in TEXTS)
     assert metrics["hours"] == pytest.approx(seconds / 3600, rel=1e-3)
     assert metrics["model"] == str(trained) and metrics["manifest"] == str(manifest)
@@ -92,8 +109,20 @@ def test_evaluate_trained_model_scores_zero_and_writes_outputs(corpus, trained, 
 def test_evaluate_random_preset_fails_max_wer_with_consistent_counts(corpus, tmp_path, cli):
     _, manifest = corpus
     out = tmp_path / "eval"
-    r = cli("asr", "evaluate", "--model", "quartznet_small", "--manifest", str(manifest), "--out", str(out),
-                "--max-wer", "50", "--worst", "2")
+    r = cli(
+        "asr",
+        "evaluate",
+        "--model",
+        "quartznet_small",
+        "--manifest",
+        str(manifest),
+        "--out",
+        str(out),
+        "--max-wer",
+        "50",
+        "--worst",
+        "2",
+    )
     assert r.returncode == 1, r.stdout + r.stderr
     assert "above --max-wer 50%" in r.stderr
     last = r.stdout.strip().splitlines()[-1]
@@ -127,7 +156,7 @@ def test_infer_trained_model_transcribes_words_with_times(corpus, trained, tmp_p
         assert [w["word"] for w in row["words"]] == row["text"].split()
         assert row["duration"] == pytest.approx(sf.info(f).duration, abs=2e-3)
         bounds = [(w["start_ms"], w["end_ms"]) for w in row["words"]]
-        for (s0, e0), (s1, e1) in zip(bounds, bounds[1:] + [(10**9, 10**9)]):
+        for (s0, e0), (s1, _e1) in zip(bounds, bounds[1:] + [(10**9, 10**9)]):
             assert 0 <= s0 < e0 <= s1 and e0 <= row["duration"] * 1000 + 1
         assert all(0 < w["confidence"] <= 1 for w in row["words"])
 
@@ -142,8 +171,7 @@ def test_infer_trained_model_transcribes_words_with_times(corpus, trained, tmp_p
 def test_infer_manifest_srt_writes_one_file_per_recording(corpus, trained, tmp_path, cli):
     _, manifest = corpus
     out = tmp_path / "subs"
-    r = cli("asr", "infer", "--model", str(trained), "--manifest", str(manifest), "--format", "srt",
-                "--out", str(out))
+    r = cli("asr", "infer", "--model", str(trained), "--manifest", str(manifest), "--format", "srt", "--out", str(out))
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in out.iterdir()) == ["door.srt", "left.srt", "stop.srt"]
     cue = (out / "door.srt").read_text().split("\n")
@@ -177,8 +205,9 @@ def test_segments_of_one_recording_share_one_timeline(corpus, trained, tmp_path,
         lo, hi = 1000 * line["offset"], 1000 * (line["offset"] + line["duration"])
         assert all(lo - 1 <= w["start_ms"] < w["end_ms"] <= hi + 1 for w in row["words"])
     srt = tmp_path / "long.srt"
-    assert cli("asr", "infer", "--model", trained, "--manifest", manifest, "--format", "srt",
-               "--out", srt).returncode == 0
+    assert (
+        cli("asr", "infer", "--model", trained, "--manifest", manifest, "--format", "srt", "--out", srt).returncode == 0
+    )
     cues = srt.read_text().strip().split("\n\n")
     assert [c.split("\n")[2] for c in cues] == list(TEXTS.values())  # cues do not span segments
     starts = [c.split("\n")[1][:12] for c in cues]
@@ -215,6 +244,7 @@ def test_cuda_request_without_cuda_exits_3(corpus, cli):
 
 # ---- output formats, in process --------------------------------------------------------------------------
 
+
 def _words(*spec):
     from speechtao.asr.ctc import Word
 
@@ -224,11 +254,19 @@ def _words(*spec):
 SUBTITLE_CASES = [
     # words (word, start_ms, end_ms), options, expected groups of words
     ("one cue", [("a", 0, 100), ("b", 200, 300)], {}, [["a", "b"]]),
-    ("word limit", [(c, i * 100, i * 100 + 50) for i, c in enumerate("abcde")], {"max_words": 2},
-     [["a", "b"], ["c", "d"], ["e"]]),
+    (
+        "word limit",
+        [(c, i * 100, i * 100 + 50) for i, c in enumerate("abcde")],
+        {"max_words": 2},
+        [["a", "b"], ["c", "d"], ["e"]],
+    ),
     ("pause splits", [("a", 0, 100), ("b", 1500, 1600)], {"max_gap_s": 1.0}, [["a"], ["b"]]),
-    ("time limit", [("a", 0, 100), ("b", 2000, 2100), ("c", 4000, 5200)], {"max_seconds": 5.0, "max_gap_s": 9},
-     [["a", "b"], ["c"]]),
+    (
+        "time limit",
+        [("a", 0, 100), ("b", 2000, 2100), ("c", 4000, 5200)],
+        {"max_seconds": 5.0, "max_gap_s": 9},
+        [["a", "b"], ["c"]],
+    ),
     ("char limit", [("abcdef", 0, 100), ("ghijkl", 100, 200)], {"max_chars": 12}, [["abcdef"], ["ghijkl"]]),
     ("empty", [], {}, []),
 ]
@@ -245,7 +283,13 @@ def test_subtitle_groups(name, words, opts, expected):
 def test_srt_and_ctm_text():
     from speechtao.asr.infer import Transcript, to_ctm, to_srt
 
-    t = Transcript("/x/rec.wav", "hello world", _words(("hello", 3_599_950, 3_600_400), ("world", 3_600_500, 3_601_000)),
-                   2.0, 0.9, offset=3599.0)
+    t = Transcript(
+        "/x/rec.wav",
+        "hello world",
+        _words(("hello", 3_599_950, 3_600_400), ("world", 3_600_500, 3_601_000)),
+        2.0,
+        0.9,
+        offset=3599.0,
+    )
     assert to_srt([t]) == "1\n00:59:59,950 --> 01:00:01,000\nhello world\n"
     assert to_ctm([t]) == "rec 1 3599.950 0.450 hello 0.5000\nrec 1 3600.500 0.500 world 0.5000\n"

@@ -38,15 +38,22 @@ def data(tmp_path_factory):
 
     d = tmp_path_factory.mktemp("export")
     torch.manual_seed(0)
-    config = ASRModelConfig(FeatureSpec(n_mels=40, window_size=0.025, dither=0.0),
-                            (BlockConfig(64, 1, 11, stride=2, residual=False),
-                             BlockConfig(64, 2, 11, se=True), BlockConfig(64, 2, 13),
-                             BlockConfig(96, 1, 1, residual=False, separable=False)))
+    config = ASRModelConfig(
+        FeatureSpec(n_mels=40, window_size=0.025, dither=0.0),
+        (
+            BlockConfig(64, 1, 11, stride=2, residual=False),
+            BlockConfig(64, 2, 11, se=True),
+            BlockConfig(64, 2, 13),
+            BlockConfig(96, 1, 1, residual=False, separable=False),
+        ),
+    )
     tok = CharTokenizer()
     ckpt = save_model(d / "small.pt", model_payload(build_model(config, tok.vocab_size).eval(), tok))
     manifest = d / "speech.jsonl"
-    lines = [{"audio_filepath": str(SPEECH), "duration": 2.548, "text": "hello there how are you"},
-             {"audio_filepath": str(SPEECH), "offset": 0.5, "duration": 1.5, "text": "there how are"}]
+    lines = [
+        {"audio_filepath": str(SPEECH), "duration": 2.548, "text": "hello there how are you"},
+        {"audio_filepath": str(SPEECH), "offset": 0.5, "duration": 1.5, "text": "there how are"},
+    ]
     manifest.write_text("".join(json.dumps(x) + "\n" for x in lines))
     return d, ckpt, manifest
 
@@ -65,8 +72,20 @@ def test_prune_then_export_every_format(data, cli):
     assert (d / "onnx" / "model.onnx").is_file() and (d / "onnx" / "tokens.txt").is_file()
 
     out = d / "int8" / "model.int8.onnx"
-    r = cli("asr", "export", "--model", d / "pruned.pt", "--format", "onnx-int8", "--calib", manifest,
-            "--calib-method", "percentile", "--out", out)
+    r = cli(
+        "asr",
+        "export",
+        "--model",
+        d / "pruned.pt",
+        "--format",
+        "onnx-int8",
+        "--calib",
+        manifest,
+        "--calib-method",
+        "percentile",
+        "--out",
+        out,
+    )
     assert r.returncode == 0, r.stderr
     assert "calibrated on 2 utterances (percentile)" in r.stdout
     from speechtao.export.onnx_export import ort_session
@@ -94,13 +113,21 @@ def _finetune_spec(d: Path, init_from: Path, manifest: Path, out: str):
     from speechtao.asr.train import ASRFinetuneSpec
     from speechtao.spec import spec_from_dict
 
-    return spec_from_dict(ASRFinetuneSpec, {
-        "init_from": str(init_from),
-        "data": {"train": [str(manifest)], "validation": [str(manifest)], "batch_size": 2},
-        "optim": {"name": "adamw", "lr": 1e-3},
-        "trainer": {"out_dir": str(d / out), "max_steps": 2, "device": "cpu", "log_every": 1,
-                    "checkpoint_every": 2},
-    })
+    return spec_from_dict(
+        ASRFinetuneSpec,
+        {
+            "init_from": str(init_from),
+            "data": {"train": [str(manifest)], "validation": [str(manifest)], "batch_size": 2},
+            "optim": {"name": "adamw", "lr": 1e-3},
+            "trainer": {
+                "out_dir": str(d / out),
+                "max_steps": 2,
+                "device": "cpu",
+                "log_every": 1,
+                "checkpoint_every": 2,
+            },
+        },
+    )
 
 
 def test_pruned_checkpoint_fine_tunes_with_the_recipe(data):
@@ -115,8 +142,11 @@ def test_pruned_checkpoint_fine_tunes_with_the_recipe(data):
     run(_finetune_spec(d, pruned, manifest, "ft"))
     final = load_model(d / "ft" / "final.pt")
     assert [b.filters for b in final.config.blocks] == res.widths_after
-    changed = any(not torch.equal(a, b) for a, b in zip(final.model.state_dict().values(),
-                                                       res.model.state_dict().values()) if a.is_floating_point())
+    changed = any(
+        not torch.equal(a, b)
+        for a, b in zip(final.model.state_dict().values(), res.model.state_dict().values())
+        if a.is_floating_point()
+    )
     assert changed  # it trained
 
 
@@ -128,12 +158,23 @@ def test_qat_finetune_through_the_cli_and_its_ranges_reach_the_int8_export(data,
 
     d, ckpt, manifest = data
     recipe = d / "qat.yaml"
-    recipe.write_text(yaml.safe_dump({
-        "init_from": str(ckpt),
-        "data": {"train": [str(manifest)], "validation": [str(manifest)], "batch_size": 2},
-        "optim": {"name": "adamw", "lr": 1e-3}, "schedule": {"name": "constant", "warmup_steps": 0},
-        "trainer": {"out_dir": str(d / "qat"), "max_steps": 2, "device": "cpu", "log_every": 1,
-                    "checkpoint_every": 2}}))
+    recipe.write_text(
+        yaml.safe_dump(
+            {
+                "init_from": str(ckpt),
+                "data": {"train": [str(manifest)], "validation": [str(manifest)], "batch_size": 2},
+                "optim": {"name": "adamw", "lr": 1e-3},
+                "schedule": {"name": "constant", "warmup_steps": 0},
+                "trainer": {
+                    "out_dir": str(d / "qat"),
+                    "max_steps": 2,
+                    "device": "cpu",
+                    "log_every": 1,
+                    "checkpoint_every": 2,
+                },
+            }
+        )
+    )
     r = cli("asr", "finetune", "--spec", recipe, "qat.enabled=true", "qat.momentum=0.5")
     assert r.returncode == 0, r.stderr
     convs = [n for n, m in load_model(ckpt).model.named_modules() if isinstance(m, torch.nn.Conv1d)]
@@ -144,8 +185,9 @@ def test_qat_finetune_through_the_cli_and_its_ranges_reach_the_int8_export(data,
     assert final.spec["qat"] == {"enabled": True, "momentum": 0.5}
 
     out = d / "qat_int8" / "model.onnx"
-    r = cli("asr", "export", "--model", d / "qat" / "final.pt", "--format", "onnx-int8", "--calib", manifest,
-            "--out", out)
+    r = cli(
+        "asr", "export", "--model", d / "qat" / "final.pt", "--format", "onnx-int8", "--calib", manifest, "--out", out
+    )
     assert r.returncode == 0, r.stderr
     n = int(r.stdout.split(" ranges from QAT")[0].rsplit(" ", 1)[1])
     assert n >= len(convs) - 4  # convs reading one tensor (a block's first conv and its residual) share a range
@@ -158,11 +200,20 @@ def test_qat_finetune_through_the_cli_and_its_ranges_reach_the_int8_export(data,
 
     # resuming restores the ranges from the checkpoint: 2 + 1 steps end where 3 uninterrupted steps do
     # (the recipe's constant learning rate does not depend on max_steps)
-    r = cli("asr", "finetune", "--spec", recipe, "qat.enabled=true", "qat.momentum=0.5", "trainer.max_steps=3",
-            "--resume")
+    r = cli(
+        "asr", "finetune", "--spec", recipe, "qat.enabled=true", "qat.momentum=0.5", "trainer.max_steps=3", "--resume"
+    )
     assert r.returncode == 0, r.stderr
-    r = cli("asr", "finetune", "--spec", recipe, "qat.enabled=true", "qat.momentum=0.5", "trainer.max_steps=3",
-            f"trainer.out_dir={d / 'qat3'}")
+    r = cli(
+        "asr",
+        "finetune",
+        "--spec",
+        recipe,
+        "qat.enabled=true",
+        "qat.momentum=0.5",
+        "trainer.max_steps=3",
+        f"trainer.out_dir={d / 'qat3'}",
+    )
     assert r.returncode == 0, r.stderr
     resumed, straight = (checkpoint_ranges(load_model(d / x / "final.pt").extra) for x in ("qat", "qat3"))
     assert resumed == straight and resumed != ranges

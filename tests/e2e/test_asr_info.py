@@ -18,8 +18,9 @@ def cli(capsys, *args):
 
 
 def test_info_quartznet_15x5_reports_published_size():
-    r = subprocess.run([sys.executable, "-m", "speechtao", "asr", "info", "--model", "quartznet_15x5"],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "speechtao", "asr", "info", "--model", "quartznet_15x5"], capture_output=True, text=True
+    )
     assert r.returncode == 0, r.stderr
     assert "18.9M = 18,924,381" in r.stdout and "2x" in r.stdout and "64 log-mel" in r.stdout
 
@@ -30,7 +31,9 @@ def test_info_citrinet_256_json(capsys):
     assert rc == 0 and abs(info["parameters"]["total"] - 10_259_729) <= 0.01 * 10_259_729
     assert info["subsampling_factor"] == 8 and info["output_frame_ms"] == 80.0
     assert info["vocabulary"] == {"type": "sentencepiece", "size": 1024, "trained": False}
-    assert info["features"]["n_mels"] == 80 and info["macs_per_second"]["total"] > info["macs_per_second"]["decoder"] > 0
+    assert (
+        info["features"]["n_mels"] == 80 and info["macs_per_second"]["total"] > info["macs_per_second"]["decoder"] > 0
+    )
 
 
 def test_export_import_info_round_trip(tmp_path, capsys):

@@ -55,8 +55,9 @@ def corpus(tmp_path_factory):
     for i, text in enumerate(TEXTS):
         subprocess.run(["espeak-ng", "-w", str(d / f"u{i}.wav"), text], check=True)
         info = sf.info(str(d / f"u{i}.wav"))
-        lines.append({"audio_filepath": f"u{i}.wav", "duration": info.frames / info.samplerate,
-                      "text": text.capitalize() + "."})
+        lines.append(
+            {"audio_filepath": f"u{i}.wav", "duration": info.frames / info.samplerate, "text": text.capitalize() + "."}
+        )
     (d / "all.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
     return d
 
@@ -64,13 +65,23 @@ def corpus(tmp_path_factory):
 def write_spec(path, corpus, out_dir, **extra):
     spec = {
         "model": {"config": TINY_MODEL},
-        "data": {"train": [str(corpus / "all.jsonl")], "validation": [str(corpus / "all.jsonl")], "batch_size": 3,
-                 "augment": {"speed_prob": 0.5, "gain_prob": 0.5}},
+        "data": {
+            "train": [str(corpus / "all.jsonl")],
+            "validation": [str(corpus / "all.jsonl")],
+            "batch_size": 3,
+            "augment": {"speed_prob": 0.5, "gain_prob": 0.5},
+        },
         "optim": {"name": "adamw", "lr": 3e-3},
         "schedule": {"warmup_steps": 3},
         "spec_augment": {"freq_masks": 1, "freq_width": 5, "time_masks": 1, "time_width": 5},
-        "trainer": {"out_dir": str(out_dir), "max_steps": 30, "log_every": 5, "val_every": 10,
-                    "checkpoint_every": 5, "seed": 3},
+        "trainer": {
+            "out_dir": str(out_dir),
+            "max_steps": 30,
+            "log_every": 5,
+            "val_every": 10,
+            "checkpoint_every": 5,
+            "seed": 3,
+        },
     }
     spec.update(extra)
     path.write_text(yaml.safe_dump(spec))
@@ -122,9 +133,9 @@ def test_sigkill_and_resume_end_bit_identical(corpus, reference, tmp_path):
     assert r.returncode == 0, r.stderr
     m = re.search(r"resumed from \S+step-(\d{8})\.pt at epoch \d+ batch \d+ step (\d+)", r.stdout)
     assert m and int(m.group(1)) == int(m.group(2)) and 10 <= int(m.group(2)) < 30, r.stdout
-    ref_lines = [l for l in reference[2].splitlines() if LOG_LINE.match(l)]
-    resumed_lines = [l for l in r.stdout.splitlines() if LOG_LINE.match(l)]
-    assert resumed_lines and resumed_lines == ref_lines[-len(resumed_lines):]  # same losses, lrs and WERs
+    ref_lines = [line for line in reference[2].splitlines() if LOG_LINE.match(line)]
+    resumed_lines = [line for line in r.stdout.splitlines() if LOG_LINE.match(line)]
+    assert resumed_lines and resumed_lines == ref_lines[-len(resumed_lines) :]  # same losses, lrs and WERs
     a = torch.load(ref_run / "final.pt", weights_only=True)["state_dict"]
     b = torch.load(tmp_path / "run" / "final.pt", weights_only=True)["state_dict"]
     assert a.keys() == b.keys()
@@ -139,8 +150,9 @@ def test_finetune_new_vocabulary_frozen_encoder(corpus, reference, tmp_path, cap
     spec = write_spec(tmp_path / "ft.yaml", corpus, tmp_path / "ft")
     data = yaml.safe_load(spec.read_text())
     del data["model"]
-    data.update(init_from=str(ref_run / "final.pt"), freeze_encoder=True,
-                tokenizer={"kind": "sentencepiece", "vocab_size": 40})
+    data.update(
+        init_from=str(ref_run / "final.pt"), freeze_encoder=True, tokenizer={"kind": "sentencepiece", "vocab_size": 40}
+    )
     data["trainer"].update(max_steps=4, val_every=0)
     spec.write_text(yaml.safe_dump(data))
     assert main("asr", "finetune", "--spec", spec) == 0
@@ -155,13 +167,16 @@ def test_finetune_new_vocabulary_frozen_encoder(corpus, reference, tmp_path, cap
     assert any(not torch.equal(enc_a[k], enc_b[k]) for k in bn)  # BatchNorm still trains
 
 
-@pytest.mark.parametrize("override, message", [
-    ("optim.lr=fast", "optim.lr: expected float, got 'fast'"),
-    ("trainer.epochs=3", "trainer.epochs: unknown key for TrainerSpec"),
-    ("model.preset=quartznet_small", "model: give model.preset or model.config"),
-    ("data.max_batch_seconds=20", "give data.batch_size or data.max_batch_seconds"),
-    ("optim.name=sgd", "optim.name: expected one of ['adamw', 'novograd'], got 'sgd'"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("optim.lr=fast", "optim.lr: expected float, got 'fast'"),
+        ("trainer.epochs=3", "trainer.epochs: unknown key for TrainerSpec"),
+        ("model.preset=quartznet_small", "model: give model.preset or model.config"),
+        ("data.max_batch_seconds=20", "give data.batch_size or data.max_batch_seconds"),
+        ("optim.name=sgd", "optim.name: expected one of ['adamw', 'novograd'], got 'sgd'"),
+    ],
+)
 def test_spec_errors_exit_2(corpus, tmp_path, capsys, override, message):
     spec = write_spec(tmp_path / "train.yaml", corpus, tmp_path / "run")
     assert main("asr", "train", "--spec", spec, override) == 2
@@ -206,10 +221,28 @@ def test_torchrun_two_processes_train_and_write_once(corpus, tmp_path):
 
     spec = write_spec(tmp_path / "train.yaml", corpus, tmp_path / "run")
     env = dict(os.environ, SPEECHTAO_THREADS="1", OMP_NUM_THREADS="1")
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533",
-                        "-m", "speechtao", "asr", "train", "--spec", str(spec), "trainer.device=cpu",
-                        "trainer.max_steps=12", "data.batch_size=2"], capture_output=True, text=True, env=env,
-                       timeout=600)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node=2",
+            "--master_port=29533",
+            "-m",
+            "speechtao",
+            "asr",
+            "train",
+            "--spec",
+            str(spec),
+            "trainer.device=cpu",
+            "trainer.max_steps=12",
+            "data.batch_size=2",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "2 process(es)" in r.stdout and r.stdout.count("done: 12 steps") == 1  # rank 0 alone logs
     logged = [m for m in map(LOG_LINE.match, r.stdout.splitlines()) if m]

@@ -12,8 +12,7 @@ SR = 16000
 
 
 def run_cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "speechtao", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd)
+    return subprocess.run([sys.executable, "-m", "speechtao", *map(str, args)], capture_output=True, text=True, cwd=cwd)
 
 
 def make_wav(path: Path, seconds: float) -> None:
@@ -24,13 +23,18 @@ def make_wav(path: Path, seconds: float) -> None:
 def test_validate_reports_every_defect_with_its_line_and_exits_2(tmp_path):
     make_wav(tmp_path / "good.wav", 1.0)
     manifest = tmp_path / "train.jsonl"
-    manifest.write_text("\n".join([
-        '{"audio_filepath": "good.wav", "duration": 1.0, "text": "fine"}',
-        '{"audio_filepath": "good.wav", "duration": 1.0, "text": "broken"',
-        '{"audio_filepath": "a.wav", "duration": 1.0, "text": "missing audio"}',
-        '{"audio_filepath": "good.wav", "duration": 1.0}',
-        '{"audio_filepath": "good.wav", "offset": 0.2, "duration": -0.5, "text": "negative"}',
-    ]) + "\n")
+    manifest.write_text(
+        "\n".join(
+            [
+                '{"audio_filepath": "good.wav", "duration": 1.0, "text": "fine"}',
+                '{"audio_filepath": "good.wav", "duration": 1.0, "text": "broken"',
+                '{"audio_filepath": "a.wav", "duration": 1.0, "text": "missing audio"}',
+                '{"audio_filepath": "good.wav", "duration": 1.0}',
+                '{"audio_filepath": "good.wav", "offset": 0.2, "duration": -0.5, "text": "negative"}',
+            ]
+        )
+        + "\n"
+    )
     result = run_cli("data", "validate", "train.jsonl", cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert result.stdout.splitlines() == [
@@ -49,14 +53,18 @@ def test_validate_ok_vocab_and_no_audio(tmp_path):
     make_wav(tmp_path / "clips" / "a.wav", 1.0)
     make_wav(tmp_path / "clips" / "b.wav", 2.0)
     manifest = tmp_path / "m.jsonl"
-    manifest.write_text('{"audio_filepath": "clips/a.wav", "duration": 1.0, "text": "it\'s one"}\n'
-                        '{"audio_filepath": "clips/b.wav", "duration": 2.0, "text": "Two: 2 Ωmega"}\n')
+    manifest.write_text(
+        '{"audio_filepath": "clips/a.wav", "duration": 1.0, "text": "it\'s one"}\n'
+        '{"audio_filepath": "clips/b.wav", "duration": 2.0, "text": "Two: 2 Ωmega"}\n'
+    )
     ok = run_cli("data", "validate", manifest)
     assert ok.returncode == 0 and ok.stdout.strip() == "OK: 2 utterances, 0.000833 hours (3.0 s)"
     bad = run_cli("data", "validate", manifest, "--vocab", "char")
     assert bad.returncode == 2
-    assert bad.stdout.strip() == (f"{manifest}:2: text has characters the normalizer cannot spell: 'Ω' "
-                                  "(transliterate them into English letters, or drop the line)")
+    assert bad.stdout.strip() == (
+        f"{manifest}:2: text has characters the normalizer cannot spell: 'Ω' "
+        "(transliterate them into English letters, or drop the line)"
+    )
     (tmp_path / "clips" / "b.wav").unlink()
     assert run_cli("data", "validate", manifest).returncode == 2
     assert run_cli("data", "validate", manifest, "--no-audio").returncode == 0
@@ -75,8 +83,10 @@ def test_convert_folder_then_validate_and_stats(tmp_path):
         f"wrote 2 utterances (0.000556 hours, 2.0 s) to {out}",
     ]
     rows = [json.loads(x) for x in out.read_text().splitlines()]
-    assert rows == [{"audio_filepath": "../corpus/s1/a.wav", "duration": 0.5, "text": "alpha"},
-                    {"audio_filepath": "../corpus/s1/b.wav", "duration": 1.5, "text": "beta beta"}]
+    assert rows == [
+        {"audio_filepath": "../corpus/s1/a.wav", "duration": 0.5, "text": "alpha"},
+        {"audio_filepath": "../corpus/s1/b.wav", "duration": 1.5, "text": "beta beta"},
+    ]
     assert run_cli("data", "validate", out, "--vocab", "char").returncode == 0
 
     stats = run_cli("data", "stats", out, "--json")
@@ -96,10 +106,12 @@ def test_convert_reports_missing_transcripts_and_exits_2(tmp_path):
     assert result.returncode == 2
     assert f"{tmp_path / 'c' / 'a.wav'}: no transcript a.txt next to it" in result.stderr
     assert not (tmp_path / "m.jsonl").exists()
-    result = run_cli("data", "convert", "--from", "folder", tmp_path / "c", "--out", tmp_path / "m.jsonl",
-                     "--min-duration", "1")
+    result = run_cli(
+        "data", "convert", "--from", "folder", tmp_path / "c", "--out", tmp_path / "m.jsonl", "--min-duration", "1"
+    )
     assert result.returncode == 2 and "no transcript a.txt" in result.stderr
     (tmp_path / "c" / "a.txt").write_text("ay")
-    result = run_cli("data", "convert", "--from", "folder", tmp_path / "c", "--out", tmp_path / "m.jsonl",
-                     "--min-duration", "1")
+    result = run_cli(
+        "data", "convert", "--from", "folder", tmp_path / "c", "--out", tmp_path / "m.jsonl", "--min-duration", "1"
+    )
     assert result.returncode == 2 and "duration filter left no utterances" in result.stderr

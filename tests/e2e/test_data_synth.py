@@ -16,8 +16,10 @@ from speechtao.data.synth import list_voices
 FAST = "espeak-ng,flite"  # the engines that start in milliseconds
 BASE = ("--n", "6", "--engines", FAST, "--sources", "wordnet")  # wordnet: the quickest sentence source to load
 
-pytestmark = pytest.mark.skipif(not list_voices("espeak-ng") or not list_voices("flite") or not shutil.which("sox"),
-                                reason="needs espeak-ng, flite and sox (apt-get install espeak-ng flite sox)")
+pytestmark = pytest.mark.skipif(
+    not list_voices("espeak-ng") or not list_voices("flite") or not shutil.which("sox"),
+    reason="needs espeak-ng, flite and sox (apt-get install espeak-ng flite sox)",
+)
 
 
 def lines(path):
@@ -101,8 +103,19 @@ def test_festival_and_piper(tmp_path):
     engines = [e for e in ("festival", "piper") if list_voices(e)]
     if not engines:
         pytest.skip("neither festival nor piper installed")
-    rows = synth(tmp_path / "fp", "--n", "5", "--engines", ",".join(engines), "--workers", "2", "--seed", "2",
-                 "--sources", "wordnet")
+    rows = synth(
+        tmp_path / "fp",
+        "--n",
+        "5",
+        "--engines",
+        ",".join(engines),
+        "--workers",
+        "2",
+        "--seed",
+        "2",
+        "--sources",
+        "wordnet",
+    )
     assert {r["engine"] for r in rows} == set(engines)
     for r in rows:
         info = sf.info(str(tmp_path / "fp" / r["audio_filepath"]))
@@ -110,11 +123,44 @@ def test_festival_and_piper(tmp_path):
 
 
 def test_cli_prints_the_summary(tmp_path):
-    p = subprocess.run([sys.executable, "-m", "speechtao", "data", "synth", "--out", str(tmp_path / "s"), "--n", "2",
-                        "--engines", "espeak-ng,nosuch"], capture_output=True, text=True)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "speechtao",
+            "data",
+            "synth",
+            "--out",
+            str(tmp_path / "s"),
+            "--n",
+            "2",
+            "--engines",
+            "espeak-ng,nosuch",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert p.returncode == 2 and "unknown engine 'nosuch'" in p.stderr
-    p = subprocess.run([sys.executable, "-m", "speechtao", "data", "synth", "--out", str(tmp_path / "s"), "--n", "2",
-                        "--engines", "espeak-ng", "--sources", "wordnet"], capture_output=True, text=True, check=True)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "speechtao",
+            "data",
+            "synth",
+            "--out",
+            str(tmp_path / "s"),
+            "--n",
+            "2",
+            "--engines",
+            "espeak-ng",
+            "--sources",
+            "wordnet",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "utterances   2" in p.stdout and "espeak-ng 2" in p.stdout and "voices       2 distinct" in p.stdout
 
 

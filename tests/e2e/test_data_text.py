@@ -15,8 +15,10 @@ def run_cli(*args):
 def installed():
     missing = [name for name in ("wordnet", "fortunes") if not is_available(name)]
     if missing:
-        pytest.skip(f"Debian packages for {missing} not installed "
-                    f"(apt-get install {' '.join(p for m in missing for p in SOURCES[m].packages)})")
+        pytest.skip(
+            f"Debian packages for {missing} not installed "
+            f"(apt-get install {' '.join(p for m in missing for p in SOURCES[m].packages)})"
+        )
 
 
 def test_cli_writes_the_library_sample_and_prints_counts(installed, tmp_path):
@@ -61,8 +63,9 @@ def test_readme_usage_runs(tmp_path):
     if missing:
         pytest.skip(f"Debian packages for {missing} not installed")
     for cmd in commands:
-        res = subprocess.run([sys.executable, "-m", "speechtao", *cmd[1:]], capture_output=True, text=True,
-                             cwd=tmp_path)
+        res = subprocess.run(
+            [sys.executable, "-m", "speechtao", *cmd[1:]], capture_output=True, text=True, cwd=tmp_path
+        )
         assert res.returncode == 0, (cmd, res.stderr)
     sentences = (tmp_path / "sentences.txt").read_text().splitlines()
     assert len(sentences) == 300 and all(is_clean(s) for s in sentences)

@@ -11,8 +11,10 @@ import yaml
 
 from speechtao.cli import main
 
-pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.which("sox") is None,
-                                reason="espeak-ng and sox are needed for the domain corpus")
+pytestmark = pytest.mark.skipif(
+    shutil.which("espeak-ng") is None or shutil.which("sox") is None,
+    reason="espeak-ng and sox are needed for the domain corpus",
+)
 
 
 @pytest.fixture(scope="module")
@@ -31,11 +33,24 @@ def starter(tmp_path_factory):
 
 def test_flow_with_a_whisper_starter(starter, tmp_path, capsys):
     out = tmp_path / "run"
-    args = ["asr", "flow", "--spec", "recipes/asr_flow.yaml", f"starter={starter}", f"out_dir={out}",
-            f"domain.out={tmp_path / 'domain'}", "domain.n_train=6", "domain.n_test=3", "export.calib_utterances=3",
-            "finetune.overrides=[trainer.max_steps=2,trainer.val_every=0,trainer.log_every=1]",
-            "retrain.overrides=[trainer.max_steps=1,trainer.val_every=0]", "prune.ratio=0.5", "prune.min_channels=16",
-            "--stages", "domain,finetune,prune,retrain,export_int8,evaluate_int8,report"]
+    args = [
+        "asr",
+        "flow",
+        "--spec",
+        "recipes/asr_flow.yaml",
+        f"starter={starter}",
+        f"out_dir={out}",
+        f"domain.out={tmp_path / 'domain'}",
+        "domain.n_train=6",
+        "domain.n_test=3",
+        "export.calib_utterances=3",
+        "finetune.overrides=[trainer.max_steps=2,trainer.val_every=0,trainer.log_every=1]",
+        "retrain.overrides=[trainer.max_steps=1,trainer.val_every=0]",
+        "prune.ratio=0.5",
+        "prune.min_channels=16",
+        "--stages",
+        "domain,finetune,prune,retrain,export_int8,evaluate_int8,report",
+    ]
     assert main(args) == 0
 
     def stage(name):

@@ -22,14 +22,43 @@ def test_ner_cli_pipeline(tmp_path, capsys):
 
     enc = make_tiny_encoder(tmp_path / "enc")
     out = tmp_path / "run"
-    assert main(["ner", "finetune", "--spec", "recipes/ner_finetune.yaml", f"data.train={DATA / 'train'}",
-                 f"data.validation={DATA / 'dev'}", f"trainer.out_dir={out}", f"model.encoder={enc}",
-                 "trainer.max_steps=2", "trainer.val_every=2", "data.batch_size=8", "data.max_val_samples=10"]) == 0
+    assert (
+        main(
+            [
+                "ner",
+                "finetune",
+                "--spec",
+                "recipes/ner_finetune.yaml",
+                f"data.train={DATA / 'train'}",
+                f"data.validation={DATA / 'dev'}",
+                f"trainer.out_dir={out}",
+                f"model.encoder={enc}",
+                "trainer.max_steps=2",
+                "trainer.val_every=2",
+                "data.batch_size=8",
+                "data.max_val_samples=10",
+            ]
+        )
+        == 0
+    )
     summary = json.loads((out / "model" / "speechtao.json").read_text())
     assert summary["labels"]["ner"] == ["O", "B-DATE", "I-DATE", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-PER", "I-PER"]
 
-    assert main(["ner", "evaluate", "--model", str(out / "model"), "--data", str(DATA / "dev"), "--out",
-                 str(tmp_path / "r.json")]) == 0
+    assert (
+        main(
+            [
+                "ner",
+                "evaluate",
+                "--model",
+                str(out / "model"),
+                "--data",
+                str(DATA / "dev"),
+                "--out",
+                str(tmp_path / "r.json"),
+            ]
+        )
+        == 0
+    )
     report = json.loads((tmp_path / "r.json").read_text())
     assert 0.0 <= report["f1"] <= 1.0 and report["sentences"] == 40 and "micro avg" in capsys.readouterr().out
 
@@ -37,8 +66,23 @@ def test_ner_cli_pipeline(tmp_path, capsys):
     tagged = json.loads(capsys.readouterr().out)
     assert tagged["words"] == ["Maria", "flew", "to", "Lisbon"] and len(tagged["tags"]) == 4
 
-    assert main(["ner", "export", "--model", str(out / "model"), "--out", str(tmp_path / "x"),
-                 "--format", "onnx-int8"]) == 0
-    assert main(["ner", "evaluate", "--model", str(tmp_path / "x"), "--data", str(DATA / "dev"), "--out",
-                 str(tmp_path / "o.json")]) == 0
+    assert (
+        main(["ner", "export", "--model", str(out / "model"), "--out", str(tmp_path / "x"), "--format", "onnx-int8"])
+        == 0
+    )
+    assert (
+        main(
+            [
+                "ner",
+                "evaluate",
+                "--model",
+                str(tmp_path / "x"),
+                "--data",
+                str(DATA / "dev"),
+                "--out",
+                str(tmp_path / "o.json"),
+            ]
+        )
+        == 0
+    )
     assert json.loads((tmp_path / "o.json").read_text())["f1"] == pytest.approx(report["f1"], abs=1e-6)

@@ -18,10 +18,23 @@ DATA = Path("tests/fixtures/nlp/punct")
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("punct")
     enc = make_tiny_encoder(root / "enc")
-    rc = main(["punct", "finetune", "--spec", "recipes/punct_finetune.yaml", f"data.train={DATA / 'train'}",
-               f"data.validation={DATA / 'dev'}", f"trainer.out_dir={root / 'run'}", f"model.encoder={enc}",
-               "trainer.max_steps=3", "trainer.val_every=3", "trainer.log_every=1", "data.batch_size=8",
-               "data.max_val_samples=10"])
+    rc = main(
+        [
+            "punct",
+            "finetune",
+            "--spec",
+            "recipes/punct_finetune.yaml",
+            f"data.train={DATA / 'train'}",
+            f"data.validation={DATA / 'dev'}",
+            f"trainer.out_dir={root / 'run'}",
+            f"model.encoder={enc}",
+            "trainer.max_steps=3",
+            "trainer.val_every=3",
+            "trainer.log_every=1",
+            "data.batch_size=8",
+            "data.max_val_samples=10",
+        ]
+    )
     assert rc == 0
     return root
 
@@ -41,10 +54,26 @@ def test_a_run_repeats_with_its_seed(run, tmp_path):
     from speechtao.nlp.common import read_payload
 
     def train(out, seed):
-        assert main(["punct", "finetune", "--spec", "recipes/punct_finetune.yaml", f"data.train={DATA / 'train'}",
-                     f"data.validation={DATA / 'dev'}", f"trainer.out_dir={out}", f"model.encoder={run / 'enc'}",
-                     "trainer.max_steps=2", "trainer.val_every=2", "data.batch_size=4", "data.max_val_samples=4",
-                     f"trainer.seed={seed}"]) == 0
+        assert (
+            main(
+                [
+                    "punct",
+                    "finetune",
+                    "--spec",
+                    "recipes/punct_finetune.yaml",
+                    f"data.train={DATA / 'train'}",
+                    f"data.validation={DATA / 'dev'}",
+                    f"trainer.out_dir={out}",
+                    f"model.encoder={run / 'enc'}",
+                    "trainer.max_steps=2",
+                    "trainer.val_every=2",
+                    "data.batch_size=4",
+                    "data.max_val_samples=4",
+                    f"trainer.seed={seed}",
+                ]
+            )
+            == 0
+        )
         return read_payload(out / "final.pt")["state_dict"]
 
     a, b, c = train(tmp_path / "a", 0), train(tmp_path / "b", 0), train(tmp_path / "c", 1)
@@ -68,21 +97,41 @@ def test_recipe_freezes_word_embeddings_and_trains_the_rest(run):
 
 def test_evaluate_infer_export_prune(run, capsys, tmp_path):
     model = run / "run" / "model"
-    assert main(["punct", "evaluate", "--model", str(model), "--data", str(DATA / "dev"), "--out",
-                 str(tmp_path / "r.json")]) == 0
+    assert (
+        main(
+            ["punct", "evaluate", "--model", str(model), "--data", str(DATA / "dev"), "--out", str(tmp_path / "r.json")]
+        )
+        == 0
+    )
     report = json.loads((tmp_path / "r.json").read_text())
     assert set(report["punct"]["per_class"]) == {"O", ",", ".", "?"} and report["words"] > 500
     assert "capitalization F1 (U)" in capsys.readouterr().out
 
     assert main(["punct", "infer", "--model", str(model), "hello there how are you", "ok"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 2 and lines[0].lower().replace(",", "").replace(".", "").replace("?", "").split() == \
-        "hello there how are you".split()
+    assert (
+        len(lines) == 2
+        and lines[0].lower().replace(",", "").replace(".", "").replace("?", "").split()
+        == "hello there how are you".split()
+    )
 
     assert main(["punct", "export", "--model", str(model), "--out", str(tmp_path / "x"), "--format", "onnx-int8"]) == 0
     assert (tmp_path / "x" / "model.onnx").is_file() and (tmp_path / "x" / "model.int8.onnx").is_file()
-    assert main(["punct", "evaluate", "--model", str(tmp_path / "x" / "model.onnx"), "--data", str(DATA / "dev"),
-                 "--out", str(tmp_path / "o.json")]) == 0
+    assert (
+        main(
+            [
+                "punct",
+                "evaluate",
+                "--model",
+                str(tmp_path / "x" / "model.onnx"),
+                "--data",
+                str(DATA / "dev"),
+                "--out",
+                str(tmp_path / "o.json"),
+            ]
+        )
+        == 0
+    )
     onnx_report = json.loads((tmp_path / "o.json").read_text())
     assert onnx_report["punct_macro_f1"] == pytest.approx(report["punct_macro_f1"], abs=1e-6)
     # the capitalization decoding calibrated on validation (recipe: calibrate_capitalization) is stored with the
@@ -98,9 +147,33 @@ def test_evaluate_infer_export_prune(run, capsys, tmp_path):
     assert CapitDecoding.of(load_model(model)) == decoding
     assert CapitDecoding.of(load_model(tmp_path / "x" / "model.int8.onnx")) == decoding
 
-    assert main(["punct", "prune", "--model", str(model), "--data", str(DATA / "train"), "--validation",
-                 str(DATA / "dev"), "--out", str(tmp_path / "p"), "--keep-heads", "0.5", "--keep-ffn", "0.5",
-                 "--retrain-steps", "1", "--score-batches", "2", "--batch-size", "8"]) == 0
+    assert (
+        main(
+            [
+                "punct",
+                "prune",
+                "--model",
+                str(model),
+                "--data",
+                str(DATA / "train"),
+                "--validation",
+                str(DATA / "dev"),
+                "--out",
+                str(tmp_path / "p"),
+                "--keep-heads",
+                "0.5",
+                "--keep-ffn",
+                "0.5",
+                "--retrain-steps",
+                "1",
+                "--score-batches",
+                "2",
+                "--batch-size",
+                "8",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "punct class weights:" in out  # retraining weighs classes as the recipe did
     assert "capitalization decoding on" in out  # and picks the decoding again for the pruned weights

@@ -15,12 +15,48 @@ RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "qa_finetune.yaml"
 def run_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("qa_cli")
     data = root / "data"
-    assert main(["qa", "make-data", "--out", str(data), "--train", "40", "--validation", "10", "--test", "12",
-                 "--sources", "facts", "--cloze", "20", "--seed", "1"]) == 0
-    rc = main(["qa", "finetune", "--spec", str(RECIPE), f"data.train={data / 'train.json'}",
-               f"data.validation={data / 'validation.json'}", f"trainer.out_dir={root / 'run'}",
-               "model.max_length=96", "data.batch_size=4", "data.max_train_samples=16", "data.max_val_samples=8",
-               "trainer.max_steps=2", "trainer.log_every=1", "trainer.val_every=2", "trainer.checkpoint_every=2"])
+    assert (
+        main(
+            [
+                "qa",
+                "make-data",
+                "--out",
+                str(data),
+                "--train",
+                "40",
+                "--validation",
+                "10",
+                "--test",
+                "12",
+                "--sources",
+                "facts",
+                "--cloze",
+                "20",
+                "--seed",
+                "1",
+            ]
+        )
+        == 0
+    )
+    rc = main(
+        [
+            "qa",
+            "finetune",
+            "--spec",
+            str(RECIPE),
+            f"data.train={data / 'train.json'}",
+            f"data.validation={data / 'validation.json'}",
+            f"trainer.out_dir={root / 'run'}",
+            "model.max_length=96",
+            "data.batch_size=4",
+            "data.max_train_samples=16",
+            "data.max_val_samples=8",
+            "trainer.max_steps=2",
+            "trainer.log_every=1",
+            "trainer.val_every=2",
+            "trainer.checkpoint_every=2",
+        ]
+    )
     assert rc == 0
     return root
 
@@ -35,8 +71,15 @@ def test_make_data_writes_three_splits(run_dir):
 
 def test_finetune_writes_model_folder_and_metrics(run_dir):
     run = run_dir / "run"
-    for name in ("model/model.pt", "model/speechtao.json", "model/tokenizer.json", "best.pt", "final.pt",
-                 "metrics.json", "spec.yaml"):
+    for name in (
+        "model/model.pt",
+        "model/speechtao.json",
+        "model/tokenizer.json",
+        "best.pt",
+        "final.pt",
+        "metrics.json",
+        "spec.yaml",
+    ):
         assert (run / name).is_file(), name
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["steps"] == 2 and metrics["best_val_f1"] is not None
@@ -58,8 +101,23 @@ def test_evaluate_infer_export_prune(run_dir, capsys):
     assert main(["qa", "evaluate", "--model", str(model), "--data", str(test_json), "--min-f1", "101"]) == 1
     capsys.readouterr()
 
-    assert main(["qa", "infer", "--model", str(model), "--top-n", "2", "--question", "Where was Ada born?",
-                 "--context", "Ada Lovelace was born in London in 1815."]) == 0
+    assert (
+        main(
+            [
+                "qa",
+                "infer",
+                "--model",
+                str(model),
+                "--top-n",
+                "2",
+                "--question",
+                "Where was Ada born?",
+                "--context",
+                "Ada Lovelace was born in London in 1815.",
+            ]
+        )
+        == 0
+    )
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines == ["no answer"] or all(len(line.split("\t")) == 3 for line in lines)
     answers = run_dir / "answers.json"
@@ -76,18 +134,57 @@ def test_evaluate_infer_export_prune(run_dir, capsys):
     capsys.readouterr()
 
     pruned = run_dir / "pruned"
-    assert main(["qa", "prune", "--model", str(model), "--train", str(run_dir / "data" / "train.json"),
-                 "--validation", str(run_dir / "data" / "validation.json"), "--out", str(pruned),
-                 "--keep-heads", "0.5", "--keep-ffn", "0.5", "--score-batches", "2", "--retrain-steps", "1",
-                 "--batch-size", "4", "--max-train-samples", "8", "--max-val-samples", "6"]) == 0
+    assert (
+        main(
+            [
+                "qa",
+                "prune",
+                "--model",
+                str(model),
+                "--train",
+                str(run_dir / "data" / "train.json"),
+                "--validation",
+                str(run_dir / "data" / "validation.json"),
+                "--out",
+                str(pruned),
+                "--keep-heads",
+                "0.5",
+                "--keep-ffn",
+                "0.5",
+                "--score-batches",
+                "2",
+                "--retrain-steps",
+                "1",
+                "--batch-size",
+                "4",
+                "--max-train-samples",
+                "8",
+                "--max-val-samples",
+                "6",
+            ]
+        )
+        == 0
+    )
     summary = json.loads((pruned / "speechtao.json").read_text())
     assert sum(summary["structure"]["heads"]) == 36 and summary["structure"]["ffn"] == [768] * 6
     assert main(["qa", "evaluate", "--model", str(pruned), "--data", str(test_json)]) == 0
 
 
 def test_bad_squad_file_exits_2_naming_the_question(run_dir, tmp_path, capsys):
-    doc = {"version": "v2.0", "data": [{"title": "t", "paragraphs": [{"context": "Ada was born in London.",
-           "qas": [{"id": "1", "question": "Where?", "answers": [{"text": "London", "answer_start": 2}]}]}]}]}
+    doc = {
+        "version": "v2.0",
+        "data": [
+            {
+                "title": "t",
+                "paragraphs": [
+                    {
+                        "context": "Ada was born in London.",
+                        "qas": [{"id": "1", "question": "Where?", "answers": [{"text": "London", "answer_start": 2}]}],
+                    }
+                ],
+            }
+        ],
+    }
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(doc))
     rc = main(["qa", "evaluate", "--model", str(run_dir / "run" / "model"), "--data", str(bad)])

@@ -15,7 +15,6 @@ import time
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
 grpc = pytest.importorskip("grpc")
 riva_client = pytest.importorskip("riva.client")
@@ -107,8 +106,9 @@ def test_streamed_wav_matches_asr_infer_with_interims_first(corpus, models, asr)
         for model in ("", "tinyckpt"):  # the default (ONNX) and the PyTorch checkpoint
             results = stream_file(asr, path, model=model)
             finals = [r for r in results if r.is_final]
-            assert len(finals) == 1 and results[-1].is_final, [(r.is_final, r.alternatives[0].transcript)
-                                                               for r in results]
+            assert len(finals) == 1 and results[-1].is_final, [
+                (r.is_final, r.alternatives[0].transcript) for r in results
+            ]
             assert finals[0].alternatives[0].transcript == row["text"]
             interims = results[:-1]
             assert all(not r.is_final and 0 <= r.stability < 1 for r in interims)
@@ -134,7 +134,7 @@ def test_offline_recognize_wav_flac_and_raw_pcm(corpus, asr, tmp_path):
     assert asr.offline_recognize(flac, cfg).results[0].alternatives[0].transcript == "open the door"
     # FLAC streamed: decoded once the stream ends, so the final arrives after the last chunk
     scfg = riva_client.StreamingRecognitionConfig(config=cfg, interim_results=True)
-    chunks = [flac[i:i + 4000] for i in range(0, len(flac), 4000)]
+    chunks = [flac[i : i + 4000] for i in range(0, len(flac), 4000)]
     results = [r for resp in asr.streaming_response_generator(iter(chunks), scfg) for r in resp.results]
     assert [r.alternatives[0].transcript for r in results if r.is_final] == ["open the door"]
     # raw 16-bit PCM at 44.1 kHz (no header): resampled to the model's 16 kHz
@@ -165,8 +165,12 @@ def test_separate_channels_and_mixdown(corpus, models, asr, tmp_path):
 
 MALFORMED = [
     # (name, requests, code, text in the message)
-    ("audio first", [rasr.StreamingRecognizeRequest(audio_content=b"\0\0")], "INVALID_ARGUMENT",
-     "send streaming_config first"),
+    (
+        "audio first",
+        [rasr.StreamingRecognizeRequest(audio_content=b"\0\0")],
+        "INVALID_ARGUMENT",
+        "send streaming_config first",
+    ),
     ("two configs", "two_configs", "INVALID_ARGUMENT", "a second streaming_config"),
     ("no audio", "config_only", "INVALID_ARGUMENT", "held no audio"),
     ("bad header", "bad_header", "INVALID_ARGUMENT", "not b'WAVE'"),
@@ -181,8 +185,9 @@ MALFORMED = [
 
 def _requests(kind):
     def first(**cfg):
-        return rasr.StreamingRecognizeRequest(streaming_config=rasr.StreamingRecognitionConfig(
-            config=rasr.RecognitionConfig(**cfg)))
+        return rasr.StreamingRecognizeRequest(
+            streaming_config=rasr.StreamingRecognitionConfig(config=rasr.RecognitionConfig(**cfg))
+        )
 
     audio = rasr.StreamingRecognizeRequest
     if isinstance(kind, list):
@@ -191,17 +196,32 @@ def _requests(kind):
         "two_configs": [first(), first()],
         "config_only": [first()],
         "bad_header": [first(), audio(audio_content=b"RIFF\x24\0\0\0WAVXfmt ")],
-        "pcm24": [first(), audio(audio_content=b"RIFF\x24\0\0\0WAVEfmt \x10\0\0\0\x01\0\x01\0\x80\x3e\0\0\0\0\0\0\x03\0"
-                                               b"\x18\0data\0\0\0\0" + b"\0" * 30)],
+        "pcm24": [
+            first(),
+            audio(
+                audio_content=b"RIFF\x24\0\0\0WAVEfmt \x10\0\0\0\x01\0\x01\0\x80\x3e\0\0\0\0\0\0\x03\0"
+                b"\x18\0data\0\0\0\0" + b"\0" * 30
+            ),
+        ],
         "raw_no_rate": [first(encoding=riva_client.AudioEncoding.LINEAR_PCM), audio(audio_content=b"\0" * 320)],
-        "opus": [first(encoding=riva_client.AudioEncoding.OGGOPUS, sample_rate_hertz=16000),
-                 audio(audio_content=b"\0" * 320)],
-        "odd": [first(encoding=riva_client.AudioEncoding.LINEAR_PCM, sample_rate_hertz=16000),
-                audio(audio_content=b"\0" * 321)],
+        "opus": [
+            first(encoding=riva_client.AudioEncoding.OGGOPUS, sample_rate_hertz=16000),
+            audio(audio_content=b"\0" * 320),
+        ],
+        "odd": [
+            first(encoding=riva_client.AudioEncoding.LINEAR_PCM, sample_rate_hertz=16000),
+            audio(audio_content=b"\0" * 321),
+        ],
         "unknown_model": [first(model="nope"), audio(audio_content=b"\0" * 320)],
-        "bad_endpoint": [rasr.StreamingRecognizeRequest(streaming_config=rasr.StreamingRecognitionConfig(
-            config=rasr.RecognitionConfig(sample_rate_hertz=16000,
-                                          endpointing_config=rasr.EndpointingConfig(stop_threshold=1.5))))],
+        "bad_endpoint": [
+            rasr.StreamingRecognizeRequest(
+                streaming_config=rasr.StreamingRecognitionConfig(
+                    config=rasr.RecognitionConfig(
+                        sample_rate_hertz=16000, endpointing_config=rasr.EndpointingConfig(stop_threshold=1.5)
+                    )
+                )
+            )
+        ],
     }[kind]
 
 
@@ -231,11 +251,13 @@ def test_unary_errors_and_model_config(asr):
 def test_nlp_rpcs_without_models_are_unimplemented(server):
     auth = riva_client.Auth(uri=f"127.0.0.1:{server.port}")
     nlp = riva_client.NLPService(auth)
-    calls = [("PunctuateText", lambda: nlp.punctuate_text(["hello world"])),
-             ("NaturalQuery", lambda: nlp.natural_query("who", "me")),
-             ("ClassifyTokens", lambda: nlp.classify_tokens(["hello"], "")),
-             ("ClassifyText", lambda: nlp.classify_text(["hello"], "")),
-             ("AnalyzeIntent", lambda: nlp.analyze_intent("hello"))]
+    calls = [
+        ("PunctuateText", lambda: nlp.punctuate_text(["hello world"])),
+        ("NaturalQuery", lambda: nlp.natural_query("who", "me")),
+        ("ClassifyTokens", lambda: nlp.classify_tokens(["hello"], "")),
+        ("ClassifyText", lambda: nlp.classify_text(["hello"], "")),
+        ("AnalyzeIntent", lambda: nlp.analyze_intent("hello")),
+    ]
     for rpc, call in calls:
         with pytest.raises(grpc.RpcError) as err:
             call()
@@ -249,8 +271,9 @@ def test_cancel_and_deadline_free_the_stream_at_once(corpus, server, asr):
     release = threading.Event()
 
     def slow_requests():
-        yield rasr.StreamingRecognizeRequest(streaming_config=rasr.StreamingRecognitionConfig(
-            config=rasr.RecognitionConfig(), interim_results=True))
+        yield rasr.StreamingRecognizeRequest(
+            streaming_config=rasr.StreamingRecognitionConfig(config=rasr.RecognitionConfig(), interim_results=True)
+        )
         yield rasr.StreamingRecognizeRequest(audio_content=data[:8000])
         release.wait(10)
 
@@ -284,8 +307,9 @@ def test_readme_client_example_runs(corpus, server, capsys):
     readme = (pathlib.Path(__file__).parents[2] / "README.md").read_text()
     section = readme.split("## Serving (Riva protocol)", 1)[1]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
-    code = code.replace("127.0.0.1:50051", f"127.0.0.1:{server.port}").replace('"speech.wav"',
-                                                                                repr(str(corpus / "door.wav")))
+    code = code.replace("127.0.0.1:50051", f"127.0.0.1:{server.port}").replace(
+        '"speech.wav"', repr(str(corpus / "door.wav"))
+    )
     exec(compile(code, "README.md", "exec"), {})
     lines = capsys.readouterr().out.splitlines()
     assert lines[-1] == "True 1.0 open the door" and all(line.startswith("False ") for line in lines[:-1])

@@ -71,14 +71,19 @@ def library_entities(model, texts: list[str]) -> list[list[tuple[str, str, int, 
     out = []
     for text, tags in zip(texts, ner.predict(model, [t.split() for t in texts])):
         spans = word_offsets(text, text.split())
-        out.append([(text[spans[a][0]:spans[b - 1][1]], kind, spans[a][0], spans[b - 1][1] - 1)
-                    for a, b, kind in sorted(ner.entities(tags))])
+        out.append(
+            [
+                (text[spans[a][0] : spans[b - 1][1]], kind, spans[a][0], spans[b - 1][1] - 1)
+                for a, b, kind in sorted(ner.entities(tags))
+            ]
+        )
     return out
 
 
 def entries(resp) -> list[list[tuple[str, str, int, int]]]:
-    return [[(v.token, v.label[0].class_name, v.span[0].start, v.span[0].end) for v in seq.results]
-            for seq in resp.results]
+    return [
+        [(v.token, v.label[0].class_name, v.span[0].start, v.span[0].end) for v in seq.results] for seq in resp.results
+    ]
 
 
 def test_classify_tokens_and_analyze_entities_match_the_library(nlp, repo_dir):
@@ -90,8 +95,9 @@ def test_classify_tokens_and_analyze_entities_match_the_library(nlp, repo_dir):
     expected = library_entities(model, texts)
     assert entries(resp) == expected
     tags = [t for line in ner.predict(model, [t.split() for t in TEXTS]) for t in line]
-    assert sum(map(len, expected[:2])) >= 3 and "O" in tags and len(expected[2]) >= 2, \
+    assert sum(map(len, expected[:2])) >= 3 and "O" in tags and len(expected[2]) >= 2, (
         "the untrained tagger should find several entities and leave some words out (change the seed)"
+    )
     assert all(len(v.span) == 1 and len(v.label) == 1 for seq in resp.results for v in seq.results)
 
     # scores: mean over the entity's words of P(B-type) + P(I-type), from the net itself
@@ -105,8 +111,9 @@ def test_classify_tokens_and_analyze_entities_match_the_library(nlp, repo_dir):
             assert v.label[0].score == pytest.approx(float(probs[inside][:, cols].sum(-1).mean()), abs=1e-5)
 
     # top_n (the riva.client helper does not set it): the entity's type first, then the other type
-    full = nlp.stub.ClassifyTokens(rnlp.TokenClassRequest(text=TEXTS, top_n=5, model=rnlp.NLPModelParams(
-        model_name="ner")))
+    full = nlp.stub.ClassifyTokens(
+        rnlp.TokenClassRequest(text=TEXTS, top_n=5, model=rnlp.NLPModelParams(model_name="ner"))
+    )
     assert entries(full) == expected[:2]
     assert all(sorted(c.class_name for c in v.label) == ["LOC", "PER"] for seq in full.results for v in seq.results)
 
@@ -132,15 +139,17 @@ def test_classify_text_matches_the_library(nlp, repo_dir):
     probs = textcls.predict_proba(model, texts)
 
     top1 = nlp.classify_text(texts, "textcls").results
-    assert [(r.labels[0].class_name, len(r.labels)) for r in top1] == [(lab, 1) for lab, _ in
-                                                                       textcls.predict(model, texts)]
+    assert [(r.labels[0].class_name, len(r.labels)) for r in top1] == [
+        (lab, 1) for lab, _ in textcls.predict(model, texts)
+    ]
     assert [r.labels[0].score for r in top1] == pytest.approx([p for _, p in textcls.predict(model, texts)], abs=1e-5)
 
     for top_n in (3, 10):  # 10 is capped at the 4 labels
-        resp = nlp.stub.ClassifyText(rnlp.TextClassRequest(text=texts, top_n=top_n, model=rnlp.NLPModelParams(
-            model_name="textcls")))
+        resp = nlp.stub.ClassifyText(
+            rnlp.TextClassRequest(text=texts, top_n=top_n, model=rnlp.NLPModelParams(model_name="textcls"))
+        )
         for r, p in zip(resp.results, probs):
-            order = sorted(range(len(names)), key=lambda i: -float(p[i]))[:min(top_n, len(names))]
+            order = sorted(range(len(names)), key=lambda i: -float(p[i]))[: min(top_n, len(names))]
             assert [c.class_name for c in r.labels] == [names[i] for i in order]
             assert [c.score for c in r.labels] == pytest.approx([float(p[i]) for i in order], abs=1e-5)
     assert all(sum(c.score for c in r.labels) == pytest.approx(1.0, abs=1e-4) for r in resp.results)
@@ -169,7 +178,11 @@ def test_transform_text_runs_the_punct_model(nlp, repo_dir):
 def test_config_lists_every_task(nlp):
     config = nlp.stub.GetRivaNLPConfig(rnlp.RivaNLPConfigRequest())
     assert {c.model_name: c.parameters["task"] for c in config.model_config} == {
-        "ner": "ner", "punct": "punct", "qa": "qa", "textcls": "textcls"}
+        "ner": "ner",
+        "punct": "punct",
+        "qa": "qa",
+        "textcls": "textcls",
+    }
     one = nlp.stub.GetRivaNLPConfig(rnlp.RivaNLPConfigRequest(model_name="textcls"))
     assert [(c.model_name, c.parameters["task"]) for c in one.model_config] == [("textcls", "textcls")]
     err = rpc_error(lambda: nlp.stub.GetRivaNLPConfig(rnlp.RivaNLPConfigRequest(model_name="nope")))

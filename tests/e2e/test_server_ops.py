@@ -29,18 +29,22 @@ TOKEN = "s3cret-token-for-tests"
 
 
 def tone_repo():
-    return ModelRepository(asr_models={"tone": Recognizer(ToneBackend(), StreamingOptions(), name="tone")},
-                           default_asr="tone", root="<tests>")
+    return ModelRepository(
+        asr_models={"tone": Recognizer(ToneBackend(), StreamingOptions(), name="tone")},
+        default_asr="tone",
+        root="<tests>",
+    )
 
 
 def pcm_requests(x, chunk_s=0.1, **cfg):
     config = rasr.RecognitionConfig(encoding=riva_client.AudioEncoding.LINEAR_PCM, sample_rate_hertz=SR, **cfg)
-    yield rasr.StreamingRecognizeRequest(streaming_config=rasr.StreamingRecognitionConfig(config=config,
-                                                                                         interim_results=True))
+    yield rasr.StreamingRecognizeRequest(
+        streaming_config=rasr.StreamingRecognitionConfig(config=config, interim_results=True)
+    )
     data = pcm16_encode(x)
     step = int(chunk_s * SR) * 2
     for i in range(0, len(data), step):
-        yield rasr.StreamingRecognizeRequest(audio_content=data[i:i + step])
+        yield rasr.StreamingRecognizeRequest(audio_content=data[i : i + step])
 
 
 def wait_for(predicate, seconds=5.0):
@@ -54,9 +58,19 @@ def wait_for(predicate, seconds=5.0):
 
 @pytest.fixture(scope="module")
 def tone_server():
-    running = start_server(tone_repo(), ServerOptions(port=0, limits=Limits(
-        max_streams=3, max_streams_per_peer=2, idle_timeout_s=1.0, max_stream_seconds=5.0,
-        max_message_bytes=64 * 1024)))
+    running = start_server(
+        tone_repo(),
+        ServerOptions(
+            port=0,
+            limits=Limits(
+                max_streams=3,
+                max_streams_per_peer=2,
+                idle_timeout_s=1.0,
+                max_stream_seconds=5.0,
+                max_message_bytes=64 * 1024,
+            ),
+        ),
+    )
     yield running
     running.stop(grace=1.0)
 
@@ -71,13 +85,16 @@ def stub(tone_server):
 def test_endpoints_over_the_wire_send_finals_mid_stream(stub):
     x = tones(("a", 0.3), ("_", 1.2), ("b", 0.2), (" ", 0.1), ("c", 0.2), ("_", 0.1))
     endpoint = rasr.EndpointingConfig(stop_history=400, stop_threshold=0.95)
-    responses = list(stub.StreamingRecognize(pcm_requests(x, enable_word_time_offsets=True,
-                                                          endpointing_config=endpoint), timeout=30))
+    responses = list(
+        stub.StreamingRecognize(pcm_requests(x, enable_word_time_offsets=True, endpointing_config=endpoint), timeout=30)
+    )
     results = [r for resp in responses for r in resp.results]
     finals = [r for r in results if r.is_final]
     assert [r.alternatives[0].transcript for r in finals] == ["a", "b c"]
     assert [(w.word, w.start_time, w.end_time) for w in finals[1].alternatives[0].words] == [
-        ("b", 1500, 1720), ("c", 1800, 2020)]
+        ("b", 1500, 1720),
+        ("c", 1800, 2020),
+    ]
     first_final_response = next(i for i, resp in enumerate(responses) if any(r.is_final for r in resp.results))
     assert first_final_response < len(responses) - 1  # the first utterance's final came before the stream ended
     assert all(r.stability <= 0.9 for r in results if not r.is_final)
@@ -150,8 +167,9 @@ def test_not_serving_until_models_are_attached():
         assert err.value.code() == grpc.StatusCode.UNAVAILABLE and "loading" in err.value.details()
         running.attach(tone_repo())
         assert health.Check(health_pb2.HealthCheckRequest()).status == health_pb2.HealthCheckResponse.SERVING
-        results = [r for resp in asr.StreamingRecognize(pcm_requests(tones(("a", 0.2))), timeout=10)
-                   for r in resp.results]
+        results = [
+            r for resp in asr.StreamingRecognize(pcm_requests(tones(("a", 0.2))), timeout=10) for r in resp.results
+        ]
         assert results[-1].is_final and results[-1].alternatives[0].transcript == "a"
         channel.close()
     finally:
@@ -163,9 +181,28 @@ def tls_files(tmp_path_factory):
     if shutil.which("openssl") is None:
         pytest.skip("openssl is not installed")
     d = tmp_path_factory.mktemp("tls")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(d / "key.pem"),
-                    "-out", str(d / "cert.pem")], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout",
+            str(d / "key.pem"),
+            "-out",
+            str(d / "cert.pem"),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return d / "cert.pem", d / "key.pem"
 
 
@@ -175,22 +212,34 @@ def test_tls_and_bearer_token(tls_files):
     uri = f"localhost:{running.port}"
     try:
         good = riva_client.Auth(ssl_root_cert=str(cert), uri=uri, metadata_args=[["authorization", f"Bearer {TOKEN}"]])
-        results = [r for resp in riva_client.ASRService(good).stub.StreamingRecognize(
-            pcm_requests(tones(("b", 0.3))), metadata=good.get_auth_metadata(), timeout=10) for r in resp.results]
+        results = [
+            r
+            for resp in riva_client.ASRService(good).stub.StreamingRecognize(
+                pcm_requests(tones(("b", 0.3))), metadata=good.get_auth_metadata(), timeout=10
+            )
+            for r in resp.results
+        ]
         assert results[-1].alternatives[0].transcript == "b"
         for metadata in ([], [["authorization", "Bearer wrong-token-123"]]):
             bad = riva_client.Auth(ssl_root_cert=str(cert), uri=uri, metadata_args=metadata)
             with pytest.raises(grpc.RpcError) as err:
-                riva_client.ASRService(bad).offline_recognize(pcm16_encode(tones(("b", 0.3))), rasr.RecognitionConfig(
-                    encoding=riva_client.AudioEncoding.LINEAR_PCM, sample_rate_hertz=SR))
+                riva_client.ASRService(bad).offline_recognize(
+                    pcm16_encode(tones(("b", 0.3))),
+                    rasr.RecognitionConfig(encoding=riva_client.AudioEncoding.LINEAR_PCM, sample_rate_hertz=SR),
+                )
             assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED and "Bearer <token>" in err.value.details()
             with pytest.raises(grpc.RpcError) as err:
-                list(riva_client.ASRService(bad).stub.StreamingRecognize(pcm_requests(tones(("b", 0.3))),
-                                                                        metadata=bad.get_auth_metadata(), timeout=10))
+                list(
+                    riva_client.ASRService(bad).stub.StreamingRecognize(
+                        pcm_requests(tones(("b", 0.3))), metadata=bad.get_auth_metadata(), timeout=10
+                    )
+                )
             assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
             # health needs no token (load balancers and probes)
-            assert health_pb2_grpc.HealthStub(bad.channel).Check(health_pb2.HealthCheckRequest()).status == \
-                health_pb2.HealthCheckResponse.SERVING
+            assert (
+                health_pb2_grpc.HealthStub(bad.channel).Check(health_pb2.HealthCheckRequest()).status
+                == health_pb2.HealthCheckResponse.SERVING
+            )
         plain = grpc.insecure_channel(uri)  # a plaintext client cannot talk to the TLS port
         with pytest.raises(grpc.RpcError) as err:
             health_pb2_grpc.HealthStub(plain).Check(health_pb2.HealthCheckRequest(), timeout=3)
@@ -210,15 +259,20 @@ def test_cli_serves_then_drains_on_sigterm(tmp_path):
     from speechtao.text.tokenizers import CharTokenizer
 
     torch.manual_seed(0)
-    config = ASRModelConfig(preprocessor=FeatureSpec(n_mels=16, dither=0.0),
-                            blocks=(BlockConfig(32, 1, 5, stride=2, residual=False),
-                                    BlockConfig(32, 1, 1, separable=False)))
+    config = ASRModelConfig(
+        preprocessor=FeatureSpec(n_mels=16, dither=0.0),
+        blocks=(BlockConfig(32, 1, 5, stride=2, residual=False), BlockConfig(32, 1, 1, separable=False)),
+    )
     models = tmp_path / "models"
     save_model(models / "small.ckpt", model_payload(build_model(config, 28).eval(), CharTokenizer()))
     env = dict(os.environ, SPEECHTAO_THREADS="1", PYTHONPATH=os.getcwd())
-    proc = subprocess.Popen([sys.executable, "-m", "speechtao", "serve", "--models", str(models), "--port", "0",
-                             "--drain-seconds", "10"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "speechtao", "serve", "--models", str(models), "--port", "0", "--drain-seconds", "10"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         line = proc.stdout.readline()
         assert line.startswith("listening on 127.0.0.1:"), line + proc.stderr.read()
@@ -325,13 +379,17 @@ def test_nlp_rpcs_and_automatic_punctuation_match_the_library(punct_folder, qa_f
             riva_client.NLPService(auth).natural_query("", context)
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         config = riva_client.NLPService(auth).stub.GetRivaNLPConfig(
-            riva_client.proto.riva_nlp_pb2.RivaNLPConfigRequest())
+            riva_client.proto.riva_nlp_pb2.RivaNLPConfigRequest()
+        )
         assert {c.model_name: c.parameters["task"] for c in config.model_config} == {"punct": "punct", "qa": "qa"}
         stub = riva_client.ASRService(auth).stub
         x = tones(("a", 0.3), (" ", 0.1), ("b", 0.3), (" ", 0.1), ("c", 0.3))
         for punctuate in (False, True):
-            results = [r for resp in stub.StreamingRecognize(pcm_requests(x, enable_automatic_punctuation=punctuate),
-                                                           timeout=30) for r in resp.results]
+            results = [
+                r
+                for resp in stub.StreamingRecognize(pcm_requests(x, enable_automatic_punctuation=punctuate), timeout=30)
+                for r in resp.results
+            ]
             final = [r.alternatives[0].transcript for r in results if r.is_final]
             assert final == ([library.punctuate(["a b c"])[0]] if punctuate else ["a b c"])
         auth.channel.close()

@@ -21,8 +21,13 @@ def train_tiny(wav_dir: Path, texts: dict[str, str], out: Path) -> int:
     tok = CharTokenizer()
     config = ASRModelConfig(
         preprocessor=FeatureSpec(n_mels=40, window_size=0.025, window_stride=0.01, dither=0.0),
-        blocks=(BlockConfig(96, 1, 11, stride=2, residual=False), BlockConfig(96, 2, 11), BlockConfig(96, 2, 11),
-                BlockConfig(128, 1, 1, residual=False, separable=False)))
+        blocks=(
+            BlockConfig(96, 1, 11, stride=2, residual=False),
+            BlockConfig(96, 2, 11),
+            BlockConfig(96, 2, 11),
+            BlockConfig(128, 1, 1, residual=False, separable=False),
+        ),
+    )
     model = build_model(config, tok.vocab_size)
     audio = [torch.from_numpy(read_audio(wav_dir / f"{n}.wav", 16000)) for n in texts]
     lengths = torch.tensor([len(a) for a in audio])

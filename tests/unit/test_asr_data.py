@@ -16,7 +16,11 @@ DURATIONS = np.random.default_rng(1).uniform(0.5, 15.0, 203).round(2).tolist()
 
 def test_sampler_is_deterministic_per_epoch_and_covers_every_item_once():
     s = DurationBucketSampler(DURATIONS, batch_size=8, seed=5, bucket_batches=4)
-    e0, e0_again, e1 = s.batches(0), DurationBucketSampler(DURATIONS, batch_size=8, seed=5, bucket_batches=4).batches(0), s.batches(1)
+    e0, e0_again, e1 = (
+        s.batches(0),
+        DurationBucketSampler(DURATIONS, batch_size=8, seed=5, bucket_batches=4).batches(0),
+        s.batches(1),
+    )
     assert e0 == e0_again and e0 != e1
     for batches in (e0, e1):
         flat = sorted(i for b in batches for i in b)

@@ -26,8 +26,12 @@ TEXTS = ["turn left", "open the door", "stop", "go right", "close it", "lights o
 def tiny_config(stride: int = 2) -> ASRModelConfig:
     return ASRModelConfig(
         preprocessor=FeatureSpec(n_mels=32, window_size=0.025, window_stride=0.01, dither=0.0),
-        blocks=(BlockConfig(32, 1, 11, stride=stride, residual=False), BlockConfig(32, 2, 11),
-                BlockConfig(64, 1, 1, residual=False, separable=False)))
+        blocks=(
+            BlockConfig(32, 1, 11, stride=stride, residual=False),
+            BlockConfig(32, 2, 11),
+            BlockConfig(64, 1, 1, residual=False, separable=False),
+        ),
+    )
 
 
 def tiny_teacher(seed: int = 0, stride: int = 2, vocab: int = 28):
@@ -74,7 +78,9 @@ def corpus(tmp_path_factory):
         for i in range(n):
             sec = float(rng.uniform(0.5, 1.0))
             t = np.arange(int(sec * 16000)) / 16000
-            x = sum(0.2 * np.sin(2 * np.pi * f * t) for f in rng.uniform(150, 3000, 3)) + 0.02 * rng.standard_normal(t.size)
+            x = sum(0.2 * np.sin(2 * np.pi * f * t) for f in rng.uniform(150, 3000, 3)) + 0.02 * rng.standard_normal(
+                t.size
+            )
             sf.write(d / f"{name}{i}.wav", x.astype(np.float32), 16000)
             lines.append({"audio_filepath": f"{name}{i}.wav", "duration": sec, "text": TEXTS[i % len(TEXTS)]})
         (d / f"{name}.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
@@ -93,14 +99,26 @@ def corpus(tmp_path_factory):
 def spec_for(d: Path, out: Path, *overrides: str) -> ASRFinetuneSpec:
     base = {
         "init_from": str(d / "student.pt"),
-        "data": {"train": [str(d / "lab.jsonl")], "validation": [str(d / "lab.jsonl")], "batch_size": 3,
-                 "augment": {"speed_prob": 0.5, "noise_prob": 0.5}},
+        "data": {
+            "train": [str(d / "lab.jsonl")],
+            "validation": [str(d / "lab.jsonl")],
+            "batch_size": 3,
+            "augment": {"speed_prob": 0.5, "noise_prob": 0.5},
+        },
         "spec_augment": {"freq_masks": 1, "freq_width": 4, "time_masks": 1, "time_width": 4},
         "optim": {"name": "adamw", "lr": 3e-3},
         "schedule": {"warmup_steps": 2},
         "distill": {"teacher": str(d / "teacher.pt"), "weight": 0.5, "manifest": [str(d / "extra.jsonl")]},
-        "trainer": {"out_dir": str(out), "max_steps": 10, "log_every": 5, "val_every": 0, "checkpoint_every": 4,
-                    "keep_last": 10, "seed": 5, "device": "cpu"},
+        "trainer": {
+            "out_dir": str(out),
+            "max_steps": 10,
+            "log_every": 5,
+            "val_every": 0,
+            "checkpoint_every": 4,
+            "keep_last": 10,
+            "seed": 5,
+            "device": "cpu",
+        },
     }
     path = out.parent / f"{out.name}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -153,20 +171,27 @@ def test_teacher_mismatches_are_refused(corpus):
     with pytest.raises(CheckpointError, match=r"stride3.pt: vocabulary of 29 tokens .*28-token"):
         check_teacher(tiny_teacher(vocab=29), tok, student, tok, "stride3.pt", 16000)
     other = tiny_teacher()
-    other.preprocessor = build_model(ASRModelConfig(
-        preprocessor=FeatureSpec(n_mels=32, window_size=0.025, window_stride=0.01, dither=0.0, normalize="none"),
-        blocks=tiny_config().blocks), 28).preprocessor
+    other.preprocessor = build_model(
+        ASRModelConfig(
+            preprocessor=FeatureSpec(n_mels=32, window_size=0.025, window_stride=0.01, dither=0.0, normalize="none"),
+            blocks=tiny_config().blocks,
+        ),
+        28,
+    ).preprocessor
     with pytest.raises(CheckpointError, match="audio features differ"):
         check_teacher(other, tok, student, tok, "other.pt", 16000)
 
 
-@pytest.mark.parametrize("override,message", [
-    ("distill.weight=1.5", "weight must be in"),
-    ("distill.temperature=0", "temperature must be > 0"),
-    ("distill.manifest_weight=-1", "manifest_weight must be >= 0"),
-    ("distill.teacher=null", "manifest needs a teacher"),
-    ("distill.reduction=sum", "reduction"),
-])
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("distill.weight=1.5", "weight must be in"),
+        ("distill.temperature=0", "temperature must be > 0"),
+        ("distill.manifest_weight=-1", "manifest_weight must be >= 0"),
+        ("distill.teacher=null", "manifest needs a teacher"),
+        ("distill.reduction=sum", "reduction"),
+    ],
+)
 def test_spec_validation(corpus, tmp_path, override, message):
     with pytest.raises(SpecError, match=message):
         spec_for(corpus, tmp_path / "run", override)
@@ -199,7 +224,9 @@ def test_distill_run_lowers_the_kl_and_resumes_exactly(corpus, tmp_path):
     # a run stopped after step 4 and resumed ends with the same weights: both streams continue where they were
     (tmp_path / "res" / "checkpoints").mkdir(parents=True)
     shutil.copy(tmp_path / "ref" / "checkpoints" / "step-00000004.pt", tmp_path / "res" / "checkpoints")
-    resumed = build(spec_for(corpus, tmp_path / "res", "distill.weight=1.0", "optim.lr=1e-2"), resume=True, log=lines.append)
+    resumed = build(
+        spec_for(corpus, tmp_path / "res", "distill.weight=1.0", "optim.lr=1e-2"), resume=True, log=lines.append
+    )
     resumed.fit(resume=True)
     a = torch.load(tmp_path / "ref" / "final.pt", weights_only=True)["state_dict"]
     b = torch.load(tmp_path / "res" / "final.pt", weights_only=True)["state_dict"]
@@ -213,13 +240,24 @@ def test_flow_retrain_distills_from_the_finetuned_model(corpus, tmp_path):
     domain.mkdir()
     for name in ("train", "test"):  # the labelled clips as the domain corpus (their audio paths made absolute)
         lines = [json.loads(x) for x in (corpus / "lab.jsonl").read_text().splitlines()]
-        (domain / f"{name}.jsonl").write_text("".join(
-            json.dumps({**x, "audio_filepath": str(corpus / x["audio_filepath"])}) + "\n" for x in lines))
+        (domain / f"{name}.jsonl").write_text(
+            "".join(json.dumps({**x, "audio_filepath": str(corpus / x["audio_filepath"])}) + "\n" for x in lines)
+        )
     steps = "[trainer.max_steps=2,trainer.log_every=1,data.batch_size=3,data.min_duration=0.1,trainer.device=cpu]"
-    spec = load_spec(FlowSpec, "recipes/asr_flow.yaml", [
-        f"starter={corpus / 'teacher.pt'}", f"out_dir={tmp_path / 'flow'}", f"domain.out={domain}",
-        f"finetune.overrides={steps}", "prune.ratio=0.5", "prune.min_channels=8", "retrain.distill_from_finetuned=true",
-        f"retrain.overrides=[{steps[1:-1]},'distill.manifest=[{corpus / 'extra.jsonl'}]',distill.weight=0.7]"])
+    spec = load_spec(
+        FlowSpec,
+        "recipes/asr_flow.yaml",
+        [
+            f"starter={corpus / 'teacher.pt'}",
+            f"out_dir={tmp_path / 'flow'}",
+            f"domain.out={domain}",
+            f"finetune.overrides={steps}",
+            "prune.ratio=0.5",
+            "prune.min_channels=8",
+            "retrain.distill_from_finetuned=true",
+            f"retrain.overrides=[{steps[1:-1]},'distill.manifest=[{corpus / 'extra.jsonl'}]',distill.weight=0.7]",
+        ],
+    )
     flow = Flow(spec, log=lambda line: None)
     flow._write("domain", {"stage": "domain", "status": "done"})  # the corpus above stands for the domain stage
     flow.run(only=("finetune", "prune", "retrain"))

@@ -43,15 +43,21 @@ def test_every_preset_has_a_vocab_size_and_round_trips_through_dict():
 
 TINY_QN = ASRModelConfig(
     preprocessor=FeatureSpec(n_mels=16, n_fft=512),
-    blocks=(BlockConfig(24, 1, 11, stride=2, residual=False), BlockConfig(24, 2, 13), BlockConfig(32, 1, 1, separable=False, residual=False)),
+    blocks=(
+        BlockConfig(24, 1, 11, stride=2, residual=False),
+        BlockConfig(24, 2, 13),
+        BlockConfig(32, 1, 1, separable=False, residual=False),
+    ),
     family="quartznet",
 )
 TINY_CITRI = ASRModelConfig(
     preprocessor=FeatureSpec(n_mels=16, n_fft=512, window_size=0.025),
-    blocks=(BlockConfig(24, 1, 5, residual=False, se=True),
-            BlockConfig(24, 2, 7, stride=2, stride_last=True, residual_mode="stride_add", se=True),
-            BlockConfig(24, 2, 9, stride=2, stride_last=True, residual_mode="stride_add", se=True),
-            BlockConfig(32, 1, 11, residual=False, se=True)),
+    blocks=(
+        BlockConfig(24, 1, 5, residual=False, se=True),
+        BlockConfig(24, 2, 7, stride=2, stride_last=True, residual_mode="stride_add", se=True),
+        BlockConfig(24, 2, 9, stride=2, stride_last=True, residual_mode="stride_add", se=True),
+        BlockConfig(32, 1, 11, residual=False, se=True),
+    ),
     family="citrinet",
 )
 
@@ -89,7 +95,10 @@ def test_batched_equals_one_by_one_and_lengths(config, sub):
             one, one_len = model(audio[i : i + 1, :n], lens[i : i + 1])
             assert one_len.item() == out_lens[i].item()
             valid = out_lens[i].item()
-            assert torch.allclose(one[0, :valid], lp[i, :valid], atol=1e-5), (i, (one[0, :valid] - lp[i, :valid]).abs().max())
+            assert torch.allclose(one[0, :valid], lp[i, :valid], atol=1e-5), (
+                i,
+                (one[0, :valid] - lp[i, :valid]).abs().max(),
+            )
 
 
 def test_forward_features_matches_forward():
@@ -144,8 +153,17 @@ def test_ctc_loss_is_batch_mean_and_zero_infinity():
     g = torch.Generator().manual_seed(0)
     lp = torch.randn(2, 10, 5, generator=g).log_softmax(-1)
     lens, targets, tlens = torch.tensor([10, 7]), torch.tensor([[1, 2, 3], [2, 2, 0]]), torch.tensor([3, 2])
-    per = [torch.nn.functional.ctc_loss(lp[i, : lens[i]].unsqueeze(1), targets[i : i + 1, : tlens[i]], lens[i : i + 1],
-                                        tlens[i : i + 1], blank=4, reduction="sum") for i in range(2)]
+    per = [
+        torch.nn.functional.ctc_loss(
+            lp[i, : lens[i]].unsqueeze(1),
+            targets[i : i + 1, : tlens[i]],
+            lens[i : i + 1],
+            tlens[i : i + 1],
+            blank=4,
+            reduction="sum",
+        )
+        for i in range(2)
+    ]
     assert torch.allclose(ctc_loss(lp, lens, targets, tlens, blank=4), (per[0] + per[1]) / 2)
     # a target longer than the output is impossible: contributes 0 instead of inf
     impossible = ctc_loss(lp, torch.tensor([10, 1]), targets, tlens, blank=4)
@@ -172,11 +190,14 @@ def test_macs_match_a_hook_count(config, frames):
     assert sum(measured) == pytest.approx(macs_per_second(config, 30, frames_per_second=frames)["total"], rel=1e-9)
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    ({"kernel": 4}, "odd"),
-    ({"stride": 2, "dilation": 2}, "only one"),
-    ({"dropout": 1.5}, "dropout"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"kernel": 4}, "odd"),
+        ({"stride": 2, "dilation": 2}, "only one"),
+        ({"dropout": 1.5}, "dropout"),
+    ],
+)
 def test_block_config_validation(kwargs, match):
     with pytest.raises(ValueError, match=match):
         BlockConfig(**{"filters": 8, "repeat": 1, "kernel": 3, **kwargs})

@@ -35,8 +35,10 @@ def rms_db(x: np.ndarray) -> float:
 
 # -- resampling -------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("orig_sr, freq", [(44100, 1000.0), (8000, 1000.0), (8000, 3300.0), (22050, 5000.0),
-                                           (48000, 440.0), (11025, 2500.0)])
+
+@pytest.mark.parametrize(
+    "orig_sr, freq", [(44100, 1000.0), (8000, 1000.0), (8000, 3300.0), (22050, 5000.0), (48000, 440.0), (11025, 2500.0)]
+)
 def test_resample_keeps_a_sine_frequency(orig_sr, freq):
     y = resample(tone(freq, orig_sr), orig_sr, 16000)
     assert y.dtype == np.float32
@@ -48,8 +50,10 @@ def test_resample_keeps_a_sine_frequency(orig_sr, freq):
     assert abs(rms_db(y[800:-800]) - rms_db(tone(freq, orig_sr))) < 0.1
 
 
-@pytest.mark.parametrize("orig_sr, target_sr, freq", [(44100, 16000, 10000.0), (44100, 16000, 7900.0),
-                                                      (48000, 16000, 12000.0), (16000, 8000, 5000.0)])
+@pytest.mark.parametrize(
+    "orig_sr, target_sr, freq",
+    [(44100, 16000, 10000.0), (44100, 16000, 7900.0), (48000, 16000, 12000.0), (16000, 8000, 5000.0)],
+)
 def test_resample_removes_content_above_the_new_nyquist(orig_sr, target_sr, freq):
     y = resample(tone(freq, orig_sr), orig_sr, target_sr)
     # without the low-pass the tone would alias down at full level (-9 dB); require 60 dB below that
@@ -81,6 +85,7 @@ def test_resample_same_rate_is_a_copy_and_rejects_2d():
 
 
 # -- reading and writing ----------------------------------------------------------------------------------
+
 
 def test_fixture_reads_as_mono_float32_speech():
     x = read_audio(SPEECH)
@@ -163,6 +168,7 @@ def test_ogg_vorbis_reads(tmp_path):
 
 
 # -- codecs -----------------------------------------------------------------------------------------------
+
 
 def test_g711_known_code_points():
     assert mulaw_encode(np.zeros(3)) == b"\xff\xff\xff"

@@ -43,6 +43,7 @@ def band_db(x, freq, sr=SR):
 
 # -- SpecAugment ------------------------------------------------------------------------------------------
 
+
 def features(batch=3, channels=40, frames=100):
     return torch.rand(batch, channels, frames) + 1.0  # strictly positive: zeros mark masked cells
 
@@ -88,8 +89,13 @@ def test_spec_augment_is_reproducible_from_its_generator():
 
 
 def test_spec_augment_spec_nemo_config():
-    citrinet = {"_target_": "nemo.collections.asr.modules.SpectrogramAugmentation", "freq_masks": 2,
-                "time_masks": 10, "freq_width": 27, "time_width": 0.05}
+    citrinet = {
+        "_target_": "nemo.collections.asr.modules.SpectrogramAugmentation",
+        "freq_masks": 2,
+        "time_masks": 10,
+        "freq_width": 27,
+        "time_width": 0.05,
+    }
     spec = SpecAugmentSpec.from_nemo_config(citrinet)
     assert spec == SpecAugmentSpec(freq_masks=2, time_masks=10, freq_width=27, time_width=0.05)
     assert SpecAugmentSpec.from_nemo_config(spec.to_nemo_config()) == spec
@@ -100,6 +106,7 @@ def test_spec_augment_spec_nemo_config():
 
 
 # -- waveform augmentations -------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("factor", [0.9, 1.1, 1.05])
 def test_speed_perturb_changes_duration_and_pitch_by_the_factor(factor):
@@ -138,8 +145,8 @@ def test_reverb_impulse_response_decays_60_db_per_rt60():
     h = reverb_impulse_response(SR, rt60, np.random.default_rng(0)).astype(np.float64)
     assert h[0] == 1.0 and len(h) == int(0.005 * SR) + int(1.2 * rt60 * SR)
     win = int(0.05 * SR)
-    early = 10 * np.log10(np.sum(h[int(0.05 * SR):][:win] ** 2))
-    late = 10 * np.log10(np.sum(h[int(0.25 * SR):][:win] ** 2))
+    early = 10 * np.log10(np.sum(h[int(0.05 * SR) :][:win] ** 2))
+    late = 10 * np.log10(np.sum(h[int(0.25 * SR) :][:win] ** 2))
     assert abs((early - late) - 60 * 0.2 / rt60) < 3.0
 
 
@@ -168,6 +175,7 @@ def test_gain_and_coloured_noise():
 
 # -- the training-time pipeline ---------------------------------------------------------------------------
 
+
 def test_wave_augmenter_off_by_default_is_identity():
     x = read_audio(SPEECH)
     assert not AugmentSpec().enabled
@@ -176,8 +184,15 @@ def test_wave_augmenter_off_by_default_is_identity():
 
 def test_wave_augmenter_all_on_is_seeded_and_changes_the_audio():
     x = read_audio(SPEECH)
-    spec = AugmentSpec(speed_prob=1.0, speed_factors=(1.1,), reverb_prob=1.0, noise_prob=1.0, babble_prob=1.0,
-                       telephone_prob=1.0, gain_prob=1.0)
+    spec = AugmentSpec(
+        speed_prob=1.0,
+        speed_factors=(1.1,),
+        reverb_prob=1.0,
+        noise_prob=1.0,
+        babble_prob=1.0,
+        telephone_prob=1.0,
+        gain_prob=1.0,
+    )
     aug = WaveAugmenter(spec, noise_sources=[tone(50.0)], babble_sources=[x[::-1].copy(), x[4000:], x[:9000]])
     a = aug(x, SR, np.random.default_rng(3))
     b = aug(x, SR, np.random.default_rng(3))

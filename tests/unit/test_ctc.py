@@ -81,14 +81,17 @@ def test_confidences_are_means_over_runs():
     assert hyp.confidence == pytest.approx(sum(probs) / 4, abs=1e-6)
 
 
-@pytest.mark.parametrize("shape,blank,lengths", [((4, V + 1), B, [4]), ((1, 4, V + 1), V + 1, [4]),
-                                                 ((1, 4, V + 1), B, [5]), ((2, 4, V + 1), B, [4])])
+@pytest.mark.parametrize(
+    "shape,blank,lengths",
+    [((4, V + 1), B, [4]), ((1, 4, V + 1), V + 1, [4]), ((1, 4, V + 1), B, [5]), ((2, 4, V + 1), B, [4])],
+)
 def test_bad_inputs_raise_data_error(shape, blank, lengths):
     with pytest.raises(DataError, match="greedy_decode"):
         greedy_decode(torch.zeros(shape), torch.tensor(lengths), blank_id=blank)
 
 
 # ---- word times through the real tokenizers -------------------------------------------------------------
+
 
 def _path_for(ids, tokenizer, run=2, gap=1):
     """A frame path that emits ``ids`` with ``run`` frames each and ``gap`` blanks between tokens."""

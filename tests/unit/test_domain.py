@@ -7,24 +7,35 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from speechtao.data.domain import (DOMAIN_VOICES, HELDOUT_VOICES, DomainSpec, domain_sentences, make_domain_corpus,
-                                   matches, plan, pretrain_split)
+from speechtao.data.domain import (
+    DOMAIN_VOICES,
+    HELDOUT_VOICES,
+    DomainSpec,
+    domain_sentences,
+    make_domain_corpus,
+    matches,
+    plan,
+    pretrain_split,
+)
 from speechtao.data.manifest import read_manifest
 from speechtao.data.realspeech import alsa_entries, parse_transcription, pocketsphinx_entries
 from speechtao.errors import DataError, InputError
 from speechtao.text.normalize import normalize_text
 
 
-@pytest.mark.parametrize("voice, prefixes, expected", [
-    ("espeak-ng:en-us-nyc", DOMAIN_VOICES, True),
-    ("espeak-ng:en-us-nyc+Andy", DOMAIN_VOICES, True),
-    ("espeak-ng:en-us", DOMAIN_VOICES, False),           # a prefix of the accent, not a variant of it
-    ("espeak-ng:en-us-nycX", DOMAIN_VOICES, False),
-    ("flite:rms", DOMAIN_VOICES, True),
-    ("flite:awb", DOMAIN_VOICES, False),
-    ("flite:awb", HELDOUT_VOICES, True),
-    ("espeak-ng:en-gb-scotland+f3", HELDOUT_VOICES, True),
-])
+@pytest.mark.parametrize(
+    "voice, prefixes, expected",
+    [
+        ("espeak-ng:en-us-nyc", DOMAIN_VOICES, True),
+        ("espeak-ng:en-us-nyc+Andy", DOMAIN_VOICES, True),
+        ("espeak-ng:en-us", DOMAIN_VOICES, False),  # a prefix of the accent, not a variant of it
+        ("espeak-ng:en-us-nycX", DOMAIN_VOICES, False),
+        ("flite:rms", DOMAIN_VOICES, True),
+        ("flite:awb", DOMAIN_VOICES, False),
+        ("flite:awb", HELDOUT_VOICES, True),
+        ("espeak-ng:en-gb-scotland+f3", HELDOUT_VOICES, True),
+    ],
+)
 def test_matches(voice, prefixes, expected):
     assert matches(voice, prefixes) is expected
 
@@ -51,14 +62,29 @@ def test_plan_uses_only_domain_voices_and_indices_follow_on():
 
 
 def _write_synth_manifest(path, voices):
-    lines = [{"audio_filepath": f"wav/{i}.wav", "duration": 1.0 + i, "text": f"line {i}", "voice": v,
-              "engine": v.split(":")[0]} for i, v in enumerate(voices)]
+    lines = [
+        {
+            "audio_filepath": f"wav/{i}.wav",
+            "duration": 1.0 + i,
+            "text": f"line {i}",
+            "voice": v,
+            "engine": v.split(":")[0],
+        }
+        for i, v in enumerate(voices)
+    ]
     path.write_text("".join(json.dumps(x) + "\n" for x in lines))
 
 
 def test_pretrain_split_keeps_domain_voices_out_and_holds_out_test_voices(tmp_path):
-    voices = ["piper:joe", "espeak-ng:en-us-nyc+Andy", "flite:rms", "flite:awb", "espeak-ng:en-gb-scotland",
-              "espeak-ng:en-gb+f3", "flite:slt"]
+    voices = [
+        "piper:joe",
+        "espeak-ng:en-us-nyc+Andy",
+        "flite:rms",
+        "flite:awb",
+        "espeak-ng:en-gb-scotland",
+        "espeak-ng:en-gb+f3",
+        "flite:slt",
+    ]
     _write_synth_manifest(tmp_path / "manifest.jsonl", voices)
     train, test, counts = pretrain_split(tmp_path / "manifest.jsonl")
     tr = [e.extra["voice"] for e in read_manifest(train)]
@@ -80,12 +106,18 @@ def test_pretrain_split_errors_name_the_problem(tmp_path):
         pretrain_split(tmp_path / "plain.jsonl")
 
 
-@pytest.mark.parametrize("line, expected", [
-    ("<s> ten of clubs  </s> (001)", {"001": "ten of clubs"}),
-    ("<s> he was not an ill disposed young man </s> (sense-0880)", {"sense-0880": "he was not an ill disposed young man"}),
-    ("go forward ten meters (gf)", {"gf": "go forward ten meters"}),
-    ("", {}),
-])
+@pytest.mark.parametrize(
+    "line, expected",
+    [
+        ("<s> ten of clubs  </s> (001)", {"001": "ten of clubs"}),
+        (
+            "<s> he was not an ill disposed young man </s> (sense-0880)",
+            {"sense-0880": "he was not an ill disposed young man"},
+        ),
+        ("go forward ten meters (gf)", {"gf": "go forward ten meters"}),
+        ("", {}),
+    ],
+)
 def test_parse_transcription(line, expected):
     assert parse_transcription(line) == expected
 
@@ -112,8 +144,10 @@ def test_realspeech_entries_from_package_layouts(tmp_path):
         pocketsphinx_entries(tmp_path / "ps")
 
 
-@pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.which("sox") is None,
-                    reason="espeak-ng and sox are needed to synthesize (apt-get install espeak-ng sox)")
+@pytest.mark.skipif(
+    shutil.which("espeak-ng") is None or shutil.which("sox") is None,
+    reason="espeak-ng and sox are needed to synthesize (apt-get install espeak-ng sox)",
+)
 def test_make_domain_corpus_small_resumes_and_refuses_other_options(tmp_path):
     spec = DomainSpec(n_train=3, n_test=2, workers=1)
     train, test = make_domain_corpus(tmp_path / "d", spec, log=lambda m: None)
@@ -136,7 +170,10 @@ def test_make_domain_corpus_small_resumes_and_refuses_other_options(tmp_path):
 def test_realspeech_manifests_of_the_installed_packages(tmp_path):
     from speechtao.data.realspeech import ALSA_DIR, POCKETSPHINX_DIR, write_realspeech_manifests
 
-    if not (POCKETSPHINX_DIR / "cards" / "cards.transcription").is_file() or not (ALSA_DIR / "Front_Left.wav").is_file():
+    if (
+        not (POCKETSPHINX_DIR / "cards" / "cards.transcription").is_file()
+        or not (ALSA_DIR / "Front_Left.wav").is_file()
+    ):
         pytest.skip("pocketsphinx-testdata and alsa-utils are not installed (apt-get install them)")
     paths = write_realspeech_manifests(tmp_path)
     ps, alsa, both = (read_manifest(paths[k]) for k in ("pocketsphinx", "alsa", "all"))

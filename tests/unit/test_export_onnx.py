@@ -8,8 +8,16 @@ import pytest
 import torch
 
 from speechtao.asr.checkpoint import load_model
-from speechtao.export.onnx_export import (INPUT_NAMES, OUTPUT_NAMES, ExportCheckError, compare_with_torch,
-                                          example_inputs, export_onnx, ort_session, read_metadata)
+from speechtao.export.onnx_export import (
+    INPUT_NAMES,
+    OUTPUT_NAMES,
+    ExportCheckError,
+    compare_with_torch,
+    example_inputs,
+    export_onnx,
+    ort_session,
+    read_metadata,
+)
 from speechtao.spec import spec_to_dict
 
 
@@ -62,8 +70,9 @@ def tiny_loaded():
     from speechtao.features import FeatureSpec
     from speechtao.text.tokenizers import CharTokenizer
 
-    config = ASRModelConfig(FeatureSpec(n_mels=16), (BlockConfig(32, 1, 11, stride=2, residual=False),
-                                                     BlockConfig(32, 2, 7)))
+    config = ASRModelConfig(
+        FeatureSpec(n_mels=16), (BlockConfig(32, 1, 11, stride=2, residual=False), BlockConfig(32, 2, 7))
+    )
     tok = CharTokenizer()
     return LoadedModel(build_model(config, tok.vocab_size).eval(), tok, config)
 

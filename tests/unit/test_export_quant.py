@@ -13,10 +13,28 @@ from onnx import numpy_helper
 from speechtao.asr.checkpoint import load_model
 from speechtao.errors import InputError
 from speechtao.export.onnx_export import export_onnx, ort_session, read_metadata
-from speechtao.export.qat import (QATConv1d, checkpoint_ranges, fake_quant_activation, observe_ranges,
-                                  onnx_range_overrides, prepare_qat, qat_payload, qat_ranges, strip_qat)
-from speechtao.export.quantize import (QuantOptions, argmax_agreement, calibration_features, float_end_nodes,
-                                       hex_to_scale, quantize_model, read_trt_cache, scale_to_hex, write_trt_cache)
+from speechtao.export.qat import (
+    QATConv1d,
+    checkpoint_ranges,
+    fake_quant_activation,
+    observe_ranges,
+    onnx_range_overrides,
+    prepare_qat,
+    qat_payload,
+    qat_ranges,
+    strip_qat,
+)
+from speechtao.export.quantize import (
+    QuantOptions,
+    argmax_agreement,
+    calibration_features,
+    float_end_nodes,
+    hex_to_scale,
+    quantize_model,
+    read_trt_cache,
+    scale_to_hex,
+    write_trt_cache,
+)
 
 SPEECH = Path(__file__).parents[1] / "fixtures" / "audio_speech_16k.wav"  # 2.55 s of real speech
 
@@ -25,9 +43,11 @@ SPEECH = Path(__file__).parents[1] / "fixtures" / "audio_speech_16k.wav"  # 2.55
 def setup(tmp_path_factory):
     d = tmp_path_factory.mktemp("int8")
     manifest = d / "calib.jsonl"
-    lines = [{"audio_filepath": str(SPEECH), "duration": 2.548, "text": "x"},
-             {"audio_filepath": str(SPEECH), "offset": 0.3, "duration": 1.5, "text": "x"},
-             {"audio_filepath": str(SPEECH), "offset": 1.0, "duration": 1.2, "text": "x"}]
+    lines = [
+        {"audio_filepath": str(SPEECH), "duration": 2.548, "text": "x"},
+        {"audio_filepath": str(SPEECH), "offset": 0.3, "duration": 1.5, "text": "x"},
+        {"audio_filepath": str(SPEECH), "offset": 1.0, "duration": 1.2, "text": "x"},
+    ]
     manifest.write_text("".join(json.dumps(x) + "\n" for x in lines))
     loaded = load_model("quartznet_small")
     fp32 = export_onnx(loaded, d / "model.onnx")
@@ -71,9 +91,12 @@ def test_ort_runs_every_quantized_conv_as_an_integer_conv(setup, tmp_path):
     opts.log_severity_level = 3
     ort.InferenceSession(str(result.int8_path), opts, providers=["CPUExecutionProvider"])
     ops = [n.op_type for n in onnx.load(str(tmp_path / "opt.onnx")).graph.node]
-    n_int8 = sum(1 for n in onnx.load(str(result.int8_path)).graph.node
-                 if n.op_type == "Conv" and n.name not in json.loads(read_metadata(result.int8_path)["quantization"])
-                 ["float_nodes"])
+    n_int8 = sum(
+        1
+        for n in onnx.load(str(result.int8_path)).graph.node
+        if n.op_type == "Conv"
+        and n.name not in json.loads(read_metadata(result.int8_path)["quantization"])["float_nodes"]
+    )
     assert ops.count("QLinearConv") == n_int8 > 0
     assert ops.count("Conv") + ops.count("FusedConv") <= 2  # only the float first and last convs
 
@@ -101,8 +124,11 @@ def test_trt_cache_format_by_hand(tmp_path):
     assert scale_to_hex(1.0) == "3f800000" and scale_to_hex(0.0078125) == "3c000000"
     assert hex_to_scale("3c010204") == struct.unpack(">f", bytes.fromhex("3c010204"))[0]
     path = write_trt_cache(tmp_path / "c.calib", {"x": (-2.54, 1.0), "/a/b:0": (0.0, 0.127)})
-    assert path.read_text().splitlines() == ["TRT-8601-EntropyCalibration2", f"x: {scale_to_hex(0.02)}",
-                                             f"/a/b:0: {scale_to_hex(0.001)}"]
+    assert path.read_text().splitlines() == [
+        "TRT-8601-EntropyCalibration2",
+        f"x: {scale_to_hex(0.02)}",
+        f"/a/b:0: {scale_to_hex(0.001)}",
+    ]
     assert read_trt_cache(path).scales["/a/b:0"] == pytest.approx(0.001, rel=1e-7)
     (tmp_path / "bad.calib").write_text("TRT-8601-EntropyCalibration2\nx: 3c0\n")
     with pytest.raises(InputError, match=r"bad.calib:2: 'x: 3c0'"):
@@ -156,8 +182,9 @@ def test_qat_fake_quant_and_ranges_carry_into_the_qdq_export(setup, tmp_path):
     assert set(strip_qat(model)) == set(names) and not any(isinstance(m, QATConv1d) for m in model.modules())
     assert set(model.state_dict()) == set(loaded.model.state_dict())
 
-    result = quantize_model(fp32, tmp_path / "qat.int8.onnx", items,
-                            range_overrides=lambda p: onnx_range_overrides(str(p), model, saved))
+    result = quantize_model(
+        fp32, tmp_path / "qat.int8.onnx", items, range_overrides=lambda p: onnx_range_overrides(str(p), model, saved)
+    )
     graph = onnx.load(str(result.fp32_path)).graph
     conv_nodes = [n for n in graph.node if n.op_type == "Conv"]
     assert set(result.overridden) == {n.input[0] for n in conv_nodes[1:-1]}  # convs reading one tensor share it

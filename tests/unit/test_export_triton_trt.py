@@ -16,8 +16,9 @@ def _tiny():
     from speechtao.features import FeatureSpec
     from speechtao.text.tokenizers import CharTokenizer
 
-    config = ASRModelConfig(FeatureSpec(n_mels=20), (BlockConfig(32, 1, 11, stride=2, residual=False),
-                                                     BlockConfig(32, 2, 7)))
+    config = ASRModelConfig(
+        FeatureSpec(n_mels=20), (BlockConfig(32, 1, 11, stride=2, residual=False), BlockConfig(32, 2, 7))
+    )
     tok = CharTokenizer()
     return LoadedModel(build_model(config, tok.vocab_size).eval(), tok, config)
 

@@ -40,14 +40,17 @@ def test_defaults_are_nemos():
     assert FeatureSpec(window_size=0.025, sample_rate=8000).fft_size == 256
 
 
-@pytest.mark.parametrize("kwargs, lengths, expect_lengths, expect_frames", [
-    ({}, [16000, 8000, 1234], [100, 50, 7], 112),  # 1 + 16000 // 160 = 101 frames, padded to 112
-    ({"pad_to": 0}, [16000, 8000, 1234], [100, 50, 7], 101),
-    # exact_pad: STFT frames = samples // hop, of which NeMo counts (samples - hop) // hop as valid
-    ({"exact_pad": True, "window_size": 0.025}, [16000, 8001], [99, 49], 112),
-    ({"n_mels": 80, "window_stride": 0.02, "pad_to": 8}, [16000], [50], 56),
-    ({"frame_splicing": 2}, [3200], [20], 32),
-])
+@pytest.mark.parametrize(
+    "kwargs, lengths, expect_lengths, expect_frames",
+    [
+        ({}, [16000, 8000, 1234], [100, 50, 7], 112),  # 1 + 16000 // 160 = 101 frames, padded to 112
+        ({"pad_to": 0}, [16000, 8000, 1234], [100, 50, 7], 101),
+        # exact_pad: STFT frames = samples // hop, of which NeMo counts (samples - hop) // hop as valid
+        ({"exact_pad": True, "window_size": 0.025}, [16000, 8001], [99, 49], 112),
+        ({"n_mels": 80, "window_stride": 0.02, "pad_to": 8}, [16000], [50], 56),
+        ({"frame_splicing": 2}, [3200], [20], 32),
+    ],
+)
 def test_output_shapes_and_lengths(kwargs, lengths, expect_lengths, expect_frames):
     spec = FeatureSpec(dither=0.0, **kwargs)
     pre = AudioToMelSpectrogram(spec).eval()
@@ -138,33 +141,50 @@ def test_nemo_config_round_trip_and_key_mapping():
     assert cfg["features"] == 80 and "n_mels" not in cfg and cfg["normalize"] == "NA"
     assert FeatureSpec.from_nemo_config(cfg) == spec
     # a typical QuartzNet config from a .nemo archive (ints where we use floats, deprecated switches)
-    qn = {"_target_": "nemo.collections.asr.modules.AudioToMelSpectrogramPreprocessor", "normalize": "per_feature",
-          "window_size": 0.02, "sample_rate": 16000, "window_stride": 0.01, "window": "hann", "features": 64,
-          "n_fft": 512, "frame_splicing": 1, "dither": 1e-05, "stft_conv": False, "lowfreq": 0, "pad_to": 16}
+    qn = {
+        "_target_": "nemo.collections.asr.modules.AudioToMelSpectrogramPreprocessor",
+        "normalize": "per_feature",
+        "window_size": 0.02,
+        "sample_rate": 16000,
+        "window_stride": 0.01,
+        "window": "hann",
+        "features": 64,
+        "n_fft": 512,
+        "frame_splicing": 1,
+        "dither": 1e-05,
+        "stft_conv": False,
+        "lowfreq": 0,
+        "pad_to": 16,
+    }
     assert FeatureSpec.from_nemo_config(qn) == FeatureSpec(n_fft=512)
-    samples = FeatureSpec.from_nemo_config({"n_window_size": 400, "n_window_stride": 160, "window_size": None,
-                                            "window_stride": None})
+    samples = FeatureSpec.from_nemo_config(
+        {"n_window_size": 400, "n_window_stride": 160, "window_size": None, "window_stride": None}
+    )
     assert (samples.win_length, samples.hop_length, samples.fft_size) == (400, 160, 512)
     legacy = {"cls": "nemo.collections.asr.modules.AudioToMelSpectrogramPreprocessor", "params": {"features": 80}}
     assert FeatureSpec.from_nemo_config(legacy).n_mels == 80
 
 
-@pytest.mark.parametrize("cfg, message", [
-    ({"features": 64, "n_mels": 80}, r"preprocessor\.n_mels: unknown"),
-    ({"feature": 64}, r"preprocessor\.feature: unknown .*features"),
-    ({"_target_": "nemo.collections.asr.modules.AudioToMFCCPreprocessor"}, "AudioToMFCCPreprocessor is not"),
-    ({"pad_to": "max"}, "'max' is not supported"),
-    ({"normalize": {"fixed_mean": [0.0], "fixed_std": [1.0]}}, "fixed_mean"),
-    ({"n_window_size": 400, "window_size": 0.025}, "exactly one of window_size"),
-])
+@pytest.mark.parametrize(
+    "cfg, message",
+    [
+        ({"features": 64, "n_mels": 80}, r"preprocessor\.n_mels: unknown"),
+        ({"feature": 64}, r"preprocessor\.feature: unknown .*features"),
+        ({"_target_": "nemo.collections.asr.modules.AudioToMFCCPreprocessor"}, "AudioToMFCCPreprocessor is not"),
+        ({"pad_to": "max"}, "'max' is not supported"),
+        ({"normalize": {"fixed_mean": [0.0], "fixed_std": [1.0]}}, "fixed_mean"),
+        ({"n_window_size": 400, "window_size": 0.025}, "exactly one of window_size"),
+    ],
+)
 def test_nemo_config_errors_name_the_key(cfg, message):
     with pytest.raises(SpecError, match=message):
         FeatureSpec.from_nemo_config(cfg)
 
 
 def test_feature_spec_loads_strictly_from_a_recipe():
-    spec = spec_from_dict(FeatureSpec, {"n_mels": 80, "normalize": None, "log_zero_guard_value": "tiny",
-                                        "highfreq": 7600})
+    spec = spec_from_dict(
+        FeatureSpec, {"n_mels": 80, "normalize": None, "log_zero_guard_value": "tiny", "highfreq": 7600}
+    )
     assert spec.n_mels == 80 and spec.normalize is None and spec.highfreq == 7600.0
     assert spec_from_dict(FeatureSpec, spec_to_dict(spec)) == spec
     with pytest.raises(SpecError, match="normalize"):
@@ -185,11 +205,17 @@ def nemo_preprocessor_cls():
 
 
 @pytest.mark.nemo
-@pytest.mark.parametrize("kwargs", [
-    {"n_mels": 64}, {"n_mels": 80}, {"n_mels": 64, "normalize": None}, {"n_mels": 80, "normalize": None},
-    {"n_mels": 80, "normalize": "all_features", "exact_pad": True, "window_size": 0.025},
-    {"n_mels": 64, "log_zero_guard_type": "clamp", "mag_power": 1.0, "window": "hamming", "frame_splicing": 2},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"n_mels": 64},
+        {"n_mels": 80},
+        {"n_mels": 64, "normalize": None},
+        {"n_mels": 80, "normalize": None},
+        {"n_mels": 80, "normalize": "all_features", "exact_pad": True, "window_size": 0.025},
+        {"n_mels": 64, "log_zero_guard_type": "clamp", "mag_power": 1.0, "window": "hamming", "frame_splicing": 2},
+    ],
+)
 def test_matches_nemo_preprocessor(nemo_preprocessor_cls, speech_batch, kwargs):
     audio, lengths = speech_batch
     spec = FeatureSpec(dither=0.0, **kwargs)
@@ -217,9 +243,16 @@ def test_exports_to_onnx_with_dynamic_batch_and_length(tmp_path, speech_batch):
     pre = AudioToMelSpectrogram(FeatureSpec(dither=0.0)).eval()
     path = tmp_path / "mel.onnx"
     batch, time = torch.export.Dim("batch"), torch.export.Dim("time")
-    torch.onnx.export(pre, (audio[:2], lengths[:2]), str(path), input_names=["audio", "lengths"],
-                      output_names=["feats", "feat_lengths"], dynamo=True, opset_version=18,
-                      dynamic_shapes={"audio": {0: batch, 1: time}, "lengths": {0: batch}})
+    torch.onnx.export(
+        pre,
+        (audio[:2], lengths[:2]),
+        str(path),
+        input_names=["audio", "lengths"],
+        output_names=["feats", "feat_lengths"],
+        dynamo=True,
+        opset_version=18,
+        dynamic_shapes={"audio": {0: batch, 1: time}, "lengths": {0: batch}},
+    )
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     x, n = audio[:, :30000].contiguous(), torch.tensor([30000, 25000, 12345])
     feats, feat_lengths = session.run(None, {"audio": x.numpy(), "lengths": n.numpy()})

@@ -64,23 +64,41 @@ DEFECTS = [
     ("duration-zero", line(audio_filepath="a.wav", duration=0, text="x"), ["duration 0 must be a positive"]),
     ("duration-nan", '{"audio_filepath": "a.wav", "duration": NaN, "text": "x"}', ["duration nan must be a positive"]),
     ("duration-inf", '{"audio_filepath": "a.wav", "duration": Infinity, "text": "x"}', ["duration inf"]),
-    ("offset-negative", line(audio_filepath="a.wav", duration=0.5, offset=-0.1, text="x"),
-     ["offset -0.1 must be a finite number of seconds, 0 or more"]),
+    (
+        "offset-negative",
+        line(audio_filepath="a.wav", duration=0.5, offset=-0.1, text="x"),
+        ["offset -0.1 must be a finite number of seconds, 0 or more"],
+    ),
     ("offset-str", line(audio_filepath="a.wav", duration=0.5, offset="0", text="x"), ["offset must be a number"]),
     ("text-empty", line(audio_filepath="a.wav", duration=1.0, text="  "), ["text is empty"]),
     ("text-not-str", line(audio_filepath="a.wav", duration=1.0, text=12), ["text must be a string, got 12"]),
-    ("audio-missing", line(audio_filepath="nope.wav", duration=1.0, text="x"),
-     ["audio_filepath 'nope.wav' not found", "relative to the manifest's folder"]),
+    (
+        "audio-missing",
+        line(audio_filepath="nope.wav", duration=1.0, text="x"),
+        ["audio_filepath 'nope.wav' not found", "relative to the manifest's folder"],
+    ),
     ("audio-garbage", line(audio_filepath="garbage.wav", duration=1.0, text="x"), ["'garbage.wav' cannot be decoded"]),
     ("audio-truncated", line(audio_filepath="cut.flac", duration=2.0, text="x"), ["'cut.flac' cannot be decoded"]),
-    ("duration-mismatch", line(audio_filepath="b.flac", duration=1.2, text="x"),
-     ["duration 1.2 s differs from the audio's length 1.500 s", "set duration to 1.500"]),
-    ("segment-past-end", line(audio_filepath="b.flac", offset=1.0, duration=0.8, text="x"),
-     ["segment ends at 1.800 s", "past the end of 'b.flac' (1.500 s)"]),
-    ("vocab-unspellable", line(audio_filepath="a.wav", duration=1.0, text="ok 你好"),
-     ["characters the normalizer cannot spell: '你', '好'"]),
-    ("vocab-nothing-left", line(audio_filepath="a.wav", duration=1.0, text="?!"),
-     ["text '?!' has no words left after normalization"]),
+    (
+        "duration-mismatch",
+        line(audio_filepath="b.flac", duration=1.2, text="x"),
+        ["duration 1.2 s differs from the audio's length 1.500 s", "set duration to 1.500"],
+    ),
+    (
+        "segment-past-end",
+        line(audio_filepath="b.flac", offset=1.0, duration=0.8, text="x"),
+        ["segment ends at 1.800 s", "past the end of 'b.flac' (1.500 s)"],
+    ),
+    (
+        "vocab-unspellable",
+        line(audio_filepath="a.wav", duration=1.0, text="ok 你好"),
+        ["characters the normalizer cannot spell: '你', '好'"],
+    ),
+    (
+        "vocab-nothing-left",
+        line(audio_filepath="a.wav", duration=1.0, text="?!"),
+        ["text '?!' has no words left after normalization"],
+    ),
     ("duplicate", GOOD.replace("hello", "again"), ["repeats audio_filepath 'a.wav' at offset 0.0 from line 1"]),
 ]
 
@@ -106,8 +124,13 @@ def test_invalid_utf8_is_a_defect(corpus):
 
 # (case id, manifest lines) that must produce no defect (with the char vocabulary, audio checked)
 CLEAN = [
-    ("segment-inside", [line(audio_filepath="b.flac", offset=0.0, duration=0.7, text="x"),
-                        line(audio_filepath="b.flac", offset=0.7, duration=0.8, text="y")]),
+    (
+        "segment-inside",
+        [
+            line(audio_filepath="b.flac", offset=0.0, duration=0.7, text="x"),
+            line(audio_filepath="b.flac", offset=0.7, duration=0.8, text="y"),
+        ],
+    ),
     ("within-tolerance", [line(audio_filepath="a.wav", duration=1.04, text="x")]),
     ("blank-lines", ["", GOOD, "   ", line(audio_filepath="b.flac", duration=1.5, text="y"), ""]),
     ("bom", ["\ufeff" + GOOD]),
@@ -142,8 +165,17 @@ def test_empty_and_missing_manifests(tmp_path):
 
 def test_read_manifest_collects_every_defect_before_raising(corpus):
     path = corpus / "many.jsonl"
-    path.write_text("\n".join([GOOD, "{", line(audio_filepath="a.wav", duration=-1, text="x"),
-                               line(audio_filepath="nope.wav", duration=1.0, text="x")]) + "\n")
+    path.write_text(
+        "\n".join(
+            [
+                GOOD,
+                "{",
+                line(audio_filepath="a.wav", duration=-1, text="x"),
+                line(audio_filepath="nope.wav", duration=1.0, text="x"),
+            ]
+        )
+        + "\n"
+    )
     with pytest.raises(ManifestError) as info:
         read_manifest(path, check_audio=True)
     assert [d.split(": ")[0] for d in info.value.defects] == [f"{path}:2", f"{path}:3", f"{path}:4"]
@@ -166,8 +198,12 @@ def test_relative_paths_resolve_against_the_manifest_folder(tmp_path, monkeypatc
     audio = make_audio(tmp_path / "audio" / "a.wav", 1.0)
     manifest = tmp_path / "lists" / "train.jsonl"
     manifest.parent.mkdir()
-    manifest.write_text(line(audio_filepath="../audio/a.wav", duration=1.0, text="x") + "\n"
-                        + line(audio_filepath=str(audio), duration=1.0, text="y") + "\n")
+    manifest.write_text(
+        line(audio_filepath="../audio/a.wav", duration=1.0, text="x")
+        + "\n"
+        + line(audio_filepath=str(audio), duration=1.0, text="y")
+        + "\n"
+    )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
@@ -180,8 +216,13 @@ def test_extra_fields_offsets_and_text_round_trip(tmp_path):
     make_audio(tmp_path / "src" / "clips" / "a.wav", 2.0)
     src = tmp_path / "src" / "m.jsonl"
     original = [
-        {"audio_filepath": "clips/a.wav", "duration": 2.0, "text": "naïve café", "speaker": "s1",
-         "meta": {"snr": 12.5, "tags": ["x"]}},
+        {
+            "audio_filepath": "clips/a.wav",
+            "duration": 2.0,
+            "text": "naïve café",
+            "speaker": "s1",
+            "meta": {"snr": 12.5, "tags": ["x"]},
+        },
         {"audio_filepath": "clips/a.wav", "offset": 0.0, "duration": 0.5, "text": "first half", "engine": "flite"},
         {"audio_filepath": "clips/a.wav", "offset": 0.5, "duration": 1.5, "text": "rest"},
     ]
@@ -195,11 +236,13 @@ def test_extra_fields_offsets_and_text_round_trip(tmp_path):
     written = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
     assert [w["audio_filepath"] for w in written] == ["../../src/clips/a.wav"] * 3
     for w, o in zip(written, original):
-        assert {k: v for k, v in w.items() if k != "audio_filepath"} == {k: v for k, v in o.items()
-                                                                          if k != "audio_filepath"}
+        assert {k: v for k, v in w.items() if k != "audio_filepath"} == {
+            k: v for k, v in o.items() if k != "audio_filepath"
+        }
     again = read_manifest(out, check_audio=True)
-    assert [(e.audio_filepath, e.duration, e.offset, e.text, e.extra, e.segment) for e in again] == \
-        [(e.audio_filepath, e.duration, e.offset, e.text, e.extra, e.segment) for e in entries]
+    assert [(e.audio_filepath, e.duration, e.offset, e.text, e.extra, e.segment) for e in again] == [
+        (e.audio_filepath, e.duration, e.offset, e.text, e.extra, e.segment) for e in entries
+    ]
 
     write_manifest(out, entries, relative=False)
     assert json.loads(out.read_text().splitlines()[0])["audio_filepath"] == entries[0].audio_filepath
@@ -223,13 +266,16 @@ def _entries(durations):
     return [ManifestEntry(audio_filepath=f"/x/{i}.wav", duration=d, text="x") for i, d in enumerate(durations)]
 
 
-@pytest.mark.parametrize("lo,hi,kept,report", [
-    (0.5, 20, 3, "dropped 2 of 5 utterances: 1 shorter than 0.5 s, 1 longer than 20 s"),
-    (None, 20, 4, "dropped 1 of 5 utterances: 1 longer than 20 s"),
-    (0.5, None, 4, "dropped 1 of 5 utterances: 1 shorter than 0.5 s"),
-    (0.3, 25, 5, "kept all 5 utterances"),  # bounds are inclusive
-    (None, None, 5, "kept all 5 utterances"),
-])
+@pytest.mark.parametrize(
+    "lo,hi,kept,report",
+    [
+        (0.5, 20, 3, "dropped 2 of 5 utterances: 1 shorter than 0.5 s, 1 longer than 20 s"),
+        (None, 20, 4, "dropped 1 of 5 utterances: 1 longer than 20 s"),
+        (0.5, None, 4, "dropped 1 of 5 utterances: 1 shorter than 0.5 s"),
+        (0.3, 25, 5, "kept all 5 utterances"),  # bounds are inclusive
+        (None, None, 5, "kept all 5 utterances"),
+    ],
+)
 def test_filter_by_duration_reports_what_it_dropped(lo, hi, kept, report):
     entries = _entries([0.3, 1.0, 2.0, 19.5, 25.0])
     out, text = filter_by_duration(entries, lo, hi)
@@ -251,8 +297,10 @@ def test_custom_vocab_is_checked_after_normalization(corpus):
     path = corpus / "custom-vocab.jsonl"
     path.write_text(line(audio_filepath="a.wav", duration=1.0, text="Bad cab 2") + "\n")
     (defect,) = validate_manifest(path, vocab=set(" abcd"))
-    assert defect == (f"{path}:1: normalized text 'bad cab two' has characters outside the vocabulary: 'o', 't', "
-                      "'w' (add them to the vocabulary, or rewrite the text)")
+    assert defect == (
+        f"{path}:1: normalized text 'bad cab two' has characters outside the vocabulary: 'o', 't', "
+        "'w' (add them to the vocabulary, or rewrite the text)"
+    )
     assert validate_manifest(path, vocab=set(" abcdotw")) == []
     assert validate_manifest(path) == []  # no vocabulary, no text check
 
@@ -283,7 +331,9 @@ def test_from_folder_measures_durations_recursively(tmp_path):
     (tmp_path / ".hidden" / "junk.txt").write_text("ignored")
     entries = from_folder(tmp_path)
     assert [(Path(e.audio_filepath).name, e.duration, e.text) for e in entries] == [
-        ("one.wav", 0.5, "Hello world"), ("two.flac", 1.25, "second one")]
+        ("one.wav", 0.5, "Hello world"),
+        ("two.flac", 1.25, "second one"),
+    ]
     assert all(Path(e.audio_filepath).is_absolute() for e in entries)
 
 
@@ -314,7 +364,8 @@ def test_from_csv_keeps_extra_columns_and_reports_rows(tmp_path):
     entries = from_csv(csv_path)
     assert [(e.audio_filepath, e.duration, e.text, e.extra) for e in entries] == [
         (str(tmp_path / "clips" / "a.wav"), 0.75, "hello, there", {"speaker": "s1"}),
-        (str(tmp_path / "clips" / "b.wav"), 1.0, "bye", {"speaker": "s2"})]
+        (str(tmp_path / "clips" / "b.wav"), 1.0, "bye", {"speaker": "s2"}),
+    ]
 
     csv_path.write_text("path,text\nclips/a.wav,ok\nclips/gone.wav,x\nclips/b.wav,\n")
     with pytest.raises(ManifestError) as info:
@@ -344,7 +395,8 @@ def test_from_librispeech_adds_speakers_and_lowercases(tmp_path):
     assert [(Path(e.audio_filepath).name, e.duration, e.text, e.extra) for e in entries] == [
         ("174-50561-0000.flac", 0.25, "don't stop", {"speaker": "174"}),
         ("84-121123-0000.flac", 0.5, "go do you hear", {"speaker": "84"}),
-        ("84-121123-0001.flac", 1.0, "second line", {"speaker": "84"})]
+        ("84-121123-0001.flac", 1.0, "second line", {"speaker": "84"}),
+    ]
 
 
 def test_from_librispeech_reports_missing_audio_and_unlisted_audio(tmp_path):
@@ -358,7 +410,8 @@ def test_from_librispeech_reports_missing_audio_and_unlisted_audio(tmp_path):
     assert info.value.defects == [
         f"{trans}:2: audio 84-121123-0000.flac not found in {chapter} (restore the file or remove the line)",
         f"{chapter / '84-121123-0009.flac'}: no line for '84-121123-0009' in 84-121123.trans.txt "
-        "(add its transcript or remove the audio)"]
+        "(add its transcript or remove the audio)",
+    ]
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match=r"no \*\.trans\.txt found"):
         from_librispeech(tmp_path / "empty")
@@ -368,23 +421,27 @@ def test_from_librispeech_reports_missing_audio_and_unlisted_audio(tmp_path):
 
 
 def test_manifest_stats_numbers():
-    rows = [(1.0, "the cat", {"speaker": "a", "engine": "flite"}),
-            (2.0, "the dog", {"speaker": "b", "engine": "flite"}),
-            (3.0, "The end", {"speaker": "a", "engine": "espeak-ng"}),
-            (6.0, "a cat's tail", {"engine": "espeak-ng"})]
-    entries = [ManifestEntry(audio_filepath=f"/x/{i}.wav", duration=d, text=t, extra=x)
-               for i, (d, t, x) in enumerate(rows)]
+    rows = [
+        (1.0, "the cat", {"speaker": "a", "engine": "flite"}),
+        (2.0, "the dog", {"speaker": "b", "engine": "flite"}),
+        (3.0, "The end", {"speaker": "a", "engine": "espeak-ng"}),
+        (6.0, "a cat's tail", {"engine": "espeak-ng"}),
+    ]
+    entries = [
+        ManifestEntry(audio_filepath=f"/x/{i}.wav", duration=d, text=t, extra=x) for i, (d, t, x) in enumerate(rows)
+    ]
     s = manifest_stats(entries)
     assert s["utterances"] == 4 and s["seconds"] == 12.0 and math.isclose(s["hours"], 12 / 3600)
     assert s["duration"] == {"min": 1.0, "mean": 3.0, "median": 2.5, "max": 6.0}
     assert s["speakers"] == {"field": "speaker", "count": 2, "utterances_without": 1}
-    assert s["engines"] == {"espeak-ng": {"utterances": 2, "hours": pytest.approx(9 / 3600)},
-                            "flite": {"utterances": 2, "hours": pytest.approx(3 / 3600)}}
+    assert s["engines"] == {
+        "espeak-ng": {"utterances": 2, "hours": pytest.approx(9 / 3600)},
+        "flite": {"utterances": 2, "hours": pytest.approx(3 / 3600)},
+    }
     assert s["characters"] == {"count": 15, "symbols": " 'Tacdeghilnost"}
     assert s["words"]["total"] == 9 and s["words"]["vocabulary"] == 7
     assert s["words"]["top"][:3] == [["the", 3], ["a", 1], ["cat", 1]]  # ties in alphabetical order
-    assert s["histogram"] == {"edges": [1.0 + 0.5 * i for i in range(11)],
-                              "counts": [1, 0, 1, 0, 1, 0, 0, 0, 0, 1]}
+    assert s["histogram"] == {"edges": [1.0 + 0.5 * i for i in range(11)], "counts": [1, 0, 1, 0, 1, 0, 0, 0, 0, 1]}
     text = format_stats(s)
     assert "utterances  4" in text and "speakers    2 (field 'speaker', 1 utterances without it)" in text
     assert "engines     espeak-ng 2 (0.003 h), flite 2 (0.001 h)" in text

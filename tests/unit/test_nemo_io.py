@@ -15,34 +15,132 @@ from speechtao.text.tokenizers import CHAR_VOCAB, SentencePieceTokenizer
 
 pytestmark = pytest.mark.nemo
 
-PRE = {"_target_": "nemo.collections.asr.modules.AudioToMelSpectrogramPreprocessor", "sample_rate": 16000,
-       "normalize": "per_feature", "window_size": 0.025, "window_stride": 0.01, "window": "hann", "features": 20,
-       "n_fft": 512, "frame_splicing": 1, "dither": 1e-5, "pad_to": 16}
-ENC = {"_target_": "nemo.collections.asr.modules.ConvASREncoder", "feat_in": 20, "activation": "relu",
-       "conv_mask": True}
+PRE = {
+    "_target_": "nemo.collections.asr.modules.AudioToMelSpectrogramPreprocessor",
+    "sample_rate": 16000,
+    "normalize": "per_feature",
+    "window_size": 0.025,
+    "window_stride": 0.01,
+    "window": "hann",
+    "features": 20,
+    "n_fft": 512,
+    "frame_splicing": 1,
+    "dither": 1e-5,
+    "pad_to": 16,
+}
+ENC = {
+    "_target_": "nemo.collections.asr.modules.ConvASREncoder",
+    "feat_in": 20,
+    "activation": "relu",
+    "conv_mask": True,
+}
 QUARTZNET_BLOCKS = [
-    {"filters": 32, "repeat": 1, "kernel": [11], "stride": [2], "dilation": [1], "dropout": 0.0, "residual": False,
-     "separable": True},
-    {"filters": 32, "repeat": 3, "kernel": [13], "stride": [1], "dilation": [1], "dropout": 0.0, "residual": True,
-     "separable": True},
-    {"filters": 48, "repeat": 3, "kernel": [15], "stride": [1], "dilation": [1], "dropout": 0.0, "residual": True,
-     "separable": True},
-    {"filters": 48, "repeat": 1, "kernel": [17], "stride": [1], "dilation": [2], "dropout": 0.0, "residual": False,
-     "separable": True},
+    {
+        "filters": 32,
+        "repeat": 1,
+        "kernel": [11],
+        "stride": [2],
+        "dilation": [1],
+        "dropout": 0.0,
+        "residual": False,
+        "separable": True,
+    },
+    {
+        "filters": 32,
+        "repeat": 3,
+        "kernel": [13],
+        "stride": [1],
+        "dilation": [1],
+        "dropout": 0.0,
+        "residual": True,
+        "separable": True,
+    },
+    {
+        "filters": 48,
+        "repeat": 3,
+        "kernel": [15],
+        "stride": [1],
+        "dilation": [1],
+        "dropout": 0.0,
+        "residual": True,
+        "separable": True,
+    },
+    {
+        "filters": 48,
+        "repeat": 1,
+        "kernel": [17],
+        "stride": [1],
+        "dilation": [2],
+        "dropout": 0.0,
+        "residual": False,
+        "separable": True,
+    },
     {"filters": 64, "repeat": 1, "kernel": [1], "stride": [1], "dilation": [1], "dropout": 0.0, "residual": False},
 ]
 SE = {"separable": True, "se": True, "se_context_size": -1, "se_reduction_ratio": 8}
 CITRINET_BLOCKS = [
-    {"filters": 32, "repeat": 1, "kernel": [5], "stride": [1], "dilation": [1], "dropout": 0.0, "residual": False, **SE},
-    {"filters": 32, "repeat": 2, "kernel": [11], "stride": [2], "dilation": [1], "dropout": 0.0, "residual": True,
-     "stride_last": True, "residual_mode": "stride_add", **SE},
-    {"filters": 32, "repeat": 2, "kernel": [13], "stride": [1], "dilation": [1], "dropout": 0.0, "residual": True, **SE},
-    {"filters": 32, "repeat": 2, "kernel": [15], "stride": [2], "dilation": [1], "dropout": 0.0, "residual": True,
-     "stride_last": True, "residual_mode": "stride_add", "kernel_size_factor": 0.5, **SE},
-    {"filters": 48, "repeat": 1, "kernel": [9], "stride": [1], "dilation": [1], "dropout": 0.0, "residual": False, **SE},
+    {
+        "filters": 32,
+        "repeat": 1,
+        "kernel": [5],
+        "stride": [1],
+        "dilation": [1],
+        "dropout": 0.0,
+        "residual": False,
+        **SE,
+    },
+    {
+        "filters": 32,
+        "repeat": 2,
+        "kernel": [11],
+        "stride": [2],
+        "dilation": [1],
+        "dropout": 0.0,
+        "residual": True,
+        "stride_last": True,
+        "residual_mode": "stride_add",
+        **SE,
+    },
+    {
+        "filters": 32,
+        "repeat": 2,
+        "kernel": [13],
+        "stride": [1],
+        "dilation": [1],
+        "dropout": 0.0,
+        "residual": True,
+        **SE,
+    },
+    {
+        "filters": 32,
+        "repeat": 2,
+        "kernel": [15],
+        "stride": [2],
+        "dilation": [1],
+        "dropout": 0.0,
+        "residual": True,
+        "stride_last": True,
+        "residual_mode": "stride_add",
+        "kernel_size_factor": 0.5,
+        **SE,
+    },
+    {
+        "filters": 48,
+        "repeat": 1,
+        "kernel": [9],
+        "stride": [1],
+        "dilation": [1],
+        "dropout": 0.0,
+        "residual": False,
+        **SE,
+    },
 ]
-SENTENCES = ["the quick brown fox jumps over the lazy dog", "speech recognition on a small computer",
-             "hello world this is a test of the tokenizer", "we train a tiny model from a few sentences"]
+SENTENCES = [
+    "the quick brown fox jumps over the lazy dog",
+    "speech recognition on a small computer",
+    "hello world this is a test of the tokenizer",
+    "we train a tiny model from a few sentences",
+]
 
 
 def _randomize(model, seed):
@@ -82,10 +180,18 @@ def nemo_models(nemo_asr, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("nemo")
     out = {}
     torch.manual_seed(0)
-    qn_cfg = {"sample_rate": 16000, "labels": CHAR_VOCAB, "preprocessor": PRE,
-              "encoder": {**ENC, "jasper": QUARTZNET_BLOCKS},
-              "decoder": {"_target_": "nemo.collections.asr.modules.ConvASRDecoder", "feat_in": 64,
-                          "num_classes": len(CHAR_VOCAB), "vocabulary": CHAR_VOCAB}}
+    qn_cfg = {
+        "sample_rate": 16000,
+        "labels": CHAR_VOCAB,
+        "preprocessor": PRE,
+        "encoder": {**ENC, "jasper": QUARTZNET_BLOCKS},
+        "decoder": {
+            "_target_": "nemo.collections.asr.modules.ConvASRDecoder",
+            "feat_in": 64,
+            "num_classes": len(CHAR_VOCAB),
+            "vocabulary": CHAR_VOCAB,
+        },
+    }
     qn = nemo_asr["CTC"](cfg=OmegaConf.create(copy.deepcopy(qn_cfg)))
     _randomize(qn, 1)
     qn.save_to(str(tmp / "qn.nemo"))
@@ -93,11 +199,18 @@ def nemo_models(nemo_asr, tmp_path_factory):
 
     sp = SentencePieceTokenizer.train(SENTENCES, vocab_size=40)
     sp.save(tmp / "tok")
-    ct_cfg = {"sample_rate": 16000, "preprocessor": {**PRE, "features": 24},
-              "encoder": {**ENC, "feat_in": 24, "jasper": CITRINET_BLOCKS},
-              "decoder": {"_target_": "nemo.collections.asr.modules.ConvASRDecoder", "feat_in": 48,
-                          "num_classes": -1, "vocabulary": []},
-              "tokenizer": {"dir": str(tmp / "tok"), "type": "bpe"}}
+    ct_cfg = {
+        "sample_rate": 16000,
+        "preprocessor": {**PRE, "features": 24},
+        "encoder": {**ENC, "feat_in": 24, "jasper": CITRINET_BLOCKS},
+        "decoder": {
+            "_target_": "nemo.collections.asr.modules.ConvASRDecoder",
+            "feat_in": 48,
+            "num_classes": -1,
+            "vocabulary": [],
+        },
+        "tokenizer": {"dir": str(tmp / "tok"), "type": "bpe"},
+    }
     ct = nemo_asr["BPE"](cfg=OmegaConf.create(copy.deepcopy(ct_cfg)))
     _randomize(ct, 2)
     ct.save_to(str(tmp / "ct.nemo"))

@@ -15,8 +15,7 @@ from speechtao.nlp.encoder import load_encoder, make_tiny_encoder, resolve_encod
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    folder = make_tiny_encoder(tmp_path_factory.mktemp("enc") / "tiny", layers=2, hidden=32, heads=4,
-                               intermediate=64)
+    folder = make_tiny_encoder(tmp_path_factory.mktemp("enc") / "tiny", layers=2, hidden=32, heads=4, intermediate=64)
     return folder
 
 
@@ -34,8 +33,12 @@ def _batch(tok):
 def test_minilm_preset_resolves_to_the_installed_folder():
     folder = resolve_encoder("minilm")
     cfg = json.loads((folder / "config.json").read_text())
-    assert (cfg["model_type"], cfg["hidden_size"], cfg["num_hidden_layers"], cfg["num_attention_heads"]) == \
-        ("bert", 384, 6, 12)
+    assert (cfg["model_type"], cfg["hidden_size"], cfg["num_hidden_layers"], cfg["num_attention_heads"]) == (
+        "bert",
+        384,
+        6,
+        12,
+    )
     assert (folder / "tokenizer.json").is_file()
 
 
@@ -46,12 +49,15 @@ def test_load_encoder_bad_name_says_what_to_give(tmp_path):
         load_encoder(tmp_path)
 
 
-@pytest.mark.parametrize("sizes,max_pieces,spans", [
-    ([1, 1, 1], 2, [(0, 2), (2, 3)]),
-    ([2, 3, 1, 1], 4, [(0, 1), (1, 3), (3, 4)]),
-    ([5, 1], 3, [(0, 1), (1, 2)]),  # a word longer than the window gets its own span
-    ([], 4, [(0, 0)]),
-])
+@pytest.mark.parametrize(
+    "sizes,max_pieces,spans",
+    [
+        ([1, 1, 1], 2, [(0, 2), (2, 3)]),
+        ([2, 3, 1, 1], 4, [(0, 1), (1, 3), (3, 4)]),
+        ([5, 1], 3, [(0, 1), (1, 2)]),  # a word longer than the window gets its own span
+        ([], 4, [(0, 0)]),
+    ],
+)
 def test_chunk_words(sizes, max_pieces, spans):
     assert common.chunk_words([[0] * n for n in sizes], max_pieces) == spans
 
@@ -148,8 +154,10 @@ def test_export_onnx_fp32_and_int8_match_pytorch(tiny, tmp_path):
     net, tok = _net(tiny)
     torch.manual_seed(1)
     seq = common.SequenceClassifierNet(net.encoder, 3, "mean", 1, 0.0).eval()
-    for model in (common.NLPModel("demo", net, tok, {"a": ["x", "y", "z"], "b": ["o", "u"]}, 32, net.config()),
-                  common.NLPModel("cls", seq, tok, {"label": ["p", "q", "r"]}, 32, seq.config())):
+    for model in (
+        common.NLPModel("demo", net, tok, {"a": ["x", "y", "z"], "b": ["o", "u"]}, 32, net.config()),
+        common.NLPModel("cls", seq, tok, {"label": ["p", "q", "r"]}, 32, seq.config()),
+    ):
         out = tmp_path / model.task
         res = common.export_onnx(model, out, int8=True)
         assert res.fp32_max_diff < 1e-4 and res.int8_agreement >= 0.9

@@ -6,13 +6,16 @@ from speechtao.errors import ManifestError
 from speechtao.nlp import ner
 
 
-@pytest.mark.parametrize("tags,spans", [
-    ("B-PER I-PER O B-LOC", {(0, 2, "PER"), (3, 4, "LOC")}),
-    ("B-PER B-PER", {(0, 1, "PER"), (1, 2, "PER")}),
-    ("I-ORG I-ORG O", {(0, 2, "ORG")}),  # a dangling I- starts an entity
-    ("B-PER I-LOC", {(0, 1, "PER"), (1, 2, "LOC")}),
-    ("O O", set()),
-])
+@pytest.mark.parametrize(
+    "tags,spans",
+    [
+        ("B-PER I-PER O B-LOC", {(0, 2, "PER"), (3, 4, "LOC")}),
+        ("B-PER B-PER", {(0, 1, "PER"), (1, 2, "PER")}),
+        ("I-ORG I-ORG O", {(0, 2, "ORG")}),  # a dangling I- starts an entity
+        ("B-PER I-LOC", {(0, 1, "PER"), (1, 2, "LOC")}),
+        ("O O", set()),
+    ],
+)
 def test_entities(tags, spans):
     assert ner.entities(tags.split()) == spans
 
@@ -28,14 +31,15 @@ def test_entity_report_by_hand():
 
 
 def test_iob1_to_iob2():
-    assert ner.iob1_to_iob2("I-PER I-PER O I-LOC B-LOC I-ORG".split()) == \
-        "B-PER I-PER O B-LOC B-LOC B-ORG".split()
+    assert ner.iob1_to_iob2("I-PER I-PER O I-LOC B-LOC I-ORG".split()) == "B-PER I-PER O B-LOC B-LOC B-ORG".split()
 
 
 def test_convert_conll(tmp_path):
     f = tmp_path / "eng.train"
-    f.write_text("-DOCSTART- -X- O O\n\nEU NNP I-NP I-ORG\nrejects VBZ I-VP O\nGerman JJ I-NP I-MISC\n\n"
-                 "Peter NNP I-NP I-PER\nBlackburn NNP I-NP I-PER\n")
+    f.write_text(
+        "-DOCSTART- -X- O O\n\nEU NNP I-NP I-ORG\nrejects VBZ I-VP O\nGerman JJ I-NP I-MISC\n\n"
+        "Peter NNP I-NP I-PER\nBlackburn NNP I-NP I-PER\n"
+    )
     exs = ner.convert_conll(f)
     assert [e.words for e in exs] == [["EU", "rejects", "German"], ["Peter", "Blackburn"]]
     assert [e.tags for e in exs] == [["B-ORG", "O", "B-MISC"], ["B-PER", "I-PER"]]

@@ -9,25 +9,31 @@ from speechtao.errors import DataError, ManifestError
 from speechtao.nlp import punct
 
 
-@pytest.mark.parametrize("text,words,labels", [
-    ("How are you? I am fine.", "how are you i am fine", "OU OO ?O OU OO .O"),
-    ("Well, I'm here!", "well i'm here", ",U OU .O"),
-    ('He said: "Stop; now."', "he said stop now", "OU ,O ,U .O"),
-    ("The well-known man (Paris) left?!", "the well known man paris left", "OU OO OO OO OU ?O"),
-    ("Python 3 is here.", "python 3 is here", "OU OO OO .O"),
-    ("no marks at all", "no marks at all", "OO OO OO OO"),
-])
+@pytest.mark.parametrize(
+    "text,words,labels",
+    [
+        ("How are you? I am fine.", "how are you i am fine", "OU OO ?O OU OO .O"),
+        ("Well, I'm here!", "well i'm here", ",U OU .O"),
+        ('He said: "Stop; now."', "he said stop now", "OU ,O ,U .O"),
+        ("The well-known man (Paris) left?!", "the well known man paris left", "OU OO OO OO OU ?O"),
+        ("Python 3 is here.", "python 3 is here", "OU OO OO .O"),
+        ("no marks at all", "no marks at all", "OO OO OO OO"),
+    ],
+)
 def test_label_text(text, words, labels):
     ex = punct.label_text(text)
     assert " ".join(ex.words) == words
     assert punct.format_labels(ex) == labels
 
 
-@pytest.mark.parametrize("words,p,c,out", [
-    ("how are you i am fine", [0, 0, 3, 0, 0, 2], [1, 0, 0, 1, 0, 0], "How are you? I am fine."),
-    ("i'm here", [0, 1], [1, 0], "I'm here,"),
-    ("", [], [], ""),
-])
+@pytest.mark.parametrize(
+    "words,p,c,out",
+    [
+        ("how are you i am fine", [0, 0, 3, 0, 0, 2], [1, 0, 0, 1, 0, 0], "How are you? I am fine."),
+        ("i'm here", [0, 1], [1, 0], "I'm here,"),
+        ("", [], [], ""),
+    ],
+)
 def test_apply_labels(words, p, c, out):
     assert punct.apply_labels(words.split(), p, c) == out
 
@@ -106,9 +112,13 @@ def test_tagging_loss_class_weights_scale_the_rare_class():
     torch.manual_seed(0)
     p, c = torch.randn(2, 3, 4), torch.randn(2, 3, 2)
     ids = torch.zeros(2, 3, dtype=torch.long)
-    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "token_type_ids": ids,
-             "punct": torch.tensor([[IGNORE_INDEX, 0, 3], [0, 0, IGNORE_INDEX]]),
-             "capit": torch.tensor([[IGNORE_INDEX, 1, 0], [0, 1, IGNORE_INDEX]])}
+    batch = {
+        "input_ids": ids,
+        "attention_mask": torch.ones_like(ids),
+        "token_type_ids": ids,
+        "punct": torch.tensor([[IGNORE_INDEX, 0, 3], [0, 0, IGNORE_INDEX]]),
+        "capit": torch.tensor([[IGNORE_INDEX, 1, 0], [0, 1, IGNORE_INDEX]]),
+    }
     net = _Fixed(p, c)
     cw = torch.tensor([1.0, 2.0, 2.0, 5.0])
     got = tagging_loss(net, batch, {"capit": 0.5}, {"punct": cw})
@@ -139,11 +149,19 @@ def test_spec_rejects_bad_class_weights():
     from speechtao.errors import SpecError
     from speechtao.spec import load_spec
 
-    ok = load_spec(punct.PunctFinetuneSpec, "recipes/punct_finetune.yaml",
-                   ["punct_class_weights=[1,2,2,8]", "capit_class_weights=[1,3]"])
+    ok = load_spec(
+        punct.PunctFinetuneSpec,
+        "recipes/punct_finetune.yaml",
+        ["punct_class_weights=[1,2,2,8]", "capit_class_weights=[1,3]"],
+    )
     assert ok.punct_class_weights == (1.0, 2.0, 2.0, 8.0) and ok.capit_class_weights == (1.0, 3.0)
-    for bad in ("punct_class_weights=[1,2]", "punct_class_weights=sqrt", "punct_class_weights=[1,0,2,3]",
-                "capit_class_weights=[1,2,3,4]", "capit_class_weights=[1,-1]"):
+    for bad in (
+        "punct_class_weights=[1,2]",
+        "punct_class_weights=sqrt",
+        "punct_class_weights=[1,0,2,3]",
+        "capit_class_weights=[1,2,3,4]",
+        "capit_class_weights=[1,-1]",
+    ):
         with pytest.raises(SpecError, match=bad.split("=")[0]):
             load_spec(punct.PunctFinetuneSpec, "recipes/punct_finetune.yaml", [bad])
 
@@ -153,17 +171,20 @@ def test_spec_rejects_bad_class_weights():
 
 def _fake_documents(source, doc_sentences):
     """Forty documents of eight sentences; every third sentence is a question; the text names its place."""
-    return [[f"This is {source} document {d} sentence {s}{'?' if s % 3 == 0 else '.'}" for s in range(8)]
-            for d in range(40)]
+    return [
+        [f"This is {source} document {d} sentence {s}{'?' if s % 3 == 0 else '.'}" for s in range(8)] for d in range(40)
+    ]
 
 
 def test_make_data_question_lines_leave_dev_and_test_untouched(tmp_path, monkeypatch):
     monkeypatch.setattr(punct, "source_documents", _fake_documents)
-    base = punct.MakeDataOptions(sources=("a", "b"), lines_per_source=30, eval_fraction=0.15, question_lines=0,
-                                 question_copies=1)
+    base = punct.MakeDataOptions(
+        sources=("a", "b"), lines_per_source=30, eval_fraction=0.15, question_lines=0, question_copies=1
+    )
     plain = punct.make_data(tmp_path / "plain", base)
-    more = punct.make_data(tmp_path / "more", punct.MakeDataOptions(**{**base.__dict__, "question_lines": 5,
-                                                                       "question_copies": 3}))
+    more = punct.make_data(
+        tmp_path / "more", punct.MakeDataOptions(**{**base.__dict__, "question_lines": 5, "question_copies": 3})
+    )
     for split in ("dev", "test"):
         for name in (punct.TEXT_FILE, punct.LABELS_FILE):
             assert (tmp_path / "plain" / split / name).read_bytes() == (tmp_path / "more" / split / name).read_bytes()
@@ -180,8 +201,9 @@ def test_make_data_question_lines_leave_dev_and_test_untouched(tmp_path, monkeyp
 
 def test_make_data_extra_lines_add_unseen_training_text_only(tmp_path, monkeypatch):
     monkeypatch.setattr(punct, "source_documents", _fake_documents)
-    base = punct.MakeDataOptions(sources=("a", "b"), lines_per_source=30, eval_fraction=0.15, question_lines=4,
-                                 question_copies=1)
+    base = punct.MakeDataOptions(
+        sources=("a", "b"), lines_per_source=30, eval_fraction=0.15, question_lines=4, question_copies=1
+    )
     plain = punct.make_data(tmp_path / "plain", base)
     more = punct.make_data(tmp_path / "more", punct.MakeDataOptions(**{**base.__dict__, "extra_lines": 25}))
     for split in ("dev", "test"):
@@ -189,15 +211,25 @@ def test_make_data_extra_lines_add_unseen_training_text_only(tmp_path, monkeypat
             assert (tmp_path / "plain" / split / name).read_bytes() == (tmp_path / "more" / split / name).read_bytes()
     assert plain["extra_lines"] == 0 and more["extra_lines"] == 50  # 25 per source, as asked
     assert more["question_lines"] == plain["question_lines"] == 8
-    lines = lambda run: [" ".join(e.words) for e in punct.read_dataset(tmp_path / run / "train")]
+
+    def lines(run):
+        return [" ".join(e.words) for e in punct.read_dataset(tmp_path / run / "train")]
+
     train, train_plain = lines("more"), lines("plain")
     assert len(train) == len(train_plain) + 50
     assert len(set(train) - set(train_plain)) == 50  # new text, not copies
-    sentences = lambda text: {s for s in re.split(r"(?<=\d) (?=this is)", text)}
+
+    def sentences(text):
+        return set(re.split(r"(?<=\d) (?=this is)", text))
+
     seen = [s for t in train for s in sentences(t)]
     assert len(seen) == len(set(seen))  # no sentence twice: extras come from documents no other stream used
-    held_out = {s for split in ("dev", "test") for e in punct.read_dataset(tmp_path / "plain" / split)
-                for s in sentences(" ".join(e.words))}
+    held_out = {
+        s
+        for split in ("dev", "test")
+        for e in punct.read_dataset(tmp_path / "plain" / split)
+        for s in sentences(" ".join(e.words))
+    }
     assert not held_out.intersection(seen)
 
 
@@ -233,10 +265,11 @@ def test_capitalization_decoding_default_is_argmax_and_stop_weight_adds_the_prev
 
 def test_calibration_picks_the_stop_weight_on_validation_data_and_keeps_argmax_when_nothing_beats_it(monkeypatch):
     # capitals after a sentence end that the capitalization head alone is unsure of, and a lone false alarm
-    lines = [_heads([0.95, 0.0, 0.0, 0.9, 0.0], [0.8, 0.35, 0.1, 0.1, 0.4]),
-             _heads([0.0, 0.0], [0.9, 0.52])]
-    gold = [punct.PunctExample(list("abcde"), [2, 0, 0, 2, 0], [1, 1, 0, 0, 1]),
-            punct.PunctExample(list("fg"), [0, 0], [1, 0])]
+    lines = [_heads([0.95, 0.0, 0.0, 0.9, 0.0], [0.8, 0.35, 0.1, 0.1, 0.4]), _heads([0.0, 0.0], [0.9, 0.52])]
+    gold = [
+        punct.PunctExample(list("abcde"), [2, 0, 0, 2, 0], [1, 1, 0, 0, 1]),
+        punct.PunctExample(list("fg"), [0, 0], [1, 0]),
+    ]
     monkeypatch.setattr(punct, "head_probabilities", lambda model, words, batch_size=32: lines)
     cal = punct.calibrate_capitalization(_Model(), gold)
     assert cal["f1_argmax"] == pytest.approx(2 * 2 / (3 + 4))  # argmax: a, g capitalized; gold a, b, e, f

@@ -4,9 +4,19 @@ import pytest
 import torch
 
 from speechtao.errors import InputError
-from speechtao.nlp.qa import (WindowOptions, best_null_threshold, collate_windows, decode_example, exact_match,
-                              f1_score, make_windows, normalize_answer, predictions_to_answers, span_loss,
-                              squad_metrics)
+from speechtao.nlp.qa import (
+    WindowOptions,
+    best_null_threshold,
+    collate_windows,
+    decode_example,
+    exact_match,
+    f1_score,
+    make_windows,
+    normalize_answer,
+    predictions_to_answers,
+    span_loss,
+    squad_metrics,
+)
 from speechtao.nlp.qa_data import Answer, QAExample
 
 
@@ -17,25 +27,31 @@ def tokenizer():
     return load_tokenizer(resolve_encoder("minilm"))
 
 
-@pytest.mark.parametrize("text,norm", [
-    ("The Eiffel Tower!", "eiffel tower"),
-    ("  an   apple, a pear ", "apple pear"),
-    ("Theatre of the Absurd", "theatre of absurd"),
-    ("1,815", "1815"),
-])
+@pytest.mark.parametrize(
+    "text,norm",
+    [
+        ("The Eiffel Tower!", "eiffel tower"),
+        ("  an   apple, a pear ", "apple pear"),
+        ("Theatre of the Absurd", "theatre of absurd"),
+        ("1,815", "1815"),
+    ],
+)
 def test_normalize_answer(text, norm):
     assert normalize_answer(text) == norm
 
 
-@pytest.mark.parametrize("pred,gold,em,f1", [
-    ("London", "london.", 1.0, 1.0),
-    ("in London", "London", 0.0, 2 / 3),
-    ("the University of Lyon", "University of Lyon", 1.0, 1.0),
-    ("Paris", "London", 0.0, 0.0),
-    ("", "", 1.0, 1.0),
-    ("", "London", 0.0, 0.0),
-    ("London", "", 0.0, 0.0),
-])
+@pytest.mark.parametrize(
+    "pred,gold,em,f1",
+    [
+        ("London", "london.", 1.0, 1.0),
+        ("in London", "London", 0.0, 2 / 3),
+        ("the University of Lyon", "University of Lyon", 1.0, 1.0),
+        ("Paris", "London", 0.0, 0.0),
+        ("", "", 1.0, 1.0),
+        ("", "London", 0.0, 0.0),
+        ("London", "", 0.0, 0.0),
+    ],
+)
 def test_exact_match_and_f1(pred, gold, em, f1):
     assert exact_match(pred, gold) == em
     assert f1_score(pred, gold) == pytest.approx(f1)
@@ -43,10 +59,12 @@ def test_exact_match_and_f1(pred, gold, em, f1):
 
 def test_squad_metrics_takes_best_gold_and_scores_unanswerable():
     ctx = "Ada was born in London. Her father was Lord Byron."
-    exs = [QAExample("a", "Where?", ctx, (Answer("London", 16), Answer("in London", 13))),
-           QAExample("b", "Who?", ctx, (Answer("Lord Byron", 39),)),
-           QAExample("c", "When?", ctx, (), True),
-           QAExample("d", "Why?", ctx, (), True)]
+    exs = [
+        QAExample("a", "Where?", ctx, (Answer("London", 16), Answer("in London", 13))),
+        QAExample("b", "Who?", ctx, (Answer("Lord Byron", 39),)),
+        QAExample("c", "When?", ctx, (), True),
+        QAExample("d", "Why?", ctx, (), True),
+    ]
     m = squad_metrics(exs, {"a": "in London", "b": "Byron", "c": "", "d": "London"})
     assert m["has_ans_exact"] == 50.0 and m["has_ans_f1"] == pytest.approx(100 * (1 + 2 / 3) / 2)
     assert m["no_ans_exact"] == 50.0 and m["total"] == 4
@@ -75,7 +93,7 @@ def test_windows_cover_a_long_context_with_doc_stride(tokenizer):
     labelled = [w for w in wins if w.start]
     assert labelled, "some window holds the answer"
     for w in labelled:
-        assert context[w.offsets[w.start][0]:w.offsets[w.end][1]] == target
+        assert context[w.offsets[w.start][0] : w.offsets[w.end][1]] == target
     for w in wins:
         if not w.start:
             assert w.end == 0  # [CLS]

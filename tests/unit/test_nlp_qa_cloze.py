@@ -23,13 +23,16 @@ def test_wh_questions_with_do_support():
         "What did the committee approve on Friday?": "the new budget",
     }
     s = "David smote the Philistine in Gath."  # an irregular past from WordNet's exception list
-    assert _asked(fronted_questions(s), s) == {"Who smote the Philistine in Gath?": "David",
-                                               "Where did David smite the Philistine?": "Gath"}
+    assert _asked(fronted_questions(s), s) == {
+        "Who smote the Philistine in Gath?": "David",
+        "Where did David smite the Philistine?": "Gath",
+    }
     s = "She moved to Paris in 1891 with her sister."
     assert _asked(fronted_questions(s), s)["When did she move to Paris with her sister?"] == "1891"
     s = "I served him three times, and after that he helped himself."
-    assert _asked(fronted_questions(s), s) == {"How many times did I serve him and after that he helped himself?":
-                                               "three"}
+    assert _asked(fronted_questions(s), s) == {
+        "How many times did I serve him and after that he helped himself?": "three"
+    }
     # no finite lexical verb after the subject: nothing to front
     assert fronted_questions("The plains were sparsely populated.") == []
     assert fronted_questions("Put the kettle on the fire.") == []
@@ -73,8 +76,8 @@ def test_examples_answer_at_their_offsets_and_are_asked_not_copied(examples):
             assert not e.answers
             continue
         (a,) = e.answers
-        assert e.context[a.start:a.start + len(a.text)] == a.text and e.context.count(a.text) == 1
-        assert not re.search(r"\b%s\b" % re.escape(a.text.lower()), e.question.lower())  # taken out of the question
+        assert e.context[a.start : a.start + len(a.text)] == a.text and e.context.count(a.text) == 1
+        assert not re.search(rf"\b{re.escape(a.text.lower())}\b", e.question.lower())  # taken out of the question
         assert a.text.lower() not in PRONOUNS
         fronted += bool(re.match(r"(What|Who|When|Where|How many) ", e.question))
         do_support += bool(re.match(r"(What|Who|When|Where|How many \w+) (did|does|do) ", e.question))

@@ -26,8 +26,13 @@ def write(tmp_path, doc, name="d.json"):
 def test_reads_squad_1_1_and_2_0(tmp_path):
     qas = [
         {"id": "a", "question": "Where was Ada born?", "answers": [{"text": "London", "answer_start": 25}]},
-        {"id": "b", "question": "Who was Ada's husband?", "answers": [], "is_impossible": True,
-         "plausible_answers": [{"text": "Charles Babbage", "answer_start": 57}]},
+        {
+            "id": "b",
+            "question": "Who was Ada's husband?",
+            "answers": [],
+            "is_impossible": True,
+            "plausible_answers": [{"text": "Charles Babbage", "answer_start": 57}],
+        },
     ]
     exs = read_squad(write(tmp_path, squad(qas)))
     assert [e.id for e in exs] == ["a", "b"]
@@ -60,11 +65,14 @@ def test_every_defect_is_reported_with_its_path(tmp_path):
     assert "qas[5]: is_impossible is true but answers are given" in defects[5]
 
 
-@pytest.mark.parametrize("doc,needle", [
-    ({"data": "x"}, "\"data\" list"),
-    ({"data": [{"title": "t"}]}, "data[0]: needs a \"paragraphs\" list"),
-    ({"data": [{"paragraphs": [{"qas": []}]}]}, "paragraphs[0].context: missing or empty"),
-])
+@pytest.mark.parametrize(
+    "doc,needle",
+    [
+        ({"data": "x"}, '"data" list'),
+        ({"data": [{"title": "t"}]}, 'data[0]: needs a "paragraphs" list'),
+        ({"data": [{"paragraphs": [{"qas": []}]}]}, "paragraphs[0].context: missing or empty"),
+    ],
+)
 def test_structure_defects(tmp_path, doc, needle):
     with pytest.raises(ManifestError, match=None) as err:
         read_squad(write(tmp_path, doc))
@@ -81,9 +89,11 @@ def test_missing_file_and_bad_json(tmp_path):
 
 
 def test_write_read_round_trip(tmp_path):
-    exs = [QAExample("1", "Where was Ada born?", CONTEXT, (Answer("London", 25),), False, "t"),
-           QAExample("2", "Who?", CONTEXT, (), True, "t"),
-           QAExample("3", "When?", "In 1815.", (Answer("1815", 3),), False, "u")]
+    exs = [
+        QAExample("1", "Where was Ada born?", CONTEXT, (Answer("London", 25),), False, "t"),
+        QAExample("2", "Who?", CONTEXT, (), True, "t"),
+        QAExample("3", "When?", "In 1815.", (Answer("1815", 3),), False, "u"),
+    ]
     write_squad(exs, tmp_path / "x.json")
     assert read_squad(tmp_path / "x.json") == exs
     doc = json.loads((tmp_path / "x.json").read_text())
@@ -93,8 +103,7 @@ def test_write_read_round_trip(tmp_path):
 
 
 def test_fill_reports_slot_spans():
-    text, spans = qa_data._fill("{name} was born in {city} in {year}.", {"name": "Ada", "city": "Lyon",
-                                                                          "year": "1901"})
+    text, spans = qa_data._fill("{name} was born in {city} in {year}.", {"name": "Ada", "city": "Lyon", "year": "1901"})
     assert text == "Ada was born in Lyon in 1901."
     assert {k: text[s:e] for k, (s, e) in spans.items()} == {"name": "Ada", "city": "Lyon", "year": "1901"}
 
@@ -107,8 +116,9 @@ def test_template_halves_are_disjoint():
 
 
 def test_train_only_wordings_stay_out_of_test_and_fill_every_slot():
-    test_questions = {t for pairs in qa_data.FACT_QUESTIONS.values() for _, tpls in pairs
-                      for t in qa_data._halves(tpls, "test")}
+    test_questions = {
+        t for pairs in qa_data.FACT_QUESTIONS.values() for _, tpls in pairs for t in qa_data._halves(tpls, "test")
+    }
     test_sentences = {t for tpls in qa_data.FACT_SENTENCES.values() for t in qa_data._halves(tpls, "test")}
     slots = {slot for pairs in qa_data.FACT_QUESTIONS.values() for slot, _ in pairs}
     assert set(qa_data.TRAIN_FACT_QUESTIONS) == slots
@@ -117,8 +127,34 @@ def test_train_only_wordings_stay_out_of_test_and_fill_every_slot():
     assert not {t for ts in qa_data.TRAIN_FACT_SENTENCES.values() for t in ts} & test_sentences
     # stricter: a content word (5-letter stem) that only the test wordings of a fact or slot use never
     # appears in that fact's or slot's train-only wordings, so test phrasings stay unseen
-    stop = {"what", "which", "who", "where", "when", "how", "is", "was", "were", "did", "do", "does", "the", "of",
-            "in", "a", "an", "on", "at", "to", "by", "for", "s", "and", "as", "its"}
+    stop = {
+        "what",
+        "which",
+        "who",
+        "where",
+        "when",
+        "how",
+        "is",
+        "was",
+        "were",
+        "did",
+        "do",
+        "does",
+        "the",
+        "of",
+        "in",
+        "a",
+        "an",
+        "on",
+        "at",
+        "to",
+        "by",
+        "for",
+        "s",
+        "and",
+        "as",
+        "its",
+    }
 
     def stems(*texts):
         words = re.findall(r"[a-z]+", re.sub(r"\{\w+\}", " ", " ".join(texts).lower()))
@@ -145,9 +181,11 @@ def test_train_only_wordings_stay_out_of_test_and_fill_every_slot():
         assert not set(tpls) & set(qa_data.VALIDATION_QUESTIONS[f"work-{event}"])
     assert qa_data.FEMALE_NAMES <= set(qa_data.FIRST_NAMES) and qa_data.MALE_NAMES <= set(qa_data.FIRST_NAMES)
     assert not qa_data.FEMALE_NAMES & qa_data.MALE_NAMES
-    train_questions = ({t for ts in qa_data.TRAIN_FACT_QUESTIONS.values() for t in ts}
-                       | {t for tpls in others.values() for t in tpls}
-                       | {t for pairs in qa_data.FACT_QUESTIONS.values() for _, tpls in pairs for t in tpls})
+    train_questions = (
+        {t for ts in qa_data.TRAIN_FACT_QUESTIONS.values() for t in ts}
+        | {t for tpls in others.values() for t in tpls}
+        | {t for pairs in qa_data.FACT_QUESTIONS.values() for _, tpls in pairs for t in tpls}
+    )
     assert not {t for ts in qa_data.VALIDATION_QUESTIONS.values() for t in ts} & train_questions
     person = qa_data._person(__import__("random").Random(0), "train", set())
     for fact, tpls in qa_data.TRAIN_FACT_SENTENCES.items():
@@ -164,9 +202,16 @@ def test_training_templates_leave_the_hand_written_relations_untaught():
     # tests/unit/test_nlp_qa_model.py asks when someone died or something opened, who designed it and
     # what it connects: no training or validation template may teach those, so they measure generalization
     train = [t for tpls in qa_data.FACT_SENTENCES.values() for t in qa_data._halves(tpls, "train")]
-    train += [t for pairs in qa_data.FACT_QUESTIONS.values() for _, tpls in pairs for t in qa_data._halves(tpls, "train")]
-    for table in (qa_data.TRAIN_FACT_SENTENCES, qa_data.TRAIN_FACT_QUESTIONS, qa_data.TRAIN_PERSON_QUESTIONS,
-                  qa_data.VALIDATION_QUESTIONS, qa_data.WORK_QUESTIONS):
+    train += [
+        t for pairs in qa_data.FACT_QUESTIONS.values() for _, tpls in pairs for t in qa_data._halves(tpls, "train")
+    ]
+    for table in (
+        qa_data.TRAIN_FACT_SENTENCES,
+        qa_data.TRAIN_FACT_QUESTIONS,
+        qa_data.TRAIN_PERSON_QUESTIONS,
+        qa_data.VALIDATION_QUESTIONS,
+        qa_data.WORK_QUESTIONS,
+    ):
         train += [t for tpls in table.values() for t in tpls]
     train += [t for t, _ in qa_data.WORK_SENTENCES] + [k.lower() for k in qa_data.WORK_KINDS]
     words = {w for t in train for w in re.findall(r"[a-z]+", t.lower())}
@@ -214,7 +259,7 @@ def test_generated_data_is_valid_and_honestly_split(generated):
         assert 0.05 < frac < 0.35, (name, frac)
         for e in exs:
             for a in e.answers:
-                assert e.context[a.start:a.start + len(a.text)] == a.text
+                assert e.context[a.start : a.start + len(a.text)] == a.text
 
 
 def test_train_joins_two_facts_of_a_person_in_one_sentence_and_test_never_does(generated):
@@ -224,7 +269,7 @@ def test_train_joins_two_facts_of_a_person_in_one_sentence_and_test_never_does(g
             if e.title == "facts" and not e.is_impossible:
                 sentence = e.context.rfind(". ", 0, e.answers[0].start)
                 facts_at.setdefault((e.context, sentence), set()).add(e.meta["fact"])
-        return [ctx[s + 1:ctx.find(".", s + 2)].strip() for (ctx, s), v in facts_at.items() if len(v) > 1]
+        return [ctx[s + 1 : ctx.find(".", s + 2)].strip() for (ctx, s), v in facts_at.items() if len(v) > 1]
 
     train = joined(qa_data.generate_split("train", 600, seed=3))
     assert train and all(" and " in sentence for sentence in train)
@@ -242,16 +287,16 @@ def test_structure_paragraphs_tell_the_years_of_one_sentence_apart():
     two_years = 0
     for e in answered:
         (a,) = e.answers
-        assert e.context[a.start:a.start + len(a.text)] == a.text
+        assert e.context[a.start : a.start + len(a.text)] == a.text
         event = e.meta["group"].removeprefix("work-")
         assert a.text == e.meta["values"][qa_data._WORK_SLOT[event]]
         begin = e.context.rfind(". ", 0, a.start)
-        sentence = e.context[begin + 1:e.context.find(".", a.start)]
+        sentence = e.context[begin + 1 : e.context.find(".", a.start)]
         two_years += len(re.findall(r"\b1[6-9]\d\d\b", sentence)) == 2
     assert two_years > 20  # questions whose sentence holds a second year
     for e in examples:  # every paragraph names each structure in full before "the bridge" / "its"
         first = re.match(r"[^.]*\.", e.context).group(0)
-        assert re.search(r"[A-Z][a-z]+ (%s)\b" % "|".join(qa_data.WORK_KINDS), first), first
+        assert re.search(r"[A-Z][a-z]+ (" + "|".join(qa_data.WORK_KINDS) + r")\b", first), first
     assert not [e for e in qa_data.generate_split("test", 400, seed=3) if e.title == "works"]
     assert [e for e in qa_data.generate_split("train", 400, seed=3) if e.title == "works"]
 

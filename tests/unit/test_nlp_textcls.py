@@ -15,8 +15,13 @@ def test_read_tsv_round_trip_and_defects(tmp_path):
     with pytest.raises(ManifestError) as err:
         textcls.read_tsv(bad, labels=["x", "y"])
     msg = str(err.value)
-    for line, what in [(1, "3 tab-separated fields"), (2, "empty line"), (3, "1 tab-separated fields"),
-                       (4, "empty sentence"), (5, "label 'z' is not one of")]:
+    for line, what in [
+        (1, "3 tab-separated fields"),
+        (2, "empty line"),
+        (3, "1 tab-separated fields"),
+        (4, "empty sentence"),
+        (5, "label 'z' is not one of"),
+    ]:
         assert f"{bad}:{line}: {what}" in msg
 
 

@@ -36,8 +36,11 @@ CASES = [
     ("007", "zero zero seven"),
     ("-5 and \u22123", "minus five and minus three"),
     ("5-3", "five three"),
-    ("1234567890123456789012345", "one two three four five six seven eight nine zero one two three four five six "
-                                  "seven eight nine zero one two three four five"),  # beyond quintillions
+    (
+        "1234567890123456789012345",
+        "one two three four five six seven eight nine zero one two three four five six "
+        "seven eight nine zero one two three four five",
+    ),  # beyond quintillions
     # decimals and versions
     ("3.5", "three point five"),
     ("0.25", "zero point two five"),
@@ -48,12 +51,16 @@ CASES = [
     ("It costs 5.", "it costs five"),
     # ordinals
     ("1st 2nd 3rd 4th", "first second third fourth"),
-    ("11th 12th 13th 20th 21st 22nd 100th 101st", "eleventh twelfth thirteenth twentieth twenty first "
-                                                  "twenty second one hundredth one hundred first"),
+    (
+        "11th 12th 13th 20th 21st 22nd 100th 101st",
+        "eleventh twelfth thirteenth twentieth twenty first twenty second one hundredth one hundred first",
+    ),
     # years and decades
     ("1999", "nineteen ninety nine"),
-    ("1905 1900 2000 2005 2010 2024", "nineteen oh five nineteen hundred two thousand two thousand five "
-                                      "twenty ten twenty twenty four"),
+    (
+        "1905 1900 2000 2005 2010 2024",
+        "nineteen oh five nineteen hundred two thousand two thousand five twenty ten twenty twenty four",
+    ),
     ("the 1990s and the '80s", "the nineteen nineties and the eighties"),
     ("songs from the 1930's, in 1's and 0's", "songs from the nineteen thirties in ones and zeros"),
     # times
@@ -87,9 +94,11 @@ CASES = [
     # digits glued to letters
     ("mp3 covid19 4k", "mp three covid nineteen four k"),
     # the module docstring example
-    ("On May 1st, 1999 at 10:30 we paid $5.50 (a 3.5% fee) & left.",
-     "on may first nineteen ninety nine at ten thirty we paid five dollars fifty cents a three point five "
-     "percent fee and left"),
+    (
+        "On May 1st, 1999 at 10:30 we paid $5.50 (a 3.5% fee) & left.",
+        "on may first nineteen ninety nine at ten thirty we paid five dollars fifty cents a three point five "
+        "percent fee and left",
+    ),
     # empty
     ("", ""),
     ("?!...", ""),
@@ -109,25 +118,54 @@ def test_output_alphabet_and_idempotence(text, expected):
     assert normalize_text(out) == out
 
 
-@pytest.mark.parametrize("n, words", [
-    (0, "zero"), (15, "fifteen"), (40, "forty"), (99, "ninety nine"), (110, "one hundred ten"),
-    (1001, "one thousand one"), (10**6 + 1, "one million one"), (-42, "minus forty two"),
-    (2 * 10**18, "two quintillion"), (10**21, "one zero zero zero zero zero zero zero zero zero zero zero zero "
-                                                "zero zero zero zero zero zero zero zero zero"),
-])
+@pytest.mark.parametrize(
+    "n, words",
+    [
+        (0, "zero"),
+        (15, "fifteen"),
+        (40, "forty"),
+        (99, "ninety nine"),
+        (110, "one hundred ten"),
+        (1001, "one thousand one"),
+        (10**6 + 1, "one million one"),
+        (-42, "minus forty two"),
+        (2 * 10**18, "two quintillion"),
+        (
+            10**21,
+            "one zero zero zero zero zero zero zero zero zero zero zero zero "
+            "zero zero zero zero zero zero zero zero zero",
+        ),
+    ],
+)
 def test_number_to_words(n, words):
     assert number_to_words(n) == words
 
 
-@pytest.mark.parametrize("n, words", [(1, "first"), (5, "fifth"), (9, "ninth"), (40, "fortieth"),
-                                      (1000, "one thousandth"), (1_000_002, "one million second")])
+@pytest.mark.parametrize(
+    "n, words",
+    [
+        (1, "first"),
+        (5, "fifth"),
+        (9, "ninth"),
+        (40, "fortieth"),
+        (1000, "one thousandth"),
+        (1_000_002, "one million second"),
+    ],
+)
 def test_ordinal_words(n, words):
     assert ordinal_words(n) == words
 
 
-@pytest.mark.parametrize("n, words", [(1776, "seventeen seventy six"), (1801, "eighteen oh one"),
-                                      (2000, "two thousand"), (2009, "two thousand nine"),
-                                      (2100, "twenty one hundred")])
+@pytest.mark.parametrize(
+    "n, words",
+    [
+        (1776, "seventeen seventy six"),
+        (1801, "eighteen oh one"),
+        (2000, "two thousand"),
+        (2009, "two thousand nine"),
+        (2100, "twenty one hundred"),
+    ],
+)
 def test_year_words(n, words):
     assert year_words(n) == words
 

@@ -102,9 +102,16 @@ def test_ratio_zero_is_identity_and_threshold_keeps_strong_channels():
     assert all(w % 32 == 0 and w >= 64 for w in coarse.widths_after)
 
 
-@pytest.mark.parametrize("kwargs, word", [({}, "exactly one"), ({"ratio": 0.5, "threshold": 0.3}, "exactly one"),
-                                          ({"ratio": 1.0}, "ratio 1.0"), ({"threshold": 0.0}, "threshold 0.0"),
-                                          ({"ratio": 0.5, "granularity": 0}, "granularity")])
+@pytest.mark.parametrize(
+    "kwargs, word",
+    [
+        ({}, "exactly one"),
+        ({"ratio": 0.5, "threshold": 0.3}, "exactly one"),
+        ({"ratio": 1.0}, "ratio 1.0"),
+        ({"threshold": 0.0}, "threshold 0.0"),
+        ({"ratio": 0.5, "granularity": 0}, "granularity"),
+    ],
+)
 def test_bad_options_name_the_value(kwargs, word):
     with pytest.raises(InputError, match=word):
         PruneOptions(**kwargs)

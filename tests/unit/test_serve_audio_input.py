@@ -19,7 +19,7 @@ def wav_bytes(x, sr, subtype="PCM_16"):
 
 
 def feed_all(dec, data, piece):
-    out = [dec.feed(data[i:i + piece]) for i in range(0, len(data), piece)]
+    out = [dec.feed(data[i : i + piece]) for i in range(0, len(data), piece)]
     tail = dec.finish()
     return np.concatenate([o for o in out + [tail] if o is not None])
 
@@ -31,14 +31,16 @@ def test_stream_resampler_equals_one_shot(rates, rng):
     pieces, pos = [], 0
     while pos < len(x):
         n = int(rng.integers(1, 2500))
-        pieces.append(r.push(x[pos:pos + n]))
+        pieces.append(r.push(x[pos : pos + n]))
         pos += n
     y = np.concatenate(pieces + [r.flush()])
     np.testing.assert_array_equal(y, resample(x, *rates))
 
 
-@pytest.mark.parametrize("subtype,enc,channels,tol", [("PCM_16", "pcm16", 1, 0), ("FLOAT", "float32", 2, 0),
-                                                      ("ULAW", "mulaw", 1, 0.02), ("ALAW", "alaw", 1, 0.02)])
+@pytest.mark.parametrize(
+    "subtype,enc,channels,tol",
+    [("PCM_16", "pcm16", 1, 0), ("FLOAT", "float32", 2, 0), ("ULAW", "mulaw", 1, 0.02), ("ALAW", "alaw", 1, 0.02)],
+)
 @pytest.mark.parametrize("piece", [7, 44, 1000])  # the header split over chunks, exactly one, or inside one
 def test_wav_header_in_the_first_chunks(subtype, enc, channels, tol, piece, rng):
     x = (0.3 * rng.standard_normal((2000, channels))).clip(-1, 1).astype(np.float32)
@@ -54,8 +56,21 @@ def test_wav_header_in_the_first_chunks(subtype, enc, channels, tol, piece, rng)
 def test_wav_chunks_before_and_after_data_are_not_audio():
     samples = pcm16_encode(np.linspace(-0.5, 0.5, 100))
     fmt = struct.pack("<HHIIHH", 1, 1, 16000, 32000, 2, 16)
-    body = (b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt + b"LIST" + struct.pack("<I", 5) + b"abcde\0"
-            + b"data" + struct.pack("<I", len(samples)) + samples + b"LIST" + struct.pack("<I", 4) + b"tail")
+    body = (
+        b"WAVE"
+        + b"fmt "
+        + struct.pack("<I", 16)
+        + fmt
+        + b"LIST"
+        + struct.pack("<I", 5)
+        + b"abcde\0"
+        + b"data"
+        + struct.pack("<I", len(samples))
+        + samples
+        + b"LIST"
+        + struct.pack("<I", 4)
+        + b"tail"
+    )
     data = b"RIFF" + struct.pack("<I", len(body)) + body
     header = parse_wav_header(data)
     assert header.data_bytes == 200 and header.header_bytes == len(data) - 200 - 12
@@ -63,17 +78,26 @@ def test_wav_chunks_before_and_after_data_are_not_audio():
     np.testing.assert_allclose(y[:, 0], np.frombuffer(samples, "<i2") / 32768.0)
 
 
-@pytest.mark.parametrize("data,message", [
-    (b"RIFX\0\0\0\0WAVE", "big-endian RIFX"),
-    (b"RIFF\0\0\0\0AVI fmt ", "not b'WAVE'"),
-    (b"RIFF\0\0\0\0WAVEdata\0\0\0\0", "data chunk before the fmt chunk"),
-    (b"RIFF\0\0\0\0WAVEfmt \x10\0\0\0" + struct.pack("<HHIIHH", 85, 1, 16000, 0, 1, 0) + b"data\0\0\0\0",
-     "format tag 0x55 is not supported"),
-    (b"RIFF\0\0\0\0WAVEfmt \x10\0\0\0" + struct.pack("<HHIIHH", 1, 1, 16000, 0, 1, 8) + b"data\0\0\0\0",
-     "8-bit PCM is not supported"),
-    (b"RIFF\0\0\0\0WAVEfmt \x10\0\0\0" + struct.pack("<HHIIHH", 1, 0, 16000, 0, 1, 16) + b"data\0\0\0\0",
-     "0 channels"),
-])
+@pytest.mark.parametrize(
+    "data,message",
+    [
+        (b"RIFX\0\0\0\0WAVE", "big-endian RIFX"),
+        (b"RIFF\0\0\0\0AVI fmt ", "not b'WAVE'"),
+        (b"RIFF\0\0\0\0WAVEdata\0\0\0\0", "data chunk before the fmt chunk"),
+        (
+            b"RIFF\0\0\0\0WAVEfmt \x10\0\0\0" + struct.pack("<HHIIHH", 85, 1, 16000, 0, 1, 0) + b"data\0\0\0\0",
+            "format tag 0x55 is not supported",
+        ),
+        (
+            b"RIFF\0\0\0\0WAVEfmt \x10\0\0\0" + struct.pack("<HHIIHH", 1, 1, 16000, 0, 1, 8) + b"data\0\0\0\0",
+            "8-bit PCM is not supported",
+        ),
+        (
+            b"RIFF\0\0\0\0WAVEfmt \x10\0\0\0" + struct.pack("<HHIIHH", 1, 0, 16000, 0, 1, 16) + b"data\0\0\0\0",
+            "0 channels",
+        ),
+    ],
+)
 def test_bad_wav_headers_say_what_to_send(data, message):
     with pytest.raises(AudioError, match=message) as err:
         AudioDecoder("ENCODING_UNSPECIFIED", 0, 0).feed(data)
@@ -82,8 +106,11 @@ def test_bad_wav_headers_say_what_to_send(data, message):
 
 def test_raw_encodings_and_their_errors():
     x = np.linspace(-0.9, 0.9, 801).astype(np.float32)
-    for enc, payload, tol in [("LINEAR_PCM", pcm16_encode(x), 1e-4), ("MULAW", mulaw_encode(x), 0.03),
-                              ("ALAW", alaw_encode(x), 0.03)]:
+    for enc, payload, tol in [
+        ("LINEAR_PCM", pcm16_encode(x), 1e-4),
+        ("MULAW", mulaw_encode(x), 0.03),
+        ("ALAW", alaw_encode(x), 0.03),
+    ]:
         dec = AudioDecoder(enc, 8000, 1)
         y = feed_all(dec, payload, 33)  # odd piece sizes: 16-bit samples split across chunks
         np.testing.assert_allclose(y[:, 0], x, atol=tol)
@@ -94,7 +121,8 @@ def test_raw_encodings_and_their_errors():
             AudioDecoder("MULAW", rate, 1).feed(b"\0" * 8)
         with pytest.raises(AudioError, match="WAV header: sample rate"):
             AudioDecoder("ENCODING_UNSPECIFIED", 0, 0).feed(
-                b"RIFF\0\0\0\0WAVEfmt \x10\0\0\0" + struct.pack("<HHIIHH", 1, 1, rate, 0, 2, 16) + b"data\0\0\0\0")
+                b"RIFF\0\0\0\0WAVEfmt \x10\0\0\0" + struct.pack("<HHIIHH", 1, 1, rate, 0, 2, 16) + b"data\0\0\0\0"
+            )
     with pytest.raises(AudioError, match="at most 8 channels"):
         AudioDecoder("LINEAR_PCM", 16000, 9).feed(b"\0" * 36)
     dec = AudioDecoder("LINEAR_PCM", 16000, 2)  # stereo: frames of 4 bytes

@@ -20,9 +20,10 @@ def small_models(tmp_path_factory):
 
     d = tmp_path_factory.mktemp("models")
     torch.manual_seed(0)
-    config = ASRModelConfig(preprocessor=FeatureSpec(n_mels=16, dither=0.0),
-                            blocks=(BlockConfig(32, 1, 5, stride=2, residual=False),
-                                    BlockConfig(32, 1, 1, separable=False)))
+    config = ASRModelConfig(
+        preprocessor=FeatureSpec(n_mels=16, dither=0.0),
+        blocks=(BlockConfig(32, 1, 5, stride=2, residual=False), BlockConfig(32, 1, 1, separable=False)),
+    )
     save_model(d / "small.ckpt", model_payload(build_model(config, 28).eval(), CharTokenizer()))
     export_onnx(load_model(d / "small.ckpt"), d / "small.onnx", tokens_txt=False)
     return d

@@ -54,8 +54,8 @@ class ToneBackend:
         for b in range(len(audio)):
             x = audio[b, : lengths[b]]
             for j in range(int(frames[b])):
-                seg = x[max(j * 320 - 160, 0): j * 320 + 160]
-                out[b, j, self.symbol(float(np.sqrt(np.mean(seg ** 2))) if len(seg) else 0.0)] = np.log(0.9)
+                seg = x[max(j * 320 - 160, 0) : j * 320 + 160]
+                out[b, j, self.symbol(float(np.sqrt(np.mean(seg**2))) if len(seg) else 0.0)] = np.log(0.9)
         return out, frames.astype(np.int64)
 
 
@@ -73,7 +73,7 @@ def run_stream(rec, x, piece=1600, rate=SR):
     s = rec.create_stream()
     results = []
     for i in range(0, len(x), piece):
-        s.accept_waveform(rate, x[i:i + piece])
+        s.accept_waveform(rate, x[i : i + piece])
         while rec.is_ready(s):
             rec.decode_stream(s)
         results += s.pop_results()
@@ -88,14 +88,21 @@ WORDS = [("a", 100, 420), ("bbc", 500, 1080)]  # a frame hears 10 ms either side
 # ("a bbc": the blank between the two b runs keeps both)
 
 GEOMETRY = [  # chunk_ms, left_context_ms, right_context_ms
-    (160, 0, 0), (160, 320, 160), (100, 200, 500), (480, 1200, 480), (2000, 0, 0)]
+    (160, 0, 0),
+    (160, 320, 160),
+    (100, 200, 500),
+    (480, 1200, 480),
+    (2000, 0, 0),
+]
 
 
 @pytest.mark.parametrize("final_pass", ["chunks", "utterance"])
 @pytest.mark.parametrize("chunk,left,right", GEOMETRY)
 def test_chunked_decoding_equals_one_pass(chunk, left, right, final_pass):
-    rec = Recognizer(ToneBackend(), StreamingOptions(chunk_ms=chunk, left_context_ms=left, right_context_ms=right,
-                                                     final_pass=final_pass))
+    rec = Recognizer(
+        ToneBackend(),
+        StreamingOptions(chunk_ms=chunk, left_context_ms=left, right_context_ms=right, final_pass=final_pass),
+    )
     assert rec.chunk % 320 == 0 and rec.chunk >= chunk * 16  # rounded up to whole 20 ms frames
     offline = rec.recognize(SPEECH, SR)
     assert [(r.text, r.is_final) for r in offline] == [("a bbc", True)]
@@ -127,7 +134,7 @@ def test_endpoint_finalizes_each_utterance_in_stream_time():
     s = rec.create_stream()
     finals, saw_endpoint_while_streaming = [], False
     for i in range(0, len(x), 1600):
-        s.accept_waveform(SR, x[i:i + 1600])
+        s.accept_waveform(SR, x[i : i + 1600])
         while rec.is_ready(s):
             rec.decode_stream(s)
         new = [r for r in s.pop_results() if r.is_final]
@@ -175,8 +182,12 @@ def test_long_utterance_is_cut_at_max_utterance_s():
 
 
 def test_batched_streams_equal_streams_decoded_alone():
-    signals = [SPEECH, tones(("b", 0.4), ("_", 1.0)), tones(("_", 0.3), ("c", 0.2), (" ", 0.1), ("a", 0.6)),
-               tones(("a", 0.2))]
+    signals = [
+        SPEECH,
+        tones(("b", 0.4), ("_", 1.0)),
+        tones(("_", 0.3), ("c", 0.2), (" ", 0.1), ("a", 0.6)),
+        tones(("a", 0.2)),
+    ]
     alone = [run_stream(Recognizer(ToneBackend()), x) for x in signals]
     backend = ToneBackend()
     rec = Recognizer(backend, max_batch_size=3)
@@ -186,7 +197,7 @@ def test_batched_streams_equal_streams_decoded_alone():
     while any(not s.finished for s in streams):
         for s, x in zip(streams, signals):
             if not s.finished:
-                s.accept_waveform(SR, x[pos:pos + 1600]) if pos < len(x) else s.input_finished()
+                s.accept_waveform(SR, x[pos : pos + 1600]) if pos < len(x) else s.input_finished()
         pos += 1600
         while any(rec.is_ready(s) for s in streams):
             rec.decode_streams(streams)
@@ -208,7 +219,7 @@ def test_batcher_threads_get_the_results_of_sequential_decoding():
         s = rec.create_stream()
         out = []
         for k in range(0, len(signals[i]), 1600):
-            s.accept_waveform(SR, signals[i][k:k + 1600])
+            s.accept_waveform(SR, signals[i][k : k + 1600])
             while rec.is_ready(s):
                 batcher.decode(s, timeout=30)
             out += s.pop_results()
@@ -252,12 +263,15 @@ def test_stream_misuse_raises_with_fixes():
         rec.recognize(np.zeros(0, np.float32), SR)
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    ({"chunk_ms": 5}, "chunk_ms must be >= 10"),
-    ({"left_context_ms": -1}, "context sizes must be >= 0"),
-    ({"final_pass": "both"}, "final_pass must be"),
-    ({"max_final_pass_s": 0}, "max_final_pass_s"),
-])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"chunk_ms": 5}, "chunk_ms must be >= 10"),
+        ({"left_context_ms": -1}, "context sizes must be >= 0"),
+        ({"final_pass": "both"}, "final_pass must be"),
+        ({"max_final_pass_s": 0}, "max_final_pass_s"),
+    ],
+)
 def test_streaming_options_are_validated(kwargs, message):
     with pytest.raises(ValueError, match=message):
         StreamingOptions(**kwargs)
@@ -283,7 +297,7 @@ def test_the_last_window_and_its_final_come_from_one_call():
     x = tones(("a", 0.3), ("_", 1.0), ("b", 0.2), ("_", 0.1))
     finals_mid_stream = 0
     for i in range(0, len(x), 1600):
-        s.accept_waveform(SR, x[i:i + 1600])
+        s.accept_waveform(SR, x[i : i + 1600])
         while rec.is_ready(s):
             rec.decode_stream(s)
             assert not rec.finalizing(s)  # no final pass left queued for another step

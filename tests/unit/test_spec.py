@@ -1,5 +1,5 @@
 from dataclasses import dataclass, field
-from typing import Literal, Optional
+from typing import Literal
 
 import pytest
 
@@ -17,7 +17,7 @@ class Optim:
 @dataclass
 class Data:
     train: list[str]
-    max_duration: Optional[float] = None
+    max_duration: float | None = None
 
 
 @dataclass

@@ -14,9 +14,14 @@ RECIPES = ROOT / "recipes"
 STARTER = ROOT / "models" / "quartznet_tiny_synth.pt"
 
 
-@pytest.mark.parametrize("name, cls", [("asr_quartznet_pretrain.yaml", ASRTrainSpec),
-                                       ("asr_citrinet_pretrain.yaml", ASRTrainSpec),
-                                       ("asr_domain_finetune.yaml", ASRFinetuneSpec)])
+@pytest.mark.parametrize(
+    "name, cls",
+    [
+        ("asr_quartznet_pretrain.yaml", ASRTrainSpec),
+        ("asr_citrinet_pretrain.yaml", ASRTrainSpec),
+        ("asr_domain_finetune.yaml", ASRFinetuneSpec),
+    ],
+)
 def test_starter_recipes_load(name, cls):
     spec = load_spec(cls, RECIPES / name)
     if cls is ASRTrainSpec:

@@ -20,8 +20,9 @@ def test_plan_is_a_function_of_seed_and_index():
     a = [plan_utterance(i, "Hello there, old friend.", spec, VOICES) for i in range(50)]
     b = [plan_utterance(i, "Hello there, old friend.", spec, VOICES) for i in reversed(range(50))][::-1]
     assert a == b
-    other = [plan_utterance(i, "Hello there, old friend.", SynthSpec(n_utterances=10, seed=6), VOICES)
-             for i in range(50)]
+    other = [
+        plan_utterance(i, "Hello there, old friend.", SynthSpec(n_utterances=10, seed=6), VOICES) for i in range(50)
+    ]
     assert [u.voice for u in a] != [u.voice for u in other]
     assert {u.engine for u in a} == set(VOICES)  # every engine drawn in 50 utterances with the default weights
     for u in a:
@@ -35,10 +36,13 @@ def test_plan_is_a_function_of_seed_and_index():
             assert 0.85 <= u.rate <= 1.2 and u.noise == (0.0, 0.0)
 
 
-@pytest.mark.parametrize("sentence, spoken", [
-    ("He said: \"go (now)!\"", "He said: \"go (now)!\""),
-    ("It costs $5 today.", "it costs five dollars today"),  # symbols and digits: read the label
-])
+@pytest.mark.parametrize(
+    "sentence, spoken",
+    [
+        ('He said: "go (now)!"', 'He said: "go (now)!"'),
+        ("It costs $5 today.", "it costs five dollars today"),  # symbols and digits: read the label
+    ],
+)
 def test_engine_reads_the_sentence_or_its_label(sentence, spoken):
     u = plan_utterance(0, sentence, SynthSpec(n_utterances=1), VOICES)
     assert u.text == spoken
@@ -73,25 +77,31 @@ def test_holdout_closes_over_recorded_speakers():
     assert holdout_split(voices, ["flite:kal"], 0) == {"flite:kal"}  # explicit lists are taken as given
 
 
-@pytest.mark.parametrize("holdout, message", [
-    (["flite:nobody"], "flite:nobody"),
-    (9, "holdout_voices=9"),
-])
+@pytest.mark.parametrize(
+    "holdout, message",
+    [
+        (["flite:nobody"], "flite:nobody"),
+        (9, "holdout_voices=9"),
+    ],
+)
 def test_holdout_errors_name_the_value(holdout, message):
     with pytest.raises(DataError, match=message):
         holdout_split([v for vs in VOICES.values() for v in vs], holdout, 0)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({}, "exactly one of hours and n_utterances"),
-    ({"hours": 1.0, "n_utterances": 3}, "exactly one"),
-    ({"hours": -1.0}, "hours must be > 0"),
-    ({"n_utterances": 2, "engines": ("espeak",)}, "unknown engine 'espeak'"),
-    ({"n_utterances": 2, "workers": 0}, "workers"),
-    ({"n_utterances": 2, "rate_range": (1.5, 1.0)}, "rate_range"),
-    ({"n_utterances": 2, "pitch_range": (-20.0, 0.0)}, "pitch_range"),
-    ({"n_utterances": 2, "engine_weights": {"flite": -1.0}}, "engine_weights"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({}, "exactly one of hours and n_utterances"),
+        ({"hours": 1.0, "n_utterances": 3}, "exactly one"),
+        ({"hours": -1.0}, "hours must be > 0"),
+        ({"n_utterances": 2, "engines": ("espeak",)}, "unknown engine 'espeak'"),
+        ({"n_utterances": 2, "workers": 0}, "workers"),
+        ({"n_utterances": 2, "rate_range": (1.5, 1.0)}, "rate_range"),
+        ({"n_utterances": 2, "pitch_range": (-20.0, 0.0)}, "pitch_range"),
+        ({"n_utterances": 2, "engine_weights": {"flite": -1.0}}, "engine_weights"),
+    ],
+)
 def test_spec_rejects_bad_values(kwargs, message):
     with pytest.raises(ValueError, match=message):
         SynthSpec(**kwargs)

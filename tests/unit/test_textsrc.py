@@ -25,39 +25,48 @@ def need(*names):
 # --- pure functions ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text, sentences", [
-    ("One. Two words! Three? four", ["One.", "Two words!", "Three? four"]),
-    ('He said "Stop." Then he left.', ['He said "Stop."', "Then he left."]),
-    ("Mr. Smith went home. He slept.", ["Mr. Smith went home.", "He slept."]),
-    ("See e.g. Python docs. Next one", ["See e.g. Python docs.", "Next one"]),
-    ("  spread\n over\tlines.  ", ["spread over lines."]),
-    ("", []),
-])
+@pytest.mark.parametrize(
+    "text, sentences",
+    [
+        ("One. Two words! Three? four", ["One.", "Two words!", "Three? four"]),
+        ('He said "Stop." Then he left.', ['He said "Stop."', "Then he left."]),
+        ("Mr. Smith went home. He slept.", ["Mr. Smith went home.", "He slept."]),
+        ("See e.g. Python docs. Next one", ["See e.g. Python docs.", "Next one"]),
+        ("  spread\n over\tlines.  ", ["spread over lines."]),
+        ("", []),
+    ],
+)
 def test_split_sentences(text, sentences):
     assert list(textsrc._split_sentences(text)) == sentences
 
 
-@pytest.mark.parametrize("sentence, clean", [
-    ("The cat sat on the mat.", "the cat sat on the mat"),
-    ("he admired her long graceful neck", "he admired her long graceful neck"),
-    ('"Is it raining?" she asked, looking out.', "is it raining she asked looking out"),
-    ("Question: Is it better to wait?", "question is it better to wait"),
-    ("It's a well-known fact (mostly).", "it's a well known fact mostly"),
-    ("Too short.", None),
-    ("This sentence has 3 digits in it.", None),  # digits: TTS engines may read them differently
-    ("The LORD spoke to them all.", None),  # all-capital word
-    ("Send it to me@example.com please now.", None),
-    ("See the U.S. report for this.", None),  # inner period (abbreviation)
-    ("Wait... what happened here", None),
-    ("And then they went away;", None),  # fragment
-    ("He said (quietly that it was late.", None),  # unbalanced
-    ('He said "hello to everyone there.', None),
-    ("Call the print() function now please.", None),
-    ("Caf\u00e9 au lait is good for you.", None),  # non-ASCII
-    ("- a list item with words", None),
-    ("one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-     "seventeen eighteen nineteen twenty twentyone.", None),  # 21 words
-])
+@pytest.mark.parametrize(
+    "sentence, clean",
+    [
+        ("The cat sat on the mat.", "the cat sat on the mat"),
+        ("he admired her long graceful neck", "he admired her long graceful neck"),
+        ('"Is it raining?" she asked, looking out.', "is it raining she asked looking out"),
+        ("Question: Is it better to wait?", "question is it better to wait"),
+        ("It's a well-known fact (mostly).", "it's a well known fact mostly"),
+        ("Too short.", None),
+        ("This sentence has 3 digits in it.", None),  # digits: TTS engines may read them differently
+        ("The LORD spoke to them all.", None),  # all-capital word
+        ("Send it to me@example.com please now.", None),
+        ("See the U.S. report for this.", None),  # inner period (abbreviation)
+        ("Wait... what happened here", None),
+        ("And then they went away;", None),  # fragment
+        ("He said (quietly that it was late.", None),  # unbalanced
+        ('He said "hello to everyone there.', None),
+        ("Call the print() function now please.", None),
+        ("Caf\u00e9 au lait is good for you.", None),  # non-ASCII
+        ("- a list item with words", None),
+        (
+            "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+            "seventeen eighteen nineteen twenty twentyone.",
+            None,
+        ),  # 21 words
+    ],
+)
 def test_is_clean(sentence, clean):
     assert is_clean(sentence) == clean
 
@@ -74,8 +83,8 @@ def test_is_clean_word_limits():
 def test_wordnet_reader_takes_quoted_examples_from_glosses(tmp_path):
     header = "  1 This software and database is being provided to you\n"
     lines = {
-        "noun": '00217593 04 n 01 kill 1 002 @ 00217014 n 0000 | the destruction of an enemy plane; '
-                '"the pilot reported two kills during the mission"  \n',
+        "noun": "00217593 04 n 01 kill 1 002 @ 00217014 n 0000 | the destruction of an enemy plane; "
+        '"the pilot reported two kills during the mission"  \n',
         "verb": '00001740 29 v 04 breathe 0 | draw air into the lungs; "I can breathe better. The air is clean"\n',
         "adj": "00001740 00 a 01 able 0 | having the necessary means or skill\n",
         "adv": '00001740 02 r 01 very 0 | precisely; "the very thing"; "so very nice"\n',
@@ -83,8 +92,11 @@ def test_wordnet_reader_takes_quoted_examples_from_glosses(tmp_path):
     for pos, line in lines.items():
         (tmp_path / f"data.{pos}").write_text(header + line)
     assert list(iter_sentences("wordnet", path=tmp_path)) == [
-        "the pilot reported two kills during the mission", "I can breathe better.", "The air is clean",
-        "the very thing", "so very nice",
+        "the pilot reported two kills during the mission",
+        "I can breathe better.",
+        "The air is clean",
+        "the very thing",
+        "so very nice",
     ]
 
 
@@ -96,7 +108,9 @@ def test_fortunes_reader_drops_attributions_and_overstrike(tmp_path):
     )
     (tmp_path / "art").write_text("not read: art is not in the curated list\n")
     assert list(iter_sentences("fortunes", path=tmp_path)) == [
-        "A gift of a flower will soon be made to you.", "Be bold in all things.", "Drain the moat.",
+        "A gift of a flower will soon be made to you.",
+        "Be bold in all things.",
+        "Drain the moat.",
         "Last one here",
     ]
 
@@ -123,9 +137,15 @@ def test_pydocs_reader_keeps_prose_and_marks_code(tmp_path):
     assert len(marked) == 2 and all(is_clean(s) is None for s in marked)
 
 
-@pytest.mark.parametrize("source, package", [
-    ("wordnet", "wordnet-base"), ("fortunes", "fortunes"), ("pydocs", "python3-doc"), ("bible", "bible-kjv-text"),
-])
+@pytest.mark.parametrize(
+    "source, package",
+    [
+        ("wordnet", "wordnet-base"),
+        ("fortunes", "fortunes"),
+        ("pydocs", "python3-doc"),
+        ("bible", "bible-kjv-text"),
+    ],
+)
 def test_missing_package_names_the_debian_package(source, package, tmp_path):
     with pytest.raises(MissingDependencyError, match=rf"text source '{source}'.*apt-get install .*{package}"):
         iter_sentences(source, path=tmp_path / "nothing-here")

@@ -18,8 +18,25 @@ def _stdlib_sentences() -> list[str]:
     """Real English prose available wherever Python runs: sentences of standard-library docstrings."""
     import importlib
 
-    names = ["argparse", "collections", "json", "logging", "pathlib", "subprocess", "textwrap", "threading",
-             "unittest", "inspect", "shutil", "tarfile", "zipfile", "dataclasses", "functools", "email", "http"]
+    names = [
+        "argparse",
+        "collections",
+        "json",
+        "logging",
+        "pathlib",
+        "subprocess",
+        "textwrap",
+        "threading",
+        "unittest",
+        "inspect",
+        "shutil",
+        "tarfile",
+        "zipfile",
+        "dataclasses",
+        "functools",
+        "email",
+        "http",
+    ]
     objects = [importlib.import_module(name) for name in names]
     for mod in list(objects):
         objects += [getattr(mod, name) for name in sorted(dir(mod)) if not name.startswith("_")]
@@ -93,25 +110,31 @@ def test_decode_rejects_blank_and_out_of_range_ids(unigram):
         unigram.decode([unigram.vocab_size])
 
 
-@pytest.mark.parametrize("text, spans", [
-    ("hello world", [(0, 5), (6, 11)]),
-    ("a", [(0, 1)]),
-    ("  a  bc ", [(2, 3), (5, 7)]),
-    ("", []),
-    ("   ", []),
-    ("it's o'clock", [(0, 4), (5, 12)]),
-])
+@pytest.mark.parametrize(
+    "text, spans",
+    [
+        ("hello world", [(0, 5), (6, 11)]),
+        ("a", [(0, 1)]),
+        ("  a  bc ", [(2, 3), (5, 7)]),
+        ("", []),
+        ("   ", []),
+        ("it's o'clock", [(0, 4), (5, 12)]),
+    ],
+)
 def test_char_word_boundaries(text, spans):
     tok = CharTokenizer()
     assert tok.word_boundaries(tok.encode(text)) == spans
     assert [text[s:e] for s, e in spans] == text.split()
 
 
-@pytest.mark.parametrize("vocab, message", [
-    ([], "empty vocabulary"),
-    (["a", "bc"], "entry 1 is 'bc'"),
-    (["a", "b", "a"], r"duplicate labels \['a'\]"),
-])
+@pytest.mark.parametrize(
+    "vocab, message",
+    [
+        ([], "empty vocabulary"),
+        (["a", "bc"], "entry 1 is 'bc'"),
+        (["a", "b", "a"], r"duplicate labels \['a'\]"),
+    ],
+)
 def test_char_vocab_validation(vocab, message):
     with pytest.raises(InputError, match=message):
         CharTokenizer(vocab)
@@ -224,14 +247,17 @@ def test_tokenizers_pickle_for_dataloader_workers(unigram, sentences):
         assert clone == tok and clone.encode(sentences[1]) == tok.encode(sentences[1])
 
 
-@pytest.mark.parametrize("entry, message", [
-    ({"type": "wordpiece"}, "tokenizer type 'wordpiece' is unknown"),
-    ({"vocab": ["a"]}, "expected a mapping with a 'type' key"),
-    ({"type": "char"}, "no 'vocab' list"),
-    ({"type": "sentencepiece", "model": "not bytes"}, "no 'model' bytes"),
-    ({"type": "sentencepiece", "model": b"\x00garbage"}, "not a SentencePiece model"),
-    ({"type": "char", "vocab": ["a", "a"]}, "duplicate labels"),
-])
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        ({"type": "wordpiece"}, "tokenizer type 'wordpiece' is unknown"),
+        ({"vocab": ["a"]}, "expected a mapping with a 'type' key"),
+        ({"type": "char"}, "no 'vocab' list"),
+        ({"type": "sentencepiece", "model": "not bytes"}, "no 'model' bytes"),
+        ({"type": "sentencepiece", "model": b"\x00garbage"}, "not a SentencePiece model"),
+        ({"type": "char", "vocab": ["a", "a"]}, "duplicate labels"),
+    ],
+)
 def test_tokenizer_from_dict_errors(entry, message):
     with pytest.raises((CheckpointError, InputError), match=message):
         tokenizer_from_dict(entry)

@@ -17,8 +17,11 @@ def test_keeps_last_two_and_best_one(tmp_path):
     m = CheckpointManager(tmp_path, keep_last=2, keep_best=1, mode="min")
     for step, wer in [(1, 0.5), (2, 0.3), (3, 0.4), (4, None), (5, None)]:
         m.save(step, payload(step), wer)
-    assert sorted(p.name for p in tmp_path.glob("step-*.pt")) == ["step-00000002.pt", "step-00000004.pt",
-                                                                 "step-00000005.pt"]
+    assert sorted(p.name for p in tmp_path.glob("step-*.pt")) == [
+        "step-00000002.pt",
+        "step-00000004.pt",
+        "step-00000005.pt",
+    ]
     index = json.loads((tmp_path / "index.json").read_text())
     assert index["best"] == "step-00000002.pt" and [e["step"] for e in index["checkpoints"]] == [2, 4, 5]
     assert m.latest().name == "step-00000005.pt"
@@ -35,7 +38,9 @@ def test_max_mode_keeps_highest(tmp_path):
     for step, acc in [(1, 0.9), (2, 0.7), (3, 0.8)]:
         m.save(step, payload(step), acc)
     assert m.best_file() == "step-00000001.pt" and {p.name for p in tmp_path.glob("step-*.pt")} == {
-        "step-00000001.pt", "step-00000003.pt"}
+        "step-00000001.pt",
+        "step-00000003.pt",
+    }
 
 
 def test_foreign_and_missing_files_refused(tmp_path):

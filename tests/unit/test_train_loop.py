@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -42,12 +42,21 @@ class ToyTask:
         g = np.random.default_rng(seed)
         self.labels = g.integers(0, 3, n)
         t = np.arange(64) / 64.0
-        self.x = np.stack([np.sin(2 * np.pi * (2 + 3 * y) * t + g.uniform(0, 6)) for y in self.labels]).astype(np.float32)
+        self.x = np.stack([np.sin(2 * np.pi * (2 + 3 * y) * t + g.uniform(0, 6)) for y in self.labels]).astype(
+            np.float32
+        )
         self.batch_size, self.seed, self.rank, self.world, self.sleep = batch_size, seed, rank, world, sleep
         self.noise = noise
         seed_everything(seed)
-        self.model = nn.Sequential(nn.Conv1d(1, 8, 5, padding=2, bias=False), nn.BatchNorm1d(8), nn.ReLU(), nn.Dropout(dropout),
-                                   nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(8, 3))
+        self.model = nn.Sequential(
+            nn.Conv1d(1, 8, 5, padding=2, bias=False),
+            nn.BatchNorm1d(8),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.AdaptiveAvgPool1d(1),
+            nn.Flatten(),
+            nn.Linear(8, 3),
+        )
 
     def _order(self, epoch):
         return np.random.default_rng([self.seed, epoch]).permutation(len(self.labels))
@@ -59,7 +68,7 @@ class ToyTask:
         order = self._order(epoch)
         gb = self.batch_size * self.world
         for i in range(start_index, self.num_batches(epoch)):
-            idx = order[i * gb:(i + 1) * gb][self.rank::self.world]
+            idx = order[i * gb : (i + 1) * gb][self.rank :: self.world]
             noise = np.random.normal(0, self.noise, (len(idx), 64)).astype(np.float32)
             yield torch.from_numpy(self.x[idx] + noise)[:, None, :], torch.from_numpy(self.labels[idx])
 
@@ -83,15 +92,38 @@ class ToyTask:
         return {"utterances": float(len(batch[1]))}
 
 
-def toy_trainer(out_dir, steps, batch_size=8, dropout=0.2, ckpt_every=5, rank=0, world=1, ctx=None, sleep=0.0,
-                optim="novograd", lines=None):
+def toy_trainer(
+    out_dir,
+    steps,
+    batch_size=8,
+    dropout=0.2,
+    ckpt_every=5,
+    rank=0,
+    world=1,
+    ctx=None,
+    sleep=0.0,
+    optim="novograd",
+    lines=None,
+):
     noise = 0.3 if dropout else 0.0  # the DDP comparison runs without random noise and dropout
     task = ToyTask(batch_size=batch_size, dropout=dropout, rank=rank, world=world, sleep=sleep, noise=noise)
-    spec = TrainerSpec(out_dir=Path(out_dir), max_steps=steps, max_epochs=100, device="cpu", seed=7, log_every=5,
-                       val_every=10, checkpoint_every=ckpt_every, keep_last=2, monitor="err", grad_clip=5.0)
+    spec = TrainerSpec(
+        out_dir=Path(out_dir),
+        max_steps=steps,
+        max_epochs=100,
+        device="cpu",
+        seed=7,
+        log_every=5,
+        val_every=10,
+        checkpoint_every=ckpt_every,
+        keep_last=2,
+        monitor="err",
+        grad_clip=5.0,
+    )
     log = lines.append if lines is not None else None
-    return Trainer(task, spec, OptimSpec(lr=0.05, name=optim, betas=(0.9, 0.5)), ScheduleSpec(warmup_steps=3),
-                   ctx=ctx, log=log)
+    return Trainer(
+        task, spec, OptimSpec(lr=0.05, name=optim, betas=(0.9, 0.5)), ScheduleSpec(warmup_steps=3), ctx=ctx, log=log
+    )
 
 
 def final_weights(out_dir):
@@ -100,8 +132,14 @@ def final_weights(out_dir):
 
 def run_script(*args, **kw):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, str(HERE), *map(str, args)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, str(HERE), *map(str, args)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **kw,
+    )
 
 
 def test_loss_decreases_and_outputs_written(tmp_path):
@@ -149,9 +187,20 @@ def test_bf16_precision_on_cpu(tmp_path, monkeypatch, native):
     task = _DtypeTask(dropout=0.0)
     task.dtypes = set()
     lines = []
-    spec = TrainerSpec(out_dir=tmp_path, max_steps=30, max_epochs=100, device="cpu", seed=7, log_every=5,
-                       val_every=10, monitor="err", precision="bf16")
-    metrics = Trainer(task, spec, OptimSpec(lr=0.05, name="adamw"), ScheduleSpec(warmup_steps=3), log=lines.append).fit()
+    spec = TrainerSpec(
+        out_dir=tmp_path,
+        max_steps=30,
+        max_epochs=100,
+        device="cpu",
+        seed=7,
+        log_every=5,
+        val_every=10,
+        monitor="err",
+        precision="bf16",
+    )
+    metrics = Trainer(
+        task, spec, OptimSpec(lr=0.05, name="adamw"), ScheduleSpec(warmup_steps=3), log=lines.append
+    ).fit()
     assert task.dtypes == ({torch.bfloat16} if native else {torch.float32})
     header = next(line for line in lines if line.startswith("parameters:"))
     assert ("(bf16 autocast)" if native else "(fp32)") in header
@@ -176,14 +225,26 @@ def test_max_time_s_ends_the_run_cleanly(tmp_path):
 def test_fit_schedule_to_time_decays_the_learning_rate_by_the_deadline(tmp_path):
     """With fit_schedule_to_time the schedule is shortened to the steps that fit in max_time_s, so the run ends
     by itself with the learning rate decayed; without it the deadline cuts the schedule near its peak."""
+
     def run(out, fit, resume=False):
         lines = []
         task = ToyTask(dropout=0.0, sleep=0.01)
-        spec = TrainerSpec(out_dir=out, max_steps=100_000, max_epochs=100_000, device="cpu", seed=7, log_every=1,
-                           val_every=40, checkpoint_every=1000, monitor="err", max_time_s=2.0,
-                           fit_schedule_to_time=fit)
-        metrics = Trainer(task, spec, OptimSpec(lr=0.05, name="adamw"), ScheduleSpec(warmup_steps=3),
-                          log=lines.append).fit(resume=resume)
+        spec = TrainerSpec(
+            out_dir=out,
+            max_steps=100_000,
+            max_epochs=100_000,
+            device="cpu",
+            seed=7,
+            log_every=1,
+            val_every=40,
+            checkpoint_every=1000,
+            monitor="err",
+            max_time_s=2.0,
+            fit_schedule_to_time=fit,
+        )
+        metrics = Trainer(
+            task, spec, OptimSpec(lr=0.05, name="adamw"), ScheduleSpec(warmup_steps=3), log=lines.append
+        ).fit(resume=resume)
         lrs = [float(m.group(1)) for m in map(re.compile(r"^epoch \d+ step \d+ loss \S+ lr (\S+)").match, lines) if m]
         return metrics, lrs, lines
 
@@ -191,8 +252,10 @@ def test_fit_schedule_to_time_decays_the_learning_rate_by_the_deadline(tmp_path)
     assert any("optimizer steps fit in the budget" in line for line in lines)
     assert 20 < metrics["steps"] < 100_000
     assert lrs[-1] < 0.25 * 0.05  # the cosine ran (about) to its end: the last step's lr is near zero
-    assert load_checkpoint(sorted((tmp_path / "fit" / "checkpoints").glob("step-*.pt"))[-1])[
-        "train_state"]["fitted_total"] == metrics["steps"]
+    assert (
+        load_checkpoint(sorted((tmp_path / "fit" / "checkpoints").glob("step-*.pt"))[-1])["train_state"]["fitted_total"]
+        == metrics["steps"]
+    )
     again, _, _ = run(tmp_path / "fit", True, resume=True)  # the fitted length is restored: nothing is left to do
     assert again["steps"] == metrics["steps"]
     _, cut, cut_lines = run(tmp_path / "cut", False)
@@ -220,9 +283,24 @@ class _RecordingTask(ToyTask):
 
 
 def _ema_spec(out_dir, **kw):
-    return TrainerSpec(**{**dict(out_dir=Path(out_dir), max_steps=20, max_epochs=100, device="cpu", seed=7,
-                                 log_every=5, val_every=10, checkpoint_every=5, keep_last=2, monitor="err",
-                                 ema_decay=0.8), **kw})
+    return TrainerSpec(
+        **{
+            **dict(
+                out_dir=Path(out_dir),
+                max_steps=20,
+                max_epochs=100,
+                device="cpu",
+                seed=7,
+                log_every=5,
+                val_every=10,
+                checkpoint_every=5,
+                keep_last=2,
+                monitor="err",
+                ema_decay=0.8,
+            ),
+            **kw,
+        }
+    )
 
 
 def test_ema_validates_and_saves_the_average(tmp_path):
@@ -241,8 +319,12 @@ def test_ema_validates_and_saves_the_average(tmp_path):
         for k, v in w.items():
             avg[k] = avg[k] + (1 - d) * (v - avg[k]) if v.is_floating_point() else v.clone()
         averages[step] = {k: v.clone() for k, v in avg.items()}
-    for got, step in ((task.validated[0], 10), (task.validated[1], 20), (final_weights(tmp_path), 20),
-                      (ckpt["state_dict"], 20)):
+    for got, step in (
+        (task.validated[0], 10),
+        (task.validated[1], 20),
+        (final_weights(tmp_path), 20),
+        (ckpt["state_dict"], 20),
+    ):
         for k, v in averages[step].items():
             assert torch.allclose(got[k].float(), v.float(), atol=1e-6), (step, k)
     weight = "6.weight"  # the Linear layer: the average really differs from where training ended
@@ -257,20 +339,30 @@ def test_ema_resume_continues_raw_weights_and_average(tmp_path):
     Trainer(ToyTask(dropout=0.0), ref, OptimSpec(lr=0.05, name="adamw"), ScheduleSpec(warmup_steps=3)).fit()
     cut = tmp_path / "cut"
     spec = _ema_spec(cut, max_time_s=0.12)
-    stopped = Trainer(ToyTask(dropout=0.0, sleep=0.02), spec, OptimSpec(lr=0.05, name="adamw"),
-                      ScheduleSpec(warmup_steps=3)).fit()
+    stopped = Trainer(
+        ToyTask(dropout=0.0, sleep=0.02), spec, OptimSpec(lr=0.05, name="adamw"), ScheduleSpec(warmup_steps=3)
+    ).fit()
     assert stopped["steps"] < 20
     lines = []
-    Trainer(ToyTask(dropout=0.0), dataclasses.replace(spec, max_time_s=None), OptimSpec(lr=0.05, name="adamw"),
-            ScheduleSpec(warmup_steps=3), log=lines.append).fit(resume=True)
+    Trainer(
+        ToyTask(dropout=0.0),
+        dataclasses.replace(spec, max_time_s=None),
+        OptimSpec(lr=0.05, name="adamw"),
+        ScheduleSpec(warmup_steps=3),
+        log=lines.append,
+    ).fit(resume=True)
     assert any("resumed from" in line for line in lines)
     a, b = final_weights(tmp_path / "ref"), final_weights(cut)
     for k in a:
         assert torch.equal(a[k], b[k]), k
     # a checkpoint and a resume that disagree about the average are refused, naming the setting
     with pytest.raises(CheckpointError, match="ema_decay"):
-        Trainer(ToyTask(dropout=0.0), dataclasses.replace(spec, max_time_s=None, ema_decay=0.0),
-                OptimSpec(lr=0.05, name="adamw"), ScheduleSpec(warmup_steps=3)).fit(resume=True)
+        Trainer(
+            ToyTask(dropout=0.0),
+            dataclasses.replace(spec, max_time_s=None, ema_decay=0.0),
+            OptimSpec(lr=0.05, name="adamw"),
+            ScheduleSpec(warmup_steps=3),
+        ).fit(resume=True)
     with pytest.raises(ValueError, match="ema_decay"):
         _ema_spec(tmp_path, ema_decay=1.0)
 
@@ -325,9 +417,23 @@ def test_ddp_two_processes_match_one_with_doubled_batch(tmp_path):
     one = toy_trainer(tmp_path / "one", steps=12, batch_size=8, dropout=0.0, optim="adamw")
     one.fit()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
-                          str(HERE), str(tmp_path / "two"), "12", "--ddp"], env=env, capture_output=True, text=True,
-                         timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node=2",
+            "--master_port=29517",
+            str(HERE),
+            str(tmp_path / "two"),
+            "12",
+            "--ddp",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     a, b = final_weights(tmp_path / "one"), final_weights(tmp_path / "two")
     for k in a:
@@ -340,8 +446,9 @@ def _main(argv):
     sleep = float(argv[argv.index("--sleep") + 1]) if "--sleep" in argv else 0.0
     if "--ddp" in argv:
         ctx = init_distributed("cpu")
-        toy_trainer(out, steps, batch_size=4, dropout=0.0, rank=ctx.rank, world=ctx.world_size, ctx=ctx,
-                    optim="adamw").fit()
+        toy_trainer(
+            out, steps, batch_size=4, dropout=0.0, rank=ctx.rank, world=ctx.world_size, ctx=ctx, optim="adamw"
+        ).fit()
         shutdown_distributed()
         return
     toy_trainer(out, steps, sleep=sleep).fit(resume="--resume" in argv)

@@ -28,8 +28,9 @@ def test_novograd_two_steps_match_hand_computation():
         w.grad = g.clone()
         opt.step()
     assert w.tolist() == pytest.approx(w_hand, abs=1e-6)
-    assert w_hand == pytest.approx([1.0 - 0.1 * 0.61 - 0.1 * (0.9 * 0.61 + 0.0 + 0.01 * (1.0 - 0.061)),
-                                    w_hand[1]], abs=1e-6)  # the first coordinate written out in full
+    assert w_hand == pytest.approx(
+        [1.0 - 0.1 * 0.61 - 0.1 * (0.9 * 0.61 + 0.0 + 0.01 * (1.0 - 0.061)), w_hand[1]], abs=1e-6
+    )  # the first coordinate written out in full
 
 
 def test_build_optimizer_skips_frozen_and_names_the_kind():
@@ -41,11 +42,14 @@ def test_build_optimizer_skips_frozen_and_names_the_kind():
         build_optimizer([b], OptimSpec(lr=1e-3))
 
 
-@pytest.mark.parametrize("data, message", [
-    ({"lr": 0}, "lr must be > 0"),
-    ({"lr": 1e-3, "betas": [0.9, 1.0]}, r"betas must lie in \[0, 1\)"),
-    ({"lr": 1e-3, "name": "sgd"}, "expected one of"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"lr": 0}, "lr must be > 0"),
+        ({"lr": 1e-3, "betas": [0.9, 1.0]}, r"betas must lie in \[0, 1\)"),
+        ({"lr": 1e-3, "name": "sgd"}, "expected one of"),
+    ],
+)
 def test_optim_spec_errors(data, message):
     with pytest.raises(SpecError, match=message):
         spec_from_dict(OptimSpec, data)

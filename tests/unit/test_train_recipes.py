@@ -10,9 +10,14 @@ from speechtao.spec import load_spec
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 
 
-@pytest.mark.parametrize("name, cls", [("asr_quartznet_train.yaml", ASRTrainSpec),
-                                       ("asr_quartznet_finetune.yaml", ASRFinetuneSpec),
-                                       ("asr_citrinet_finetune.yaml", ASRFinetuneSpec)])
+@pytest.mark.parametrize(
+    "name, cls",
+    [
+        ("asr_quartznet_train.yaml", ASRTrainSpec),
+        ("asr_quartznet_finetune.yaml", ASRFinetuneSpec),
+        ("asr_citrinet_finetune.yaml", ASRFinetuneSpec),
+    ],
+)
 def test_recipe_loads(name, cls):
     spec = load_spec(cls, RECIPES / name)
     assert spec.optim.weight_decay == 0.001  # NeMo's default

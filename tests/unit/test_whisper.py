@@ -8,10 +8,15 @@ import numpy as np
 import pytest
 import torch
 
+from speechtao.asr.whisper import (
+    WhisperEncoder,
+    WhisperEncoderConfig,
+    WhisperFeatureSpec,
+    WhisperLogMel,
+    read_ct2_model,
+)
 from speechtao.audio import read_audio
 from speechtao.errors import CheckpointError
-from speechtao.asr.whisper import (WhisperEncoder, WhisperEncoderConfig, WhisperFeatureSpec, WhisperLogMel,
-                                   read_ct2_model)
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "audio_speech_16k.wav"
 LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox/sense_and_sensibility_01_austen_64kb-0880.wav")
@@ -38,8 +43,9 @@ def test_ct2_reader_roundtrip_dtypes_and_aliases(tmp_path):
     b = np.array([1.5, -2.0], dtype=np.float32)
     heads = np.array(6, dtype=np.int16)
     path = tmp_path / "model.bin"
-    path.write_bytes(_ct2_file([("enc/w", w, 4), ("enc/b", b, 0), ("enc/num_heads", heads, 2)],
-                               aliases=[("dec/proj", "enc/w")]))
+    path.write_bytes(
+        _ct2_file([("enc/w", w, 4), ("enc/b", b, 0), ("enc/num_heads", heads, 2)], aliases=[("dec/proj", "enc/w")])
+    )
     m = read_ct2_model(path)
     assert (m.spec_name, m.spec_revision) == ("WhisperSpec", 3)
     assert m.variables["enc/w"].dtype == np.float16 and m.variables["enc/w"].shape == (2, 3)
@@ -49,11 +55,14 @@ def test_ct2_reader_roundtrip_dtypes_and_aliases(tmp_path):
     assert m.variables["dec/proj"] is m.variables["enc/w"]
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda raw: raw[:-9], "truncated"),
-    (lambda raw: raw + b"\0\0", "unexpected bytes"),
-    (lambda raw: struct.pack("<I", 2) + raw[4:], "binary version 2"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda raw: raw[:-9], "truncated"),
+        (lambda raw: raw + b"\0\0", "unexpected bytes"),
+        (lambda raw: struct.pack("<I", 2) + raw[4:], "binary version 2"),
+    ],
+)
 def test_ct2_reader_rejects_damaged_files(tmp_path, damage, message):
     raw = _ct2_file([("enc/w", np.ones((4, 4), np.float16), 4)])
     path = tmp_path / "model.bin"
@@ -76,8 +85,9 @@ def test_log_mel_matches_transformers_feature_extractor(path):
 
     audio = read_audio(path)
     feats, lengths = WhisperLogMel(WhisperFeatureSpec())(torch.from_numpy(audio)[None], torch.tensor([len(audio)]))
-    ref = WhisperFeatureExtractor(feature_size=80)(audio, sampling_rate=16000, padding="longest",
-                                                   return_tensors="np")["input_features"][0]
+    ref = WhisperFeatureExtractor(feature_size=80)(audio, sampling_rate=16000, padding="longest", return_tensors="np")[
+        "input_features"
+    ][0]
     assert int(lengths[0]) == len(audio) // 160 == feats.shape[2]
     np.testing.assert_allclose(feats[0].numpy(), ref[:, : feats.shape[2]], atol=1e-5)
 
@@ -104,9 +114,9 @@ def test_encoder_batch_equals_one_by_one_and_zeroes_padding():
         assert out.shape == (3, 31, 64) and out_lengths.tolist() == [31, 20, 4]
         for b in range(3):
             n = int(lengths[b])
-            alone, _ = enc(feats[b:b + 1, :, :n], lengths[b:b + 1])
+            alone, _ = enc(feats[b : b + 1, :, :n], lengths[b : b + 1])
             torch.testing.assert_close(out[b, : out_lengths[b]], alone[0], rtol=0, atol=1e-5)
-            assert torch.all(out[b, out_lengths[b]:] == 0)
+            assert torch.all(out[b, out_lengths[b] :] == 0)
 
 
 def test_encoder_rejects_audio_longer_than_its_positions():
@@ -118,6 +128,7 @@ def test_encoder_rejects_audio_longer_than_its_positions():
 
 
 # --------------------------------------------------------------------------- the pretrained tiny.en encoder
+
 
 @pytest.fixture(scope="module")
 def pretrained():

@@ -36,8 +36,18 @@ def run(tmp_path_factory):
     def cli(*args):
         return main([str(a) for a in args])
 
-    rc = cli("asr", "finetune", "--spec", RECIPE, f"data.train=[{manifest}]", f"data.validation=[{manifest}]",
-             "data.batch_size=3", "trainer.max_steps=2", f"trainer.out_dir={root / 'run'}", "trainer.log_every=1")
+    rc = cli(
+        "asr",
+        "finetune",
+        "--spec",
+        RECIPE,
+        f"data.train=[{manifest}]",
+        f"data.validation=[{manifest}]",
+        "data.batch_size=3",
+        "trainer.max_steps=2",
+        f"trainer.out_dir={root / 'run'}",
+        "trainer.log_every=1",
+    )
     assert rc == 0
     return root, manifest, cli
 
@@ -57,16 +67,20 @@ def test_finetune_writes_a_whisper_checkpoint(run):
 def test_evaluate_and_infer(run, capsys):
     root, manifest, cli = run
     capsys.readouterr()
-    assert cli("asr", "evaluate", "--model", root / "run" / "final.pt", "--manifest", manifest,
-               "--out", root / "eval") == 0
+    assert (
+        cli("asr", "evaluate", "--model", root / "run" / "final.pt", "--manifest", manifest, "--out", root / "eval")
+        == 0
+    )
     last = capsys.readouterr().out.strip().splitlines()[-1]
     m = LAST_LINE.match(last)
     assert m and int(m.group(3)) == 3, last
     assert json.loads((root / "eval" / "metrics.json").read_text())["n"] == 3
 
     out = root / "hyp.jsonl"
-    assert cli("asr", "infer", "--model", root / "run" / "final.pt", "--out", out, root / "left.wav",
-               root / "door.wav") == 0
+    assert (
+        cli("asr", "infer", "--model", root / "run" / "final.pt", "--out", out, root / "left.wav", root / "door.wav")
+        == 0
+    )
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 2 and all("text" in r for r in rows)
 
@@ -77,8 +91,7 @@ def test_export_onnx(run):
     if "onnx" not in FORMATS:
         pytest.skip("`speechtao asr export --format onnx` is not registered yet")
     root, _, cli = run
-    assert cli("asr", "export", "--model", root / "run" / "final.pt", "--format", "onnx",
-               "--out", root / "w.onnx") == 0
+    assert cli("asr", "export", "--model", root / "run" / "final.pt", "--format", "onnx", "--out", root / "w.onnx") == 0
     from speechtao.export.onnx_export import read_metadata
 
     assert read_metadata(root / "w.onnx")["family"] == "whisper"
@@ -91,9 +104,21 @@ def test_layer_lr_decay_from_the_recipe(run):
 
     root, manifest, cli = run
     out = root / "decay"
-    rc = cli("asr", "finetune", "--spec", RECIPE, f"init_from={root / 'run' / 'final.pt'}", "freeze_encoder=false",
-             "layer_lr_decay=0.5", f"data.train=[{manifest}]", f"data.validation=[{manifest}]", "data.batch_size=3",
-             "trainer.max_steps=2", "trainer.checkpoint_every=1", f"trainer.out_dir={out}")
+    rc = cli(
+        "asr",
+        "finetune",
+        "--spec",
+        RECIPE,
+        f"init_from={root / 'run' / 'final.pt'}",
+        "freeze_encoder=false",
+        "layer_lr_decay=0.5",
+        f"data.train=[{manifest}]",
+        f"data.validation=[{manifest}]",
+        "data.batch_size=3",
+        "trainer.max_steps=2",
+        "trainer.checkpoint_every=1",
+        f"trainer.out_dir={out}",
+    )
     assert rc == 0
     ckpt = load_checkpoint(sorted((out / "checkpoints").glob("step-*.pt"))[0])
     groups = {g["name"]: g for g in ckpt["train_state"]["optimizer"]["param_groups"]}
@@ -103,6 +128,17 @@ def test_layer_lr_decay_from_the_recipe(run):
     assert len(layers) == 4
     for i, name in enumerate(layers):
         assert groups[name]["lr"] == pytest.approx(head * 0.5 ** (4 - i))
-    assert groups["encoder.convs"]["lr"] == pytest.approx(head * 0.5 ** 5)
-    assert cli("asr", "finetune", "--spec", RECIPE, "layer_lr_decay=1.5", f"data.train=[{manifest}]",
-               f"data.validation=[{manifest}]", f"trainer.out_dir={root / 'bad'}") == 2
+    assert groups["encoder.convs"]["lr"] == pytest.approx(head * 0.5**5)
+    assert (
+        cli(
+            "asr",
+            "finetune",
+            "--spec",
+            RECIPE,
+            "layer_lr_decay=1.5",
+            f"data.train=[{manifest}]",
+            f"data.validation=[{manifest}]",
+            f"trainer.out_dir={root / 'bad'}",
+        )
+        == 2
+    )

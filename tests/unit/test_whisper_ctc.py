@@ -40,16 +40,24 @@ def test_forward_shapes_and_blank_last(model):
 def test_freeze_lower_and_layer_lr_decay(model):
     model.freeze_lower(2)
     frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
-    assert frozen == {n for n, _ in model.named_parameters()
-                      if n.startswith(("encoder.conv", "encoder.layers.0.", "encoder.layers.1."))}
+    assert frozen == {
+        n
+        for n, _ in model.named_parameters()
+        if n.startswith(("encoder.conv", "encoder.layers.0.", "encoder.layers.1."))
+    }
     groups = model.parameter_groups(1e-3, layer_decay=0.5)
     assert [(g["name"], g["lr"]) for g in groups] == [("head", 1e-3), ("encoder.layers.2", 5e-4)]
     assert sum(len(g["params"]) for g in groups) == sum(p.requires_grad for p in model.parameters())
 
     model.freeze_lower(-1)
     lrs = {g["name"]: g["lr"] for g in model.parameter_groups(1.0, layer_decay=0.5)}
-    assert lrs == {"head": 1.0, "encoder.layers.2": 0.5, "encoder.layers.1": 0.25, "encoder.layers.0": 0.125,
-                   "encoder.convs": 0.0625}
+    assert lrs == {
+        "head": 1.0,
+        "encoder.layers.2": 0.5,
+        "encoder.layers.1": 0.25,
+        "encoder.layers.0": 0.125,
+        "encoder.convs": 0.0625,
+    }
     with pytest.raises(ValueError, match=r"n_layers must be in \[-1, 3\], got 4"):
         model.freeze_lower(4)
 
@@ -57,8 +65,9 @@ def test_freeze_lower_and_layer_lr_decay(model):
 def test_freeze_encoder_keeps_layernorms_trainable(model):
     model.freeze_encoder(keep_bn_and_se_trainable=True)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
-    assert trainable and all(n.startswith("decoder.") or "_ln." in n or n.startswith("encoder.ln_post.")
-                             for n in trainable)
+    assert trainable and all(
+        n.startswith("decoder.") or "_ln." in n or n.startswith("encoder.ln_post.") for n in trainable
+    )
     model.freeze_encoder(keep_bn_and_se_trainable=False)
     assert all(n.startswith("decoder.") for n, p in model.named_parameters() if p.requires_grad)
 

@@ -36,8 +36,8 @@ def _weaken(model, layer: int, head: int, neurons: list[int]) -> None:
     hd, h = attn.head_dim, attn.n_heads
     with torch.no_grad():
         for part in range(3):
-            attn.qkv.weight[part * h * hd + head * hd: part * h * hd + (head + 1) * hd] *= 0.01
-        attn.out.weight[:, head * hd:(head + 1) * hd] *= 0.01
+            attn.qkv.weight[part * h * hd + head * hd : part * h * hd + (head + 1) * hd] *= 0.01
+        attn.out.weight[:, head * hd : (head + 1) * hd] *= 0.01
         fc1.weight[neurons] *= 0.01
         fc2.weight[:, neurons] *= 0.01
 
@@ -53,12 +53,15 @@ def test_ratio_removes_the_weakest_heads_and_neurons(model):
     assert new.config.encoder.layer_heads == (2, 2) and new.config.encoder.layer_ffn == (48, 48)
     assert new.encoder.layers[1].attn.qkv.weight.shape == (3 * 2 * 16, 64)
     assert new.encoder.layers[1].attn.out.weight.shape == (64, 2 * 16)
-    assert new.encoder.layers[1].mlp[0].weight.shape == (48, 64) and new.encoder.layers[1].mlp[2].weight.shape == (64, 48)
+    assert new.encoder.layers[1].mlp[0].weight.shape == (48, 64) and new.encoder.layers[1].mlp[2].weight.shape == (
+        64,
+        48,
+    )
     # the weakened head and neurons are gone: no kept out-projection column block is the weakened one
     old_out = model.encoder.layers[1].attn.out.weight
     kept_cols = new.encoder.layers[1].attn.out.weight
-    weak = old_out[:, 2 * 16:3 * 16]
-    assert not any(torch.equal(kept_cols[:, k * 16:(k + 1) * 16], weak) for k in range(2))
+    weak = old_out[:, 2 * 16 : 3 * 16]
+    assert not any(torch.equal(kept_cols[:, k * 16 : (k + 1) * 16], weak) for k in range(2))
     kept_rows = new.encoder.layers[1].mlp[0].weight
     for j in (5, 40):
         assert not any(torch.equal(row, model.encoder.layers[1].mlp[0].weight[j]) for row in kept_rows)

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 
-from speechtao.asr.checkpoint import load_model
 from speechtao.asr.whisper import WhisperFeatureSpec, WhisperLogMel, whisper_normalize
 from speechtao.errors import InputError
 from speechtao.serve.backends import OnnxBackend, TorchBackend, load_backend
@@ -22,9 +21,11 @@ CARDS = [DATA / "cards" / f"00{i}.wav" for i in (1, 3)]  # "ten of clubs", "seve
 SENTENCE = DATA / "librivox" / "sense_and_sensibility_01_austen_64kb-0870.wav"  # 7.1 s, many chunk windows
 CALIB = sorted(p for p in Path("/usr/share/sounds/alsa").glob("*_*.wav"))  # alsa-utils' spoken channel names
 
-pytestmark = [pytest.mark.skipif(not STARTER.is_file(), reason=f"{STARTER} is not in this checkout"),
-              pytest.mark.skipif(not SENTENCE.is_file(), reason="apt-get install pocketsphinx-testdata"),
-              pytest.mark.skipif(not CALIB, reason="apt-get install alsa-utils (calibration recordings)")]
+pytestmark = [
+    pytest.mark.skipif(not STARTER.is_file(), reason=f"{STARTER} is not in this checkout"),
+    pytest.mark.skipif(not SENTENCE.is_file(), reason="apt-get install pocketsphinx-testdata"),
+    pytest.mark.skipif(not CALIB, reason="apt-get install alsa-utils (calibration recordings)"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -34,18 +35,34 @@ def exports(tmp_path_factory):
 
     d = tmp_path_factory.mktemp("whisper_exports")
     calib = d / "calib.jsonl"
-    calib.write_text("".join(json.dumps({"audio_filepath": str(w), "duration": 1.0, "text": "x"}) + "\n"
-                             for w in CALIB))
+    calib.write_text(
+        "".join(json.dumps({"audio_filepath": str(w), "duration": 1.0, "text": "x"}) + "\n" for w in CALIB)
+    )
     assert main(["asr", "export", "--model", str(STARTER), "--format", "onnx", "--out", str(d / "model.onnx")]) == 0
-    assert main(["asr", "export", "--model", str(STARTER), "--format", "onnx-int8", "--calib", str(calib),
-                 "--out", str(d / "model.int8.onnx")]) == 0
+    assert (
+        main(
+            [
+                "asr",
+                "export",
+                "--model",
+                str(STARTER),
+                "--format",
+                "onnx-int8",
+                "--calib",
+                str(calib),
+                "--out",
+                str(d / "model.int8.onnx"),
+            ]
+        )
+        == 0
+    )
     return d
 
 
 def _stream(rec, x, piece=1600):
     s = rec.create_stream()
     for k in range(0, len(x), piece):
-        s.accept_waveform(16000, x[k:k + piece])
+        s.accept_waveform(16000, x[k : k + piece])
         while rec.is_ready(s):
             rec.decode_stream(s)
     s.input_finished()
@@ -71,8 +88,14 @@ def test_export_metadata_names_whisper_and_its_front_end(exports):
     for name in ("model.onnx", "model.int8.onnx"):
         meta = read_metadata(exports / name)
         assert meta["family"] == "whisper" and meta["subsampling_factor"] == "2" and meta["normalize_type"] == "whisper"
-        assert json.loads(meta["features"]) == {"sample_rate": 16000, "n_mels": 80, "n_fft": 400, "hop_length": 160,
-                                                "dynamic_range": 8.0, "normalize": "whisper"}
+        assert json.loads(meta["features"]) == {
+            "sample_rate": 16000,
+            "n_mels": 80,
+            "n_fft": 400,
+            "hop_length": 160,
+            "dynamic_range": 8.0,
+            "normalize": "whisper",
+        }
     quant = json.loads(read_metadata(exports / "model.int8.onnx")["quantization"])
     assert quant["op_types"] == ["Conv", "MatMul"]  # the transformer's linear layers are quantized too
     assert (exports / "model.int8.onnx").stat().st_size < 0.4 * (exports / "model.onnx").stat().st_size
@@ -110,23 +133,24 @@ def test_stream_normalization_floors_at_the_running_peak(exports):
     backend.run_features = lambda f, n: (seen.append((f.copy(), n.copy())), real(f, n))[1]
     x = read_audio(SENTENCE, sample_rate=16000)
     s = rec.create_stream()
-    s.accept_waveform(16000, x[:rec.chunk + rec.right])
+    s.accept_waveform(16000, x[: rec.chunk + rec.right])
     rec.decode_stream(s)
     first, n = seen[0]
-    offline, off_n = backend.features(x[None, :rec.chunk + rec.right], np.array([rec.chunk + rec.right]))
+    offline, off_n = backend.features(x[None, : rec.chunk + rec.right], np.array([rec.chunk + rec.right]))
     assert n.tolist() == off_n.tolist()
-    np.testing.assert_allclose(first[0, :, :n[0]], offline[0, :, :n[0]], atol=1e-5)
+    np.testing.assert_allclose(first[0, :, : n[0]], offline[0, :, : n[0]], atol=1e-5)
     # later windows use the peak of everything received so far
-    s.accept_waveform(16000, x[rec.chunk + rec.right: 3 * rec.chunk + rec.right])
+    s.accept_waveform(16000, x[rec.chunk + rec.right : 3 * rec.chunk + rec.right])
     while rec.is_ready(s):
         rec.decode_stream(s)
-    raw, flen = backend.features.raw(x[None, :3 * rec.chunk + rec.right], np.array([3 * rec.chunk + rec.right]))
-    peak = float(raw[0, :, :flen[0]].max())
+    raw, flen = backend.features.raw(x[None, : 3 * rec.chunk + rec.right], np.array([3 * rec.chunk + rec.right]))
+    peak = float(raw[0, :, : flen[0]].max())
     assert rec._peak(s, raw[0]) == pytest.approx(peak, abs=1e-5)
     last, ln = seen[-1]
-    window, wn = backend.features.raw(x[None, 2 * rec.chunk: 3 * rec.chunk + rec.right],
-                                      np.array([rec.chunk + rec.right]))
-    np.testing.assert_allclose(last[0, :, :ln[0]], whisper_normalize(window[0, :, :wn[0]], peak - 8.0), atol=1e-5)
+    window, wn = backend.features.raw(
+        x[None, 2 * rec.chunk : 3 * rec.chunk + rec.right], np.array([rec.chunk + rec.right])
+    )
+    np.testing.assert_allclose(last[0, :, : ln[0]], whisper_normalize(window[0, :, : wn[0]], peak - 8.0), atol=1e-5)
 
 
 def test_int8_stream_gives_the_transcript_of_asr_infer(exports, capsys):
@@ -185,8 +209,11 @@ def test_riva_server_streams_the_whisper_int8_export(exports, tmp_path, capsys):
         config = riva_client.RecognitionConfig(language_code="en-US", enable_word_time_offsets=True)
         scfg = riva_client.StreamingRecognitionConfig(config=config, interim_results=True)
         with riva_client.AudioChunkFileIterator(str(CARDS[0]), 1600) as chunks:
-            results = [r for resp in riva_client.ASRService(auth).streaming_response_generator(chunks, scfg)
-                       for r in resp.results]
+            results = [
+                r
+                for resp in riva_client.ASRService(auth).streaming_response_generator(chunks, scfg)
+                for r in resp.results
+            ]
     finally:
         auth.channel.close()
         running.stop(grace=1.0)

@@ -4,4 +4,10 @@ from .. import register_package
 
 
 def register(sub) -> None:
-    register_package(sub, "asr", "speech recognition: info, train, finetune, evaluate, infer, import-nemo, export", __name__, __path__)
+    register_package(
+        sub,
+        "asr",
+        "speech recognition: info, train, finetune, evaluate, infer, import-nemo, export",
+        __name__,
+        __path__,
+    )

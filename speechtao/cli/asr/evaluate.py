@@ -7,13 +7,20 @@ import sys
 
 def register(actions) -> None:
     p = actions.add_parser(
-        "evaluate", help="word/character error rates of a model on a manifest",
+        "evaluate",
+        help="word/character error rates of a model on a manifest",
         description="Decode a manifest greedily (batched by duration) and score it. Prints the worst "
-                    "utterances, then as the last line: WER x% CER y% (N utterances, H hours).")
+        "utterances, then as the last line: WER x% CER y% (N utterances, H hours).",
+    )
     p.add_argument("--model", required=True, help="checkpoint, .nemo archive or preset name")
     p.add_argument("--manifest", required=True, help="NeMo JSON-lines manifest with reference texts")
-    p.add_argument("--max-wer", type=float, default=None, metavar="PERCENT",
-                   help="exit with status 1 when WER is above this (in percent, e.g. 25)")
+    p.add_argument(
+        "--max-wer",
+        type=float,
+        default=None,
+        metavar="PERCENT",
+        help="exit with status 1 when WER is above this (in percent, e.g. 25)",
+    )
     p.add_argument("--out", default=None, metavar="DIR", help="write metrics.json, utterances.jsonl, worst.txt")
     p.add_argument("--batch-size", type=int, default=16, help="utterances per forward pass (default 16)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
@@ -26,8 +33,7 @@ def run(args) -> int:
     from .. import set_threads
 
     set_threads()
-    opts = EvalOptions(batch_size=args.batch_size, device=args.device, worst=args.worst,
-                       progress=sys.stderr.isatty())
+    opts = EvalOptions(batch_size=args.batch_size, device=args.device, worst=args.worst, progress=sys.stderr.isatty())
     result = evaluate(args.model, args.manifest, opts)
     worst = result.worst(args.worst)
     if worst:
@@ -39,7 +45,6 @@ def run(args) -> int:
         print(f"wrote {args.out}/metrics.json, utterances.jsonl, worst.txt")
     print(summary_line(result.metrics), flush=True)
     if args.max_wer is not None and 100 * result.metrics["wer"] > args.max_wer:
-        print(f"error: WER {100 * result.metrics['wer']:.2f}% is above --max-wer {args.max_wer:g}%",
-              file=sys.stderr)
+        print(f"error: WER {100 * result.metrics['wer']:.2f}% is above --max-wer {args.max_wer:g}%", file=sys.stderr)
         return 1
     return 0

@@ -26,8 +26,9 @@ FORMATS = {
 def register(actions) -> None:
     p = actions.add_parser("export", help="export a model: " + ", ".join(FORMATS))
     p.add_argument("--model", required=True, help="a speechtao checkpoint, a .nemo archive or a preset name")
-    p.add_argument("--format", required=True, choices=sorted(FORMATS),
-                   help="; ".join(f"{k}: {v[1]}" for k, v in FORMATS.items()))
+    p.add_argument(
+        "--format", required=True, choices=sorted(FORMATS), help="; ".join(f"{k}: {v[1]}" for k, v in FORMATS.items())
+    )
     p.add_argument("--out", required=True, help="file to write (triton: the model's folder)")
     add_onnx_arguments(p)
     p.set_defaults(func=run)

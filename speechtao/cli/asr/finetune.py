@@ -10,11 +10,13 @@ and SE layers. Outputs as `asr train`: trainer.out_dir/final.pt, best.pt, checkp
 
 
 def register(actions) -> None:
-    p = actions.add_parser("finetune", help="fine-tune a pretrained model (recipes/asr_quartznet_finetune.yaml)",
-                           description=DESCRIPTION)
+    p = actions.add_parser(
+        "finetune", help="fine-tune a pretrained model (recipes/asr_quartznet_finetune.yaml)", description=DESCRIPTION
+    )
     add_spec_args(p)
-    p.add_argument("--resume", action="store_true",
-                   help="continue the run in trainer.out_dir from its newest checkpoint")
+    p.add_argument(
+        "--resume", action="store_true", help="continue the run in trainer.out_dir from its newest checkpoint"
+    )
     p.set_defaults(func=run)
 
 

@@ -11,11 +11,18 @@ file size, RTF) and write out_dir/report.md, report.json and report.png. Resumab
 
 
 def register(actions) -> None:
-    p = actions.add_parser("flow", help="fine-tune -> prune -> retrain -> INT8 export, evaluated at every stage "
-                                        "(recipes/asr_flow.yaml)", description=DESCRIPTION)
+    p = actions.add_parser(
+        "flow",
+        help="fine-tune -> prune -> retrain -> INT8 export, evaluated at every stage (recipes/asr_flow.yaml)",
+        description=DESCRIPTION,
+    )
     add_spec_args(p)
-    p.add_argument("--stages", default=None, metavar="S1,S2",
-                   help="run only these stages (default: all; see speechtao.flow.STAGES)")
+    p.add_argument(
+        "--stages",
+        default=None,
+        metavar="S1,S2",
+        help="run only these stages (default: all; see speechtao.flow.STAGES)",
+    )
     p.add_argument("--restart", action="store_true", help="forget finished stages of out_dir and run them again")
     p.set_defaults(func=run)
 

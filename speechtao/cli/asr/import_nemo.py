@@ -4,7 +4,9 @@ from __future__ import annotations
 
 
 def register(actions) -> None:
-    p = actions.add_parser("import-nemo", help="convert a NeMo QuartzNet/CitriNet .nemo archive to a speechtao checkpoint")
+    p = actions.add_parser(
+        "import-nemo", help="convert a NeMo QuartzNet/CitriNet .nemo archive to a speechtao checkpoint"
+    )
     p.add_argument("nemo", help="the .nemo archive (NeMo itself is not needed)")
     p.add_argument("--out", required=True, help="checkpoint file to write")
     p.set_defaults(func=run)
@@ -19,6 +21,8 @@ def run(args) -> int:
     out = save_model(args.out, model_payload(loaded.model, loaded.tokenizer, extra=loaded.extra))
     n = parameter_counts(loaded.model)["total"]
     kind = loaded.tokenizer.to_dict()["type"]
-    print(f"wrote {out}: {loaded.config.family}, {n:,} parameters, {loaded.tokenizer.vocab_size}-token {kind} "
-          f"vocabulary, {loaded.config.subsampling_factor}x subsampling")
+    print(
+        f"wrote {out}: {loaded.config.family}, {n:,} parameters, {loaded.tokenizer.vocab_size}-token {kind} "
+        f"vocabulary, {loaded.config.subsampling_factor}x subsampling"
+    )
     return 0

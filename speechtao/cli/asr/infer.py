@@ -7,14 +7,15 @@ import sys
 
 def register(actions) -> None:
     p = actions.add_parser(
-        "infer", help="transcribe audio files or a manifest (JSON lines, CTM or SRT)",
-        description="Transcribe audio with word times (ms from the start of each file) and confidences.")
+        "infer",
+        help="transcribe audio files or a manifest (JSON lines, CTM or SRT)",
+        description="Transcribe audio with word times (ms from the start of each file) and confidences.",
+    )
     p.add_argument("--model", required=True, help="checkpoint, .nemo archive or preset name")
     p.add_argument("files", nargs="*", metavar="FILE", help="audio files (WAV, FLAC, OGG)")
     p.add_argument("--manifest", default=None, help="transcribe the utterances of a manifest instead of FILEs")
     p.add_argument("--format", choices=["jsonl", "ctm", "srt"], default="jsonl", help="output format")
-    p.add_argument("--out", default=None,
-                   help="output file (default stdout); for SRT of several recordings, a folder")
+    p.add_argument("--out", default=None, help="output file (default stdout); for SRT of several recordings, a folder")
     p.add_argument("--batch-size", type=int, default=16, help="utterances per forward pass (default 16)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.set_defaults(func=run)

@@ -7,10 +7,16 @@ import json
 
 def register(actions) -> None:
     p = actions.add_parser("info", help="parameters, MACs per second, subsampling, vocabulary and features of a model")
-    p.add_argument("--model", required=True, help="a preset name (e.g. quartznet_15x5), a speechtao checkpoint or a .nemo")
-    p.add_argument("--vocab-size", type=int, default=None,
-                   help="presets only: vocabulary size to size the decoder for (default: the published one, "
-                        "28 characters for QuartzNet, 1024 SentencePiece tokens for CitriNet)")
+    p.add_argument(
+        "--model", required=True, help="a preset name (e.g. quartznet_15x5), a speechtao checkpoint or a .nemo"
+    )
+    p.add_argument(
+        "--vocab-size",
+        type=int,
+        default=None,
+        help="presets only: vocabulary size to size the decoder for (default: the published one, "
+        "28 characters for QuartzNet, 1024 SentencePiece tokens for CitriNet)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=run)
 
@@ -38,7 +44,9 @@ def collect(ref: str, vocab_size: int | None = None) -> dict:
         source = "preset, random weights"
     else:
         if vocab_size is not None:
-            raise InputError(f"--vocab-size applies to presets only; {ref} carries its own vocabulary (drop the option)")
+            raise InputError(
+                f"--vocab-size applies to presets only; {ref} carries its own vocabulary (drop the option)"
+            )
         loaded = load_model(ref)
         config, model = loaded.config, loaded.model
         tok = loaded.tokenizer.to_dict()
@@ -81,18 +89,34 @@ def run(args) -> int:
     p, m, f, v = info["parameters"], info["macs_per_second"], info["features"], info["vocabulary"]
     lines = [
         ("model", f"{info['model']} ({info['source']})"),
-        ("family", f"{info['family']}, {info['blocks']} encoder "
-                   + ("blocks" if m is not None else "transformer layers")),
-        ("parameters", f"{_fmt_count(p['total'])} = {p['total']:,} (encoder {p['encoder']:,}, decoder {p['decoder']:,})"),
-        ("MACs", f"{_fmt_count(m['total'])} per second of audio (encoder {_fmt_count(m['encoder'])}, "
-                 f"decoder {_fmt_count(m['decoder'])})" if m is not None else "not counted for transformer encoders"),
+        (
+            "family",
+            f"{info['family']}, {info['blocks']} encoder " + ("blocks" if m is not None else "transformer layers"),
+        ),
+        (
+            "parameters",
+            f"{_fmt_count(p['total'])} = {p['total']:,} (encoder {p['encoder']:,}, decoder {p['decoder']:,})",
+        ),
+        (
+            "MACs",
+            f"{_fmt_count(m['total'])} per second of audio (encoder {_fmt_count(m['encoder'])}, "
+            f"decoder {_fmt_count(m['decoder'])})"
+            if m is not None
+            else "not counted for transformer encoders",
+        ),
         ("subsampling", f"{info['subsampling_factor']}x (one output frame per {info['output_frame_ms']:g} ms)"),
-        ("vocabulary", f"{v['size']} {v['type']} tokens + blank (id {info['blank_id']})"
-                       + ("" if v["trained"] else ", untrained")),
-        ("features", f"{f['n_mels']} log-mel at {f['sample_rate']} Hz, window {f['window_size']} s, "
-                     f"hop {f['window_stride']} s, n_fft {f['n_fft'] or 'auto'}, normalize {f['normalize']}, "
-                     f"dither {f['dither']:g}, pad_to {f['pad_to']}" if "window_size" in f
-                     else ", ".join(f"{k} {v}" for k, v in f.items())),
+        (
+            "vocabulary",
+            f"{v['size']} {v['type']} tokens + blank (id {info['blank_id']})" + ("" if v["trained"] else ", untrained"),
+        ),
+        (
+            "features",
+            f"{f['n_mels']} log-mel at {f['sample_rate']} Hz, window {f['window_size']} s, "
+            f"hop {f['window_stride']} s, n_fft {f['n_fft'] or 'auto'}, normalize {f['normalize']}, "
+            f"dither {f['dither']:g}, pad_to {f['pad_to']}"
+            if "window_size" in f
+            else ", ".join(f"{k} {v}" for k, v in f.items()),
+        ),
     ]
     for key, value in lines:
         print(f"{key:<12} {value}")

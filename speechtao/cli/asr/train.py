@@ -11,11 +11,13 @@ speechtao asr train ...`) each process takes its share of every batch."""
 
 
 def register(actions) -> None:
-    p = actions.add_parser("train", help="train a CTC model from scratch (recipes/asr_quartznet_train.yaml)",
-                           description=DESCRIPTION)
+    p = actions.add_parser(
+        "train", help="train a CTC model from scratch (recipes/asr_quartznet_train.yaml)", description=DESCRIPTION
+    )
     add_spec_args(p)
-    p.add_argument("--resume", action="store_true",
-                   help="continue the run in trainer.out_dir from its newest checkpoint")
+    p.add_argument(
+        "--resume", action="store_true", help="continue the run in trainer.out_dir from its newest checkpoint"
+    )
     p.set_defaults(func=run)
 
 

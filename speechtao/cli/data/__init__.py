@@ -4,4 +4,6 @@ from .. import register_package
 
 
 def register(sub) -> None:
-    register_package(sub, "data", "manifests, audio corpora and text: validate, convert, stats, synth, text", __name__, __path__)
+    register_package(
+        sub, "data", "manifests, audio corpora and text: validate, convert, stats, synth, text", __name__, __path__
+    )

@@ -12,15 +12,22 @@ def register(actions) -> None:
         description="Build a NeMo JSON-lines manifest; durations are measured from the audio and audio paths "
         "are written relative to the manifest's folder. Every missing transcript or audio file is reported.",
     )
-    p.add_argument("--from", dest="kind", required=True, choices=SOURCE_KINDS,
-                   help="folder: audio with same-stem .txt transcripts (recursive); csv: header path,text, "
-                        "paths relative to the CSV; librispeech: SPEAKER/CHAPTER/*.trans.txt + .flac")
+    p.add_argument(
+        "--from",
+        dest="kind",
+        required=True,
+        choices=SOURCE_KINDS,
+        help="folder: audio with same-stem .txt transcripts (recursive); csv: header path,text, "
+        "paths relative to the CSV; librispeech: SPEAKER/CHAPTER/*.trans.txt + .flac",
+    )
     p.add_argument("src", help="the folder or CSV file to convert")
     p.add_argument("--out", required=True, help="manifest to write (.jsonl)")
-    p.add_argument("--min-duration", type=float, default=None, metavar="SECONDS",
-                   help="drop utterances shorter than this")
-    p.add_argument("--max-duration", type=float, default=None, metavar="SECONDS",
-                   help="drop utterances longer than this")
+    p.add_argument(
+        "--min-duration", type=float, default=None, metavar="SECONDS", help="drop utterances shorter than this"
+    )
+    p.add_argument(
+        "--max-duration", type=float, default=None, metavar="SECONDS", help="drop utterances longer than this"
+    )
     p.set_defaults(func=run)
 
 

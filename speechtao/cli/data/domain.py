@@ -8,8 +8,9 @@ def register(actions) -> None:
         "domain",
         help="make the bundled custom-domain corpus (smart-home commands, voices unseen in pretraining)",
         description="Synthesize smart-home voice commands with the espeak-ng New York accent and flite rms (voices "
-                    "that the shipped starters never heard) into train.jsonl and test.jsonl. Deterministic for "
-                    "a seed and resumable: rerun the same command to finish an interrupted corpus.")
+        "that the shipped starters never heard) into train.jsonl and test.jsonl. Deterministic for "
+        "a seed and resumable: rerun the same command to finish an interrupted corpus.",
+    )
     p.add_argument("--out", required=True, help="output folder (WAVs, train.jsonl, test.jsonl)")
     p.add_argument("--n-train", type=int, default=160, help="training utterances (default 160)")
     p.add_argument("--n-test", type=int, default=40, help="test utterances, sentences unseen in train (default 40)")
@@ -31,6 +32,8 @@ def run(args) -> int:
     train, test = make_domain_corpus(args.out, spec, log=lambda m: print(m, file=sys.stderr))
     for name, path in (("train", train), ("test", test)):
         s = corpus_summary(path)
-        print(f"{name:<6} {path}  {s['utterances']} utterances, {s['minutes']:.2f} min, {s['voices']} voices, "
-              f"{s['vocabulary']} distinct words")
+        print(
+            f"{name:<6} {path}  {s['utterances']} utterances, {s['minutes']:.2f} min, {s['voices']} voices, "
+            f"{s['vocabulary']} distinct words"
+        )
     return 0

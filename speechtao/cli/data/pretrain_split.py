@@ -8,8 +8,9 @@ def register(actions) -> None:
         "pretrain-split",
         help="split a `data synth` manifest for pretraining: domain voices out, held-out test voices apart",
         description="Write train.jsonl without the custom-domain voices (espeak-ng en-us-nyc, flite rms) and the "
-                    "held-out voices (espeak-ng en-gb-scotland, flite awb), and test.jsonl with the held-out "
-                    "voices only, next to the manifest (or into --out).")
+        "held-out voices (espeak-ng en-gb-scotland, flite awb), and test.jsonl with the held-out "
+        "voices only, next to the manifest (or into --out).",
+    )
     p.add_argument("manifest", help="manifest.jsonl written by `speechtao data synth`")
     p.add_argument("--out", default=None, help="output folder (default: the manifest's folder)")
     p.set_defaults(func=run)

@@ -8,7 +8,8 @@ def register(actions) -> None:
         "realspeech",
         help="manifests of real human speech from Debian packages (pocketsphinx-testdata, alsa-utils)",
         description="Write pocketsphinx.jsonl (10 transcribed utterances of pocketsphinx-testdata), alsa.jsonl (the "
-                    "8 spoken channel names of alsa-utils) and all.jsonl, with absolute audio paths.")
+        "8 spoken channel names of alsa-utils) and all.jsonl, with absolute audio paths.",
+    )
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=run)
 

@@ -27,24 +27,45 @@ def register(actions) -> None:
         "synth",
         help="make a synthetic speech corpus with the offline TTS engines (espeak-ng, flite, festival, piper)",
         description="Synthesize sentences with many voices into 16 kHz WAVs and a NeMo manifest. Deterministic "
-                    "for a seed (whatever --workers) and resumable: rerun the same command to finish a corpus.",
+        "for a seed (whatever --workers) and resumable: rerun the same command to finish a corpus.",
     )
     p.add_argument("--out", required=True, help="output folder (WAVs, manifest.jsonl, train/test.jsonl)")
     size = p.add_mutually_exclusive_group(required=True)
     size.add_argument("--hours", type=float, help="stop at the first utterances that add up to this much audio")
     size.add_argument("--n", type=int, help="number of utterances")
-    p.add_argument("--engines", default="espeak-ng,flite,festival,piper",
-                   help="comma-separated engines (default: all; missing ones are skipped with a note)")
+    p.add_argument(
+        "--engines",
+        default="espeak-ng,flite,festival,piper",
+        help="comma-separated engines (default: all; missing ones are skipped with a note)",
+    )
     p.add_argument("--seed", type=int, default=0, help="decides texts, engines, voices, rates, pitches (default 0)")
     p.add_argument("--workers", type=int, help="parallel processes (default: the number of CPUs)")
-    p.add_argument("--sources", default="", help="comma-separated sentence sources (default: speechtao's default "
-                                                 "set; see `speechtao data text`)")
-    p.add_argument("--rate-range", type=_range, default=(0.85, 1.2), metavar="LOW,HIGH",
-                   help="speaking-rate factor range (default 0.85,1.2)")
-    p.add_argument("--pitch-range", type=_range, default=(-2.0, 2.0), metavar="LOW,HIGH",
-                   help="pitch shift range in semitones (default -2,2)")
-    p.add_argument("--holdout-voices", type=_holdout, default=0, metavar="K|VOICE,...",
-                   help="write train.jsonl/test.jsonl with K held-out voices (or these voices) in test only")
+    p.add_argument(
+        "--sources",
+        default="",
+        help="comma-separated sentence sources (default: speechtao's default set; see `speechtao data text`)",
+    )
+    p.add_argument(
+        "--rate-range",
+        type=_range,
+        default=(0.85, 1.2),
+        metavar="LOW,HIGH",
+        help="speaking-rate factor range (default 0.85,1.2)",
+    )
+    p.add_argument(
+        "--pitch-range",
+        type=_range,
+        default=(-2.0, 2.0),
+        metavar="LOW,HIGH",
+        help="pitch shift range in semitones (default -2,2)",
+    )
+    p.add_argument(
+        "--holdout-voices",
+        type=_holdout,
+        default=0,
+        metavar="K|VOICE,...",
+        help="write train.jsonl/test.jsonl with K held-out voices (or these voices) in test only",
+    )
     p.add_argument("--sample-rate", type=int, default=16000, help="Hz of the written WAVs (default 16000)")
     p.set_defaults(func=run)
 
@@ -58,12 +79,16 @@ def run(args) -> int:
 
     try:
         spec = SynthSpec(
-            hours=args.hours, n_utterances=args.n,
+            hours=args.hours,
+            n_utterances=args.n,
             engines=tuple(e.strip() for e in args.engines.split(",") if e.strip()),
-            seed=args.seed, **({} if args.workers is None else {"workers": args.workers}),
+            seed=args.seed,
+            **({} if args.workers is None else {"workers": args.workers}),
             sources=tuple(s.strip() for s in args.sources.split(",") if s.strip()),
-            rate_range=args.rate_range, pitch_range=args.pitch_range,
-            holdout_voices=args.holdout_voices, sample_rate=args.sample_rate,
+            rate_range=args.rate_range,
+            pitch_range=args.pitch_range,
+            holdout_voices=args.holdout_voices,
+            sample_rate=args.sample_rate,
         )
     except ValueError as exc:
         raise InputError(f"data synth: {exc}") from None

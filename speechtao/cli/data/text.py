@@ -1,7 +1,7 @@
 """``speechtao data text``: a deterministic sample of clean English sentences from Debian text packages.
 
-    speechtao data text --sources wordnet,bible,fortunes --n 1000 --seed 0 --out sentences.txt [--normalize]
-    speechtao data text --list
+speechtao data text --sources wordnet,bible,fortunes --n 1000 --seed 0 --out sentences.txt [--normalize]
+speechtao data text --list
 """
 
 from __future__ import annotations
@@ -16,14 +16,20 @@ def register(actions) -> None:
         description="Write a deterministic sample of clean sentences (letters and plain punctuation, "
         "deduplicated), one per line, and print how many came from each source.",
     )
-    p.add_argument("--sources", default="wordnet,bible,fortunes",
-                   help="comma-separated sources (default: wordnet,bible,fortunes; see --list)")
+    p.add_argument(
+        "--sources",
+        default="wordnet,bible,fortunes",
+        help="comma-separated sources (default: wordnet,bible,fortunes; see --list)",
+    )
     p.add_argument("--n", type=int, default=1000, help="number of sentences (default: 1000)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
     p.add_argument("--min-words", type=int, default=3, help="shortest sentence in words (default: 3)")
     p.add_argument("--max-words", type=int, default=20, help="longest sentence in words (default: 20)")
-    p.add_argument("--normalize", action="store_true",
-                   help="write the normalized spoken form (a-z, apostrophe, space) instead of the raw sentence")
+    p.add_argument(
+        "--normalize",
+        action="store_true",
+        help="write the normalized spoken form (a-z, apostrophe, space) instead of the raw sentence",
+    )
     p.add_argument("--out", help="output text file, one sentence per line")
     p.add_argument("--list", action="store_true", help="list the sources, their packages and licenses, and exit")
     p.set_defaults(func=run)

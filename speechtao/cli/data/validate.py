@@ -11,15 +11,29 @@ def register(actions) -> None:
         "FILE:LINE: problem (fix). Exits 2 when there is any defect.",
     )
     p.add_argument("manifest", help="the .json/.jsonl manifest (relative audio paths resolve against its folder)")
-    p.add_argument("--vocab", metavar="char|FILE",
-                   help="check transcripts against a vocabulary: 'char' (NeMo's 28 symbols: space, a-z, "
-                        "apostrophe) or a file with one character per line")
-    p.add_argument("--no-audio", action="store_true",
-                   help="skip opening the audio files (existence, decoding, length against duration)")
-    p.add_argument("--duration-tolerance", type=float, default=None, metavar="SECONDS",
-                   help="allowed difference between duration and the audio's length (default 0.05)")
-    p.add_argument("--allow-duplicates", action="store_true",
-                   help="accept the same audio_filepath and offset on several lines (deliberate oversampling)")
+    p.add_argument(
+        "--vocab",
+        metavar="char|FILE",
+        help="check transcripts against a vocabulary: 'char' (NeMo's 28 symbols: space, a-z, "
+        "apostrophe) or a file with one character per line",
+    )
+    p.add_argument(
+        "--no-audio",
+        action="store_true",
+        help="skip opening the audio files (existence, decoding, length against duration)",
+    )
+    p.add_argument(
+        "--duration-tolerance",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="allowed difference between duration and the audio's length (default 0.05)",
+    )
+    p.add_argument(
+        "--allow-duplicates",
+        action="store_true",
+        help="accept the same audio_filepath and offset on several lines (deliberate oversampling)",
+    )
     p.set_defaults(func=run)
 
 
@@ -29,8 +43,13 @@ def run(args) -> int:
 
     vocab = load_vocab(args.vocab) if args.vocab else None
     tolerance = DEFAULT_DURATION_TOLERANCE if args.duration_tolerance is None else args.duration_tolerance
-    scan = scan_manifest(args.manifest, vocab=vocab, check_audio=not args.no_audio,
-                         duration_tolerance=tolerance, allow_duplicates=args.allow_duplicates)
+    scan = scan_manifest(
+        args.manifest,
+        vocab=vocab,
+        check_audio=not args.no_audio,
+        duration_tolerance=tolerance,
+        allow_duplicates=args.allow_duplicates,
+    )
     if scan.defects:
         for defect in scan.defects:
             print(defect)

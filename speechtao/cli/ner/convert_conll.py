@@ -4,9 +4,12 @@ from __future__ import annotations
 
 
 def register(actions) -> None:
-    p = actions.add_parser("convert-conll", help="convert a CoNLL column file (word ... tag) to text.txt/labels.txt",
-                           description="Word in the first column, tag in --tag-column (default: last); "
-                           "-DOCSTART- lines are skipped, blank lines end sentences, IOB1 becomes IOB2.")
+    p = actions.add_parser(
+        "convert-conll",
+        help="convert a CoNLL column file (word ... tag) to text.txt/labels.txt",
+        description="Word in the first column, tag in --tag-column (default: last); "
+        "-DOCSTART- lines are skipped, blank lines end sentences, IOB1 becomes IOB2.",
+    )
     p.add_argument("--input", required=True, help="CoNLL file (e.g. eng.train)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--tag-column", type=int, default=-1, help="column index of the tag (default -1: last)")

@@ -16,8 +16,11 @@ def run(args) -> int:
     from .._nlp import run_evaluate
 
     def report(result: dict) -> str:
-        return (format_entity_report(result) + f"\nentity F1 {result['f1']:.4f}; tag accuracy "
-                f"{result['tag_accuracy']:.4f}; {result['sentences']} sentences")
+        return (
+            format_entity_report(result) + f"\nentity F1 {result['f1']:.4f}; tag accuracy "
+            f"{result['tag_accuracy']:.4f}; {result['sentences']} sentences"
+        )
 
-    return run_evaluate(args, TASK, lambda model: evaluate(model, read_dataset(args.data, args.max_samples),
-                                                           args.batch_size), report)
+    return run_evaluate(
+        args, TASK, lambda model: evaluate(model, read_dataset(args.data, args.max_samples), args.batch_size), report
+    )

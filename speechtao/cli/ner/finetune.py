@@ -6,8 +6,9 @@ from .._nlp import FINETUNE_DESCRIPTION, add_finetune_args
 
 
 def register(actions) -> None:
-    p = actions.add_parser("finetune", help="fine-tune NER (recipes/ner_finetune.yaml)",
-                           description=FINETUNE_DESCRIPTION)
+    p = actions.add_parser(
+        "finetune", help="fine-tune NER (recipes/ner_finetune.yaml)", description=FINETUNE_DESCRIPTION
+    )
     add_finetune_args(p)
     p.set_defaults(func=run)
 

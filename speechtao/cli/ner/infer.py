@@ -28,8 +28,7 @@ def run(args) -> int:
     model = load_model(args.model, TASK)
     keep = [w for w in lines if w]
     for words, tags in zip(keep, predict(model, keep)):
-        ents = [{"text": " ".join(words[s:e]), "type": k, "start": s, "end": e}
-                for s, e, k in sorted(entities(tags))]
+        ents = [{"text": " ".join(words[s:e]), "type": k, "start": s, "end": e} for s, e, k in sorted(entities(tags))]
         if args.json:
             print(json.dumps({"words": words, "tags": tags, "entities": ents}))
         else:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 
 def register(actions) -> None:
-    p = actions.add_parser("make-data", help="generate train/dev/test NER datasets (templates + real names)",
-                           description="Fill hand-written templates with people, places and organizations from "
-                           "WordNet and name lists, and generated dates; test templates and test names are "
-                           "disjoint from train/dev. Writes OUT/{train,dev,test}/{text,labels}.txt and stats.json.")
+    p = actions.add_parser(
+        "make-data",
+        help="generate train/dev/test NER datasets (templates + real names)",
+        description="Fill hand-written templates with people, places and organizations from "
+        "WordNet and name lists, and generated dates; test templates and test names are "
+        "disjoint from train/dev. Writes OUT/{train,dev,test}/{text,labels}.txt and stats.json.",
+    )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--train", type=int, default=6000, help="training sentences (default 6000)")
     p.add_argument("--dev", type=int, default=500)

@@ -4,4 +4,10 @@ from .. import register_package
 
 
 def register(sub) -> None:
-    register_package(sub, "punct", "punctuation and capitalization: make-data, finetune, evaluate, infer, prune, export", __name__, __path__)
+    register_package(
+        sub,
+        "punct",
+        "punctuation and capitalization: make-data, finetune, evaluate, infer, prune, export",
+        __name__,
+        __path__,
+    )

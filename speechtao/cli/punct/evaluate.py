@@ -15,5 +15,9 @@ def run(args) -> int:
     from ...nlp.punct import TASK, evaluate, format_evaluation, read_dataset
     from .._nlp import run_evaluate
 
-    return run_evaluate(args, TASK, lambda model: evaluate(model, read_dataset(args.data, args.max_samples),
-                                                           args.batch_size), format_evaluation)
+    return run_evaluate(
+        args,
+        TASK,
+        lambda model: evaluate(model, read_dataset(args.data, args.max_samples), args.batch_size),
+        format_evaluation,
+    )

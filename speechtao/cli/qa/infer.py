@@ -5,10 +5,12 @@ from __future__ import annotations
 
 def register(actions) -> None:
     p = actions.add_parser(
-        "infer", help="answer questions about a context",
+        "infer",
+        help="answer questions about a context",
         description="With --context and --question: print the top answers as `score<TAB>start-end<TAB>text` "
-                    "(`no answer` when the model judges the context does not answer it). With --data: write "
-                    "{id: answer} JSON for every question of a SQuAD file.")
+        "(`no answer` when the model judges the context does not answer it). With --data: write "
+        "{id: answer} JSON for every question of a SQuAD file.",
+    )
     p.add_argument("--model", required=True, help="model folder (model.pt), export folder or .onnx file")
     p.add_argument("--context", default=None, help="the paragraph (text, or @FILE to read it from a file)")
     p.add_argument("--question", default=None, help="the question")

@@ -17,13 +17,22 @@ def register(actions) -> None:
     p.add_argument("--train", type=int, default=8000, help="training questions (about; default 8000)")
     p.add_argument("--validation", type=int, default=800, help="validation questions (default 800)")
     p.add_argument("--test", type=int, default=800, help="held-out test questions (about; default 800)")
-    p.add_argument("--unanswerable", type=float, default=0.2, help="fraction of unanswerable questions (0: SQuAD "
-                   "1.1-style data, all answerable)")
-    p.add_argument("--sources", default="facts,wordnet,bible",
-                   help="comma-separated sources to mix (facts, wordnet, bible)")
-    p.add_argument("--cloze", type=int, default=3000,
-                   help="training questions asked of real sentences by rule (WordNet examples, Bible, fortunes; "
-                        "default 3000; 0: none)")
+    p.add_argument(
+        "--unanswerable",
+        type=float,
+        default=0.2,
+        help="fraction of unanswerable questions (0: SQuAD 1.1-style data, all answerable)",
+    )
+    p.add_argument(
+        "--sources", default="facts,wordnet,bible", help="comma-separated sources to mix (facts, wordnet, bible)"
+    )
+    p.add_argument(
+        "--cloze",
+        type=int,
+        default=3000,
+        help="training questions asked of real sentences by rule (WordNet examples, Bible, fortunes; "
+        "default 3000; 0: none)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run)
 
@@ -37,10 +46,20 @@ def run(args) -> int:
     unknown = [s for s in names if s not in weights]
     if unknown or not names:
         raise InputError(f"--sources {args.sources!r}: unknown source(s) {unknown} (choose from facts, wordnet, bible)")
-    card = make_qa_data(args.out, args.train, args.validation, args.test, args.seed, args.unanswerable,
-                        {s: weights[s] for s in names}, args.cloze)
+    card = make_qa_data(
+        args.out,
+        args.train,
+        args.validation,
+        args.test,
+        args.seed,
+        args.unanswerable,
+        {s: weights[s] for s in names},
+        args.cloze,
+    )
     for name, info in card["splits"].items():
-        print(f"{name}: {info['questions']} questions ({info['unanswerable']} unanswerable) on {info['paragraphs']} "
-              f"paragraphs; by source {json.dumps(info['by_source'])}")
+        print(
+            f"{name}: {info['questions']} questions ({info['unanswerable']} unanswerable) on {info['paragraphs']} "
+            f"paragraphs; by source {json.dumps(info['by_source'])}"
+        )
     print(f"wrote {args.out}/train.json, validation.json, test.json, data_card.json")
     return 0

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 def register(actions) -> None:
     p = actions.add_parser(
-        "prune", help="prune a QA model (heads, FFN neurons, layers) and retrain it",
+        "prune",
+        help="prune a QA model (heads, FFN neurons, layers) and retrain it",
         description="Score every attention head and FFN neuron by first-order importance on training batches, "
-                    "keep the most important fractions (or drop top layers), retrain for --retrain-steps on the "
-                    "training data and write a model folder with prune_report.json. Validation F1 picks the "
-                    "retrained weights and the no-answer threshold.")
+        "keep the most important fractions (or drop top layers), retrain for --retrain-steps on the "
+        "training data and write a model folder with prune_report.json. Validation F1 picks the "
+        "retrained weights and the no-answer threshold.",
+    )
     p.add_argument("--model", required=True, help="model folder written by `speechtao qa finetune`")
     p.add_argument("--train", required=True, help="SQuAD JSON for importance scores and retraining")
     p.add_argument("--validation", required=True, help="SQuAD JSON for picking the retrained weights")
@@ -37,8 +39,18 @@ def run(args) -> int:
         options = PruneOptions(args.keep_heads, args.keep_ffn, args.drop_layers, args.score_batches)
     except ValueError as exc:
         raise InputError(f"prune options: {exc}") from None
-    report = prune(QAModel.load(args.model), args.train, args.validation, args.out, options, args.retrain_steps,
-                   args.lr, args.batch_size, args.max_train_samples, args.max_val_samples)
+    report = prune(
+        QAModel.load(args.model),
+        args.train,
+        args.validation,
+        args.out,
+        options,
+        args.retrain_steps,
+        args.lr,
+        args.batch_size,
+        args.max_train_samples,
+        args.max_val_samples,
+    )
     ev = report.get("eval") or {}
     if ev:
         print(f"pruned model: EM {ev['exact']:.2f} F1 {ev['f1']:.2f} on {args.validation}")

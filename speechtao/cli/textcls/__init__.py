@@ -4,4 +4,6 @@ from .. import register_package
 
 
 def register(sub) -> None:
-    register_package(sub, "textcls", "text classification: make-data, finetune, evaluate, infer, prune, export", __name__, __path__)
+    register_package(
+        sub, "textcls", "text classification: make-data, finetune, evaluate, infer, prune, export", __name__, __path__
+    )

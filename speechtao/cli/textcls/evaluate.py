@@ -15,5 +15,9 @@ def run(args) -> int:
     from ...nlp.textcls import TASK, evaluate, format_evaluation, read_tsv
     from .._nlp import run_evaluate
 
-    return run_evaluate(args, TASK, lambda model: evaluate(
-        model, read_tsv(args.data, model.labels["label"], args.max_samples), args.batch_size), format_evaluation)
+    return run_evaluate(
+        args,
+        TASK,
+        lambda model: evaluate(model, read_tsv(args.data, model.labels["label"], args.max_samples), args.batch_size),
+        format_evaluation,
+    )
