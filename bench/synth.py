@@ -17,8 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from speechtao.data.synth import ENGINES, SynthSpec, list_voices, summarize, synthesize_corpus
-from speechtao.data.textsrc import load_sentences
+from speechtao.corpora.synth import ENGINES, SynthSpec, list_voices, summarize, synthesize_corpus
+from speechtao.corpora.textsrc import load_sentences
 
 
 def _cpu_seconds() -> float:

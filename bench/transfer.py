@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     from speechtao.asr.evaluate import EvalOptions, evaluate
     from speechtao.asr.train import ASRFinetuneSpec, ASRTrainSpec
     from speechtao.asr.train import run as run_training
-    from speechtao.data.domain import make_domain_corpus
+    from speechtao.corpora.domain import make_domain_corpus
     from speechtao.spec import load_spec, spec_from_dict, spec_to_dict
     from speechtao.text.tokenizers import CharTokenizer
 

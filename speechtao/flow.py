@@ -2,7 +2,7 @@
 
 Stages, in order (each writes ``<out_dir>/stages/<name>.json``; a rerun skips the stages already done)::
 
-    domain               make the bundled custom-domain corpus (speechtao.data.domain), unless present
+    domain               make the bundled custom-domain corpus (speechtao.corpora.domain), unless present
     evaluate_starter     WER/CER of the pretrained starter on the domain test split
     finetune             fine-tune the starter on the domain train split  (recipe + overrides)
     evaluate_finetuned
@@ -388,7 +388,7 @@ class Flow:
 
     # -- stage implementations (each returns the fields of its record)
     def stage_domain(self) -> dict:
-        from .data.domain import DomainSpec, corpus_summary, make_domain_corpus
+        from .corpora.domain import DomainSpec, corpus_summary, make_domain_corpus
 
         d = self.spec.domain
         train, test = make_domain_corpus(

@@ -481,7 +481,7 @@ class NerDataOptions:
 
 def _plain_sentences(n: int, seed: int) -> list[NerExample]:
     """Real sentences with no capitalized word past the first (so no unlabeled names): all ``O``."""
-    from ..data.textsrc import is_clean, iter_sentences
+    from ..corpora.textsrc import is_clean, iter_sentences
 
     out: list[NerExample] = []
     try:

@@ -8,7 +8,7 @@ Data: NeMo's two-file format, one example per line in each file of a folder::
 
 The punctuation label (first character) is one of ``O , . ?`` (nothing, comma, period, question mark);
 the capitalization label (second) is ``U`` (first letter upper case) or ``O``. :func:`make_data` builds such
-folders from real punctuated English (:mod:`speechtao.data.textsrc`): ``; :`` count as commas and ``!`` as a
+folders from real punctuated English (:mod:`speechtao.corpora.textsrc`): ``; :`` count as commas and ``!`` as a
 period, as NeMo's default label set does.
 
 Usage::
@@ -186,7 +186,7 @@ def source_documents(source: str, doc_sentences: int, min_words: int = 2, max_wo
     """Runs of consecutive clean sentences of ``source`` (file order), cut into documents of at most
     ``doc_sentences``; a sentence that fails the cleaning filter ends the run (its neighbours are not adjacent).
     WordNet's gloss examples get a capital first letter and a final period when they lack them."""
-    from ..data.textsrc import is_clean, iter_sentences
+    from ..corpora.textsrc import is_clean, iter_sentences
 
     docs: list[list[str]] = []
     run: list[str] = []

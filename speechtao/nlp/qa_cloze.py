@@ -3,7 +3,7 @@
 The templated QA sources (:mod:`speechtao.nlp.qa_data`) teach some twenty relations well and nothing else: on
 hand-written questions about other relations (``bench/qa_handwritten_dev.json``) a model trained on them
 mostly answers nothing or the wrong span. This module turns real sentences (WordNet 3.0 usage examples, the
-King James Bible, fortune files; see :mod:`speechtao.data.textsrc`) into questions whose answer is a span of
+King James Bible, fortune files; see :mod:`speechtao.corpora.textsrc`) into questions whose answer is a span of
 the sentence, in two ways:
 
 * **wh-questions with do-support** for simple ``subject verb ...`` sentences, using WordNet's word lists and
@@ -197,7 +197,7 @@ class _Lexicon:
         }
         missing = [str(p) for p in files.values() if not p.is_file()]
         if missing:
-            from ..data.textsrc import SOURCES, _missing
+            from ..corpora.textsrc import SOURCES, _missing
 
             raise _missing(SOURCES["wordnet"], f"the WordNet files {', '.join(missing)}")
         self.nouns = self._index(files["index.noun"])
@@ -470,8 +470,8 @@ def cloze_examples(
 ) -> list:
     """``n`` training questions (:class:`speechtao.nlp.qa_data.QAExample`) about real paragraphs, ids
     ``train-cloze-<k>``; ``sentences`` gives each source's sentences in text order (default: read with
-    :func:`speechtao.data.textsrc.iter_sentences`)."""
-    from ..data.textsrc import iter_sentences
+    :func:`speechtao.corpora.textsrc.iter_sentences`)."""
+    from ..corpora.textsrc import iter_sentences
     from .qa_data import Answer, QAExample, bible_test_sentences
 
     if n < 0 or not 0.0 <= unanswerable < 0.5:

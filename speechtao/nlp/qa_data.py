@@ -1294,8 +1294,8 @@ def _wordnet_synsets(root: Path = Path("/usr/share/wordnet")) -> dict[str, list[
     4-20 word definition (the gloss up to its first ``;``)."""
     data = root / "data.noun"
     if not data.is_file():
-        from ..data.textsrc import SOURCES as TEXT_SOURCES
-        from ..data.textsrc import _missing
+        from ..corpora.textsrc import SOURCES as TEXT_SOURCES
+        from ..corpora.textsrc import _missing
 
         raise _missing(TEXT_SOURCES["wordnet"], f"the WordNet noun file {data}")
     groups: dict[str, list[tuple[str, str, str]]] = {}
@@ -1462,7 +1462,7 @@ def bible_test_sentences(sentences: Sequence[str]) -> set[str]:
 
 
 def _bible_paragraphs(rng: random.Random, split: str, n: int) -> list[QAExample]:
-    from ..data.textsrc import iter_sentences
+    from ..corpora.textsrc import iter_sentences
 
     sentences = list(iter_sentences("bible"))
     out: list[QAExample] = []

@@ -6,7 +6,7 @@ Data: a TSV file, one example per line, ``sentence<TAB>label`` (no header)::
     The value of the function is cached.	pydocs
 
 :func:`make_data` builds a corpus whose label is the source a sentence came from (``wordnet``, ``bible``,
-``fortunes``, ``pydocs``; see :mod:`speechtao.data.textsrc`): documents (runs of consecutive sentences) are
+``fortunes``, ``pydocs``; see :mod:`speechtao.corpora.textsrc`): documents (runs of consecutive sentences) are
 assigned whole to train, dev or test by a seeded hash, and a sentence whose normalized text also occurs in
 dev or test is dropped from train. Scores: accuracy and per-class precision/recall/F1 with macro averages.
 """

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.skipif(
 def test_transfer_bench_runs_both_arms(tmp_path, capsys):
     import transfer
 
-    from speechtao.data.domain import DomainSpec, make_domain_corpus
+    from speechtao.corpora.domain import DomainSpec, make_domain_corpus
 
     make_domain_corpus(tmp_path / "domain", DomainSpec(n_train=6, n_test=3), log=lambda _: None)
     out = tmp_path / "bench"

@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 
 from speechtao.cli import main
-from speechtao.data.synth import list_voices
+from speechtao.corpora.synth import list_voices
 
 FAST = "espeak-ng,flite"  # the engines that start in milliseconds
 BASE = ("--n", "6", "--engines", FAST, "--sources", "wordnet")  # wordnet: the quickest sentence source to load

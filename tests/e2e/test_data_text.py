@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-from speechtao.data.textsrc import SOURCES, is_available, is_clean, load_sentences
+from speechtao.corpora.textsrc import SOURCES, is_available, is_clean, load_sentences
 from speechtao.text.normalize import OUTPUT_ALPHABET, normalize_text
 
 

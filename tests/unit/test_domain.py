@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from speechtao.data.domain import (
+from speechtao.corpora.domain import (
     DOMAIN_VOICES,
     HELDOUT_VOICES,
     DomainSpec,
@@ -17,8 +17,8 @@ from speechtao.data.domain import (
     plan,
     pretrain_split,
 )
+from speechtao.corpora.realspeech import alsa_entries, parse_transcription, pocketsphinx_entries
 from speechtao.data.manifest import read_manifest
-from speechtao.data.realspeech import alsa_entries, parse_transcription, pocketsphinx_entries
 from speechtao.errors import DataError, InputError
 from speechtao.text.normalize import normalize_text
 
@@ -168,7 +168,7 @@ def test_make_domain_corpus_small_resumes_and_refuses_other_options(tmp_path):
 
 
 def test_realspeech_manifests_of_the_installed_packages(tmp_path):
-    from speechtao.data.realspeech import ALSA_DIR, POCKETSPHINX_DIR, write_realspeech_manifests
+    from speechtao.corpora.realspeech import ALSA_DIR, POCKETSPHINX_DIR, write_realspeech_manifests
 
     if (
         not (POCKETSPHINX_DIR / "cards" / "cards.transcription").is_file()

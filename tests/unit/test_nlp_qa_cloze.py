@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from speechtao.data.textsrc import is_available
+from speechtao.corpora.textsrc import is_available
 
 pytestmark = pytest.mark.skipif(not is_available("wordnet"), reason="needs WordNet (apt-get install wordnet-base)")
 
@@ -92,7 +92,7 @@ def test_same_arguments_same_examples(examples):
 
 
 def test_bible_paragraphs_of_test_stay_unseen(examples):
-    from speechtao.data.textsrc import iter_sentences
+    from speechtao.corpora.textsrc import iter_sentences
     from speechtao.nlp.qa_data import bible_test_sentences
 
     held_out = [s for s in bible_test_sentences(list(iter_sentences("bible"))) if len(s) > 30]

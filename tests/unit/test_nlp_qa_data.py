@@ -220,7 +220,7 @@ def test_training_templates_leave_the_hand_written_relations_untaught():
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory):
-    from speechtao.data.textsrc import is_available
+    from speechtao.corpora.textsrc import is_available
 
     missing = [s for s in ("wordnet", "bible") if not is_available(s)]
     if missing:

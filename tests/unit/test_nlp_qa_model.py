@@ -67,7 +67,7 @@ def qa_model(tmp_path_factory):
         return QAModel.load(given)
     from pathlib import Path
 
-    from speechtao.data.textsrc import is_available
+    from speechtao.corpora.textsrc import is_available
     from speechtao.nlp.qa import QAFinetuneSpec, finetune
     from speechtao.nlp.qa_data import make_qa_data
     from speechtao.spec import load_spec

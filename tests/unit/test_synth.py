@@ -1,10 +1,10 @@
-"""speechtao.data.synth without running engines: planning, trimming, splitting, spec checks, chunking."""
+"""speechtao.corpora.synth without running engines: planning, trimming, splitting, spec checks, chunking."""
 
 import numpy as np
 import pytest
 
-from speechtao.data import synth
-from speechtao.data.synth import SynthSpec, holdout_split, plan_utterance, trim_silence
+from speechtao.corpora import synth
+from speechtao.corpora.synth import SynthSpec, holdout_split, plan_utterance, trim_silence
 from speechtao.errors import DataError, InputError, MissingDependencyError
 
 VOICES = {

@@ -2,8 +2,8 @@ import re
 
 import pytest
 
-from speechtao.data import textsrc
-from speechtao.data.textsrc import (
+from speechtao.corpora import textsrc
+from speechtao.corpora.textsrc import (
     DEFAULT_SOURCES,
     SOURCES,
     is_available,

@@ -22,7 +22,7 @@ def register(actions) -> None:
 def run(args) -> int:
     import sys
 
-    from ...data.domain import DomainSpec, corpus_summary, make_domain_corpus
+    from ...corpora.domain import DomainSpec, corpus_summary, make_domain_corpus
     from ...errors import InputError
 
     try:

@@ -17,7 +17,7 @@ def register(actions) -> None:
 
 
 def run(args) -> int:
-    from ...data.domain import pretrain_split
+    from ...corpora.domain import pretrain_split
 
     train, test, c = pretrain_split(args.manifest, args.out)
     print(f"train  {train}  {c['train']} utterances, {c['train_hours']:.3f} h")

@@ -15,8 +15,8 @@ def register(actions) -> None:
 
 
 def run(args) -> int:
+    from ...corpora.realspeech import write_realspeech_manifests
     from ...data.manifest import read_manifest
-    from ...data.realspeech import write_realspeech_manifests
 
     for name, path in write_realspeech_manifests(args.out).items():
         entries = read_manifest(path)

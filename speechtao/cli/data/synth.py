@@ -74,7 +74,7 @@ def run(args) -> int:
     import sys
     import time
 
-    from ...data.synth import SynthSpec, summarize, synthesize_corpus
+    from ...corpora.synth import SynthSpec, summarize, synthesize_corpus
     from ...errors import InputError
 
     try:

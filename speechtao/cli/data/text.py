@@ -36,7 +36,7 @@ def register(actions) -> None:
 
 
 def run(args) -> int:
-    from ...data.textsrc import SOURCES, is_available, mix_sentences, sample_sentences
+    from ...corpora.textsrc import SOURCES, is_available, mix_sentences, sample_sentences
     from ...errors import InputError
     from ...text.normalize import normalize_text
 

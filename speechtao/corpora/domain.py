@@ -34,9 +34,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from ..data.manifest import ManifestEntry, read_manifest, write_manifest
 from ..errors import DataError, InputError, MissingDependencyError
 from ..text.normalize import normalize_text
-from .manifest import ManifestEntry, read_manifest, write_manifest
 
 # Voices of the domain (a voice matches a prefix when it equals it or continues with "+variant").
 DOMAIN_VOICES: tuple[str, ...] = ("espeak-ng:en-us-nyc", "flite:rms")
@@ -192,7 +192,7 @@ def domain_voices() -> list[str]:
 
 
 def plan(spec: DomainSpec, voices: Sequence[str]) -> tuple[list, list]:
-    """The planned :class:`speechtao.data.synth.Utterance` lists ``(train, test)``; indices run on from train."""
+    """The planned :class:`speechtao.corpora.synth.Utterance` lists ``(train, test)``; indices run on from train."""
     from .synth import Utterance
 
     train_text, test_text = domain_sentences(spec.n_train, spec.n_test, spec.seed)

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import soundfile as sf
 
+from ..data.manifest import ManifestEntry, write_manifest
 from ..errors import DataError, MissingDependencyError
-from .manifest import ManifestEntry, write_manifest
 
 POCKETSPHINX_DIR = Path("/usr/share/pocketsphinx/test/data")
 ALSA_DIR = Path("/usr/share/sounds/alsa")

@@ -51,9 +51,9 @@ import numpy as np
 import soundfile as sf
 import yaml
 
+from ..data.manifest import ManifestEntry, write_manifest
 from ..errors import DataError, InputError, MissingDependencyError
 from ..text.normalize import normalize_text
-from .manifest import ManifestEntry, write_manifest
 from .textsrc import load_sentences
 
 ENGINES: tuple[str, ...] = ("espeak-ng", "flite", "festival", "piper")
@@ -110,7 +110,7 @@ class SynthSpec:
     workers: int = field(
         default_factory=lambda: os.cpu_count() or 1
     )  # parallel processes; output does not depend on it
-    sources: tuple[str, ...] = ()  # sentence sources for speechtao.data.textsrc (empty: its default)
+    sources: tuple[str, ...] = ()  # sentence sources for speechtao.corpora.textsrc (empty: its default)
     rate_range: tuple[float, float] = (0.85, 1.2)  # speaking-rate factor (1.0 = engine default, 1.2 = faster)
     pitch_range: tuple[float, float] = (-2.0, 2.0)  # pitch shift in semitones, applied with sox
     holdout_voices: int | tuple[str, ...] = 0  # K voices (or these voices) only in test.jsonl; 0: no split

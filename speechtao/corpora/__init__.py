@@ -1,0 +1,1 @@
+"""Everything that *makes* data: speech synthesis, the bundled domain, text sources, real recordings, NLP corpora."""
