@@ -178,7 +178,7 @@ def domain_sentences(n_train: int, n_test: int, seed: int) -> tuple[list[str], l
 
 def domain_voices() -> list[str]:
     """The installed voices of :data:`DOMAIN_VOICES`, sorted (raises when none is installed)."""
-    from .synth import list_voices
+    from .tts import list_voices
 
     found = []
     for engine in ("espeak-ng", "flite"):
@@ -193,7 +193,7 @@ def domain_voices() -> list[str]:
 
 def plan(spec: DomainSpec, voices: Sequence[str]) -> tuple[list, list]:
     """The planned :class:`speechtao.corpora.synth.Utterance` lists ``(train, test)``; indices run on from train."""
-    from .synth import Utterance
+    from .tts import Utterance
 
     train_text, test_text = domain_sentences(spec.n_train, spec.n_test, spec.seed)
     # flite has one domain voice, espeak-ng dozens of variants: draw the engine first (half each), then a voice.
@@ -243,7 +243,7 @@ def make_domain_corpus(
     """Make (or finish) the domain corpus in ``out_dir``; returns the paths of ``train.jsonl`` and ``test.jsonl``."""
     from concurrent.futures import ProcessPoolExecutor
 
-    from .synth import _chunks, _wav_seconds, synthesize_chunk
+    from .tts import plan_chunks, synthesize_chunk, wav_seconds
 
     out = Path(out_dir)
     _check_spec_file(out, spec)
@@ -251,14 +251,14 @@ def make_domain_corpus(
     seconds: dict[int, float] = {}
     todo = []
     for u in train + test:
-        s = _wav_seconds(out / u.relpath())
+        s = wav_seconds(out / u.relpath())
         if s is None:
             todo.append(u)
         else:
             seconds[u.index] = s
     if todo:
         log(f"domain: synthesizing {len(todo)} utterances into {out}")
-        jobs = _chunks(todo, 8)
+        jobs = plan_chunks(todo, 8)
         with ProcessPoolExecutor(max_workers=spec.workers) as pool:
             for done in pool.map(synthesize_chunk, jobs, [out] * len(jobs), [spec.sample_rate] * len(jobs)):
                 seconds.update(dict(done))

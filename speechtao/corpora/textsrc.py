@@ -463,3 +463,28 @@ def mix_sentences(picked: dict[str, list[str]], seed: int = 0) -> list[str]:
     out = [s for sents in picked.values() for s in sents]
     random.Random(f"{seed}:mix").shuffle(out)
     return out
+
+
+def source_documents(source: str, doc_sentences: int, min_words: int = 2, max_words: int = 30) -> list[list[str]]:
+    """Runs of consecutive clean sentences of ``source`` (file order), cut into documents of at most
+    ``doc_sentences``; a sentence that fails the cleaning filter ends the run (its neighbours are not adjacent).
+    WordNet's gloss examples get a capital first letter and a final period when they lack them."""
+    docs: list[list[str]] = []
+    run: list[str] = []
+    for s in iter_sentences(source):
+        if is_clean(s, min_words, max_words) is None:
+            if run:
+                docs.append(run)
+            run = []
+            continue
+        if source == "wordnet":  # gloss examples start lower case and lack a final stop: make them sentences
+            s = s[0].upper() + s[1:]
+            if s[-1] not in ".!?\"'":
+                s += "."
+        run.append(s)
+        if len(run) >= doc_sentences:
+            docs.append(run)
+            run = []
+    if run:
+        docs.append(run)
+    return docs

@@ -7,8 +7,8 @@ Data: NeMo's two-file format, one example per line in each file of a folder::
     labels.txt   OU OO ?O UO OO .O                        per word: punctuation after it + case
 
 The punctuation label (first character) is one of ``O , . ?`` (nothing, comma, period, question mark);
-the capitalization label (second) is ``U`` (first letter upper case) or ``O``. :func:`make_data` builds such
-folders from real punctuated English (:mod:`speechtao.corpora.textsrc`): ``; :`` count as commas and ``!`` as a
+the capitalization label (second) is ``U`` (first letter upper case) or ``O``. :mod:`speechtao.corpora.punct_gen` builds
+such folders from real punctuated English (:mod:`speechtao.corpora.textsrc`): ``; :`` count as commas and ``!`` as a
 period, as NeMo's default label set does.
 
 Usage::
@@ -19,11 +19,8 @@ Usage::
 
 from __future__ import annotations
 
-import hashlib
-import json
-import random
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -153,174 +150,6 @@ def read_dataset(folder: str | Path, limit: int | None = None) -> list[PunctExam
     if not out:
         raise DataError(f"{folder}: no examples")
     return out
-
-
-@dataclass(frozen=True)
-class MakeDataOptions:
-    sources: tuple[str, ...] = ("wordnet", "bible", "fortunes", "pydocs")
-    lines_per_source: int = 8000  # training lines per source (fewer when a source runs out)
-    eval_fraction: float = 0.05  # share of documents for dev and for test (each)
-    max_sentences: int = 3  # sentences joined per line (1..max, seeded), as an ASR segment spans several
-    max_words: int = 40  # words per line at most
-    doc_sentences: int = 20  # consecutive sentences that form one "document", the unit of the split
-    question_lines: int = 3000  # extra training lines per source that hold a '?' (from train documents only)
-    question_copies: int = 3  # times each training line that holds a '?' is written (1: once)
-    extra_lines: int = 0  # more training lines per source, from training documents no other stream used
-    seed: int = 0
-
-    def __post_init__(self):
-        if self.extra_lines < 0:
-            raise ValueError(f"extra_lines must be >= 0, got {self.extra_lines}")
-        if self.question_lines < 0:
-            raise ValueError(f"question_lines must be >= 0, got {self.question_lines}")
-        if self.question_copies < 1:
-            raise ValueError(f"question_copies must be >= 1, got {self.question_copies}")
-
-
-def _split_of(source: str, doc: int, frac: float, seed: int) -> str:
-    h = int(hashlib.sha1(f"{seed}:{source}:{doc}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
-    return "test" if h < frac else "dev" if h < 2 * frac else "train"
-
-
-def source_documents(source: str, doc_sentences: int, min_words: int = 2, max_words: int = 30) -> list[list[str]]:
-    """Runs of consecutive clean sentences of ``source`` (file order), cut into documents of at most
-    ``doc_sentences``; a sentence that fails the cleaning filter ends the run (its neighbours are not adjacent).
-    WordNet's gloss examples get a capital first letter and a final period when they lack them."""
-    from ..corpora.textsrc import is_clean, iter_sentences
-
-    docs: list[list[str]] = []
-    run: list[str] = []
-    for s in iter_sentences(source):
-        if is_clean(s, min_words, max_words) is None:
-            if run:
-                docs.append(run)
-            run = []
-            continue
-        if source == "wordnet":  # gloss examples start lower case and lack a final stop: make them sentences
-            s = s[0].upper() + s[1:]
-            if s[-1] not in ".!?\"'":
-                s += "."
-        run.append(s)
-        if len(run) >= doc_sentences:
-            docs.append(run)
-            run = []
-    if run:
-        docs.append(run)
-    return docs
-
-
-def _groups(sents: Sequence[str], rng: random.Random, max_sentences: int, max_words: int) -> Iterator[list[str]]:
-    """``sents`` cut into consecutive groups of 1..``max_sentences`` sentences, each shortened to at most
-    ``max_words`` words unless it is a single sentence. Lazy: one draw from ``rng`` per group taken."""
-    i = 0
-    while i < len(sents):
-        k = rng.randint(1, max_sentences)
-        group = list(sents[i : i + k])
-        while len(group) > 1 and sum(len(s.split()) for s in group) > max_words:
-            group = group[:-1]
-        i += len(group)
-        yield group
-
-
-def make_data(out_dir: str | Path, options: MakeDataOptions = MakeDataOptions()) -> dict:
-    """Write ``train/``, ``dev/`` and ``test/`` punctuation datasets under ``out_dir`` (see the module docstring).
-
-    Documents (runs of consecutive sentences) are assigned to one split by a seeded hash, so no document
-    spans two splits; a sentence whose normalized text also occurs in dev or test is dropped from train.
-    ``?`` is rare in running text (~0.4% of words), so training can see more of it: ``options.question_lines``
-    adds, per source, up to that many training lines holding a question, taken from the training documents
-    left over once the source's line budget is spent, and ``options.question_copies`` writes every training
-    line that holds a question that many times. ``options.extra_lines`` adds, per source, up to that many more
-    training lines from training documents that neither the main stream nor the question stream touched (the
-    line budget keeps a large source such as WordNet from crowding out the others; this lets training see
-    more distinct text without changing the held-out splits). All three extras use their own random streams
-    and are merged after the split's shuffle, so dev and test are byte-identical with or without them.
-    Returns counts per split and source (also written to ``out_dir/stats.json``).
-    """
-    from ..text.normalize import normalize_text
-
-    out = Path(out_dir)
-    rng = random.Random(options.seed)
-    lines: dict[str, list[tuple[list[str], str]]] = {"train": [], "dev": [], "test": []}  # (sentence keys, text)
-    stats: dict[str, dict[str, int]] = {k: {} for k in lines}
-    questions: list[tuple[list[str], str]] = []  # extra training lines with a question
-    qrng = random.Random(f"{options.seed}:questions")
-    extras: list[tuple[list[str], str]] = []  # extra training lines from documents no other stream used
-    xrng = random.Random(f"{options.seed}:extra")
-    for source in options.sources:
-        docs = source_documents(source, options.doc_sentences)
-        order = list(range(len(docs)))
-        random.Random(f"{options.seed}:{source}").shuffle(order)
-        budget = {
-            "train": options.lines_per_source,
-            "dev": max(1, int(options.lines_per_source * options.eval_fraction)),
-            "test": max(1, int(options.lines_per_source * options.eval_fraction)),
-        }
-        extra = options.question_lines
-        more = options.extra_lines
-        for d in order:
-            split = _split_of(source, d, options.eval_fraction, options.seed)
-            if budget[split] <= 0:
-                if split == "train" and extra > 0:  # the question stream's grouping; other groups may be extras
-                    for group in _groups(docs[d], qrng, options.max_sentences, options.max_words):
-                        if any("?" in s for s in group):
-                            questions.append(([normalize_text(s) for s in group], " ".join(group)))
-                            stats["train"][source] = stats["train"].get(source, 0) + 1
-                            extra -= 1
-                            if extra <= 0:
-                                break
-                        elif more > 0:
-                            extras.append(([normalize_text(s) for s in group], " ".join(group)))
-                            stats["train"][source] = stats["train"].get(source, 0) + 1
-                            more -= 1
-                elif split == "train" and more > 0:
-                    for group in _groups(docs[d], xrng, options.max_sentences, options.max_words):
-                        extras.append(([normalize_text(s) for s in group], " ".join(group)))
-                        stats["train"][source] = stats["train"].get(source, 0) + 1
-                        more -= 1
-                        if more <= 0:
-                            break
-                continue
-            for group in _groups(docs[d], rng, options.max_sentences, options.max_words):
-                lines[split].append(([normalize_text(s) for s in group], " ".join(group)))
-                stats[split][source] = stats[split].get(source, 0) + 1
-                budget[split] -= 1
-                if budget[split] <= 0:
-                    break
-            if all(v <= 0 for v in budget.values()) and extra <= 0 and more <= 0:
-                break
-    held_out = {k for split in ("dev", "test") for keys, _ in lines[split] for k in keys}
-    before = len(lines["train"]) + len(questions)
-    lines["train"] = [(keys, t) for keys, t in lines["train"] if not held_out.intersection(keys)]
-    questions = [(keys, t) for keys, t in questions if not held_out.intersection(keys)]
-    before_extras = len(extras)
-    extras = [(keys, t) for keys, t in extras if not held_out.intersection(keys)]
-    extra_lines = len(questions)
-    dropped = before - len(lines["train"]) - extra_lines + before_extras - len(extras)
-    questions += [line for line in lines["train"] + questions if "?" in line[1]] * (options.question_copies - 1)
-    counts = {}
-    for split, items in lines.items():
-        rng.shuffle(items)
-        if split == "train":
-            for q in questions:  # random positions from the question stream: the main stream stays as it was
-                items.insert(qrng.randint(0, len(items)), q)
-            for x in extras:
-                items.insert(xrng.randint(0, len(items)), x)
-        examples = [label_text(t) for _, t in items]
-        examples = [e for e in examples if e.words]
-        write_dataset(out / split, examples)
-        counts[split] = {"lines": len(examples), "words": sum(len(e.words) for e in examples)}
-    result = {
-        "counts": counts,
-        "per_source": stats,
-        "question_lines": extra_lines,
-        "question_copies_added": len(questions) - extra_lines,
-        "extra_lines": len(extras),
-        "train_lines_dropped_as_overlap": dropped,
-        "options": {**options.__dict__, "sources": list(options.sources)},
-    }
-    (out / "stats.json").write_text(json.dumps(result, indent=2) + "\n")
-    return result
 
 
 # ----------------------------------------------------------------------------------------------- model

@@ -47,7 +47,7 @@ from ..train.loop import TrainerSpec
 from ..train.optim import OptimSpec
 from ..train.schedule import ScheduleSpec
 from .common import EncoderTask, ModelSpec, NLPModel, TokenTaggingNet
-from .qa_data import Answer, QAExample
+from .squad import Answer, QAExample
 
 # ----------------------------------------------------------------------------------------------- model
 
@@ -649,7 +649,7 @@ def finetune(spec: QAFinetuneSpec, resume: bool = False, log=print) -> dict:
 
 
 def read_examples(path: str | Path, max_examples: int | None = None) -> list[QAExample]:
-    from .qa_data import read_squad
+    from .squad import read_squad
 
     return read_squad(path, max_examples)
 

@@ -2,6 +2,7 @@
 
 import pytest
 
+from speechtao.corpora import ner_gen
 from speechtao.errors import ManifestError
 from speechtao.nlp import ner
 
@@ -65,25 +66,25 @@ def test_label_set():
 
 
 def test_templates_are_disjoint_and_fill_tags_every_word():
-    assert not set(ner.TRAIN_TEMPLATES) & set(ner.TEST_TEMPLATES)
+    assert not set(ner_gen.TRAIN_TEMPLATES) & set(ner_gen.TEST_TEMPLATES)
     import random
 
     pool = {"PER": ["Ada Lovelace"], "LOC": ["Lisbon"], "ORG": ["Red Cross"]}
-    ex = ner.fill("{PER} met {ORG} in {LOC} on {DATE} .", pool, random.Random(3))
+    ex = ner_gen.fill("{PER} met {ORG} in {LOC} on {DATE} .", pool, random.Random(3))
     spans = {(" ".join(ex.words[s:e]).lower(), k) for s, e, k in ner.entities(ex.tags)}
     assert {("ada lovelace", "PER"), ("red cross", "ORG"), ("lisbon", "LOC")} <= spans
     assert len(ex.words) == len(ex.tags) and any(k == "DATE" for _, k in spans)
 
 
 def test_entity_pools_do_not_share_names():
-    pools = ner.entity_pools(seed=0)
+    pools = ner_gen.entity_pools(seed=0)
     for kind in ("PER", "LOC", "ORG"):
         assert pools["train"][kind] and pools["test"][kind]
         assert not set(pools["train"][kind]) & set(pools["test"][kind])
 
 
 def test_wordnet_entities_types():
-    wn = ner.wordnet_entities()
+    wn = ner_gen.wordnet_entities()
     if not wn["PER"]:
         pytest.skip("wordnet-base is not installed (apt-get install wordnet-base)")
     assert "Einstein" in wn["PER"] and "Paris" in wn["LOC"] and "Greenpeace" in wn["ORG"]

@@ -5,6 +5,7 @@ import re
 import pytest
 import torch
 
+from speechtao.corpora import punct_gen
 from speechtao.errors import DataError, ManifestError
 from speechtao.nlp import punct
 
@@ -177,13 +178,13 @@ def _fake_documents(source, doc_sentences):
 
 
 def test_make_data_question_lines_leave_dev_and_test_untouched(tmp_path, monkeypatch):
-    monkeypatch.setattr(punct, "source_documents", _fake_documents)
-    base = punct.MakeDataOptions(
+    monkeypatch.setattr(punct_gen, "source_documents", _fake_documents)
+    base = punct_gen.MakeDataOptions(
         sources=("a", "b"), lines_per_source=30, eval_fraction=0.15, question_lines=0, question_copies=1
     )
-    plain = punct.make_data(tmp_path / "plain", base)
-    more = punct.make_data(
-        tmp_path / "more", punct.MakeDataOptions(**{**base.__dict__, "question_lines": 5, "question_copies": 3})
+    plain = punct_gen.make_data(tmp_path / "plain", base)
+    more = punct_gen.make_data(
+        tmp_path / "more", punct_gen.MakeDataOptions(**{**base.__dict__, "question_lines": 5, "question_copies": 3})
     )
     for split in ("dev", "test"):
         for name in (punct.TEXT_FILE, punct.LABELS_FILE):
@@ -200,12 +201,12 @@ def test_make_data_question_lines_leave_dev_and_test_untouched(tmp_path, monkeyp
 
 
 def test_make_data_extra_lines_add_unseen_training_text_only(tmp_path, monkeypatch):
-    monkeypatch.setattr(punct, "source_documents", _fake_documents)
-    base = punct.MakeDataOptions(
+    monkeypatch.setattr(punct_gen, "source_documents", _fake_documents)
+    base = punct_gen.MakeDataOptions(
         sources=("a", "b"), lines_per_source=30, eval_fraction=0.15, question_lines=4, question_copies=1
     )
-    plain = punct.make_data(tmp_path / "plain", base)
-    more = punct.make_data(tmp_path / "more", punct.MakeDataOptions(**{**base.__dict__, "extra_lines": 25}))
+    plain = punct_gen.make_data(tmp_path / "plain", base)
+    more = punct_gen.make_data(tmp_path / "more", punct_gen.MakeDataOptions(**{**base.__dict__, "extra_lines": 25}))
     for split in ("dev", "test"):
         for name in (punct.TEXT_FILE, punct.LABELS_FILE):
             assert (tmp_path / "plain" / split / name).read_bytes() == (tmp_path / "more" / split / name).read_bytes()
@@ -235,11 +236,11 @@ def test_make_data_extra_lines_add_unseen_training_text_only(tmp_path, monkeypat
 
 def test_make_data_options_validate():
     with pytest.raises(ValueError, match="extra_lines"):
-        punct.MakeDataOptions(extra_lines=-1)
+        punct_gen.MakeDataOptions(extra_lines=-1)
     with pytest.raises(ValueError, match="question_copies"):
-        punct.MakeDataOptions(question_copies=0)
+        punct_gen.MakeDataOptions(question_copies=0)
     with pytest.raises(ValueError, match="question_lines"):
-        punct.MakeDataOptions(question_lines=-1)
+        punct_gen.MakeDataOptions(question_lines=-1)
 
 
 def _heads(stop_after, p_upper):

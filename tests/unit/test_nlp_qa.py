@@ -17,7 +17,7 @@ from speechtao.nlp.qa import (
     span_loss,
     squad_metrics,
 )
-from speechtao.nlp.qa_data import Answer, QAExample
+from speechtao.nlp.squad import Answer, QAExample
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Questions asked of real sentences by rule (speechtao.nlp.qa_cloze): the question forms, the answer spans, and
+"""Questions asked of real sentences by rule (speechtao.corpora.qa_cloze): the question forms, the answer spans, and
 the training examples built from the Debian text sources."""
 
 import re
@@ -15,7 +15,7 @@ def _asked(pairs, sentence):
 
 
 def test_wh_questions_with_do_support():
-    from speechtao.nlp.qa_cloze import fronted_questions
+    from speechtao.corpora.qa_cloze import fronted_questions
 
     s = "The committee approved the new budget on Friday."
     assert _asked(fronted_questions(s), s) == {
@@ -39,7 +39,7 @@ def test_wh_questions_with_do_support():
 
 
 def test_cloze_questions_put_the_wh_word_in_place():
-    from speechtao.nlp.qa_cloze import cloze_questions
+    from speechtao.corpora.qa_cloze import cloze_questions
 
     s = "He put his coat over the back of the chair and sat down."
     assert _asked(cloze_questions(s), s) == {"He put his coat over the back of what and sat down?": "the chair"}
@@ -53,7 +53,7 @@ def test_cloze_questions_put_the_wh_word_in_place():
 
 @pytest.fixture(scope="module")
 def examples():
-    from speechtao.nlp.qa_cloze import cloze_examples
+    from speechtao.corpora.qa_cloze import cloze_examples
 
     if not (is_available("bible") and is_available("fortunes")):
         pytest.skip("needs bible-kjv and fortunes (apt-get install bible-kjv fortunes)")
@@ -61,7 +61,7 @@ def examples():
 
 
 def test_examples_answer_at_their_offsets_and_are_asked_not_copied(examples):
-    from speechtao.nlp.qa_cloze import PRONOUNS, UNTAUGHT
+    from speechtao.corpora.qa_cloze import PRONOUNS, UNTAUGHT
 
     assert len(examples) == 400 and len({e.id for e in examples}) == 400
     assert {e.title for e in examples} == {"cloze-wordnet", "cloze-bible", "cloze-fortunes"}
@@ -85,15 +85,15 @@ def test_examples_answer_at_their_offsets_and_are_asked_not_copied(examples):
 
 
 def test_same_arguments_same_examples(examples):
-    from speechtao.nlp.qa_cloze import cloze_examples
+    from speechtao.corpora.qa_cloze import cloze_examples
 
     again = cloze_examples(400, seed=5, unanswerable=0.1)
     assert [(e.question, e.context, e.answers) for e in again] == [(e.question, e.context, e.answers) for e in examples]
 
 
 def test_bible_paragraphs_of_test_stay_unseen(examples):
+    from speechtao.corpora.qa_gen import bible_test_sentences
     from speechtao.corpora.textsrc import iter_sentences
-    from speechtao.nlp.qa_data import bible_test_sentences
 
     held_out = [s for s in bible_test_sentences(list(iter_sentences("bible"))) if len(s) > 30]
     assert len(held_out) > 1000

@@ -6,9 +6,10 @@ import re
 
 import pytest
 
+from speechtao.corpora import qa_facts, qa_gen, qa_templates, qa_words
+from speechtao.corpora.qa_gen import make_qa_data
 from speechtao.errors import DataError, InputError, ManifestError
-from speechtao.nlp import qa_data
-from speechtao.nlp.qa_data import Answer, QAExample, make_qa_data, read_squad, write_squad
+from speechtao.nlp.squad import Answer, QAExample, read_squad, write_squad
 
 CONTEXT = "Ada Lovelace was born in London in 1815. She worked with Charles Babbage."
 
@@ -103,28 +104,30 @@ def test_write_read_round_trip(tmp_path):
 
 
 def test_fill_reports_slot_spans():
-    text, spans = qa_data._fill("{name} was born in {city} in {year}.", {"name": "Ada", "city": "Lyon", "year": "1901"})
+    text, spans = qa_facts.fill_template(
+        "{name} was born in {city} in {year}.", {"name": "Ada", "city": "Lyon", "year": "1901"}
+    )
     assert text == "Ada was born in Lyon in 1901."
     assert {k: text[s:e] for k, (s, e) in spans.items()} == {"name": "Ada", "city": "Lyon", "year": "1901"}
 
 
 def test_template_halves_are_disjoint():
-    for tpls in qa_data.FACT_SENTENCES.values():
-        assert not set(qa_data._halves(tpls, "train")) & set(qa_data._halves(tpls, "test"))
-    for fillers in (qa_data.FIRST_NAMES, qa_data.SURNAMES, qa_data.CITIES, qa_data.COMPANY_WORDS):
-        assert not set(qa_data._halves(fillers, "train")) & set(qa_data._halves(fillers, "test"))
+    for tpls in qa_templates.FACT_SENTENCES.values():
+        assert not set(qa_facts.halves(tpls, "train")) & set(qa_facts.halves(tpls, "test"))
+    for fillers in (qa_words.FIRST_NAMES, qa_words.SURNAMES, qa_words.CITIES, qa_words.COMPANY_WORDS):
+        assert not set(qa_facts.halves(fillers, "train")) & set(qa_facts.halves(fillers, "test"))
 
 
 def test_train_only_wordings_stay_out_of_test_and_fill_every_slot():
     test_questions = {
-        t for pairs in qa_data.FACT_QUESTIONS.values() for _, tpls in pairs for t in qa_data._halves(tpls, "test")
+        t for pairs in qa_templates.FACT_QUESTIONS.values() for _, tpls in pairs for t in qa_facts.halves(tpls, "test")
     }
-    test_sentences = {t for tpls in qa_data.FACT_SENTENCES.values() for t in qa_data._halves(tpls, "test")}
-    slots = {slot for pairs in qa_data.FACT_QUESTIONS.values() for slot, _ in pairs}
-    assert set(qa_data.TRAIN_FACT_QUESTIONS) == slots
-    assert set(qa_data.TRAIN_FACT_SENTENCES) == set(qa_data.FACT_SENTENCES)
-    assert not {t for ts in qa_data.TRAIN_FACT_QUESTIONS.values() for t in ts} & test_questions
-    assert not {t for ts in qa_data.TRAIN_FACT_SENTENCES.values() for t in ts} & test_sentences
+    test_sentences = {t for tpls in qa_templates.FACT_SENTENCES.values() for t in qa_facts.halves(tpls, "test")}
+    slots = {slot for pairs in qa_templates.FACT_QUESTIONS.values() for slot, _ in pairs}
+    assert set(qa_templates.TRAIN_FACT_QUESTIONS) == slots
+    assert set(qa_templates.TRAIN_FACT_SENTENCES) == set(qa_templates.FACT_SENTENCES)
+    assert not {t for ts in qa_templates.TRAIN_FACT_QUESTIONS.values() for t in ts} & test_questions
+    assert not {t for ts in qa_templates.TRAIN_FACT_SENTENCES.values() for t in ts} & test_sentences
     # stricter: a content word (5-letter stem) that only the test wordings of a fact or slot use never
     # appears in that fact's or slot's train-only wordings, so test phrasings stay unseen
     stop = {
@@ -160,60 +163,60 @@ def test_train_only_wordings_stay_out_of_test_and_fill_every_slot():
         words = re.findall(r"[a-z]+", re.sub(r"\{\w+\}", " ", " ".join(texts).lower()))
         return {w[:5] for w in words if w not in stop}
 
-    for fact, pairs in qa_data.FACT_QUESTIONS.items():
-        sent = qa_data.FACT_SENTENCES[fact]
-        test_only = stems(*qa_data._halves(sent, "test")) - stems(*qa_data._halves(sent, "train"))
-        for tpl in qa_data.TRAIN_FACT_SENTENCES[fact]:
+    for fact, pairs in qa_templates.FACT_QUESTIONS.items():
+        sent = qa_templates.FACT_SENTENCES[fact]
+        test_only = stems(*qa_facts.halves(sent, "test")) - stems(*qa_facts.halves(sent, "train"))
+        for tpl in qa_templates.TRAIN_FACT_SENTENCES[fact]:
             assert not stems(tpl) & test_only, (tpl, stems(tpl) & test_only)
         for slot, tpls in pairs:
-            banned = test_only | (stems(*qa_data._halves(tpls, "test")) - stems(*qa_data._halves(tpls, "train")))
-            for tpl in qa_data.TRAIN_FACT_QUESTIONS[slot] + qa_data.VALIDATION_QUESTIONS[slot]:
+            banned = test_only | (stems(*qa_facts.halves(tpls, "test")) - stems(*qa_facts.halves(tpls, "train")))
+            for tpl in qa_templates.TRAIN_FACT_QUESTIONS[slot] + qa_templates.VALIDATION_QUESTIONS[slot]:
                 assert not stems(tpl) & banned, (tpl, stems(tpl) & banned)
-    others = {"wordnet": qa_data.WORDNET_QUESTIONS, **{f"bible-{k}": t for k, t in qa_data.BIBLE_QUESTIONS}}
+    others = {"wordnet": qa_templates.WORDNET_QUESTIONS, **{f"bible-{k}": t for k, t in qa_templates.BIBLE_QUESTIONS}}
     for group, tpls in others.items():
-        banned = stems(*qa_data._halves(tpls, "test")) - stems(*qa_data._halves(tpls, "train"))
-        for tpl in qa_data.VALIDATION_QUESTIONS[group]:
+        banned = stems(*qa_facts.halves(tpls, "test")) - stems(*qa_facts.halves(tpls, "train"))
+        for tpl in qa_templates.VALIDATION_QUESTIONS[group]:
             assert not stems(tpl) & banned, (tpl, stems(tpl) & banned)
-    person_groups = {f"person-{fact}" for fact in qa_data.TRAIN_PERSON_QUESTIONS}
-    work_groups = {f"work-{event}" for event in qa_data.WORK_QUESTIONS}
-    assert set(qa_data.VALIDATION_QUESTIONS) == slots | set(others) | person_groups | work_groups
-    for event, tpls in qa_data.WORK_QUESTIONS.items():
-        assert not set(tpls) & set(qa_data.VALIDATION_QUESTIONS[f"work-{event}"])
-    assert qa_data.FEMALE_NAMES <= set(qa_data.FIRST_NAMES) and qa_data.MALE_NAMES <= set(qa_data.FIRST_NAMES)
-    assert not qa_data.FEMALE_NAMES & qa_data.MALE_NAMES
+    person_groups = {f"person-{fact}" for fact in qa_templates.TRAIN_PERSON_QUESTIONS}
+    work_groups = {f"work-{event}" for event in qa_templates.WORK_QUESTIONS}
+    assert set(qa_templates.VALIDATION_QUESTIONS) == slots | set(others) | person_groups | work_groups
+    for event, tpls in qa_templates.WORK_QUESTIONS.items():
+        assert not set(tpls) & set(qa_templates.VALIDATION_QUESTIONS[f"work-{event}"])
+    assert qa_words.FEMALE_NAMES <= set(qa_words.FIRST_NAMES) and qa_words.MALE_NAMES <= set(qa_words.FIRST_NAMES)
+    assert not qa_words.FEMALE_NAMES & qa_words.MALE_NAMES
     train_questions = (
-        {t for ts in qa_data.TRAIN_FACT_QUESTIONS.values() for t in ts}
+        {t for ts in qa_templates.TRAIN_FACT_QUESTIONS.values() for t in ts}
         | {t for tpls in others.values() for t in tpls}
-        | {t for pairs in qa_data.FACT_QUESTIONS.values() for _, tpls in pairs for t in tpls}
+        | {t for pairs in qa_templates.FACT_QUESTIONS.values() for _, tpls in pairs for t in tpls}
     )
-    assert not {t for ts in qa_data.VALIDATION_QUESTIONS.values() for t in ts} & train_questions
-    person = qa_data._person(__import__("random").Random(0), "train", set())
-    for fact, tpls in qa_data.TRAIN_FACT_SENTENCES.items():
-        needed = {slot for f, pairs in qa_data.FACT_QUESTIONS.items() if f == fact for slot, _ in pairs}
+    assert not {t for ts in qa_templates.VALIDATION_QUESTIONS.values() for t in ts} & train_questions
+    person = qa_facts._person(__import__("random").Random(0), "train", set())
+    for fact, tpls in qa_templates.TRAIN_FACT_SENTENCES.items():
+        needed = {slot for f, pairs in qa_templates.FACT_QUESTIONS.items() if f == fact for slot, _ in pairs}
         for tpl in tpls:  # every slot a question can ask about is stated (university: "University of {ucity}")
-            text, spans = qa_data._fill(tpl, person)
+            text, spans = qa_facts.fill_template(tpl, person)
             stated = set(spans) | ({"university"} if f"University of {person['ucity']}" in text else set())
             assert needed <= stated, tpl
-    assert qa_data._fact_templates(("a", "b", "c", "d"), ("x",), "test") == ["b", "d"]
-    assert qa_data._fact_templates(("a", "b", "c", "d"), ("x",), "train") == ["a", "c", "x"]
+    assert qa_facts._fact_templates(("a", "b", "c", "d"), ("x",), "test") == ["b", "d"]
+    assert qa_facts._fact_templates(("a", "b", "c", "d"), ("x",), "train") == ["a", "c", "x"]
 
 
 def test_training_templates_leave_the_hand_written_relations_untaught():
     # tests/unit/test_nlp_qa_model.py asks when someone died or something opened, who designed it and
     # what it connects: no training or validation template may teach those, so they measure generalization
-    train = [t for tpls in qa_data.FACT_SENTENCES.values() for t in qa_data._halves(tpls, "train")]
+    train = [t for tpls in qa_templates.FACT_SENTENCES.values() for t in qa_facts.halves(tpls, "train")]
     train += [
-        t for pairs in qa_data.FACT_QUESTIONS.values() for _, tpls in pairs for t in qa_data._halves(tpls, "train")
+        t for pairs in qa_templates.FACT_QUESTIONS.values() for _, tpls in pairs for t in qa_facts.halves(tpls, "train")
     ]
     for table in (
-        qa_data.TRAIN_FACT_SENTENCES,
-        qa_data.TRAIN_FACT_QUESTIONS,
-        qa_data.TRAIN_PERSON_QUESTIONS,
-        qa_data.VALIDATION_QUESTIONS,
-        qa_data.WORK_QUESTIONS,
+        qa_templates.TRAIN_FACT_SENTENCES,
+        qa_templates.TRAIN_FACT_QUESTIONS,
+        qa_templates.TRAIN_PERSON_QUESTIONS,
+        qa_templates.VALIDATION_QUESTIONS,
+        qa_templates.WORK_QUESTIONS,
     ):
         train += [t for tpls in table.values() for t in tpls]
-    train += [t for t, _ in qa_data.WORK_SENTENCES] + [k.lower() for k in qa_data.WORK_KINDS]
+    train += [t for t, _ in qa_templates.WORK_SENTENCES] + [k.lower() for k in qa_words.WORK_KINDS]
     words = {w for t in train for w in re.findall(r"[a-z]+", t.lower())}
     assert not {w for w in words if w.startswith(("die", "death", "open", "design", "connect"))}
 
@@ -243,7 +246,7 @@ def test_generated_data_is_valid_and_honestly_split(generated):
     facts = {name: [e for e in exs if e.title == "facts"] for name, exs in splits.items()}
     assert any(pronoun.search(e.context) for e in facts["train"])  # train names people again by pronoun
     assert not any(pronoun.search(e.context) for e in facts["test"])  # test never does
-    val_wordings = {t for ts in qa_data.VALIDATION_QUESTIONS.values() for t in ts}
+    val_wordings = {t for ts in qa_templates.VALIDATION_QUESTIONS.values() for t in ts}
     val_questions = {e.question for e in splits["validation"]}
     assert not val_questions & {e.question for e in splits["train"]}
     pattern = "|".join(re.sub(r"\\\{\w+\\\}", ".+", re.escape(t)) for t in val_wordings)
@@ -271,16 +274,16 @@ def test_train_joins_two_facts_of_a_person_in_one_sentence_and_test_never_does(g
                 facts_at.setdefault((e.context, sentence), set()).add(e.meta["fact"])
         return [ctx[s + 1 : ctx.find(".", s + 2)].strip() for (ctx, s), v in facts_at.items() if len(v) > 1]
 
-    train = joined(qa_data.generate_split("train", 600, seed=3))
+    train = joined(qa_gen.generate_split("train", 600, seed=3))
     assert train and all(" and " in sentence for sentence in train)
-    assert not joined(qa_data.generate_split("test", 600, seed=3))
+    assert not joined(qa_gen.generate_split("test", 600, seed=3))
 
 
 def test_structure_paragraphs_tell_the_years_of_one_sentence_apart():
     import random
 
     rng = random.Random(11)
-    examples = [e for i in range(40) for e in qa_data._works_paragraph(rng, i, 0.2)]
+    examples = [e for i in range(40) for e in qa_facts.works_paragraph(rng, i, 0.2)]
     assert {e.meta["source"] for e in examples} == {"works"}  # the data card counts them apart from biographies
     answered = [e for e in examples if not e.is_impossible]
     assert 0.05 < 1 - len(answered) / len(examples) < 0.35
@@ -289,16 +292,16 @@ def test_structure_paragraphs_tell_the_years_of_one_sentence_apart():
         (a,) = e.answers
         assert e.context[a.start : a.start + len(a.text)] == a.text
         event = e.meta["group"].removeprefix("work-")
-        assert a.text == e.meta["values"][qa_data._WORK_SLOT[event]]
+        assert a.text == e.meta["values"][qa_facts._WORK_SLOT[event]]
         begin = e.context.rfind(". ", 0, a.start)
         sentence = e.context[begin + 1 : e.context.find(".", a.start)]
         two_years += len(re.findall(r"\b1[6-9]\d\d\b", sentence)) == 2
     assert two_years > 20  # questions whose sentence holds a second year
     for e in examples:  # every paragraph names each structure in full before "the bridge" / "its"
         first = re.match(r"[^.]*\.", e.context).group(0)
-        assert re.search(r"[A-Z][a-z]+ (" + "|".join(qa_data.WORK_KINDS) + r")\b", first), first
-    assert not [e for e in qa_data.generate_split("test", 400, seed=3) if e.title == "works"]
-    assert [e for e in qa_data.generate_split("train", 400, seed=3) if e.title == "works"]
+        assert re.search(r"[A-Z][a-z]+ (" + "|".join(qa_words.WORK_KINDS) + r")\b", first), first
+    assert not [e for e in qa_gen.generate_split("test", 400, seed=3) if e.title == "works"]
+    assert [e for e in qa_gen.generate_split("train", 400, seed=3) if e.title == "works"]
 
 
 def test_generation_is_deterministic(generated, tmp_path):
@@ -318,9 +321,9 @@ def test_generator_rejects_bad_arguments(tmp_path):
     with pytest.raises(InputError, match="at least one"):
         make_qa_data(tmp_path, n_train=0)
     with pytest.raises(InputError, match="unanswerable"):
-        qa_data.generate_split("train", 10, unanswerable=0.7)
+        qa_gen.generate_split("train", 10, unanswerable=0.7)
     with pytest.raises(InputError, match="unknown"):
-        qa_data.generate_split("train", 10, mix={"novels": 1.0})
+        qa_gen.generate_split("train", 10, mix={"novels": 1.0})
     with pytest.raises(DataError):
         read_squad(write(tmp_path, {"data": []}))
 

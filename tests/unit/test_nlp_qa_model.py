@@ -67,9 +67,9 @@ def qa_model(tmp_path_factory):
         return QAModel.load(given)
     from pathlib import Path
 
+    from speechtao.corpora.qa_gen import make_qa_data
     from speechtao.corpora.textsrc import is_available
     from speechtao.nlp.qa import QAFinetuneSpec, finetune
-    from speechtao.nlp.qa_data import make_qa_data
     from speechtao.spec import load_spec
 
     if not is_available("wordnet") or not is_available("bible"):

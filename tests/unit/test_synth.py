@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from speechtao.corpora import synth
+from speechtao.corpora import synth, tts
 from speechtao.corpora.synth import SynthSpec, holdout_split, plan_utterance, trim_silence
 from speechtao.errors import DataError, InputError, MissingDependencyError
 
@@ -108,18 +108,18 @@ def test_spec_rejects_bad_values(kwargs, message):
 
 
 def test_missing_engines_are_skipped_or_raise(monkeypatch):
-    monkeypatch.setattr(synth, "list_voices", lambda e: VOICES["flite"] if e == "flite" else ())
+    monkeypatch.setattr(tts, "list_voices", lambda e: VOICES["flite"] if e == "flite" else ())
     notes = []
-    assert synth.available_voices(["piper", "flite"], notes.append) == {"flite": VOICES["flite"]}
+    assert tts.available_voices(["piper", "flite"], notes.append) == {"flite": VOICES["flite"]}
     assert len(notes) == 1 and "piper not installed" in notes[0] and "pip install piper-tts" in notes[0]
     with pytest.raises(MissingDependencyError, match="apt-get install espeak-ng flite festival"):
-        synth.available_voices(["espeak-ng", "festival"], notes.append)
+        tts.available_voices(["espeak-ng", "festival"], notes.append)
 
 
 def test_piper_jobs_group_by_voice_rate_and_noise():
     spec = SynthSpec(n_utterances=1)
     utts = [plan_utterance(i, "one two three", spec, VOICES) for i in range(200)]
-    jobs = synth._chunks(utts, 8)
+    jobs = tts.plan_chunks(utts, 8)
     assert sorted(u.index for job in jobs for u in job) == list(range(200))
     for job in jobs:
         if job[0].engine == "piper":

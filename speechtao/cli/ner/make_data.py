@@ -22,7 +22,7 @@ def register(actions) -> None:
 def run(args) -> int:
     import json
 
-    from ...nlp.ner import NerDataOptions, make_data
+    from ...corpora.ner_gen import NerDataOptions, make_data
 
     result = make_data(args.out, NerDataOptions(args.train, args.dev, args.test, seed=args.seed))
     print(json.dumps(result["counts"]))

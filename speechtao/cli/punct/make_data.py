@@ -50,8 +50,8 @@ def register(actions) -> None:
 def run(args) -> int:
     import json
 
+    from ...corpora.punct_gen import MakeDataOptions, make_data
     from ...errors import InputError
-    from ...nlp.punct import MakeDataOptions, make_data
 
     try:
         options = MakeDataOptions(

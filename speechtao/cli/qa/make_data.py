@@ -38,8 +38,8 @@ def register(actions) -> None:
 
 
 def run(args) -> int:
+    from ...corpora.qa_gen import make_qa_data
     from ...errors import InputError
-    from ...nlp.qa_data import make_qa_data
 
     weights = {"facts": 0.6, "wordnet": 0.28, "bible": 0.12}
     names = [s.strip() for s in args.sources.split(",") if s.strip()]

@@ -21,7 +21,7 @@ def register(actions) -> None:
 def run(args) -> int:
     import json
 
-    from ...nlp.textcls import TextclsDataOptions, make_data
+    from ...corpora.textcls_gen import TextclsDataOptions, make_data
 
     options = TextclsDataOptions(
         tuple(s for s in args.sources.split(",") if s), args.train_per_source, args.eval_per_source, seed=args.seed

@@ -1,6 +1,6 @@
 """Questions asked of real sentences: broad-coverage QA training data without a question-generation model.
 
-The templated QA sources (:mod:`speechtao.nlp.qa_data`) teach some twenty relations well and nothing else: on
+The templated QA sources (:mod:`speechtao.corpora.qa_gen`) teach some twenty relations well and nothing else: on
 hand-written questions about other relations (``bench/qa_handwritten_dev.json``) a model trained on them
 mostly answers nothing or the wrong span. This module turns real sentences (WordNet 3.0 usage examples, the
 King James Bible, fortune files; see :mod:`speechtao.corpora.textsrc`) into questions whose answer is a span of
@@ -197,7 +197,7 @@ class _Lexicon:
         }
         missing = [str(p) for p in files.values() if not p.is_file()]
         if missing:
-            from ..corpora.textsrc import SOURCES, _missing
+            from .textsrc import SOURCES, _missing
 
             raise _missing(SOURCES["wordnet"], f"the WordNet files {', '.join(missing)}")
         self.nouns = self._index(files["index.noun"])
@@ -468,11 +468,12 @@ def cloze_examples(
     shares: dict[str, float] | None = None,
     sentences: dict[str, Sequence[str]] | None = None,
 ) -> list:
-    """``n`` training questions (:class:`speechtao.nlp.qa_data.QAExample`) about real paragraphs, ids
+    """``n`` training questions (:class:`speechtao.nlp.squad.QAExample`) about real paragraphs, ids
     ``train-cloze-<k>``; ``sentences`` gives each source's sentences in text order (default: read with
     :func:`speechtao.corpora.textsrc.iter_sentences`)."""
-    from ..corpora.textsrc import iter_sentences
-    from .qa_data import Answer, QAExample, bible_test_sentences
+    from ..nlp.squad import Answer, QAExample
+    from .qa_gen import bible_test_sentences
+    from .textsrc import iter_sentences
 
     if n < 0 or not 0.0 <= unanswerable < 0.5:
         raise InputError(f"n={n}, unanswerable={unanswerable}: give n >= 0 and a fraction in [0, 0.5)")
