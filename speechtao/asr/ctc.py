@@ -55,8 +55,9 @@ class Word:
         }
 
 
-def _decode_one(best: np.ndarray, prob: np.ndarray, blank_id: int) -> CTCHypothesis:
-    """``best`` (T,) int chosen symbols, ``prob`` (T,) their probabilities; T already cut to the length."""
+def decode_best_path(best: np.ndarray, prob: np.ndarray, blank_id: int) -> CTCHypothesis:
+    """Greedy decoding of one utterance from its per-frame choices: ``best`` (T,) int chosen symbols, ``prob``
+    (T,) their probabilities, T already cut to the length (the serving recognizer keeps only these per frame)."""
     n = len(best)
     if n == 0:
         return CTCHypothesis((), (), (), (), 0.0, 0)
@@ -105,7 +106,7 @@ def greedy_decode(log_probs: torch.Tensor, lengths: torch.Tensor | None, blank_i
     best_lp, best = log_probs.detach().float().max(dim=-1)  # (B, T) each
     best_np = best.cpu().numpy()
     prob_np = best_lp.exp().cpu().numpy().astype(np.float64)
-    return [_decode_one(best_np[b, : lens[b]], prob_np[b, : lens[b]], blank_id) for b in range(batch)]
+    return [decode_best_path(best_np[b, : lens[b]], prob_np[b, : lens[b]], blank_id) for b in range(batch)]
 
 
 def word_spans(token_ids: list[int] | tuple[int, ...], tokenizer) -> list[tuple[int, int]]:

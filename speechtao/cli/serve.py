@@ -82,12 +82,12 @@ def run(args) -> int:
     from . import set_threads
 
     try:
-        from server.app import ServerOptions, serve_forever
-        from server.limits import Limits
+        from speechtao_server.app import ServerOptions, serve_forever
+        from speechtao_server.limits import Limits
     except ImportError as exc:
         raise MissingDependencyError(
-            f"the gRPC server package cannot be imported ({exc}); install speechtao with "
-            "its server package (pip install -e . from the repository) and "
+            f"the gRPC server package speechtao_server cannot be imported ({exc}); install speechtao "
+            "(pip install -e . from the repository, which installs server/ as speechtao_server) and "
             "nvidia-riva-client"
         ) from None
     if os.environ.get("SPEECHTAO_THREADS"):

@@ -13,10 +13,12 @@ Two backends answer the same call, so the recognizer does not care which one it 
 - :class:`TorchBackend`: a speechtao checkpoint (or ``.nemo`` archive) run in PyTorch, Whisper-encoder CTC
   models included.
 
-Both expose ``sample_rate``, ``tokenizer`` (``decode``, ``word_boundaries``, ``blank_id``),
-``subsampling_factor``, ``hop_length``, ``samples_per_frame`` (audio samples per output frame), ``features``
-(the log-mel front end, with ``features.raw`` before normalization) and ``run_features`` (normalized features
-in, log-probs out) for callers that normalize features themselves.
+Both satisfy :class:`AcousticBackend`, the protocol the recognizer is written against: ``sample_rate``,
+``tokenizer`` (:class:`CTCTokenizer`), ``subsampling_factor``, ``hop_length``, ``samples_per_frame`` (audio
+samples per output frame), ``features`` (the log-mel front end, with ``features.raw`` before normalization;
+None for a backend that takes audio only) and ``run_features`` (normalized features in, log-probs out) for
+callers that normalize features themselves, and ``info(name)``. Any other object with these members can be
+served (tests use a hand-made one); :func:`check_backend` names what is missing.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -84,6 +87,66 @@ class VocabTokenizer:
         return spans
 
 
+@runtime_checkable
+class CTCTokenizer(Protocol):
+    """What serving needs of a tokenizer: the blank's id, ids -> text, and word spans of an id sequence."""
+
+    @property
+    def blank_id(self) -> int: ...
+
+    @property
+    def vocab_size(self) -> int: ...
+
+    def decode(self, ids: Sequence[int]) -> str: ...
+
+    def word_boundaries(self, ids: Sequence[int]) -> list[tuple[int, int]]: ...
+
+
+@runtime_checkable
+class AcousticBackend(Protocol):
+    """Audio windows in, CTC log-probabilities out: what :class:`speechtao.serve.recognizer.Recognizer` calls."""
+
+    sample_rate: int  # Hz the model takes
+    hop_length: int  # audio samples per feature frame
+    subsampling_factor: int  # feature frames per output frame
+    tokenizer: CTCTokenizer
+    features: FeatureFrontEnd | None  # the log-mel front end; None: no "stream" normalization of chunk windows
+
+    @property
+    def samples_per_frame(self) -> int:
+        """Audio samples per output frame (hop_length x subsampling_factor)."""
+        ...
+
+    def __call__(self, audio: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """audio (B, T) float32, lengths (B,) -> log_probs (B, T', V+1) float32, out_lengths (B,) int64."""
+        ...
+
+    def run_features(self, feats: np.ndarray, feat_lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Normalized features (B, n_mels, F), (B,) -> log_probs (B, T', V+1), out_lengths (B,)."""
+        ...
+
+    def info(self, name: str) -> ModelInfo:
+        """What GetRivaSpeechRecognitionConfig reports of the model served as ``name``."""
+        ...
+
+
+def check_backend(backend):
+    """``backend`` itself, or :class:`InputError` naming the members of :class:`AcousticBackend` it lacks."""
+    members = ("sample_rate", "hop_length", "subsampling_factor", "samples_per_frame", "tokenizer", "features")
+    missing = [m for m in members + ("run_features", "info") if not hasattr(backend, m)]
+    if not missing and not callable(backend):
+        missing = ["__call__"]
+    if not missing and not isinstance(backend.tokenizer, CTCTokenizer):
+        missing = [f"tokenizer.{m}" for m in ("blank_id", "vocab_size", "decode", "word_boundaries")]
+        missing = [m for m in missing if not hasattr(backend.tokenizer, m.split(".")[1])]
+    if missing:
+        raise InputError(
+            f"{type(backend).__name__} is not an acoustic backend: it lacks {', '.join(missing)} "
+            "(see speechtao.serve.backends.AcousticBackend; load_backend() gives one)"
+        )
+    return backend
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     """What a client can learn about a served acoustic model (GetRivaSpeechRecognitionConfig)."""
@@ -98,7 +161,7 @@ class ModelInfo:
     provider: str  # "CPUExecutionProvider", "CUDAExecutionProvider", "torch-cpu", "torch-cuda"
 
 
-class _FeatureFrontEnd:
+class FeatureFrontEnd:
     """Log-mel features of a padded audio batch (torch, eval mode): normalized as the model was trained
     (``__call__``), or before normalization and padding (``raw``), for callers that normalize with statistics
     of their own (:mod:`speechtao.serve.recognizer`, streaming).
@@ -183,7 +246,7 @@ class OnnxBackend:
         except (ValueError, InputError) as exc:
             raise CheckpointError(f"{self.path}: ONNX metadata is damaged ({exc}); export the model again") from None
         self.tokenizer = VocabTokenizer(vocab, subwords=meta.get("model_type", "").endswith("BPE"))
-        self.features = _FeatureFrontEnd(spec, max_frames)
+        self.features = FeatureFrontEnd(spec, max_frames)
         self.sample_rate = int(spec.sample_rate)
         self.hop_length = int(spec.hop_length)
         available = ort.get_available_providers()
@@ -266,7 +329,7 @@ class TorchBackend:
         self.provider = f"torch-{self.device.type}"
         whisper = loaded.config.family == "whisper"
         max_frames = self.subsampling_factor * loaded.config.encoder.max_positions if whisper else 0
-        self.features = _FeatureFrontEnd(loaded.config.preprocessor, max_frames)
+        self.features = FeatureFrontEnd(loaded.config.preprocessor, max_frames)
         self._torch = torch
         self._lock = threading.Lock()  # one forward at a time: the batcher already serializes, users may not
 

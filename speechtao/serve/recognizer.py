@@ -24,12 +24,10 @@ How a stream is decoded (``StreamingOptions``)::
     frames    of the chunk are committed (greedy CTC best symbol + probability per output frame),
               frames of the right context are a tentative look-ahead for the interim transcript
 
-Feature normalization: models trained with NeMo's per-feature (or all-feature) normalization expect log-mels
-normalized over the whole utterance. With ``normalization="stream"`` (the default) a chunk window is normalized
-with the statistics of all the utterance's frames received so far (kept per step as running sums), which come
-closer to the utterance's than those of one short window (``"window"``); final passes normalize over the
-utterance exactly as offline decoding does. Whisper-encoder models (features ``normalize == "whisper"``) floor
-their log-mels at the utterance's peak minus 8 (80 dB); in ``"stream"`` mode the peak is the running one.
+Feature normalization: with ``normalization="stream"`` (the default) a chunk window is normalized with the
+statistics of all the utterance's frames received so far (:mod:`speechtao.serve.stream_norm`), which come closer
+to the utterance's than those of one short window (``"window"``); final passes normalize over the utterance
+exactly as offline decoding does.
 
 Chunk and context sizes are rounded to whole output frames (hop x subsampling: 20 ms for QuartzNet, 80 ms for
 CitriNet). Committed frames drive the endpointer (:mod:`speechtao.serve.endpointing`); at an endpoint, or at the
@@ -54,10 +52,13 @@ from typing import Literal
 
 import numpy as np
 
-from ..asr.ctc import CTCHypothesis, Word, _decode_one, word_times
+from ..asr.ctc import CTCHypothesis, Word, decode_best_path, word_times
 from ..errors import AudioError, InputError
 from .audio_input import StreamResampler
+from .backends import check_backend
+from .decoding import FrameDecoder, GreedyDecoder
 from .endpointing import EndpointConfig, Endpointer
+from .stream_norm import FeatureStats, forward_stream_normalized, supports_stream_normalization
 
 INTERIM_STABILITY = 0.9  # the stability of an interim decoded entirely from committed frames
 
@@ -146,8 +147,7 @@ class Stream:
         self._last_interim_text = ""
         self._endpoint_seen = False
         self._done = False  # the end of the stream has been finalized
-        self._stat_blocks: deque = deque()  # (first frame's sample, sum (C,), sum of squares (C,), frames, max)
-        self._stats_until = 0  # absolute sample up to which frames are in _stat_blocks
+        self.stats = FeatureStats()  # running log-mel statistics for "stream" normalization
 
     # -- input -------------------------------------------------------------------------------------------
 
@@ -218,15 +218,22 @@ class Recognizer:
     """A CTC model behind a batched streaming decoder.
 
     Args:
-        backend: from :func:`speechtao.serve.backends.load_backend`.
+        backend: an :class:`speechtao.serve.backends.AcousticBackend` (:func:`~speechtao.serve.backends.load_backend`).
         options: chunking, context, finalization and endpointing.
         name: the model's name in a model repository.
+        decoder: the decode step of final passes (:mod:`speechtao.serve.decoding`); greedy by default.
     """
 
     def __init__(
-        self, backend, options: StreamingOptions = StreamingOptions(), name: str = "default", max_batch_size: int = 16
+        self,
+        backend,
+        options: StreamingOptions = StreamingOptions(),
+        name: str = "default",
+        max_batch_size: int = 16,
+        decoder: FrameDecoder | None = None,
     ):
-        self.backend = backend
+        self.backend = check_backend(backend)
+        self.decoder = decoder or GreedyDecoder(backend.tokenizer.blank_id)
         self.options = options
         self.name = name
         self.max_batch_size = max_batch_size
@@ -245,6 +252,7 @@ class Recognizer:
         self.right = frames(options.right_context_ms)
         self.max_final_samples = int(options.max_final_pass_s * self.sample_rate)
         self.max_utt_samples = int(options.max_utterance_s * self.sample_rate)
+        self._stream_norm = options.normalization == "stream" and supports_stream_normalization(backend)
         self.seconds_in_model = 0.0  # wall seconds in backend calls (for RTF figures)
         self._time_lock = threading.Lock()  # decode_streams may run in several threads (on disjoint streams)
 
@@ -358,7 +366,8 @@ class Recognizer:
             audio[i, : len(w)] = w
         t0 = time.perf_counter()
         if batch[0][1].kind == "chunk" and self._stream_norm:
-            log_probs, out_lengths = self._forward_stream_normalized(batch, audio, lengths)
+            windows = [(s.stats, j.start, s._utt_start) for s, j in batch]
+            log_probs, out_lengths = forward_stream_normalized(self.backend, windows, audio, lengths)
         else:
             log_probs, out_lengths = self.backend(audio, lengths)  # (B, T', V+1), (B,)
         with self._time_lock:
@@ -370,82 +379,7 @@ class Recognizer:
             if j.kind == "chunk":
                 self._commit(s, j, best[i, :n], prob[i, :n])
             else:
-                self._finish_from_pass(s, j, best[i, :n], prob[i, :n])
-
-    @property
-    def _stream_norm(self) -> bool:
-        spec = getattr(getattr(self.backend, "features", None), "spec", None)
-        return (
-            self.options.normalization == "stream"
-            and spec is not None
-            and spec.normalize is not None
-            and hasattr(self.backend, "run_features")
-        )
-
-    def _forward_stream_normalized(self, batch: list, audio: np.ndarray, lengths: np.ndarray):
-        """Chunk windows normalized with each stream's running statistics -> (log_probs, out_lengths)."""
-        spec = self.backend.features.spec
-        raw, flen = self.backend.features.raw(audio, lengths)  # (B, C, F), (B,)
-        pad_to, pad_value = getattr(spec, "pad_to", 0), getattr(spec, "pad_value", 0.0)  # Whisper: none, 0
-        width = raw.shape[2] if not pad_to else -(-raw.shape[2] // pad_to) * pad_to
-        feats = np.full((len(batch), raw.shape[1], max(width, 1)), pad_value, np.float32)  # (B, C, F')
-        for i, (s, j) in enumerate(batch):
-            n = int(flen[i])
-            x = raw[i, :, :n].astype(np.float64)  # (C, n)
-            self._add_stats(s, j, x)
-            if spec.normalize == "whisper":
-                from ..asr.whisper import whisper_normalize
-
-                if n:
-                    feats[i, :, :n] = whisper_normalize(x, self._peak(s, x) - spec.dynamic_range)
-                continue
-            mean, std = self._stats(s, x, spec.normalize)
-            feats[i, :, :n] = (x - mean) / std
-        return self.backend.run_features(feats, flen)
-
-    def _add_stats(self, s: Stream, j: _Job, x: np.ndarray) -> None:
-        """Add the window's frames not yet counted (feature frame k is centred on sample start + k * hop)."""
-        hop = self.backend.hop_length
-        k0 = max(-(-(s._stats_until - j.start) // hop), 0)
-        if k0 < x.shape[1]:
-            new = x[:, k0:]
-            s._stat_blocks.append((j.start + k0 * hop, new.sum(1), (new * new).sum(1), new.shape[1], new.max()))
-            s._stats_until = j.start + x.shape[1] * hop
-
-    @staticmethod
-    def _utterance_blocks(s: Stream) -> deque:
-        """The stream's feature statistics blocks, without those of an earlier utterance."""
-        while s._stat_blocks and s._stat_blocks[0][0] < s._utt_start:
-            s._stat_blocks.popleft()
-        return s._stat_blocks
-
-    def _peak(self, s: Stream, x: np.ndarray) -> float:
-        """The largest log-mel of the utterance so far (Whisper's dynamic-range reference); the window's own
-        when no frame is counted yet."""
-        blocks = self._utterance_blocks(s)
-        return max(b[4] for b in blocks) if blocks else float(x.max())
-
-    @classmethod
-    def _stats(cls, s: Stream, x: np.ndarray, normalize: str) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and std ((C, 1) or scalars) over the utterance's counted frames; the window's own when fewer
-        than 2 frames are counted. As speechtao.features: unbiased std plus 1e-5."""
-        from ..features import STD_GUARD
-
-        cls._utterance_blocks(s)
-        n = sum(b[3] for b in s._stat_blocks)
-        if n >= 2:
-            total = sum(b[1] for b in s._stat_blocks)
-            squares = sum(b[2] for b in s._stat_blocks)
-        else:
-            n, total, squares = x.shape[1], x.sum(1), (x * x).sum(1)
-        if normalize == "all_features":
-            n, total, squares = n * x.shape[0], total.sum(), squares.sum()
-        mean = total / n
-        var = np.maximum(squares - n * mean * mean, 0.0) / max(n - 1, 1)
-        std = np.sqrt(var) + STD_GUARD
-        if normalize == "all_features":
-            return mean, std
-        return mean[:, None], std[:, None]
+                self._finalized(s, j, self._final_result(s, self.decoder.decode(log_probs[i, :n]), j.start, j.end))
 
     def _commit(self, s: Stream, j: _Job, best: np.ndarray, prob: np.ndarray) -> None:
         spf = self.samples_per_frame
@@ -472,7 +406,7 @@ class Recognizer:
         s._trim()
 
     def _hyp(self, best: np.ndarray, prob: np.ndarray) -> CTCHypothesis:
-        return _decode_one(np.asarray(best, dtype=np.int64), np.asarray(prob, dtype=np.float64), self.blank_id)
+        return decode_best_path(np.asarray(best, dtype=np.int64), np.asarray(prob, dtype=np.float64), self.blank_id)
 
     def _interim(self, s: Stream) -> None:
         if not self.options.interim_results or not s._endpointer.started:
@@ -563,9 +497,6 @@ class Recognizer:
             return
         self._finalized(s, j, r)
 
-    def _finish_from_pass(self, s: Stream, j: _Job, best: np.ndarray, prob: np.ndarray) -> None:
-        self._finalized(s, j, self._final_result(s, self._hyp(best, prob), j.start, j.end))
-
     # -- offline -----------------------------------------------------------------------------------------
 
     def recognize(self, samples: np.ndarray, sample_rate: int, channel: int = 0) -> list[Result]:
@@ -586,6 +517,7 @@ class Recognizer:
             replace(self.options, chunk_ms=4000, left_context_ms=1000, right_context_ms=1000, interim_results=False),
             self.name,
             self.max_batch_size,
+            self.decoder,
         )
         s = long_form.create_stream(channel=channel)
         s.accept_waveform(sample_rate, x)

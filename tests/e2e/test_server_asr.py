@@ -55,9 +55,9 @@ def models(corpus, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(models):
-    from server.app import ServerOptions, start_server
-    from server.limits import Limits
     from speechtao.serve.repository import ModelRepository
+    from speechtao_server.app import ServerOptions, start_server
+    from speechtao_server.limits import Limits
 
     repo = ModelRepository.load(models)
     running = start_server(repo, ServerOptions(port=0, limits=Limits(idle_timeout_s=5.0)))

@@ -9,8 +9,8 @@ grpc = pytest.importorskip("grpc")
 riva_client = pytest.importorskip("riva.client")
 from riva.client.proto import riva_nlp_pb2 as rnlp  # noqa: E402
 
-from server.app import ServerOptions, start_server  # noqa: E402
 from speechtao.serve.repository import ModelRepository  # noqa: E402
+from speechtao_server.app import ServerOptions, start_server  # noqa: E402
 from tests.e2e import nlp_models  # noqa: E402
 from tests.e2e.test_server_ops import punct_folder, qa_folder  # noqa: E402,F401  (module fixtures)
 

@@ -18,11 +18,11 @@ riva_client = pytest.importorskip("riva.client")
 from riva.client.proto import health_pb2, health_pb2_grpc  # noqa: E402
 from riva.client.proto import riva_asr_pb2 as rasr  # noqa: E402
 
-from server.app import ServerOptions, start_server  # noqa: E402
-from server.limits import Limits  # noqa: E402
 from speechtao.audio import pcm16_encode  # noqa: E402
 from speechtao.serve.recognizer import Recognizer, StreamingOptions  # noqa: E402
 from speechtao.serve.repository import ModelRepository  # noqa: E402
+from speechtao_server.app import ServerOptions, start_server  # noqa: E402
+from speechtao_server.limits import Limits  # noqa: E402
 from tests.unit.test_serve_recognizer import SR, ToneBackend, tones  # noqa: E402
 
 TOKEN = "s3cret-token-for-tests"

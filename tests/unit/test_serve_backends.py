@@ -103,24 +103,39 @@ def test_model_repository_names_default_and_unknown(small_models, tmp_path):
 def test_stream_normalization_matches_the_models_own_on_a_first_window(small_models, model_file, rng):
     """A chunk window with no earlier frames is normalized over itself: exactly what the model's front end does;
     later windows use the running statistics of every frame counted so far."""
-    from speechtao.serve.recognizer import Recognizer, StreamingOptions, _Job
+    from speechtao.serve.recognizer import Recognizer, StreamingOptions
+    from speechtao.serve.stream_norm import forward_stream_normalized
 
     rec = Recognizer.from_path(str(small_models / model_file), StreamingOptions(chunk_ms=320, right_context_ms=320))
     x = (0.1 * rng.standard_normal(16000)).astype(np.float32)
     s = rec.create_stream()
     s.accept_waveform(16000, x)
     n = rec.chunk + rec.right
-    job = _Job("chunk", 0, n, 0, rec.chunk)
-    lp, lens = rec._forward_stream_normalized([(s, job)], x[None, :n].copy(), np.array([n]))
+    lp, lens = forward_stream_normalized(rec.backend, [(s.stats, 0, 0)], x[None, :n].copy(), np.array([n]))
     ref, ref_lens = rec.backend(x[None, :n].copy(), np.array([n]))
     assert lens.tolist() == ref_lens.tolist()
     np.testing.assert_allclose(lp[0, : lens[0]], ref[0, : lens[0]], atol=2e-4)
     # a second window overlapping the first: only its new frames are added to the running sums
-    job2 = _Job("chunk", 0, n + rec.chunk, rec.chunk, 2 * rec.chunk)
     raw, flen = rec.backend.features.raw(x[None, : n + rec.chunk].copy(), np.array([n + rec.chunk]))
-    rec._forward_stream_normalized([(s, job2)], x[None, : n + rec.chunk].copy(), np.array([n + rec.chunk]))
+    forward_stream_normalized(
+        rec.backend, [(s.stats, 0, 0)], x[None, : n + rec.chunk].copy(), np.array([n + rec.chunk])
+    )
     counted = raw[0, :, : flen[0]].astype(np.float64)
-    assert sum(b[3] for b in s._stat_blocks) == counted.shape[1]
-    mean, std = rec._stats(s, counted, "per_feature")
+    assert s.stats.frames == counted.shape[1]
+    mean, std = s.stats.mean_std(counted, "per_feature")
     np.testing.assert_allclose(mean[:, 0], counted.mean(1), rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(std[:, 0], counted.std(1, ddof=1) + 1e-5, rtol=1e-7)
+
+
+def test_an_object_without_the_backend_protocol_is_refused_by_name():
+    from speechtao.errors import InputError
+    from speechtao.serve.recognizer import Recognizer
+
+    class AudioOnly:
+        sample_rate, hop_length, subsampling_factor, samples_per_frame = 16000, 160, 2, 320
+
+        def __call__(self, audio, lengths):
+            return audio, lengths
+
+    with pytest.raises(InputError, match="AudioOnly is not an acoustic backend: it lacks tokenizer, features, "):
+        Recognizer(AudioOnly())

@@ -30,6 +30,7 @@ class ToneBackend:
     subsampling_factor = 2
     samples_per_frame = 320
     provider = "tone"
+    features = None  # audio in only: chunk windows are not re-normalized ("window" mode)
 
     def __init__(self):
         self.tokenizer = CharTokenizer()
@@ -57,6 +58,9 @@ class ToneBackend:
                 seg = x[max(j * 320 - 160, 0) : j * 320 + 160]
                 out[b, j, self.symbol(float(np.sqrt(np.mean(seg**2))) if len(seg) else 0.0)] = np.log(0.9)
         return out, frames.astype(np.int64)
+
+    def run_features(self, feats, feat_lengths):
+        raise AssertionError("ToneBackend has no feature front end: the recognizer must not call run_features")
 
 
 def tones(*parts):

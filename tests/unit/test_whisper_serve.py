@@ -145,7 +145,7 @@ def test_stream_normalization_floors_at_the_running_peak(exports):
         rec.decode_stream(s)
     raw, flen = backend.features.raw(x[None, : 3 * rec.chunk + rec.right], np.array([3 * rec.chunk + rec.right]))
     peak = float(raw[0, :, : flen[0]].max())
-    assert rec._peak(s, raw[0]) == pytest.approx(peak, abs=1e-5)
+    assert s.stats.peak(raw[0]) == pytest.approx(peak, abs=1e-5)
     last, ln = seen[-1]
     window, wn = backend.features.raw(
         x[None, 2 * rec.chunk : 3 * rec.chunk + rec.right], np.array([rec.chunk + rec.right])
@@ -198,8 +198,8 @@ def test_riva_server_streams_the_whisper_int8_export(exports, tmp_path, capsys):
     riva_client = pytest.importorskip("riva.client")
     import shutil
 
-    from server.app import ServerOptions, start_server
     from speechtao.serve.repository import ModelRepository
+    from speechtao_server.app import ServerOptions, start_server
 
     reference = _infer(CARDS[:1], capsys)[CARDS[0].name]
     shutil.copy(exports / "model.int8.onnx", tmp_path / "whisper_int8.onnx")
