@@ -43,7 +43,7 @@ finetune-asr: setup
 	SPEECHTAO_THREADS=1 OMP_NUM_THREADS=1 $(PY) -m speechtao asr flow --spec recipes/asr_flow.yaml \
 	  $(if $(STARTER),starter=$(STARTER) out_dir=results/finetune_asr_$(basename $(notdir $(STARTER))))
 
-# NLP: make the data from Debian text, then fine-tune MiniLM (see the README's sections).
+# NLP: make the data from Debian text, then fine-tune MiniLM (docs/nlp.md).
 finetune-qa: setup
 	test -d data/qa || $(PY) -m speechtao qa make-data --out data/qa
 	$(PY) -m speechtao qa finetune --spec recipes/qa_finetune.yaml

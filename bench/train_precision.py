@@ -7,7 +7,7 @@ The same token-tagging model (encoder + two heads, word-piece embeddings frozen 
 is trained twice from the same weights with the Trainer (``trainer.precision`` fp32, then bf16) on random
 word pieces; every step is time-stamped as the task's loss is computed, and the first ``--warmup`` steps are
 not counted. Prints one table: seconds per step (median) and the ratio to fp32. What bf16 does to quality
-is measured by the recipes themselves (README, punctuation). On a CPU without native bf16 the Trainer runs the
+is measured by the recipes themselves (docs/benchmarks.md, language tasks). On a CPU without native bf16 the Trainer runs the
 second row in fp32 too, and says so.
 """
 

@@ -164,9 +164,9 @@ def test_cli_prints_the_summary(tmp_path):
     assert "utterances   2" in p.stdout and "espeak-ng 2" in p.stdout and "voices       2 distinct" in p.stdout
 
 
-def test_readme_example_runs(tmp_path):
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme.split("## Synthetic speech corpora", 1)[1]
+def test_docs_example_runs(tmp_path):
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "asr.md").read_text()
+    section = doc.split("### Synthetic speech\n", 1)[1]
     line = next(x for x in section.splitlines() if x.startswith("speechtao data synth --out corpora/small"))
     args = line.split()[1:]
     args[args.index("corpora/small")] = str(tmp_path / "small")

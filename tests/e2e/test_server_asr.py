@@ -299,17 +299,28 @@ def test_cancel_and_deadline_free_the_stream_at_once(corpus, server, asr):
     release.set()
 
 
-def test_readme_client_example_runs(corpus, server, capsys):
-    """The Python block of the README's "Serving (Riva protocol)" section, against this server and file."""
+def _python_block(doc: str, heading: str) -> str:
     import pathlib
     import re
 
-    readme = (pathlib.Path(__file__).parents[2] / "README.md").read_text()
-    section = readme.split("## Serving (Riva protocol)", 1)[1]
-    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
-    code = code.replace("127.0.0.1:50051", f"127.0.0.1:{server.port}").replace(
-        '"speech.wav"', repr(str(corpus / "door.wav"))
-    )
-    exec(compile(code, "README.md", "exec"), {})
+    text = (pathlib.Path(__file__).parents[2] / doc).read_text()
+    section = text.split(heading, 1)[1]
+    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+
+
+def _run_example(code, server, wav):
+    code = code.replace("127.0.0.1:50051", f"127.0.0.1:{server.port}").replace('"speech.wav"', repr(str(wav)))
+    exec(compile(code, "example", "exec"), {})
+
+
+def test_serving_doc_client_example_runs(corpus, server, capsys):
+    """The streaming client of docs/serving.md ("## Clients"), against this server and file."""
+    _run_example(_python_block("docs/serving.md", "## Clients"), server, corpus / "door.wav")
     lines = capsys.readouterr().out.splitlines()
     assert lines[-1] == "True 1.0 open the door" and all(line.startswith("False ") for line in lines[:-1])
+
+
+def test_readme_client_example_runs(corpus, server, capsys):
+    """The offline client of the README's "## Serving" section, against this server and file."""
+    _run_example(_python_block("README.md", "## Serving"), server, corpus / "door.wav")
+    assert capsys.readouterr().out.splitlines() == ["open the door"]

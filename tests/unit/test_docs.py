@@ -1,0 +1,125 @@
+"""The README and docs/ cannot drift from the code: commands they name exist, commands they show parse, links
+resolve, make targets exist."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from speechtao.cli import build_parser
+
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+DOCS = sorted(
+    [README, *(ROOT / "docs").glob("*.md"), *(ROOT / "manifests").glob("*.md"), *(ROOT / "models").glob("*.md")]
+)
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+@pytest.fixture(scope="module")
+def cli() -> dict[str, set[str]]:
+    """``{group: {action, ...}}`` of the real command line (an empty set for a group without actions)."""
+    return {group: set(_subcommands(p)) for group, p in _subcommands(build_parser()).items()}
+
+
+def _section(text: str, heading: str) -> str:
+    assert heading in text, f"heading {heading!r} is missing"
+    return text.split(heading, 1)[1].split("\n## ", 1)[0]
+
+
+def _code_blocks(text: str, lang: str = "") -> list[str]:
+    return re.findall(rf"```{lang}\n(.*?)```", text, re.S)
+
+
+def _command_map() -> dict[str, set[str]]:
+    block = _code_blocks(_section(README.read_text(), "## Command map"))[0]
+    listed: dict[str, set[str]] = {}
+    for line in block.splitlines():
+        command = re.split(r"\s{2,}", line.strip())[0].split()
+        assert command[0] == "speechtao", f"README command map: {line!r} does not start with 'speechtao'"
+        actions = set(command[2].split("|")) if len(command) > 2 else set()
+        listed.setdefault(command[1], set()).update(actions)
+    return listed
+
+
+def test_readme_command_map_lists_every_group_and_action(cli):
+    listed = _command_map()
+    assert sorted(listed) == sorted(cli), "README command map: groups differ from `speechtao --help`"
+    for group, actions in cli.items():
+        assert listed[group] == actions, (
+            f"README command map, speechtao {group}: listed {sorted(listed[group])}, the CLI has {sorted(actions)}"
+        )
+
+
+def _shell_commands(text: str) -> list[list[str]]:
+    """``speechtao ...`` command lines of the ```bash blocks, comments dropped, continuations joined."""
+    out = []
+    for block in _code_blocks(text, "bash"):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split(" #", 1)[0].strip()
+            if line.startswith("speechtao "):
+                out.append(shlex.split(line))
+    return out
+
+
+def test_readme_commands_parse():
+    """Every `speechtao ...` line of the README's bash blocks is accepted by the real parser."""
+    commands = _shell_commands(README.read_text())
+    assert len(commands) >= 5
+    parser = build_parser()
+    for argv in commands:
+        try:
+            parser.parse_args(argv[1:])
+        except SystemExit as exc:
+            pytest.fail(f"README: {' '.join(argv)!r} does not parse (exit {exc.code})")
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_commands_named_in_docs_exist(doc, cli):
+    """`speechtao GROUP ACTION` in any code block names a real group and action."""
+    for block in _code_blocks(doc.read_text()):
+        for m in re.finditer(r"(?m)^\s*(?:\S*/)?speechtao ([a-z][\w-]*)(?: ([a-z][\w-]*))?", block):
+            group, action = m.group(1), m.group(2)
+            assert group in cli, f"{doc.name}: `speechtao {group}` is not a command group"
+            if cli[group]:
+                assert action in cli[group], f"{doc.name}: `speechtao {group} {action}` is not an action of {group}"
+
+
+def _anchors(text: str) -> set[str]:
+    """GitHub's anchors of the markdown headings of ``text``."""
+    out = set()
+    for heading in re.findall(r"(?m)^#+ (.+)$", re.sub(r"```.*?```", "", text, flags=re.S)):
+        out.add(re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-"))
+    return out
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_relative_links_resolve(doc):
+    for target in re.findall(r"\]\(([^)\s]+)\)", doc.read_text()):
+        if re.match(r"[a-z]+:", target):
+            continue
+        path, _, anchor = target.partition("#")
+        dest = (doc.parent / path).resolve() if path else doc
+        assert dest.exists(), f"{doc.relative_to(ROOT)}: link {target!r} points at a missing file"
+        if anchor and dest.suffix == ".md":
+            assert anchor in _anchors(dest.read_text()), f"{doc.relative_to(ROOT)}: link {target!r}: no such heading"
+
+
+def test_make_targets_named_in_readme_exist():
+    targets = set(re.findall(r"(?m)^([\w-]+(?: [\w-]+)*):", (ROOT / "Makefile").read_text()))
+    targets = {t for line in targets for t in line.split()}
+    named = set(re.findall(r"`make ([\w-]+)", README.read_text())) | set(
+        m for block in _code_blocks(README.read_text(), "bash") for m in re.findall(r"(?m)^make ([\w-]+)", block)
+    )
+    assert named, "README names no make target"
+    assert named <= targets, f"README names make targets the Makefile lacks: {sorted(named - targets)}"
