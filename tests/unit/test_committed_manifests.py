@@ -87,7 +87,7 @@ def _installed(paths: list[str]) -> set[str]:
 
 def test_real_recordings_are_what_realspeech_writes(tmp_path):
     """`speechtao data realspeech` on this machine writes the committed files, line for line."""
-    from speechtao.data.realspeech import ALSA_DIR, POCKETSPHINX_DIR, write_realspeech_manifests
+    from speechtao.corpora.realspeech import ALSA_DIR, POCKETSPHINX_DIR, write_realspeech_manifests
 
     absent = [
         pkg for d, pkg in ((POCKETSPHINX_DIR, "pocketsphinx-testdata"), (ALSA_DIR, "alsa-utils")) if not d.is_dir()
@@ -100,7 +100,7 @@ def test_real_recordings_are_what_realspeech_writes(tmp_path):
 
 
 def _domain_plan():
-    from speechtao.data.domain import DomainSpec, domain_voices, plan
+    from speechtao.corpora.domain import DomainSpec, domain_voices, plan
 
     absent = [tool for tool in ("espeak-ng", "flite", "sox") if shutil.which(tool) is None]
     if absent:
@@ -119,7 +119,7 @@ def test_domain_manifests_are_what_the_generator_plans():
 
 def test_domain_durations_are_what_synthesis_gives(tmp_path):
     """Synthesizing the first utterances of each split again gives the committed durations."""
-    from speechtao.data.synth import synthesize_chunk
+    from speechtao.corpora.tts import synthesize_chunk
 
     train, test = _domain_plan()
     for split, planned in (("train", train), ("test", test)):
