@@ -25,12 +25,13 @@ from torch import nn
 
 from speechtao.nlp.common import TokenTaggingNet
 from speechtao.nlp.encoder import load_encoder
-from speechtao.train.loop import Trainer, TrainerSpec, cpu_has_native_bf16
+from speechtao.train.loop import Trainer, TrainerSpec, TrainTask
 from speechtao.train.optim import OptimSpec
+from speechtao.train.precision import cpu_has_native_bf16
 from speechtao.train.schedule import ScheduleSpec
 
 
-class RandomTagging:
+class RandomTagging(TrainTask):
     """Tag random word pieces (the labels are a function of the piece id; only the step time is read)."""
 
     def __init__(self, net: nn.Module, batch_size: int, length: int, steps: int, vocab: int):

@@ -25,7 +25,7 @@ from ..augment import AugmentSpec, SpecAugment, SpecAugmentSpec, WaveAugmenter
 from ..errors import CheckpointError, SpecError
 from ..train import ddp
 from ..train.checkpoint import CheckpointManager
-from ..train.loop import Trainer, TrainerSpec, seed_everything
+from ..train.loop import Trainer, TrainerSpec, TrainTask, seed_everything
 from ..train.optim import OptimSpec
 from ..train.schedule import ScheduleSpec
 from .data import AudioTextDataset, DurationBucketSampler, collate, make_loader
@@ -131,7 +131,7 @@ class ASRFinetuneSpec:
 # ------------------------------------------------------------------------------------------------ the task
 
 
-class ASRTask:
+class ASRTask(TrainTask):
     """CTC training of an :class:`~speechtao.asr.models.EncDecCTCModel` for :class:`~speechtao.train.loop.Trainer`.
 
     Batches are ``(audio (B, T), audio_lengths (B,), tokens (B, U), token_lengths (B,))``; with ``distill.manifest``

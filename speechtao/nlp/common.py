@@ -46,6 +46,7 @@ from torch import nn
 
 from .. import __version__
 from ..errors import CheckpointError, DataError, InputError, SpeechtaoError
+from ..train.loop import TrainTask
 
 FORMAT = "speechtao-nlp"
 FORMAT_VERSION = 1
@@ -624,7 +625,7 @@ def load_model(path: str | Path, task: str | None = None) -> NLPModel:
 # ------------------------------------------------------------------------------------------ Trainer glue
 
 
-class EncoderTask:
+class EncoderTask(TrainTask):
     """The :class:`speechtao.train.loop.Trainer` task protocol over a list of pre-encoded examples.
 
     Args:

@@ -19,7 +19,22 @@ import torch
 import yaml
 
 TEXTS = ["turn left", "open the door", "stop now", "go right", "close the window", "turn on the light"]
-LOG_LINE = re.compile(r"^epoch (\d+) step (\d+) loss (\d+\.\d{3}) lr (\d\.\de[-+]\d\d)( wer \d\.\d{3})?$")
+LOG_LINE = re.compile(
+    r"^epoch (\d+) step (\d+) loss (\d+\.\d{3}) lr (\d\.\de[-+]\d\d)( wer \d\.\d{3})? elapsed (\d+m)?\d+s eta (\d+m)?\d+s$"
+)
+
+
+def without_times(line: str) -> str:
+    """A log line less its elapsed time and ETA (which differ between runs)."""
+    return line.split(" elapsed ")[0]
+
+
+def history_untimed(run) -> list[dict]:
+    """The run's history.jsonl entries less their elapsed times."""
+    from speechtao.train.history import read_history
+
+    return [{k: v for k, v in e.items() if k != "elapsed_s"} for e in read_history(run)]
+
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 
@@ -133,14 +148,16 @@ def test_sigkill_and_resume_end_bit_identical(corpus, reference, tmp_path):
     assert r.returncode == 0, r.stderr
     m = re.search(r"resumed from \S+step-(\d{8})\.pt at epoch \d+ batch \d+ step (\d+)", r.stdout)
     assert m and int(m.group(1)) == int(m.group(2)) and 10 <= int(m.group(2)) < 30, r.stdout
-    ref_lines = [line for line in reference[2].splitlines() if LOG_LINE.match(line)]
-    resumed_lines = [line for line in r.stdout.splitlines() if LOG_LINE.match(line)]
+    ref_lines = [without_times(line) for line in reference[2].splitlines() if LOG_LINE.match(line)]
+    resumed_lines = [without_times(line) for line in r.stdout.splitlines() if LOG_LINE.match(line)]
     assert resumed_lines and resumed_lines == ref_lines[-len(resumed_lines) :]  # same losses, lrs and WERs
     a = torch.load(ref_run / "final.pt", weights_only=True)["state_dict"]
     b = torch.load(tmp_path / "run" / "final.pt", weights_only=True)["state_dict"]
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
+    # the history of the killed and resumed run reads like the uninterrupted one's (times aside)
+    assert history_untimed(tmp_path / "run") == history_untimed(ref_run)
 
 
 def test_finetune_new_vocabulary_frozen_encoder(corpus, reference, tmp_path, capsys):

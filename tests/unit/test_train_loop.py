@@ -22,17 +22,19 @@ import pytest
 import torch
 from torch import nn
 
-from speechtao.errors import CheckpointError, InputError
+from speechtao.errors import CheckpointError, DataError, InputError
 from speechtao.train.checkpoint import load_checkpoint
 from speechtao.train.ddp import init_distributed, shutdown_distributed
-from speechtao.train.loop import Trainer, TrainerSpec, cpu_has_native_bf16, seed_everything
+from speechtao.train.history import HistoryWriter, read_history
+from speechtao.train.loop import Trainer, TrainerSpec, TrainTask, seed_everything
 from speechtao.train.optim import OptimSpec
+from speechtao.train.precision import cpu_has_native_bf16
 from speechtao.train.schedule import ScheduleSpec
 
 HERE = Path(__file__).resolve()
 
 
-class ToyTask:
+class ToyTask(TrainTask):
     """Classify which of 3 frequencies a noisy sinusoid carries. Conv1d + BatchNorm (+ Dropout), shuffled
     batches, NumPy noise drawn while batching (so resume must restore the NumPy stream, and dropout the torch one).
     Under DDP each rank takes ``global_batch[rank::world]``.
@@ -145,7 +147,9 @@ def run_script(*args, **kw):
 def test_loss_decreases_and_outputs_written(tmp_path):
     lines = []
     metrics = toy_trainer(tmp_path, steps=30, lines=lines).fit()
-    pattern = re.compile(r"^epoch (\d+) step (\d+) loss (\d+\.\d{3}) lr (\d\.\de[-+]\d\d)( err \d\.\d{3})?$")
+    pattern = re.compile(
+        r"^epoch (\d+) step (\d+) loss (\d+\.\d{3}) lr (\d\.\de[-+]\d\d)( err \d\.\d{3})? elapsed (\d+m)?\d+s eta (\d+m)?\d+s$"
+    )
     logged = [m for m in map(pattern.match, lines) if m]
     losses = [float(m.group(3)) for m in logged]
     assert [int(m.group(2)) for m in logged] == [5, 10, 15, 20, 25, 30]
@@ -159,6 +163,18 @@ def test_loss_decreases_and_outputs_written(tmp_path):
     index = json.loads((tmp_path / "checkpoints" / "index.json").read_text())
     assert kept == sorted(e["file"] for e in index["checkpoints"])
     assert {"step-00000025.pt", "step-00000030.pt"} <= set(kept) and len(kept) <= 3  # last 2 + best 1
+    history = read_history(tmp_path / "history.jsonl")
+    train = [e for e in history if e["kind"] == "train"]
+    assert [e["step"] for e in train] == [5, 10, 15, 20, 25, 30]
+    assert [f"{e['loss']:.3f}" for e in train] == [m.group(3) for m in logged]
+    assert [f"{e['lr']:.1e}" for e in train] == [m.group(4) for m in logged]
+    assert set(train[0]) == {"kind", "epoch", "step", "loss", "lr", "elapsed_s"}
+    vals = [e for e in history if e["kind"] == "val"]
+    assert [e["step"] for e in vals] == [10, 20, 30] and set(vals[0]["metrics"]) == {"err", "loss"}
+    assert vals[-1]["metrics"] == saved["final_val"]
+    elapsed = [e["elapsed_s"] for e in history]
+    assert elapsed == sorted(elapsed) and elapsed[0] >= 0
+    assert history.index(vals[0]) == history.index(train[1]) + 1  # in the order they happened
 
 
 def test_cpu_bf16_detection_reads_the_cpu_flags(tmp_path):
@@ -183,7 +199,7 @@ class _DtypeTask(ToyTask):
 @pytest.mark.parametrize("native", [True, False])
 def test_bf16_precision_on_cpu(tmp_path, monkeypatch, native):
     """precision bf16 autocasts on a CPU with native bf16 (and still trains); elsewhere fp32, said in the log."""
-    monkeypatch.setattr("speechtao.train.loop.cpu_has_native_bf16", lambda *a: native)
+    monkeypatch.setattr("speechtao.train.precision.cpu_has_native_bf16", lambda *a: native)
     task = _DtypeTask(dropout=0.0)
     task.dtypes = set()
     lines = []
@@ -388,6 +404,60 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path):
     a, b = final_weights(tmp_path / "ref"), final_weights(killed)
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+class _CrashingTask(ToyTask):
+    """Raises inside its ``crash_at``-th loss call, as a killed process stops between two checkpoints."""
+
+    def __init__(self, crash_at, **kw):
+        super().__init__(**kw)
+        self.calls, self.crash_at = 0, crash_at
+
+    def loss(self, model, batch):
+        self.calls += 1
+        if self.calls == self.crash_at:
+            raise RuntimeError("killed")
+        return super().loss(model, batch)
+
+
+def _history_without_time(out_dir):
+    return [{k: v for k, v in e.items() if k != "elapsed_s"} for e in read_history(out_dir)]
+
+
+def test_resumed_history_equals_an_uninterrupted_one(tmp_path):
+    """history.jsonl of a run stopped after step 16 (checkpoint at 10, entries at 15 written after it) and
+    resumed equals the history of the run that was not stopped: the entries after the checkpoint are dropped."""
+    toy_trainer(tmp_path / "ref", steps=30, ckpt_every=10).fit()
+    cut = tmp_path / "cut"
+    stopped = toy_trainer(cut, steps=30, ckpt_every=10)
+    stopped.task = _CrashingTask(crash_at=17)
+    with pytest.raises(RuntimeError, match="killed"):
+        stopped.fit()
+    assert [e["step"] for e in read_history(cut)] == [5, 10, 10, 15]
+    toy_trainer(cut, steps=30, ckpt_every=10).fit(resume=True)
+    ref = _history_without_time(tmp_path / "ref")
+    assert [e["step"] for e in ref] == [5, 10, 10, 15, 20, 20, 25, 30, 30]
+    assert _history_without_time(cut) == ref
+    elapsed = [e["elapsed_s"] for e in read_history(cut)]
+    assert elapsed == sorted(elapsed)  # the resumed run goes on counting from the checkpoint's time
+
+
+def test_history_resume_without_a_recorded_line_count_keeps_the_steps_up_to_the_checkpoint(tmp_path):
+    lines = [
+        {"kind": "train", "epoch": 0, "step": 5, "loss": 1.0, "lr": 0.1, "elapsed_s": 1.0},
+        {"kind": "val", "epoch": 0, "step": 5, "metrics": {"wer": 0.5}, "elapsed_s": 1.5},
+        {"kind": "train", "epoch": 0, "step": 10, "loss": 0.5, "lr": 0.1, "elapsed_s": 2.0},
+    ]
+    (tmp_path / "history.jsonl").write_text("".join(json.dumps(e) + "\n" for e in lines) + '{"kind": "tr')
+    writer = HistoryWriter(tmp_path, resume_lines=None, resume_step=5)
+    assert read_history(tmp_path) == lines[:2] and writer.lines == 2
+    writer.write(lines[2])
+    assert read_history(tmp_path / "history.jsonl") == lines
+    HistoryWriter(tmp_path)  # a new run starts an empty history
+    assert read_history(tmp_path) == []
+    (tmp_path / "history.jsonl").write_text('{"kind": "train"}\n{"kind": "tr\n')
+    with pytest.raises(DataError, match=r"history.jsonl:2: not a JSON line"):
+        read_history(tmp_path)
 
 
 def test_truncated_checkpoint_is_refused(tmp_path):
