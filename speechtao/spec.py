@@ -39,9 +39,27 @@ _MISSING = dataclasses.MISSING
 
 
 def _type_name(tp: Any) -> str:
+    if tp is type(None):
+        return "None"
     if isinstance(tp, type):
         return tp.__name__
+    if get_origin(tp) in (Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in get_args(tp))
     return str(tp).replace("typing.", "")
+
+
+class _PathError(SpecError):
+    """A spec error about the dotted ``path``; ``mismatch``: the value there has the wrong type (a union tries each
+    of its types and reports the most specific error of those that failed)."""
+
+    def __init__(self, message: str, path: str, mismatch: bool = False):
+        super().__init__(message)
+        self.path = path
+        self.mismatch = mismatch
+
+
+def _mismatch(path: str, expected: str, value: Any) -> _PathError:
+    return _PathError(f"{path or '<root>'}: expected {expected}, got {value!r}", path, mismatch=True)
 
 
 def _convert(tp: Any, value: Any, path: str) -> Any:
@@ -51,53 +69,57 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
     if tp is Any:
         return value
     if origin in (Union, types.UnionType):
-        args = get_args(tp)
         if value is None:
-            if type(None) in args:
+            if type(None) in get_args(tp):
                 return None
-            raise SpecError(f"{where}: expected {_type_name(tp)}, got null")
-        errors = []
-        for arg in args:
+            raise _PathError(f"{where}: expected {_type_name(tp)}, got null", path, mismatch=True)
+        failed = []
+        for arg in get_args(tp):
             if arg is type(None):
                 continue
             try:
                 return _convert(arg, value, path)
-            except SpecError as exc:
-                errors.append(str(exc))
-        raise SpecError(f"{where}: expected {_type_name(tp)}, got {value!r}")
+            except _PathError as exc:
+                failed.append(exc)
+        # the error of the type that matched deepest (``xs[1]: expected int`` of a list[int] | None), unless every
+        # type failed on the value itself: then the union's own message
+        specific = [e for e in failed if not (e.mismatch and e.path == path)]
+        if specific:
+            raise max(specific, key=lambda e: len(e.path))
+        raise _mismatch(path, _type_name(tp), value)
     if origin is Literal:
         choices = get_args(tp)
         if value not in choices:
-            raise SpecError(f"{where}: expected one of {list(choices)}, got {value!r}")
+            raise _mismatch(path, f"one of {list(choices)}", value)
         return value
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
-            raise SpecError(f"{where}: expected a mapping for {tp.__name__}, got {value!r}")
+            raise _mismatch(path, f"a mapping for {tp.__name__}", value)
         return _build(tp, value, path)
     if origin in (list, tuple, typing.Sequence) or tp in (list, tuple):
         if not isinstance(value, (list, tuple)):
-            raise SpecError(f"{where}: expected a list, got {value!r}")
+            raise _mismatch(path, "a list", value)
         args = get_args(tp)
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(args) != len(value):
-                raise SpecError(f"{where}: expected {len(args)} items, got {len(value)}")
+                raise _PathError(f"{where}: expected {len(args)} items, got {len(value)}", path, mismatch=True)
             return tuple(_convert(a, v, f"{path}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
         item = args[0] if args else Any
         out = [_convert(item, v, f"{path}[{i}]") for i, v in enumerate(value)]
         return tuple(out) if origin is tuple else out
     if origin is dict or tp is dict:
         if not isinstance(value, dict):
-            raise SpecError(f"{where}: expected a mapping, got {value!r}")
+            raise _mismatch(path, "a mapping", value)
         args = get_args(tp) or (Any, Any)
         return {_convert(args[0], k, f"{path}.{k}"): _convert(args[1], v, f"{path}.{k}") for k, v in value.items()}
     if tp is bool:
         if isinstance(value, bool):
             return value
-        raise SpecError(f"{where}: expected bool, got {value!r}")
+        raise _mismatch(path, "bool", value)
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        raise SpecError(f"{where}: expected int, got {value!r}")
+        raise _mismatch(path, "int", value)
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
@@ -106,16 +128,16 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
                 return float(value)
             except ValueError:
                 pass
-        raise SpecError(f"{where}: expected float, got {value!r}")
+        raise _mismatch(path, "float", value)
     if tp is str:
         if isinstance(value, str):
             return value
-        raise SpecError(f"{where}: expected str, got {value!r}")
+        raise _mismatch(path, "str", value)
     if tp is Path:
         if isinstance(value, (str, Path)):
             return Path(value)
-        raise SpecError(f"{where}: expected a path, got {value!r}")
-    raise SpecError(f"{where}: unsupported spec type {_type_name(tp)}")
+        raise _mismatch(path, "a path", value)
+    raise _PathError(f"{where}: unsupported spec type {_type_name(tp)}", path)
 
 
 def _build(cls: type[T], data: dict, path: str) -> T:
@@ -124,21 +146,24 @@ def _build(cls: type[T], data: dict, path: str) -> T:
     prefix = f"{path}." if path else ""
     unknown = [k for k in data if k not in fields]
     if unknown:
-        raise SpecError(
-            f"{prefix}{unknown[0]}: unknown key for {cls.__name__} (known keys: {', '.join(sorted(fields))})"
+        raise _PathError(
+            f"{prefix}{unknown[0]}: unknown key for {cls.__name__} (known keys: {', '.join(sorted(fields))})",
+            prefix + str(unknown[0]),
         )
     kwargs = {}
     for name, f in fields.items():
         if name in data:
             kwargs[name] = _convert(hints[name], data[name], prefix + name)
         elif f.default is _MISSING and f.default_factory is _MISSING:
-            raise SpecError(f"{prefix}{name}: required field missing ({_type_name(hints[name])})")
+            raise _PathError(f"{prefix}{name}: required field missing ({_type_name(hints[name])})", prefix + name)
     try:
         return cls(**kwargs)
-    except SpecError:
+    except _PathError:
         raise
+    except SpecError as exc:  # raised by a __post_init__: keep its message
+        raise _PathError(str(exc), path) from exc
     except (ValueError, TypeError) as exc:  # __post_init__ validation
-        raise SpecError(f"{path or '<root>'}: {exc}") from exc
+        raise _PathError(f"{path or '<root>'}: {exc}", path) from exc
 
 
 def spec_from_dict(cls: type[T], data: dict | None) -> T:

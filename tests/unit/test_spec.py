@@ -62,6 +62,47 @@ def test_bad_specs_name_the_dotted_path(data, message):
         spec_from_dict(Spec, data)
 
 
+@dataclass
+class Limits:
+    top: int = 1
+
+    def __post_init__(self):
+        if self.top < 1:
+            raise ValueError(f"top must be >= 1, got {self.top}")
+
+
+@dataclass
+class Unions:
+    xs: list[int] | None = None
+    optim: Optim | None = None
+    many: list[str] | str = "a"
+    num: int | None = None
+    nested: dict[str, list[int]] | None = None
+    limits: Limits | None = None
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"xs": [1, "a"]}, "xs[1]: expected int, got 'a'"),  # the item, not the whole list
+        ({"xs": "a"}, "xs: expected list[int] | None, got 'a'"),
+        ({"optim": {"lr": "fast"}}, "optim.lr: expected float, got 'fast'"),
+        ({"optim": {"lr": 1, "nme": 2}}, "optim.nme: unknown key for Optim (known keys: betas, lr, name)"),
+        ({"optim": {}}, "optim.lr: required field missing (float)"),
+        ({"optim": 3}, "optim: expected Optim | None, got 3"),
+        ({"many": [1]}, "many[0]: expected str, got 1"),
+        ({"many": 5}, "many: expected list[str] | str, got 5"),
+        ({"num": "x"}, "num: expected int | None, got 'x'"),
+        ({"nested": {"a": [1, "b"]}}, "nested.a[1]: expected int, got 'b'"),
+        ({"limits": {"top": 0}}, "limits: top must be >= 1, got 0"),
+    ],
+)
+def test_union_errors_name_the_innermost_path(data, message):
+    with pytest.raises(SpecError) as exc:
+        spec_from_dict(Unions, data)
+    assert str(exc.value) == message
+
+
 def test_overrides_parse_yaml(tmp_path):
     path = tmp_path / "r.yaml"
     path.write_text("optim:\n  lr: 0.1\ndata:\n  train: [a.jsonl]\n")
