@@ -49,6 +49,7 @@ class BlockConfig:
     se_reduction_ratio: int = 8  # SE hidden size = filters // ratio
     residual_mode: Literal["add", "stride_add"] = "add"  # stride_add: the residual 1x1 conv strides too
     stride_last: bool = False  # only the last sub-block strides (CitriNet); else every sub-block does
+    residual_dense: bool = False  # Jasper "DR": residual branches from the outputs of every earlier dense block
 
     def __post_init__(self) -> None:
         if self.filters < 1 or self.repeat < 1:
@@ -79,13 +80,23 @@ class ASRModelConfig:
     preprocessor: FeatureSpec  # log-mel front end (speechtao.features)
     blocks: tuple[BlockConfig, ...]  # encoder blocks, in order
     activation: str = "relu"  # activation in blocks and SE (NeMo's jasper_activations names)
-    family: str = "custom"  # "quartznet" | "citrinet" | "custom": informational, shown by `asr info`
+    family: str = "custom"  # "quartznet" | "citrinet" | "jasper" | "custom": informational (`asr info`)
 
     def __post_init__(self) -> None:
         if not self.blocks:
             raise ValueError("blocks: at least one encoder block is required")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation {self.activation!r} is not one of {list(ACTIVATIONS)}")
+        panes, c = [self.feat_in], self.feat_in  # channel counts of the residual panes (see ConvEncoder)
+        for i, b in enumerate(self.blocks):
+            if b.residual and not b.residual_dense and panes[0] != c:
+                raise ValueError(
+                    f"blocks[{i}]: a residual block right after dense-residual blocks adds their first pane "
+                    f"({panes[0]} channels, NeMo's rule) but its input has {c}: make it residual_dense, "
+                    f"residual: false, or {panes[0]} wide"
+                )
+            panes = panes + [b.filters] if b.residual_dense else [b.filters]
+            c = b.filters
 
     @property
     def feat_in(self) -> int:
@@ -190,7 +201,9 @@ class JasperBlock(nn.Module):
     forward(x (B, C_in, T), lengths (B,)) -> (y (B, filters, T / total_stride), lengths').
     """
 
-    def __init__(self, c_in: int, cfg: BlockConfig, activation: str):
+    def __init__(self, c_in: int, cfg: BlockConfig, activation: str, panes: tuple[int, ...] = ()):
+        """``panes``: channel counts of the tensors a dense-residual block adds (see :class:`ConvEncoder`);
+        empty for the usual single residual from the block input."""
         super().__init__()
         self.cfg = cfg
         layers: list[nn.Module] = []
@@ -208,7 +221,9 @@ class JasperBlock(nn.Module):
         self.res: nn.ModuleList | None = None
         if cfg.residual:
             res_stride = cfg.stride if cfg.residual_mode == "stride_add" else 1
-            self.res = nn.ModuleList([nn.ModuleList(self._conv_bn(c_in, cfg.filters, 1, res_stride, 1, False))])
+            self.res = nn.ModuleList(
+                [nn.ModuleList(self._conv_bn(c, cfg.filters, 1, res_stride, 1, False)) for c in panes or (c_in,)]
+            )
         self.mout = nn.Sequential(_activation(activation), nn.Dropout(cfg.dropout))
 
     @staticmethod
@@ -219,7 +234,10 @@ class JasperBlock(nn.Module):
             convs = [MaskedConv1d(c_in, c_out, kernel, stride, dilation)]
         return convs + [nn.BatchNorm1d(c_out, eps=1e-3, momentum=0.1)]
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, lengths: torch.Tensor, panes: list[torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``panes``: the tensors the residual branches read, in order (default ``[x]``)."""
         out, out_lengths = x, lengths
         for layer in self.mconv:
             if isinstance(layer, (MaskedConv1d, SqueezeExcite)):
@@ -227,28 +245,39 @@ class JasperBlock(nn.Module):
             else:
                 out = layer(out)
         if self.res is not None:
-            res = x
-            for layer in self.res[0]:
-                res = layer(res, lengths)[0] if isinstance(layer, MaskedConv1d) else layer(res)
-            out = out + res
+            for branch, res in zip(self.res, panes or [x]):
+                for layer in branch:
+                    res = layer(res, lengths)[0] if isinstance(layer, MaskedConv1d) else layer(res)
+                out = out + res
         return self.mout(out), out_lengths
 
 
 class ConvEncoder(nn.Module):
-    """Stack of :class:`JasperBlock`. forward(feats (B, n_mels, F), lengths (B,)) -> ((B, C, F'), lengths')."""
+    """Stack of :class:`JasperBlock`. forward(feats (B, n_mels, F), lengths (B,)) -> ((B, C, F'), lengths').
+
+    Dense residuals (Jasper DR, ``residual_dense``): the encoder keeps a list of *panes*, the tensors later
+    blocks may add. A plain block replaces the list with its output; a dense block appends its output. Block
+    ``i`` adds one 1x1 conv + BN branch per pane it reads: a dense block reads every pane so far (the input of
+    the first dense block of the run and each later dense output), any other residual block the first pane,
+    which is its own input unless it follows a dense run (the same rule as NeMo's ConvASREncoder)."""
 
     def __init__(self, config: ASRModelConfig):
         super().__init__()
-        blocks, c = [], config.feat_in
+        blocks, c, dense_in = [], config.feat_in, []
         for b in config.blocks:
-            blocks.append(JasperBlock(c, b, config.activation))
+            if b.residual_dense:
+                dense_in.append(c)
+            blocks.append(JasperBlock(c, b, config.activation, tuple(dense_in) if b.residual_dense else ()))
             c = b.filters
         self.encoder = nn.ModuleList(blocks)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        panes = [x]
         for block in self.encoder:
-            x, lengths = block(x, lengths)
-        return x, lengths
+            n = len(block.res) if block.res is not None else 0
+            out, lengths = block(panes[-1], lengths, panes[:n] if n else None)
+            panes = panes + [out] if block.cfg.residual_dense else [out]
+        return panes[-1], lengths
 
 
 class ConvDecoder(nn.Module):
@@ -439,6 +468,37 @@ def _citrinet(
     return ASRModelConfig(preprocessor=pre, blocks=tuple(blocks), family="citrinet")
 
 
+def _jasper(
+    groups: list[tuple[int, int, float]],
+    b_per_group: int,
+    repeat: int = 5,
+    first: tuple[int, int, float] = (256, 11, 0.2),
+    last: tuple[int, int, int, float] = (896, 29, 1024, 0.4),
+    dense: bool = True,
+    n_mels: int = 64,
+) -> ASRModelConfig:
+    """Jasper (Li et al. 2019, "Jasper: An End-to-End Convolutional Neural Acoustic Model"): full (not separable)
+    convolutions; ``groups`` are (filters, kernel, dropout) of each group of ``b_per_group`` blocks of ``repeat``
+    sub-blocks; "DR" = dense residual. The published 10x5 layout is NeMo's jasper_10x5dr config."""
+    f0, k0, d0 = first
+    blocks = [BlockConfig(f0, 1, k0, stride=2, dropout=d0, residual=False, separable=False)]
+    for filters, kernel, dropout in groups:
+        blocks += [
+            BlockConfig(filters, repeat, kernel, dropout=dropout, separable=False, residual_dense=dense)
+            for _ in range(b_per_group)
+        ]
+    f1, k1, f2, d1 = last
+    blocks += [
+        BlockConfig(f1, 1, k1, dilation=2, dropout=d1, residual=False, separable=False),
+        BlockConfig(f2, 1, 1, dropout=d1, residual=False, separable=False),
+    ]
+    pre = FeatureSpec(n_mels=n_mels, window_size=0.02, window_stride=0.01, n_fft=512)
+    return ASRModelConfig(preprocessor=pre, blocks=tuple(blocks), family="jasper")
+
+
+_JASPER_GROUPS = [(256, 11, 0.2), (384, 13, 0.2), (512, 17, 0.2), (640, 21, 0.3), (768, 25, 0.3)]
+
+
 def _presets() -> dict[str, ASRModelConfig]:
     return {
         "quartznet_15x5": _quartznet(_QN_GROUPS, 3),
@@ -451,6 +511,15 @@ def _presets() -> dict[str, ASRModelConfig]:
         "citrinet_1024": _citrinet(1024, 1280),
         # CPU: CitriNet layout at 128 channels, 3 sub-blocks per block, kernels scaled by 0.5.
         "citrinet_small": _citrinet(128, 256, repeat=3, kernel_factor=0.5),
+        "jasper_10x5dr": _jasper(_JASPER_GROUPS, 2),
+        # CPU: Jasper 5x2 DR at 64-128 channels with shorter kernels (~1.4M parameters).
+        "jasper_small": _jasper(
+            [(64, 5, 0.1), (80, 7, 0.1), (96, 9, 0.1), (112, 11, 0.1), (128, 13, 0.1)],
+            1,
+            repeat=2,
+            first=(64, 11, 0.1),
+            last=(192, 13, 256, 0.1),
+        ),
     }
 
 
@@ -466,6 +535,8 @@ PRESET_VOCAB_SIZE: dict[str, int] = {
     "citrinet_512": 1024,
     "citrinet_1024": 1024,
     "citrinet_small": 256,
+    "jasper_10x5dr": 28,
+    "jasper_small": 28,
 }
 
 

@@ -9,7 +9,7 @@ A ``.nemo`` file is a tar (plain, or gzip before NeMo 1.7) holding::
 Reading is defensive: members with absolute paths, ``..`` components, links or devices, and members larger
 than :data:`MAX_MEMBER_BYTES` are refused; the weights load with ``torch.load(weights_only=True)``; only the
 three kinds of members above are read, into memory, never extracted. Config features speechtao does not
-implement (grouped convolutions, dense residuals, limited-context SE, ...) raise :class:`CheckpointError`
+implement (grouped convolutions, limited-context SE, ...) raise :class:`CheckpointError`
 naming the config key.
 
 The state-dict names of ``conv_mask: true`` encoders are the same as ours, so weights load with
@@ -62,11 +62,11 @@ _BLOCK_KEYS = {
     "residual_mode",
     "stride_last",
     "kernel_size_factor",
+    "residual_dense",
 }
 _BLOCK_FIXED = {
     "groups": 1,
     "heads": -1,
-    "residual_dense": False,
     "se_context_size": -1,
     "future_context": -1,
     "quantize": False,
@@ -279,6 +279,7 @@ def config_from_nemo(cfg: dict) -> tuple[ASRModelConfig, int]:
                     se_reduction_ratio=int(b.get("se_reduction_ratio", 8)),
                     residual_mode=mode,
                     stride_last=bool(b.get("stride_last", False)),
+                    residual_dense=bool(b.get("residual_dense", False)),
                 )
             )
         except ValueError as exc:
@@ -296,7 +297,15 @@ def config_from_nemo(cfg: dict) -> tuple[ASRModelConfig, int]:
     vocab_size = num_classes if isinstance(num_classes, int) and num_classes > 0 else len(vocabulary)
     if vocab_size < 1:
         raise CheckpointError("decoder.num_classes: not set and decoder.vocabulary is empty")
-    family = "citrinet" if any(b.se for b in blocks) else "quartznet" if blocks[0].separable else "custom"
+    family = (
+        "citrinet"
+        if any(b.se for b in blocks)
+        else "quartznet"
+        if blocks[0].separable
+        else "jasper"
+        if any(b.residual_dense for b in blocks)
+        else "custom"
+    )
     config = ASRModelConfig(preprocessor=pre, blocks=tuple(blocks), activation=activation, family=family)
     return config, vocab_size
 
@@ -387,6 +396,7 @@ def config_to_nemo(loaded: LoadedModel) -> dict:
             "se_context_size": -1,
             "residual_mode": b.residual_mode,
             "stride_last": b.stride_last,
+            "residual_dense": b.residual_dense,
             "kernel_size_factor": 1.0,
         }
         for b in config.blocks

@@ -163,9 +163,9 @@ def channel_scores(model: EncDecCTCModel) -> list[list[torch.Tensor]]:
     for block in model.encoder.encoder:
         subs, _ = _sub_blocks(block)
         scores = [_normalized(_folded_norms(s.convs[-1].conv, s.bn)) for s in subs]
-        if block.res is not None:
-            res_conv, res_bn = block.res[0][0], block.res[0][1]
-            scores[-1] = _normalized((scores[-1] + _normalized(_folded_norms(res_conv.conv, res_bn))) / 2)
+        if block.res is not None:  # the block output is tied to every residual branch added to it
+            res = [_normalized(_folded_norms(branch[0].conv, branch[1])) for branch in block.res]
+            scores[-1] = _normalized((scores[-1] + sum(res)) / (1 + len(res)))
         out.append(scores)
     return out
 
@@ -243,8 +243,8 @@ def _pruned_state_dict(old: EncDecCTCModel, new: EncDecCTCModel, keep: list[list
         put(m, "num_batches_tracked", m.num_batches_tracked.detach())
 
     in_idx = torch.arange(old.config.feat_in)
+    panes = [in_idx]  # kept channels of the tensors residual branches read (see ConvEncoder)
     for block, block_keep, bcfg in zip(old.encoder.encoder, keep, old.config.blocks):
-        block_in = in_idx
         subs, se = _sub_blocks(block)
         for sub, out_idx in zip(subs, block_keep):
             for c in sub.convs:
@@ -262,8 +262,10 @@ def _pruned_state_dict(old: EncDecCTCModel, new: EncDecCTCModel, keep: list[list
             put(fc1, "weight", fc1.weight.detach()[h_idx][:, out_idx])
             put(fc2, "weight", fc2.weight.detach()[out_idx][:, h_idx])
         if block.res is not None:
-            conv(block.res[0][0], out_idx, block_in)
-            bn(block.res[0][1], out_idx)
+            for branch, pane_idx in zip(block.res, panes):
+                conv(branch[0], out_idx, pane_idx)
+                bn(branch[1], out_idx)
+        panes = panes + [out_idx] if bcfg.residual_dense else [out_idx]
         in_idx = out_idx
     dec = old.decoder.decoder_layers[0]
     put(dec, "weight", dec.weight.detach()[:, in_idx])

@@ -266,3 +266,21 @@ def test_torchrun_two_processes_train_and_write_once(corpus, tmp_path):
     assert [int(m.group(2)) for m in logged] == [5, 10]
     assert load_model(tmp_path / "run" / "final.pt").tokenizer.vocab_size == 28  # strict state-dict load
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["world_size"] == 2
+
+
+def test_jasper_small_preset_trains_prunes_and_exports(corpus, tmp_path):
+    """The CPU Jasper DR preset (full convolutions, dense residuals) learns, then prunes and exports."""
+    from speechtao.asr.checkpoint import load_model
+
+    spec = write_spec(tmp_path / "jasper.yaml", corpus, tmp_path / "run", model={"preset": "jasper_small"})
+    r = cli("asr", "train", "--spec", spec, "trainer.max_steps=40", "trainer.val_every=40", "optim.lr=2e-3")
+    assert r.returncode == 0, r.stderr
+    losses = [float(m.group(3)) for m in (LOG_LINE.match(x) for x in r.stdout.splitlines()) if m]
+    assert len(losses) == 8 and losses[-1] < 0.6 * losses[0], losses
+    assert load_model(tmp_path / "run" / "final.pt").config.family == "jasper"
+    r = cli("asr", "prune", "--model", tmp_path / "run" / "final.pt", "--ratio", "0.5", "--out", tmp_path / "p.pt")
+    assert r.returncode == 0, r.stderr
+    pruned = load_model(tmp_path / "p.pt")
+    assert pruned.config.blocks[1].filters == 32 and pruned.config.blocks[1].residual_dense
+    r = cli("asr", "export", "--model", tmp_path / "p.pt", "--format", "onnx", "--out", tmp_path / "m.onnx")
+    assert r.returncode == 0, r.stderr + r.stdout

@@ -24,6 +24,8 @@ PRESET_SIZES = [
     ("citrinet_256", 1024, 10_259_729, 0.01, 8),  # NGC stt_en_citrinet_256 (1024 SentencePiece tokens)
     ("quartznet_small", 28, 2_000_000, 0.5, 2),  # CPU presets: 1-3M
     ("citrinet_small", 256, 2_000_000, 0.5, 8),
+    ("jasper_10x5dr", 28, 333_000_000, 0.01, 2),  # Jasper paper / NGC Jasper10x5Dr-En: ~333M parameters
+    ("jasper_small", 28, 1_500_000, 0.5, 2),
 ]
 
 

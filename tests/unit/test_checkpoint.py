@@ -187,7 +187,6 @@ def test_truncated_and_incomplete_archives(tmp_path):
         (lambda c: c["encoder"]["jasper"][1].update(groups=2), r"encoder\.jasper\[1\]\.groups: 2 is not supported"),
         (lambda c: c["encoder"]["jasper"][0].update(se_context_size=128), r"encoder\.jasper\[0\]\.se_context_size"),
         (lambda c: c["encoder"].update(conv_mask=False), r"encoder\.conv_mask: False is not supported"),
-        (lambda c: c["encoder"]["jasper"][2].update(residual_dense=True), r"encoder\.jasper\[2\]\.residual_dense"),
         (lambda c: c["encoder"]["jasper"][0].update(fancy=1), r"encoder\.jasper\[0\]\.fancy: unknown block option"),
         (lambda c: c["decoder"].update(_target_="x.Other"), r"decoder\._target_: 'x\.Other' is not supported"),
     ],

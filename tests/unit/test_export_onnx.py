@@ -21,7 +21,7 @@ from speechtao.export.onnx_export import (
 from speechtao.spec import spec_to_dict
 
 
-@pytest.fixture(scope="module", params=["quartznet_small", "citrinet_small"])
+@pytest.fixture(scope="module", params=["quartznet_small", "citrinet_small", "jasper_small"])
 def exported(request, tmp_path_factory):
     loaded = load_model(request.param)
     path = export_onnx(loaded, tmp_path_factory.mktemp(request.param) / "model.onnx")

@@ -77,6 +77,33 @@ QUARTZNET_BLOCKS = [
     },
     {"filters": 64, "repeat": 1, "kernel": [1], "stride": [1], "dilation": [1], "dropout": 0.0, "residual": False},
 ]
+
+
+def _jasper_block(filters, repeat, kernel, residual=True, dense=True, stride=1, dilation=1):
+    return {
+        "filters": filters,
+        "repeat": repeat,
+        "kernel": [kernel],
+        "stride": [stride],
+        "dilation": [dilation],
+        "dropout": 0.0,
+        "residual": residual,
+        "residual_dense": dense and residual,
+        "separable": False,
+    }
+
+
+# Jasper DR: full convolutions, three dense-residual blocks (the third adds three residual branches), then a
+# plain residual block of the first pane's width after the dense run (it reads that pane, as NeMo's encoder does).
+JASPER_BLOCKS = [
+    _jasper_block(24, 1, 11, residual=False, stride=2),
+    _jasper_block(24, 2, 7),
+    _jasper_block(32, 2, 9),
+    _jasper_block(24, 2, 11),
+    _jasper_block(32, 2, 5, dense=False),
+    _jasper_block(40, 1, 13, residual=False, dilation=2),
+    _jasper_block(48, 1, 1, residual=False),
+]
 SE = {"separable": True, "se": True, "se_context_size": -1, "se_reduction_ratio": 8}
 CITRINET_BLOCKS = [
     {
@@ -215,6 +242,14 @@ def nemo_models(nemo_asr, tmp_path_factory):
     _randomize(ct, 2)
     ct.save_to(str(tmp / "ct.nemo"))
     out["citrinet"] = (ct.eval(), tmp / "ct.nemo", sp)
+
+    jasper_cfg = copy.deepcopy(qn_cfg)
+    jasper_cfg["encoder"]["jasper"] = JASPER_BLOCKS
+    jasper_cfg["decoder"]["feat_in"] = 48
+    jp = nemo_asr["CTC"](cfg=OmegaConf.create(jasper_cfg))
+    _randomize(jp, 4)
+    jp.save_to(str(tmp / "jasper.nemo"))
+    out["jasper"] = (jp.eval(), tmp / "jasper.nemo")
     return out
 
 
@@ -232,7 +267,7 @@ def _assert_same(ours, theirs):
         assert diff <= 1e-4, f"utterance {i}: max abs diff {diff}"
 
 
-@pytest.mark.parametrize("name", ["quartznet", "citrinet"])
+@pytest.mark.parametrize("name", ["quartznet", "citrinet", "jasper"])
 def test_import_matches_nemo(nemo_models, name):
     nemo_model, path = nemo_models[name][:2]
     loaded = import_nemo(path)
@@ -241,6 +276,10 @@ def test_import_matches_nemo(nemo_models, name):
         ours = loaded.model(audio, lengths)
     _assert_same(ours, _nemo_logprobs(nemo_model, audio, lengths))
     assert ours[0].shape[-1] == loaded.tokenizer.vocab_size + 1
+    if name == "jasper":
+        assert loaded.config.family == "jasper"
+        assert [len(b.res) if b.res is not None else 0 for b in loaded.model.encoder.encoder] == [0, 1, 2, 3, 1, 0, 0]
+        assert loaded.config.blocks[4].residual and not loaded.config.blocks[4].residual_dense
     if name == "citrinet":
         assert loaded.tokenizer == nemo_models[name][2]
         assert loaded.model.subsampling_factor == 4
@@ -249,7 +288,7 @@ def test_import_matches_nemo(nemo_models, name):
         assert loaded.tokenizer.vocab == CHAR_VOCAB
 
 
-@pytest.mark.parametrize("name", ["quartznet", "citrinet"])
+@pytest.mark.parametrize("name", ["quartznet", "citrinet", "jasper"])
 def test_export_restores_in_nemo(nemo_models, nemo_asr, tmp_path, name):
     loaded = load_model(nemo_models[name][1])
     _randomize(loaded.model, 3)  # make the weights ours, not the ones NeMo saved

@@ -8,7 +8,7 @@ from speechtao.asr.models import parameter_counts
 from speechtao.asr.prune import PruneOptions, _sub_blocks, prune_model
 from speechtao.errors import InputError
 
-FAMILIES = ["quartznet_small", "citrinet_small"]
+FAMILIES = ["quartznet_small", "citrinet_small", "jasper_small"]
 
 
 def _audio():
@@ -53,10 +53,10 @@ def _kill_half(model, gen):
                 sub.bn.weight[idx] = 0.0
                 sub.bn.bias[idx] = 0.0
             block_dead.append(idx)
-        if block.res is not None:
+        for branch in block.res if block.res is not None else []:  # Jasper DR: one branch per pane
             with torch.no_grad():
-                block.res[0][1].weight[block_dead[-1]] = 0.0
-                block.res[0][1].bias[block_dead[-1]] = 0.0
+                branch[1].weight[block_dead[-1]] = 0.0
+                branch[1].bias[block_dead[-1]] = 0.0
         if se is not None:
             fc1, fc2 = se.fc[0], se.fc[2]
             h = fc1.out_features

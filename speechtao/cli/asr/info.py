@@ -39,7 +39,7 @@ def collect(ref: str, vocab_size: int | None = None) -> dict:
             raise InputError(f"--vocab-size {size}: must be >= 1")
         with torch.device("meta"):  # sizes only: no memory, no weight init (citrinet_1024 has 144M parameters)
             model = build_model(config, size)
-        kind = "char" if config.family == "quartznet" else "sentencepiece"
+        kind = "char" if config.family in ("quartznet", "jasper") else "sentencepiece"
         vocab = {"type": kind, "size": size, "trained": False}
         source = "preset, random weights"
     else:
