@@ -33,7 +33,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from speechtao.nlp import common  # noqa: E402
+from speechtao.export import nlp as nlp_export  # noqa: E402
+from speechtao.nlp import model_io  # noqa: E402
 
 
 # Each adapter: load(path) -> object; data(path, n) -> examples; quality(obj, examples) -> {metric: value};
@@ -42,7 +43,7 @@ def _punct():
     from speechtao.nlp import punct
 
     return {
-        "load": lambda p: common.load_model(p, punct.TASK),
+        "load": lambda p: model_io.load_model(p, punct.TASK),
         "data": punct.read_dataset,
         "quality": lambda m, exs: {
             k: v for k, v in punct.evaluate(m, exs).items() if k in ("punct_macro_f1", "capit_f1")
@@ -56,7 +57,7 @@ def _ner():
     from speechtao.nlp import ner
 
     return {
-        "load": lambda p: common.load_model(p, ner.TASK),
+        "load": lambda p: model_io.load_model(p, ner.TASK),
         "data": ner.read_dataset,
         "quality": lambda m, exs: {"entity_f1": ner.evaluate(m, exs)["f1"]},
         "request": lambda m, ex: ner.predict(m, [ex.words]),
@@ -68,7 +69,7 @@ def _textcls():
     from speechtao.nlp import textcls
 
     return {
-        "load": lambda p: common.load_model(p, textcls.TASK),
+        "load": lambda p: model_io.load_model(p, textcls.TASK),
         "data": lambda p, n: textcls.read_tsv(p, None, n),
         "quality": lambda m, exs: {k: v for k, v in textcls.evaluate(m, exs).items() if k in ("accuracy", "macro_f1")},
         "request": lambda m, ex: textcls.predict(m, [ex.text]),
@@ -80,7 +81,7 @@ def _qa():
     from speechtao.nlp import qa
 
     return {
-        "load": lambda p: qa.QAModel(common.load_model(p, qa.TASK)),
+        "load": lambda p: qa.QAModel(model_io.load_model(p, qa.TASK)),
         "data": qa.read_examples,
         "quality": lambda m, exs: {k: v for k, v in qa.evaluate(m, exs)[0].items() if k in ("exact", "f1")},
         "request": lambda m, ex: m.predict([ex]),
@@ -94,7 +95,7 @@ ADAPTERS: dict[str, Callable[[], dict]] = {"punct": _punct, "ner": _ner, "textcl
 def _source_stamp(model_dir: str) -> dict:
     """What identifies the exported weights: the model file's resolved path, size and modification time."""
     src = Path(model_dir)
-    src = src / common.MODEL_FILE if src.is_dir() else src
+    src = src / model_io.MODEL_FILE if src.is_dir() else src
     st = src.stat()
     return {"model": str(src.resolve()), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
 
@@ -105,10 +106,12 @@ def _export(model_dir: str, out: Path) -> Path:
     stamp_file = out / "bench_source.json"
     stamp = _source_stamp(model_dir)
     if not (
-        (out / common.ONNX_INT8_FILE).is_file() and stamp_file.is_file() and json.loads(stamp_file.read_text()) == stamp
+        (out / model_io.ONNX_INT8_FILE).is_file()
+        and stamp_file.is_file()
+        and json.loads(stamp_file.read_text()) == stamp
     ):
         stamp_file.unlink(missing_ok=True)
-        common.export_onnx(common.load_model(model_dir), out, int8=True)  # (the task's options travel in `extra`)
+        nlp_export.export_onnx(model_io.load_model(model_dir), out, int8=True)  # (the task's options travel in `extra`)
         stamp_file.write_text(json.dumps(stamp) + "\n")
     return out
 
@@ -140,17 +143,17 @@ def bench_task(name: str, model_dir: str, data: str, pruned: str | None, args) -
     examples = adapter["data"](data, args.max_samples)
     variants = [("PyTorch FP32", model_dir)]
     exp = _export(model_dir, work / "full")
-    variants += [("ORT FP32", str(exp / common.ONNX_FILE)), ("ORT INT8", str(exp / common.ONNX_INT8_FILE))]
+    variants += [("ORT FP32", str(exp / model_io.ONNX_FILE)), ("ORT INT8", str(exp / model_io.ONNX_INT8_FILE))]
     if pruned:
         pexp = _export(pruned, work / "pruned")
-        variants += [("pruned PyTorch FP32", pruned), ("pruned ORT INT8", str(pexp / common.ONNX_INT8_FILE))]
+        variants += [("pruned PyTorch FP32", pruned), ("pruned ORT INT8", str(pexp / model_io.ONNX_INT8_FILE))]
     rows = []
     for label, path in variants:
         obj = adapter["load"](path)
-        if isinstance(getattr(obj, "net", None), common.OnnxNet):
-            obj.net = common.OnnxNet(obj.net.path, threads=args.threads)
-        elif isinstance(getattr(getattr(obj, "model", None), "net", None), common.OnnxNet):
-            obj.model.net = common.OnnxNet(obj.model.net.path, threads=args.threads)
+        if isinstance(getattr(obj, "net", None), model_io.OnnxNet):
+            obj.net = model_io.OnnxNet(obj.net.path, threads=args.threads)
+        elif isinstance(getattr(getattr(obj, "model", None), "net", None), model_io.OnnxNet):
+            obj.model.net = model_io.OnnxNet(obj.model.net.path, threads=args.threads)
         t0 = time.perf_counter()
         quality = adapter["quality"](obj, examples)
         eval_s = time.perf_counter() - t0

@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from speechtao.nlp.common import TokenTaggingNet
 from speechtao.nlp.encoder import load_encoder
+from speechtao.nlp.heads import TokenTaggingNet
 from speechtao.train.loop import Trainer, TrainerSpec, TrainTask
 from speechtao.train.optim import OptimSpec
 from speechtao.train.precision import cpu_has_native_bf16

@@ -44,7 +44,7 @@ def add_evaluate_args(p: argparse.ArgumentParser, data_help: str, unit: str) -> 
 
 def run_evaluate(args, task: str, score: Callable[[Any], dict], report: Callable[[dict], str]) -> int:
     """Load ``--model`` of ``task``, print ``report(score(model))`` and write the result to ``--out``."""
-    from ..nlp.common import load_model
+    from ..nlp.model_io import load_model
     from . import set_threads
 
     set_threads()
@@ -96,7 +96,8 @@ def add_prune_args(p: argparse.ArgumentParser) -> None:
 
 def run_prune(args, task: str, make_task: Callable, monitor: str, evaluate: Callable | None = None) -> int:
     """``make_task(model, train, validation, batch_size, seed, max_train) -> EncoderTask``."""
-    from ..nlp.common import PruneOptions, load_model, prune_and_retrain
+    from ..nlp.model_io import load_model
+    from ..nlp.prune import PruneOptions, prune_and_retrain
     from ..spec import SpecError
 
     try:
@@ -127,7 +128,8 @@ def add_export_args(p: argparse.ArgumentParser) -> None:
 
 
 def run_export(args, task: str) -> int:
-    from ..nlp.common import export_onnx, load_model
+    from ..export.nlp import export_onnx
+    from ..nlp.model_io import load_model
 
     model = load_model(args.model, task)
     res = export_onnx(model, args.out, int8=args.format == "onnx-int8", check=not args.no_check)

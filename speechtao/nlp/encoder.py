@@ -16,9 +16,13 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import torch
+from torch import nn
 
 from ..errors import CheckpointError, InputError, MissingDependencyError
 
@@ -179,3 +183,121 @@ def make_tiny_encoder(
     BertModel(config, add_pooling_layer=False).save_pretrained(str(folder))
     tokenizer.save_pretrained(str(folder))
     return folder
+
+
+# ------------------------------------------------------------------------ layer structure (pruning)
+
+
+@dataclass
+class LayerParts:
+    """The Linear modules of one BERT-layout transformer layer that pruning slices."""
+
+    attention: nn.Module  # the self-attention module (holds num_attention_heads, attention_head_size)
+    query: nn.Linear
+    key: nn.Linear
+    value: nn.Linear
+    attn_out: nn.Linear  # concatenated heads -> hidden
+    ffn_in: nn.Linear  # hidden -> intermediate
+    ffn_out: nn.Linear  # intermediate -> hidden
+    head_size: int
+
+
+def encoder_layers(encoder: nn.Module) -> nn.ModuleList:
+    """The transformer layer list of a BERT-layout Hugging Face encoder (``encoder.encoder.layer``)."""
+    layers = getattr(getattr(encoder, "encoder", None), "layer", None)
+    if not isinstance(layers, nn.ModuleList):
+        raise InputError(
+            f"encoder {type(encoder).__name__}: no encoder.layer list; pruning and structure "
+            "changes support BERT-layout encoders (BERT, RoBERTa, ELECTRA, Megatron-BERT)"
+        )
+    return layers
+
+
+def layer_parts(layer: nn.Module) -> LayerParts:
+    try:
+        att = layer.attention.self
+        parts = LayerParts(
+            att,
+            att.query,
+            att.key,
+            att.value,
+            layer.attention.output.dense,
+            layer.intermediate.dense,
+            layer.output.dense,
+            int(att.attention_head_size),
+        )
+    except AttributeError as exc:
+        raise InputError(
+            f"layer {type(layer).__name__}: not a BERT-layout layer ({exc}); pruning supports "
+            "BERT, RoBERTa, ELECTRA and Megatron-BERT encoders"
+        ) from None
+    return parts
+
+
+def structure(encoder: nn.Module) -> dict:
+    """``{"layers": L, "heads": [heads per layer], "ffn": [FFN neurons per layer]}`` of the current weights."""
+    parts = [layer_parts(layer) for layer in encoder_layers(encoder)]
+    return {
+        "layers": len(parts),
+        "heads": [p.query.out_features // p.head_size for p in parts],
+        "ffn": [p.ffn_in.out_features for p in parts],
+    }
+
+
+def _slice_linear(lin: nn.Linear, index: torch.Tensor, dim: int) -> nn.Linear:
+    """A new Linear keeping ``index`` along ``dim`` of the weight (0: outputs, 1: inputs)."""
+    w = lin.weight.detach().index_select(dim, index).clone()
+    b = lin.bias.detach().clone() if lin.bias is not None else None
+    if dim == 0 and b is not None:
+        b = b.index_select(0, index).clone()
+    new = nn.Linear(w.shape[1], w.shape[0], bias=b is not None).to(w.device, w.dtype)
+    new.weight.data.copy_(w)
+    if b is not None:
+        new.bias.data.copy_(b)
+    return new
+
+
+def shrink_encoder(
+    encoder: nn.Module,
+    heads: Sequence[Sequence[int]],
+    ffn: Sequence[Sequence[int]],
+    layers: Sequence[int] | None = None,
+) -> None:
+    """Keep, in place, the listed heads / FFN neurons of each layer (indices per current layer) and then only
+    the ``layers`` listed (None: all). At least one head and one neuron must stay in every kept layer."""
+    mods = encoder_layers(encoder)
+    if len(heads) != len(mods) or len(ffn) != len(mods):
+        raise ValueError(f"need head and FFN lists for all {len(mods)} layers, got {len(heads)} and {len(ffn)}")
+    for layer, keep_h, keep_f in zip(mods, heads, ffn):
+        p = layer_parts(layer)
+        if not keep_h or not keep_f:
+            raise ValueError("every layer keeps at least one head and one FFN neuron (drop the layer instead)")
+        d = p.head_size
+        rows = torch.tensor([h * d + j for h in sorted(keep_h) for j in range(d)], dtype=torch.long)
+        p.attention.query = _slice_linear(p.query, rows, 0)
+        p.attention.key = _slice_linear(p.key, rows, 0)
+        p.attention.value = _slice_linear(p.value, rows, 0)
+        layer.attention.output.dense = _slice_linear(p.attn_out, rows, 1)
+        p.attention.num_attention_heads = len(keep_h)
+        p.attention.all_head_size = len(keep_h) * d
+        cols = torch.tensor(sorted(keep_f), dtype=torch.long)
+        layer.intermediate.dense = _slice_linear(p.ffn_in, cols, 0)
+        layer.output.dense = _slice_linear(p.ffn_out, cols, 1)
+    if layers is not None:
+        kept = [mods[i] for i in sorted(layers)]
+        if not kept:
+            raise ValueError("cannot drop every layer")
+        encoder.encoder.layer = nn.ModuleList(kept)
+        encoder.config.num_hidden_layers = len(kept)
+
+
+def apply_structure(encoder: nn.Module, struct: dict) -> None:
+    """Reshape a freshly built encoder to ``struct`` (from :func:`structure`) so a pruned state dict loads."""
+    n = struct["layers"]
+    mods = encoder_layers(encoder)
+    if n > len(mods):
+        raise CheckpointError(f"structure has {n} layers but the encoder config builds {len(mods)}")
+    if n < len(mods):
+        encoder.encoder.layer = nn.ModuleList(list(mods)[:n])
+        encoder.config.num_hidden_layers = n
+    shrink_encoder(encoder, [range(h) for h in struct["heads"]], [range(f) for f in struct["ffn"]])

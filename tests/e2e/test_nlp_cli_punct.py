@@ -51,7 +51,7 @@ def test_finetune_writes_a_model_folder(run):
 def test_a_run_repeats_with_its_seed(run, tmp_path):
     import torch
 
-    from speechtao.nlp.common import read_payload
+    from speechtao.nlp.model_io import read_payload
 
     def train(out, seed):
         assert (
@@ -84,8 +84,8 @@ def test_a_run_repeats_with_its_seed(run, tmp_path):
 def test_recipe_freezes_word_embeddings_and_trains_the_rest(run):
     import torch
 
-    from speechtao.nlp.common import read_payload
     from speechtao.nlp.encoder import load_encoder
+    from speechtao.nlp.model_io import read_payload
 
     trained = read_payload(run / "run" / "model" / "model.pt")["state_dict"]
     start = {f"encoder.{k}": v for k, v in load_encoder(run / "enc")[0].state_dict().items()}
@@ -140,7 +140,7 @@ def test_evaluate_infer_export_prune(run, capsys, tmp_path):
     assert report["capit_f1"] == pytest.approx(cal["f1"], abs=1e-9) and cal["f1"] >= cal["f1_argmax"]
     assert cal["words"] == report["words"]
     assert onnx_report["capit_f1"] == pytest.approx(report["capit_f1"], abs=1e-6)
-    from speechtao.nlp.common import load_model
+    from speechtao.nlp.model_io import load_model
     from speechtao.nlp.punct import CapitDecoding
 
     decoding = CapitDecoding(cal["stop_weight"], cal["threshold"])

@@ -131,7 +131,7 @@ def test_classify_tokens_and_analyze_entities_match_the_library(nlp, repo_dir):
 
 def test_classify_text_matches_the_library(nlp, repo_dir):
     from speechtao.nlp import textcls
-    from speechtao.nlp.common import load_model
+    from speechtao.nlp.model_io import load_model
 
     model = load_model(repo_dir / "textcls", "textcls")
     texts = ["And God said, Let there be light.", "The value of the function is cached.", LONG]

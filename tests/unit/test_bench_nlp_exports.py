@@ -22,22 +22,22 @@ def test_an_export_of_other_weights_is_replaced(bench, tmp_path, monkeypatch):
 
     def fake_export(model, out, int8):
         out.mkdir(parents=True, exist_ok=True)
-        (out / bench.common.ONNX_INT8_FILE).write_text(model)
+        (out / bench.model_io.ONNX_INT8_FILE).write_text(model)
         made.append(model)
 
-    monkeypatch.setattr(bench.common, "export_onnx", fake_export)
+    monkeypatch.setattr(bench.nlp_export, "export_onnx", fake_export)
     a, b = tmp_path / "a", tmp_path / "b"
     for folder, text in ((a, "A"), (b, "B")):
         folder.mkdir()
-        (folder / bench.common.MODEL_FILE).write_text(text)
-    monkeypatch.setattr(bench.common, "load_model", lambda d: (Path(d) / bench.common.MODEL_FILE).read_text())
+        (folder / bench.model_io.MODEL_FILE).write_text(text)
+    monkeypatch.setattr(bench.model_io, "load_model", lambda d: (Path(d) / bench.model_io.MODEL_FILE).read_text())
     out = tmp_path / "work"
     bench._export(str(a), out)
     bench._export(str(a), out)  # same weights: reused
     assert made == ["A"]
     bench._export(str(b), out)  # another model into the same work folder: exported again
-    assert made == ["A", "B"] and (out / bench.common.ONNX_INT8_FILE).read_text() == "B"
-    (b / bench.common.MODEL_FILE).write_text("B2")  # retrained in place: a newer file at the same path
-    os.utime(b / bench.common.MODEL_FILE, ns=(1, 1))
+    assert made == ["A", "B"] and (out / bench.model_io.ONNX_INT8_FILE).read_text() == "B"
+    (b / bench.model_io.MODEL_FILE).write_text("B2")  # retrained in place: a newer file at the same path
+    os.utime(b / bench.model_io.MODEL_FILE, ns=(1, 1))
     bench._export(str(b), out)
     assert made == ["A", "B", "B2"]

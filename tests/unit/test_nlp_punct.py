@@ -77,7 +77,7 @@ def test_shipped_fixture_reads():
 def test_inverse_sqrt_weights_follow_frequency():
     import torch
 
-    from speechtao.nlp.common import inverse_sqrt_weights
+    from speechtao.nlp.tagging import inverse_sqrt_weights
 
     labels = [0] * 64 + [1] * 16 + [2] * 16  # class 3 never occurs
     w = inverse_sqrt_weights(labels, 4)
@@ -88,7 +88,7 @@ def test_inverse_sqrt_weights_follow_frequency():
 
 
 def test_inverse_sqrt_weights_reject_no_labels():
-    from speechtao.nlp.common import inverse_sqrt_weights
+    from speechtao.nlp.tagging import inverse_sqrt_weights
 
     with pytest.raises(DataError, match="class weights"):
         inverse_sqrt_weights([], 4)
@@ -108,7 +108,7 @@ class _Fixed(torch.nn.Module):
 
 
 def test_tagging_loss_class_weights_scale_the_rare_class():
-    from speechtao.nlp.common import IGNORE_INDEX, tagging_loss
+    from speechtao.nlp.tagging import IGNORE_INDEX, tagging_loss
 
     torch.manual_seed(0)
     p, c = torch.randn(2, 3, 4), torch.randn(2, 3, 2)

@@ -30,7 +30,7 @@ def register(actions) -> None:
 
 def run(args) -> int:
     from ...errors import InputError
-    from ...nlp.common import PruneOptions
+    from ...nlp.prune import PruneOptions
     from ...nlp.qa import QAModel, prune
     from .. import set_threads
 

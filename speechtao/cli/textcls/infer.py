@@ -13,7 +13,7 @@ def register(actions) -> None:
 
 def run(args) -> int:
     from ...errors import InputError
-    from ...nlp.common import load_model
+    from ...nlp.model_io import load_model
     from ...nlp.textcls import TASK, predict
     from .. import set_threads
     from .._nlp import read_texts
