@@ -123,3 +123,23 @@ def test_make_targets_named_in_readme_exist():
     )
     assert named, "README names no make target"
     assert named <= targets, f"README names make targets the Makefile lacks: {sorted(named - targets)}"
+
+
+REPO_FOLDERS = "speechtao|server|recipes|bench|scripts|models|manifests|tests|docs"
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_repository_paths_named_in_docs_exist(doc):
+    """`speechtao/asr/models.py`, `recipes/asr_flow.yaml`, ...: every repository path a document names exists."""
+    text = doc.read_text()
+    named = re.findall(rf"`((?:{REPO_FOLDERS})/[^`\s]*)`", text)
+    for block in _code_blocks(text):  # the data path of ARCHITECTURE.md names folders in a code block
+        named += re.findall(r"(?<![\w/.-])((?:speechtao|server)/[\w/.-]*)", block)
+    missing = []
+    for path in named:
+        path = path.rstrip(".,:;")
+        if re.search(r"[<>*{}|]|\b(X|M|TASK)\b", path):  # a placeholder, not a path
+            continue
+        if not (ROOT / path).exists():
+            missing.append(path)
+    assert not missing, f"{doc.relative_to(ROOT)} names paths that do not exist: {missing}"
