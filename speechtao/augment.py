@@ -386,19 +386,36 @@ class WaveAugmenter:
                 total += part / rms  # equal loudness per talker
         return total.astype(np.float32)
 
-    def __call__(self, x: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
+    def __call__(
+        self, x: np.ndarray, sr: int, rng: np.random.Generator, applied: list[str] | None = None
+    ) -> np.ndarray:
+        """The augmented copy of ``x``; ``applied``, when given, receives a description of each step taken."""
         s = self.spec
+        note = applied.append if applied is not None else (lambda _: None)
         y = np.asarray(x, dtype=np.float32)
         if s.speed_prob and rng.random() < s.speed_prob:
-            y = speed_perturb(y, sr, float(s.speed_factors[int(rng.integers(len(s.speed_factors)))]))
+            factor = float(s.speed_factors[int(rng.integers(len(s.speed_factors)))])
+            y = speed_perturb(y, sr, factor)
+            note(f"speed:{factor:g}")
         if s.reverb_prob and rng.random() < s.reverb_prob:
-            y = reverberate(y, sr, float(rng.uniform(*s.reverb_rt60)), rng)
+            rt60 = float(rng.uniform(*s.reverb_rt60))
+            y = reverberate(y, sr, rt60, rng)
+            note(f"reverb:rt60={rt60:.2f}")
         if s.noise_prob and rng.random() < s.noise_prob:
-            y = add_noise(y, self._noise(len(y), rng), float(rng.uniform(*s.noise_snr_db)))
+            noise = self._noise(len(y), rng)
+            snr = float(rng.uniform(*s.noise_snr_db))
+            y = add_noise(y, noise, snr)
+            note(f"noise:snr={snr:.1f}")
         if s.babble_prob and rng.random() < s.babble_prob:
-            y = add_noise(y, self._babble(len(y), rng), float(rng.uniform(*s.babble_snr_db)))
+            noise = self._babble(len(y), rng)
+            snr = float(rng.uniform(*s.babble_snr_db))
+            y = add_noise(y, noise, snr)
+            note(f"babble:snr={snr:.1f}")
         if s.telephone_prob and rng.random() < s.telephone_prob:
             y = telephone_band(y, sr, mulaw=s.telephone_mulaw)
+            note("telephone")
         if s.gain_prob and rng.random() < s.gain_prob:
-            y = gain(y, float(rng.uniform(*s.gain_db)))
+            db = float(rng.uniform(*s.gain_db))
+            y = gain(y, db)
+            note(f"gain:{db:+.1f}dB")
         return y.astype(np.float32, copy=False)
