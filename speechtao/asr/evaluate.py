@@ -1,10 +1,13 @@
 """Word and character error rates of a CTC model on a manifest.
 
-The manifest is batched in order of duration (see :class:`speechtao.asr.infer.Transcriber`), decoded greedily
-and scored with :mod:`speechtao.asr.metrics` (both sides normalized). The outputs in ``--out``:
+The model is any form :func:`speechtao.asr.backends.open_model` opens (checkpoint, ``.nemo``, ONNX FP32 or
+INT8, a Riva-protocol server); local models decode the manifest greedily in batches of similar duration (see
+:class:`speechtao.asr.infer.Transcriber`). Every form is scored by the same code here, with
+:mod:`speechtao.asr.metrics` (both sides normalized). The outputs in ``--out``:
 
 - ``metrics.json``: ``wer`` and ``cer`` (fractions, corpus-level), ``n``, ``hours``, ``rtf`` (wall seconds per
-  audio second, audio reading included; ``rtf_model``: forward and decoding only), error counts, ``model``,
+  audio second, audio reading included; ``rtf_model``: forward and decoding only, or the server's answers),
+  error counts, ``model``, ``loaded`` (what was opened, e.g. ``onnx m.int8.onnx (INT8 QDQ, ...)``),
   ``manifest``;
 - ``utterances.jsonl``: per utterance in manifest order: ``audio_filepath``, ``reference``, ``hypothesis``,
   ``wer``, ``errors``, ``ref_words``, ``ops`` (the word alignment) and more;
@@ -12,7 +15,8 @@ and scored with :mod:`speechtao.asr.metrics` (both sides normalized). The output
 
 Usage::
 
-    result = evaluate("model.ckpt", "test.jsonl", EvalOptions(batch_size=16))
+    result = evaluate("model.int8.onnx", "test.jsonl", EvalOptions(batch_size=16))
+    result = evaluate(open_model(server="127.0.0.1:50051", streaming=True), "test.jsonl")
     print(summary_line(result.metrics))   # WER 12.34% CER 5.67% (200 utterances, 0.41 hours)
     write_outputs(result, "eval/")
 """
@@ -33,6 +37,7 @@ from .metrics import utterance_report
 class EvalOptions:
     batch_size: int = 16  # utterances per forward pass (batches hold utterances of similar duration)
     device: str = "cpu"  # "cpu" or "cuda"
+    threads: int = 1  # ONNX Runtime intra-op threads (a model given as a path)
     worst: int = 10  # how many of the worst utterances to list
     progress: bool = False  # a progress bar on stderr
 
@@ -52,20 +57,32 @@ def evaluate(model, manifest: str | Path, options: EvalOptions = EvalOptions()) 
     """Score ``model`` on ``manifest``.
 
     Args:
-        model: a checkpoint path, a ``.nemo`` path or a preset name (see
-            :func:`speechtao.asr.checkpoint.load_model`), or an already loaded ``LoadedModel``.
+        model: a path or name :func:`speechtao.asr.backends.open_model` opens (checkpoint, ``.nemo``, ONNX,
+            preset), an opened backend (e.g. ``open_model(server="host:port")``), or a loaded
+            :class:`speechtao.asr.checkpoint.LoadedModel`.
         manifest: a NeMo JSON-lines manifest (read by :func:`speechtao.data.manifest.read_manifest`).
     """
     from ..data.manifest import read_manifest
-    from .checkpoint import load_model
+    from .backends import open_model
 
     entries = read_manifest(manifest)
-    loaded = load_model(str(model)) if isinstance(model, (str, Path)) else model
-    transcriber = Transcriber(loaded, options.device)
+    opened = isinstance(model, (str, Path))
+    if opened:
+        backend = open_model(model, threads=options.threads, device=options.device)
+    elif hasattr(model, "transcribe"):
+        backend = model
+    else:  # a LoadedModel
+        backend = Transcriber.from_loaded(model, options.device)
     utts = [Utterance(e.audio_filepath, e.offset, e.duration if e.segment else None) for e in entries]
-    start = time.perf_counter()
-    results = transcriber.transcribe(utts, options.batch_size, progress=options.progress)
-    wall = time.perf_counter() - start
+    try:
+        in_model_before = backend.seconds_in_model
+        start = time.perf_counter()
+        results = backend.transcribe(utts, options.batch_size, progress=options.progress)
+        wall = time.perf_counter() - start
+        in_model = backend.seconds_in_model - in_model_before
+    finally:
+        if opened:
+            backend.close()
 
     records = []
     totals = {"ref_len": 0, "hits": 0, "substitutions": 0, "deletions": 0, "insertions": 0, "errors": 0}
@@ -104,7 +121,7 @@ def evaluate(model, manifest: str | Path, options: EvalOptions = EvalOptions()) 
         "n": len(records),
         "hours": seconds / 3600,
         "rtf": wall / seconds if seconds > 0 else 0.0,
-        "rtf_model": transcriber.seconds_in_model / seconds if seconds > 0 else 0.0,  # without audio reading
+        "rtf_model": in_model / seconds if seconds > 0 else 0.0,  # without audio reading
         "words": totals["ref_len"],
         "word_errors": totals["errors"],
         "substitutions": totals["substitutions"],
@@ -113,7 +130,8 @@ def evaluate(model, manifest: str | Path, options: EvalOptions = EvalOptions()) 
         "chars": ref_chars,
         "char_errors": char_errors,
         "seconds": round(wall, 3),
-        "model": str(model) if isinstance(model, (str, Path)) else "<in memory>",
+        "model": str(model) if opened else backend.description,
+        "loaded": backend.description,
         "manifest": str(manifest),
         "device": options.device,
         "batch_size": options.batch_size,

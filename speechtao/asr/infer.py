@@ -8,7 +8,7 @@ added, so segments of one long recording line up in one CTM or SRT.
 Usage::
 
     loaded = load_model("model.ckpt")
-    results = Transcriber(loaded).transcribe([Utterance("a.wav"), Utterance("b.wav")])
+    results = Transcriber.from_loaded(loaded).transcribe([Utterance("a.wav"), Utterance("b.wav")])
     print(results[0].text, results[0].words[0])
     write_results(results, "jsonl", sys.stdout)
 """
@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -27,6 +27,7 @@ import numpy as np
 
 from ..errors import InputError, MissingDependencyError
 from .ctc import Word, greedy_decode, word_times
+from .longform import DEFAULT_OVERLAP_S, DEFAULT_WINDOW_S
 
 FORMATS = ("jsonl", "ctm", "srt")
 
@@ -98,45 +99,133 @@ def utterance_seconds(utt: Utterance) -> float:
     return max(info.frames / info.samplerate - utt.offset, 0.0)
 
 
+Forward = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def torch_forward(model, device: str = "cpu") -> Forward:
+    """``model`` (an ``EncDecCTCModel``-like module) on ``device`` as a numpy batch call:
+    ``(audio (B, T) float32, lengths (B,) int64) -> (log_probs (B, T', V+1) float32, out_lengths (B,) int64)``."""
+    import torch
+
+    dev = resolve_device(device)
+    model = model.to(dev).eval()
+
+    def forward(audio: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        with torch.inference_mode():
+            lp, n = model(torch.from_numpy(audio).to(dev), torch.from_numpy(lengths.astype(np.int64)).to(dev))
+        return lp.float().cpu().numpy(), n.cpu().numpy().astype(np.int64)
+
+    return forward
+
+
+def max_window_samples(config) -> int:
+    """The longest audio (samples) a model of ``config`` takes in one pass: a Whisper encoder's positions times
+    its two feature frames each; 0 (no limit) for convolutional models."""
+    if getattr(config, "family", "") != "whisper":
+        return 0
+    return int(config.encoder.max_positions) * int(config.subsampling_factor) * int(config.preprocessor.hop_length)
+
+
 class Transcriber:
-    """A loaded model ready to transcribe batches on one device.
+    """Greedy CTC transcription in batches with any acoustic model.
 
     Args:
-        loaded: :class:`speechtao.asr.checkpoint.LoadedModel` (model, tokenizer, config, ...).
-        device: ``"cpu"`` or ``"cuda"``.
+        forward: ``(audio (B, T), lengths (B,)) -> (log_probs (B, T', V+1), out_lengths (B,))`` in numpy
+            (:func:`torch_forward`, or a :class:`speechtao.serve.backends.OnnxBackend`).
+        tokenizer: ``decode``, ``blank_id`` and what :func:`speechtao.asr.ctc.word_times` reads.
+        sample_rate: the model's audio rate; files are resampled to it.
+        samples_per_frame: audio samples per output frame (feature hop x subsampling factor).
+        max_samples: the longest audio the model takes at once (0: no limit). Longer utterances are decoded
+            in overlapping windows of ``window`` samples (default: 10 s, or ``max_samples`` when shorter)
+            stitched at the middle of each ``overlap_s`` (:func:`speechtao.asr.longform.windowed_log_probs`).
+        description: what was loaded, for logs and ``metrics.json``.
     """
 
-    def __init__(self, loaded, device: str = "cpu"):
-        self.device = resolve_device(device)
-        self.model = loaded.model.to(self.device).eval()
-        self.tokenizer = loaded.tokenizer
-        features = loaded.config.preprocessor
-        self.sample_rate = int(features.sample_rate)
-        # Seconds per output frame: the feature hop times the encoder's time reduction.
-        self.frame_shift_s = features.hop_length / features.sample_rate * int(self.model.subsampling_factor)
+    def __init__(
+        self,
+        forward: Forward,
+        tokenizer,
+        *,
+        sample_rate: int,
+        samples_per_frame: int,
+        max_samples: int = 0,
+        window: int = 0,
+        overlap_s: float = DEFAULT_OVERLAP_S,
+        description: str = "<in memory>",
+    ):
+        self.forward = forward
+        self.tokenizer = tokenizer
+        self.sample_rate = int(sample_rate)
+        self.samples_per_frame = int(samples_per_frame)
+        self.frame_shift_s = samples_per_frame / sample_rate
+        self.max_samples = int(max_samples)
+        self.window = int(window or min(max_samples, DEFAULT_WINDOW_S * sample_rate))
+        if self.max_samples and not 0 < self.window <= self.max_samples:
+            raise InputError(
+                f"long-form window of {self.window / sample_rate:.1f} s: the model takes at most "
+                f"{self.max_samples / sample_rate:.1f} s (pass a window up to that)"
+            )
+        self.overlap = int(round(overlap_s * sample_rate))
+        self.description = description
         self.seconds_in_model = 0.0  # wall time spent in forward + decoding (for RTF figures)
+
+    @classmethod
+    def from_loaded(cls, loaded, device: str = "cpu", **kwargs) -> Transcriber:
+        """A :class:`speechtao.asr.checkpoint.LoadedModel` run in PyTorch on ``device``."""
+        features = loaded.config.preprocessor
+        return cls(
+            torch_forward(loaded.model, device),
+            loaded.tokenizer,
+            sample_rate=int(features.sample_rate),
+            samples_per_frame=int(features.hop_length) * int(loaded.model.subsampling_factor),
+            max_samples=max_window_samples(loaded.config),
+            **kwargs,
+        )
+
+    def close(self) -> None:
+        """Nothing to release (the protocol of :mod:`speechtao.asr.backends`)."""
 
     def _read(self, utt: Utterance) -> np.ndarray:
         from ..audio import read_audio
 
         return read_audio(utt.audio_filepath, sample_rate=self.sample_rate, offset=utt.offset, duration=utt.duration)
 
+    def _log_probs(self, audios: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Log-probabilities (T', V+1) per audio: one padded batch, or windows for audio over the model's limit."""
+        from .longform import windowed_log_probs
+
+        out: list[np.ndarray | None] = [None] * len(audios)
+        short = [i for i, a in enumerate(audios) if not self.max_samples or len(a) <= self.max_samples]
+        if short:
+            lengths = np.array([len(audios[i]) for i in short], dtype=np.int64)
+            batch = np.zeros((len(short), max(int(lengths.max()), 1)), dtype=np.float32)  # (B, T)
+            for j, i in enumerate(short):
+                batch[j, : lengths[j]] = audios[i]
+            log_probs, out_lengths = self.forward(batch, lengths)
+            for j, i in enumerate(short):
+                out[i] = log_probs[j, : int(out_lengths[j])]
+        for i, a in enumerate(audios):
+            if out[i] is None:
+                out[i] = windowed_log_probs(
+                    a,
+                    self.forward,
+                    window=self.window,
+                    overlap=min(self.overlap, self.window // 2),
+                    samples_per_frame=self.samples_per_frame,
+                )
+        return out  # type: ignore[return-value]
+
     def transcribe_arrays(self, audios: Sequence[np.ndarray], utts: Sequence[Utterance]) -> list[Transcript]:
-        """One padded batch: ``audios`` float32 mono at the model's rate, ``utts`` their sources."""
+        """One batch: ``audios`` float32 mono at the model's rate, ``utts`` their sources."""
         import torch
 
-        lengths = [len(a) for a in audios]
-        batch = np.zeros((len(audios), max(max(lengths), 1)), dtype=np.float32)  # (B, T)
-        for i, a in enumerate(audios):
-            batch[i, : len(a)] = a
         start = time.perf_counter()
-        with torch.inference_mode():
-            log_probs, out_lengths = self.model(
-                torch.from_numpy(batch).to(self.device), torch.tensor(lengths, dtype=torch.long, device=self.device)
-            )
-        hyps = greedy_decode(log_probs, out_lengths, self.tokenizer.blank_id)
         results = []
-        for hyp, utt, n in zip(hyps, utts, lengths):
+        for audio, log_probs, utt in zip(audios, self._log_probs(audios), utts):
+            hyp = greedy_decode(torch.from_numpy(np.ascontiguousarray(log_probs))[None], None, self.tokenizer.blank_id)[
+                0
+            ]
+            n = len(audio)
             shift_ms = int(round(utt.offset * 1000))
             # The last output frame can reach past the audio (centred feature frames): clamp ends to it.
             last_ms = n * 1000 // self.sample_rate
@@ -146,15 +235,9 @@ class Transcriber:
                 )
                 for w in word_times(hyp, self.tokenizer, self.frame_shift_s)
             ]
+            text = self.tokenizer.decode(list(hyp.token_ids))
             results.append(
-                Transcript(
-                    utt.audio_filepath,
-                    self.tokenizer.decode(list(hyp.token_ids)),
-                    words,
-                    n / self.sample_rate,
-                    hyp.confidence,
-                    utt.offset,
-                )
+                Transcript(utt.audio_filepath, text, words, n / self.sample_rate, hyp.confidence, utt.offset)
             )
         self.seconds_in_model += time.perf_counter() - start
         return results

@@ -56,7 +56,7 @@ def register_package(sub, name: str, help: str, package: str, path) -> None:
     parser = sub.add_parser(name, help=help)
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
     actions.required = True
-    for mod in sorted(m.name for m in pkgutil.iter_modules(path)):
+    for mod in sorted(m.name for m in pkgutil.iter_modules(path) if not m.name.startswith("_")):  # _x: helpers
         importlib.import_module(f"{package}.{mod}").register(actions)
 
 

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import sys
 
+from ._model_args import add_model_arguments, open_from_args
+
 
 def register(actions) -> None:
     p = actions.add_parser(
         "evaluate",
         help="word/character error rates of a model on a manifest",
-        description="Decode a manifest greedily (batched by duration) and score it. Prints the worst "
-        "utterances, then as the last line: WER x% CER y% (N utterances, H hours).",
+        description="Decode a manifest with a checkpoint, .nemo, exported ONNX (FP32/INT8) or a Riva server "
+        "and score it, the same way for every form. Prints what it loaded, the worst utterances, then as the "
+        "last line: WER x% CER y% (N utterances, H hours).",
     )
-    p.add_argument("--model", required=True, help="checkpoint, .nemo archive or preset name")
+    add_model_arguments(p)
     p.add_argument("--manifest", required=True, help="NeMo JSON-lines manifest with reference texts")
     p.add_argument(
         "--max-wer",
@@ -23,7 +26,6 @@ def register(actions) -> None:
     )
     p.add_argument("--out", default=None, metavar="DIR", help="write metrics.json, utterances.jsonl, worst.txt")
     p.add_argument("--batch-size", type=int, default=16, help="utterances per forward pass (default 16)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--worst", type=int, default=10, metavar="K", help="how many worst utterances to list")
     p.set_defaults(func=run)
 
@@ -33,13 +35,27 @@ def run(args) -> int:
     from .. import set_threads
 
     set_threads()
-    opts = EvalOptions(batch_size=args.batch_size, device=args.device, worst=args.worst, progress=sys.stderr.isatty())
-    result = evaluate(args.model, args.manifest, opts)
+    opts = EvalOptions(
+        batch_size=args.batch_size,
+        device=args.device,
+        threads=args.threads,
+        worst=args.worst,
+        progress=sys.stderr.isatty(),
+    )
+    model = open_from_args(args)
+    print(f"loaded {model.description}", flush=True)
+    try:
+        result = evaluate(model, args.manifest, opts)
+    finally:
+        model.close()
+    if args.model is not None:
+        result.metrics["model"] = args.model
     worst = result.worst(args.worst)
     if worst:
         print(f"worst {len(worst)} of {result.metrics['n']} utterances:\n")
         print(format_worst(worst))
-    print(f"rtf {result.metrics['rtf']:.4f} ({result.metrics['seconds']:.1f} s on {args.device})")
+    where = args.server if args.server else args.device
+    print(f"rtf {result.metrics['rtf']:.4f} ({result.metrics['seconds']:.1f} s on {where})")
     if args.out:
         write_outputs(result, args.out, args.worst)
         print(f"wrote {args.out}/metrics.json, utterances.jsonl, worst.txt")
