@@ -34,14 +34,22 @@ $(STAMP)-debs: $(STAMP)-venv
 	else echo "note: missing Debian packages (install as root): $$missing"; fi
 	touch $@
 
-# The TAO flow on the bundled smart-home domain, from the shipped starter: evaluate, fine-tune, prune,
-# retrain, export INT8, evaluate with ONNX Runtime; report in results/finetune_asr/report.md.
-# STARTER=models/X.pt picks another starter (e.g. models/whisper_tiny_en_ctc_synth.pt); its run goes to
-# results/finetune_asr_X so that runs of different starters never mix.
-STARTER ?=
+# The TAO flow from the shipped starter: check the data, evaluate, fine-tune, prune, retrain (distilled from the
+# fine-tuned model), export INT8, evaluate with ONNX Runtime; report in results/finetune_asr*/report.md.
+#   make finetune-asr                               the bundled smart-home domain
+#   make finetune-asr DATA=folder                   your data: folder/train.jsonl, test.jsonl (dev.jsonl optional)
+#   make finetune-asr TRAIN=a.jsonl TEST=b.jsonl [DEV=c.jsonl]
+# STARTER=models/X.pt picks another starter (e.g. models/whisper_tiny_en_ctc_synth.pt). A run with DATA/TRAIN or
+# STARTER goes to results/finetune_asr_<starter>_<data folder>, so that runs never mix.
+empty :=
+space := $(empty) $(empty)
+ASR_RUN = $(subst $(space),_,$(strip $(basename $(notdir $(STARTER))) $(notdir $(patsubst %/,%,$(DATA))) \
+          $(if $(TRAIN),$(notdir $(patsubst %/,%,$(dir $(TRAIN)))))))
 finetune-asr: setup
 	SPEECHTAO_THREADS=1 OMP_NUM_THREADS=1 $(PY) -m speechtao asr flow --spec recipes/asr_flow.yaml \
-	  $(if $(STARTER),starter=$(STARTER) out_dir=results/finetune_asr_$(basename $(notdir $(STARTER))))
+	  $(if $(STARTER),starter=$(STARTER)) $(if $(DATA),data.dir=$(DATA)) $(if $(TRAIN),data.train=$(TRAIN)) \
+	  $(if $(DEV),data.dev=$(DEV)) $(if $(TEST),data.test=$(TEST)) \
+	  $(if $(ASR_RUN),out_dir=results/finetune_asr_$(ASR_RUN))
 
 # NLP: make the data from Debian text, then fine-tune MiniLM (docs/nlp.md).
 finetune-qa: setup
@@ -64,7 +72,7 @@ lint: setup
 	$(PY) -m ruff format --check .
 
 test: setup lint
-	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+	SPEECHTAO_REQUIRE_TOOLS=1 $(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 test-slow: setup
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)

@@ -6,6 +6,23 @@ import torch
 # Two cores here: keep each test process to one intra-op thread unless a test says otherwise.
 torch.set_num_threads(int(os.environ.get("SPEECHTAO_TEST_THREADS", "1")))
 
+# A test that needs a Debian package skips with a reason naming it: "... (apt-get install PACKAGE ...)". With
+# SPEECHTAO_REQUIRE_TOOLS=1 (set by `make test` and .ci/run) such a skip is a failure, so CI never passes because a
+# tool went missing.
+REQUIRE_TOOLS = os.environ.get("SPEECHTAO_REQUIRE_TOOLS") == "1"
+DEBIAN_MARK = "apt-get install"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if REQUIRE_TOOLS and report.skipped and isinstance(report.longrepr, tuple):
+        reason = str(report.longrepr[2])
+        if DEBIAN_MARK in reason:
+            report.outcome = "failed"
+            report.longrepr = f"SPEECHTAO_REQUIRE_TOOLS=1 and a Debian package is missing: {reason}"
+
 
 @pytest.fixture
 def rng():

@@ -1,57 +1,62 @@
-"""The ONNX-family formats of ``speechtao asr export``: ``onnx``, ``onnx-int8``, ``tensorrt`` and ``triton``.
+"""The export formats of ``speechtao asr export`` and of the flow's INT8 stage, as library calls.
 
-Each is a function ``(loaded, out, args) -> Path`` (the contract of ``speechtao/cli/asr/export.py``'s FORMATS);
-:func:`add_arguments` adds the options they read. Files written next to ``--out``:
+:func:`export_model` writes ``loaded`` (a :class:`speechtao.asr.checkpoint.LoadedModel`) in one of
+:data:`FORMATS`, with the typed :class:`ExportOptions`; each format is a function ``(loaded, out, options) ->
+ExportResult``. Files written next to ``out``:
 
+- ``nemo``: a NeMo ``.nemo`` archive (``ASRModel.restore_from`` loads it)
 - ``onnx``: ``model.onnx`` + ``tokens.txt``
-- ``onnx-int8 --calib M``: ``model.int8.onnx`` (QDQ) + ``model.int8.fp32.onnx`` (the optimized FP32 graph) +
-  ``model.int8.calib`` (TensorRT calibration cache for that graph) + ``tokens.txt``; a QAT checkpoint's ranges
-  (``extra["qat"]``) replace the calibrated ranges of the conv inputs. QuartzNet/CitriNet quantize their
+- ``onnx-int8`` (``calib=MANIFEST``): ``model.int8.onnx`` (QDQ) + ``model.int8.fp32.onnx`` (the optimized FP32
+  graph) + ``model.int8.calib`` (TensorRT calibration cache for that graph) + ``tokens.txt``; a QAT checkpoint's
+  ranges (``extra["qat"]``) replace the calibrated ranges of the conv inputs. QuartzNet/CitriNet quantize their
   convolutions; Whisper-encoder models their MatMuls too (:func:`int8_op_types`)
-- ``tensorrt``: ``model.plan`` (INT8 with ``--calib``, else FP16), on GPU hosts with the tensorrt package
-- ``triton``: a model folder: ``config.pbtxt`` + ``1/model.onnx`` (INT8 with ``--calib``) + ``tokens.txt``
+- ``tensorrt``: ``model.plan`` (INT8 with ``calib``, else FP16), on GPU hosts with the tensorrt package
+- ``triton``: a model folder: ``config.pbtxt`` + ``1/model.onnx`` (INT8 with ``calib``) + ``tokens.txt``
+
+Usage::
+
+    result = export_model(load_model("final.pt"), "onnx-int8", "export/model.int8.onnx",
+                          ExportOptions(calib=Path("train.jsonl"), calib_utterances=32))
+    result.path, result.quant.utterances, result.quant.overridden
 """
 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 from ..errors import InputError
 
-
-def add_arguments(p) -> None:
-    g = p.add_argument_group("onnx, onnx-int8, tensorrt, triton")
-    g.add_argument(
-        "--calib",
-        help="manifest of in-domain audio for INT8 calibration (onnx-int8; tensorrt and triton become INT8 with it)",
-    )
-    g.add_argument(
-        "--calib-method",
-        default="minmax",
-        choices=["minmax", "entropy", "percentile"],
-        help="how activation ranges are calibrated (default minmax)",
-    )
-    g.add_argument("--calib-utterances", type=int, default=64, help="calibration utterances (default 64)")
-    g.add_argument("--percentile", type=float, default=99.999, help="kept percentile for --calib-method percentile")
-    g.add_argument("--no-check", action="store_true", help="skip the ONNX-vs-PyTorch check (not recommended)")
-    g.add_argument(
-        "--dynamo",
-        action="store_true",
-        help="use torch's dynamo exporter (shorter graph, much slower export) instead of TorchScript's",
-    )
+CALIB_METHODS = ("minmax", "entropy", "percentile")
 
 
-def _fp32(loaded, path: Path, args, tokens_txt: bool = True) -> Path:
-    from .onnx_export import export_onnx
+@dataclass(frozen=True)
+class ExportOptions:
+    """How :func:`export_model` writes a model (each field is also a flag of ``speechtao asr export``)."""
 
-    return export_onnx(
-        loaded,
-        path,
-        check=not getattr(args, "no_check", False),
-        tokens_txt=tokens_txt,
-        dynamo=getattr(args, "dynamo", False),
-    )
+    calib: Path | None = None  # manifest of in-domain audio for INT8 calibration (onnx-int8 needs it; tensorrt
+    # and triton become INT8 with it)
+    calib_method: Literal["minmax", "entropy", "percentile"] = "minmax"  # how activation ranges are calibrated
+    calib_utterances: int = 64  # calibration utterances taken from ``calib`` (in manifest order)
+    percentile: float = 99.999  # kept percentile of |x| for calib_method="percentile"
+    check: bool = True  # run the FP32 ONNX graph with onnxruntime and compare it with PyTorch
+    dynamo: bool = False  # torch's dynamo exporter (shorter graph, much slower export) instead of TorchScript's
+
+    def __post_init__(self) -> None:
+        if self.calib_method not in CALIB_METHODS:
+            raise InputError(f"calib_method {self.calib_method!r} is not one of {list(CALIB_METHODS)}")
+        if self.calib_utterances < 1:
+            raise InputError(f"calib_utterances must be >= 1, got {self.calib_utterances}")
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: Path  # the file (or, for triton, the folder) written
+    format: str  # the key of FORMATS
+    quant: Any = None  # speechtao.export.quantize.QuantResult of an INT8 export (ranges, QAT overrides, ...)
 
 
 def int8_op_types(loaded) -> tuple[str, ...]:
@@ -62,75 +67,94 @@ def int8_op_types(loaded) -> tuple[str, ...]:
     return ("Conv", "MatMul") if loaded.config.family == "whisper" else ("Conv",)
 
 
-def _int8(loaded, out: Path, args):
+def _fp32(loaded, path: Path, options: ExportOptions, tokens_txt: bool = True) -> Path:
+    from .onnx_export import export_onnx
+
+    return export_onnx(loaded, path, check=options.check, tokens_txt=tokens_txt, dynamo=options.dynamo)
+
+
+def _int8(loaded, out: Path, options: ExportOptions):
+    """Quantize ``loaded`` into ``out`` (calibrated on ``options.calib``, QAT ranges applied): a QuantResult."""
+    from .onnx_export import write_tokens
     from .qat import range_overrides_for
     from .quantize import QuantOptions, calibration_features, quantize_model
 
-    if not getattr(args, "calib", None):
+    if options.calib is None:
         raise InputError(
-            "--format onnx-int8 needs --calib MANIFEST (in-domain audio to calibrate ranges on, "
-            "e.g. 50-100 utterances of the validation set)"
+            "an INT8 export needs --calib MANIFEST (ExportOptions.calib): in-domain audio to calibrate ranges on, "
+            "e.g. 50-100 utterances of the training or validation set"
         )
     opts = QuantOptions(
-        method=args.calib_method,
-        percentile=args.percentile,
-        max_utterances=args.calib_utterances,
+        method=options.calib_method,
+        percentile=options.percentile,
+        max_utterances=options.calib_utterances,
         op_types=int8_op_types(loaded),
     )
-    items = calibration_features(loaded, args.calib, opts)
+    items = calibration_features(loaded, options.calib, opts)
     overrides = range_overrides_for(loaded)  # a QAT checkpoint's input ranges, else None
     with tempfile.TemporaryDirectory(prefix="speechtao-export-") as tmp:
-        fp32 = _fp32(loaded, Path(tmp) / "model.onnx", args, tokens_txt=False)
+        fp32 = _fp32(loaded, Path(tmp) / "model.onnx", options, tokens_txt=False)
         result = quantize_model(fp32, out, items, opts, range_overrides=overrides)
-    from .onnx_export import write_tokens
-
     write_tokens(out.with_name("tokens.txt"), loaded.tokenizer)
     return result
 
 
-def export_onnx_format(loaded, out: Path, args) -> Path:
-    return _fp32(loaded, out, args)
+def export_nemo_format(loaded, out: Path, options: ExportOptions) -> ExportResult:
+    from ..asr.nemo_io import export_nemo
+
+    return ExportResult(export_nemo(loaded, out), "nemo")
 
 
-def export_onnx_int8_format(loaded, out: Path, args) -> Path:
-    r = _int8(loaded, out, args)
-    note = f", {len(r.overridden)} ranges from QAT" if r.overridden else ""
-    print(
-        f"calibrated on {r.utterances} utterances ({args.calib_method}{note}); TensorRT cache {r.trt_cache_path} "
-        f"for {r.fp32_path}"
-    )
-    return r.int8_path
+def export_onnx_format(loaded, out: Path, options: ExportOptions) -> ExportResult:
+    return ExportResult(_fp32(loaded, out, options), "onnx")
 
 
-def export_tensorrt_format(loaded, out: Path, args) -> Path:
-    from .tensorrt import build_engine, import_tensorrt
+def export_onnx_int8_format(loaded, out: Path, options: ExportOptions) -> ExportResult:
+    r = _int8(loaded, out, options)
+    return ExportResult(r.int8_path, "onnx-int8", r)
+
+
+def export_tensorrt_format(loaded, out: Path, options: ExportOptions) -> ExportResult:
+    from .tensorrt import EngineOptions, build_engine, import_tensorrt
 
     import_tensorrt()  # fail before any work on a host without TensorRT or a GPU
-    if getattr(args, "calib", None):
-        with tempfile.TemporaryDirectory(prefix="speechtao-trt-") as tmp:
-            r = _int8(loaded, Path(tmp) / "model.int8.onnx", args)
-            return build_engine(r.fp32_path, out, r.trt_cache_path)
     with tempfile.TemporaryDirectory(prefix="speechtao-trt-") as tmp:
-        fp32 = _fp32(loaded, Path(tmp) / "model.onnx", args)
-        from .tensorrt import EngineOptions
+        if options.calib is not None:
+            r = _int8(loaded, Path(tmp) / "model.int8.onnx", options)
+            return ExportResult(build_engine(r.fp32_path, out, r.trt_cache_path), "tensorrt", r)
+        fp32 = _fp32(loaded, Path(tmp) / "model.onnx", options)
+        return ExportResult(build_engine(fp32, out, None, EngineOptions(int8=False)), "tensorrt")
 
-        return build_engine(fp32, out, None, EngineOptions(int8=False))
 
-
-def export_triton_format(loaded, out: Path, args) -> Path:
+def export_triton_format(loaded, out: Path, options: ExportOptions) -> ExportResult:
     from .triton import write_triton_model
 
     with tempfile.TemporaryDirectory(prefix="speechtao-triton-") as tmp:
-        if getattr(args, "calib", None):
-            src = _int8(loaded, Path(tmp) / "model.int8.onnx", args).int8_path
+        r = None
+        if options.calib is not None:
+            r = _int8(loaded, Path(tmp) / "model.int8.onnx", options)
+            src = r.int8_path
         else:
-            src = _fp32(loaded, Path(tmp) / "model.onnx", args)
-        return write_triton_model(src, out, loaded.tokenizer)
+            src = _fp32(loaded, Path(tmp) / "model.onnx", options)
+        return ExportResult(write_triton_model(src, out, loaded.tokenizer), "triton", r)
 
 
-FORMATS = {
+FORMATS: dict[str, tuple[Callable[[Any, Path, ExportOptions], ExportResult], str]] = {
+    "nemo": (export_nemo_format, "NeMo .nemo archive (ASRModel.restore_from loads it)"),
     "onnx": (export_onnx_format, "ONNX FP32: log-mel features in, log-probs out, checked against PyTorch"),
     "onnx-int8": (export_onnx_int8_format, "ONNX static INT8 (QDQ) + TensorRT calibration cache; needs --calib"),
     "tensorrt": (export_tensorrt_format, "TensorRT engine (GPU host with the tensorrt package)"),
     "triton": (export_triton_format, "Triton model folder (config.pbtxt + 1/model.onnx)"),
 }
+
+
+def export_model(loaded, fmt: str, out: str | Path, options: ExportOptions = ExportOptions()) -> ExportResult:
+    """Write ``loaded`` in format ``fmt`` (a key of :data:`FORMATS`) to ``out``."""
+    if fmt not in FORMATS:
+        raise InputError(f"export format {fmt!r} is unknown (formats: {', '.join(FORMATS)})")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return FORMATS[fmt][0](loaded, out, options)
+
+
+__all__ = ["ExportOptions", "ExportResult", "FORMATS", "export_model", "int8_op_types"]

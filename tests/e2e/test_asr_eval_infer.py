@@ -19,7 +19,7 @@ import torch
 TEXTS = {"left": "turn left", "door": "open the door", "stop": "stop now"}
 LAST_LINE = re.compile(r"^WER (\d+\.\d\d)% CER (\d+\.\d\d)% \((\d+) utterances, ([0-9.e-]+) hours\)$")
 
-pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="apt-get install espeak-ng")
 
 
 def run_cli(*args):

@@ -220,3 +220,21 @@ def test_qat_finetune_through_the_cli_and_its_ranges_reach_the_int8_export(data,
 
     r = cli("asr", "finetune", "--spec", recipe, "qat.momentum=0")
     assert r.returncode == 2 and "qat: momentum must be in (0, 1], got 0.0" in r.stderr
+
+
+def test_export_library_call_takes_typed_options(data, tmp_path):
+    """speechtao.export.asr.export_model: an ExportOptions dataclass, no argparse namespace; errors are raised."""
+    from speechtao.errors import InputError
+    from speechtao.export.asr import ExportOptions, export_model
+
+    d, ckpt, manifest = data
+    loaded = load_model(ckpt)
+    with pytest.raises(InputError, match="needs --calib MANIFEST"):
+        export_model(loaded, "onnx-int8", tmp_path / "m.int8.onnx", ExportOptions())
+    with pytest.raises(InputError, match="export format 'onnx-fp8' is unknown"):
+        export_model(loaded, "onnx-fp8", tmp_path / "m.onnx")
+    with pytest.raises(InputError, match="calib_utterances must be >= 1"):
+        ExportOptions(calib=manifest, calib_utterances=0)
+    r = export_model(loaded, "onnx-int8", tmp_path / "m.int8.onnx", ExportOptions(calib=manifest, calib_utterances=1))
+    assert r.format == "onnx-int8" and r.path == tmp_path / "m.int8.onnx" and r.path.is_file()
+    assert r.quant.utterances == 1 and r.quant.overridden == [] and (tmp_path / "tokens.txt").is_file()

@@ -236,13 +236,6 @@ def test_distill_run_lowers_the_kl_and_resumes_exactly(corpus, tmp_path):
 def test_flow_retrain_distills_from_the_finetuned_model(corpus, tmp_path):
     from speechtao.flow import Flow, FlowSpec
 
-    domain = tmp_path / "domain"
-    domain.mkdir()
-    for name in ("train", "test"):  # the labelled clips as the domain corpus (their audio paths made absolute)
-        lines = [json.loads(x) for x in (corpus / "lab.jsonl").read_text().splitlines()]
-        (domain / f"{name}.jsonl").write_text(
-            "".join(json.dumps({**x, "audio_filepath": str(corpus / x["audio_filepath"])}) + "\n" for x in lines)
-        )
     steps = "[trainer.max_steps=2,trainer.log_every=1,data.batch_size=3,data.min_duration=0.1,trainer.device=cpu]"
     spec = load_spec(
         FlowSpec,
@@ -250,7 +243,9 @@ def test_flow_retrain_distills_from_the_finetuned_model(corpus, tmp_path):
         [
             f"starter={corpus / 'teacher.pt'}",
             f"out_dir={tmp_path / 'flow'}",
-            f"domain.out={domain}",
+            f"data.train={corpus / 'lab.jsonl'}",  # the labelled clips stand for the domain
+            f"data.dev={corpus / 'lab.jsonl'}",
+            f"data.test={corpus / 'lab.jsonl'}",
             f"finetune.overrides={steps}",
             "prune.ratio=0.5",
             "prune.min_channels=8",
@@ -259,13 +254,14 @@ def test_flow_retrain_distills_from_the_finetuned_model(corpus, tmp_path):
         ],
     )
     flow = Flow(spec, log=lambda line: None)
-    flow._write("domain", {"stage": "domain", "status": "done"})  # the corpus above stands for the domain stage
-    flow.run(only=("finetune", "prune", "retrain"))
+    flow.run(only=("data", "finetune", "prune", "retrain"))
     assert flow.done("retrain"), flow.record("retrain")
-    resolved = load_spec(ASRFinetuneSpec, tmp_path / "flow" / "retrain" / "spec.yaml")
-    assert resolved.distill.teacher == str(tmp_path / "flow" / "finetune" / "final.pt")
+    resolved = load_spec(ASRFinetuneSpec, tmp_path / "flow" / "retrain" / "ratio_0.5" / "spec.yaml")
+    assert (
+        resolved.distill.teacher == flow.record("finetune")["model"] == str(tmp_path / "flow" / "finetune" / "best.pt")
+    )
     assert resolved.distill.weight == 0.7 and resolved.distill.manifest == [corpus / "extra.jsonl"]
-    assert "distill: teacher " in (tmp_path / "flow" / "retrain_train.log").read_text()
+    assert "distill: teacher " in (tmp_path / "flow" / "retrain" / "ratio_0.5_train.log").read_text()
     assert load_spec(ASRFinetuneSpec, tmp_path / "flow" / "finetune" / "spec.yaml").distill.teacher is None
     with pytest.raises(SpecError, match="only the retrain stage"):
         load_spec(FlowSpec, "recipes/asr_flow.yaml", ["finetune.distill_from_finetuned=true"])

@@ -174,7 +174,9 @@ def test_realspeech_manifests_of_the_installed_packages(tmp_path):
         not (POCKETSPHINX_DIR / "cards" / "cards.transcription").is_file()
         or not (ALSA_DIR / "Front_Left.wav").is_file()
     ):
-        pytest.skip("pocketsphinx-testdata and alsa-utils are not installed (apt-get install them)")
+        pytest.skip(
+            "pocketsphinx-testdata and alsa-utils are not installed (apt-get install pocketsphinx-testdata alsa-utils)"
+        )
     paths = write_realspeech_manifests(tmp_path)
     ps, alsa, both = (read_manifest(paths[k]) for k in ("pocketsphinx", "alsa", "all"))
     assert len(ps) == 10 and len(alsa) == 8 and len(both) == 18

@@ -73,7 +73,9 @@ def qa_model(tmp_path_factory):
     from speechtao.spec import load_spec
 
     if not is_available("wordnet") or not is_available("bible"):
-        pytest.skip("wordnet-base and bible-kjv are needed to generate the training data")
+        pytest.skip(
+            "wordnet-base and bible-kjv are needed to generate the training data (apt-get install wordnet-base bible-kjv)"
+        )
     root = tmp_path_factory.mktemp("qa_model")
     make_qa_data(root / "data", seed=0)  # the default sizes, as `speechtao qa make-data`
     recipe = Path(__file__).resolve().parents[2] / "recipes" / "qa_finetune.yaml"

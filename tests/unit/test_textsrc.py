@@ -19,7 +19,7 @@ from speechtao.text.normalize import normalize_text
 def need(*names):
     for name in names:
         if not is_available(name):
-            pytest.skip(f"Debian package(s) {' '.join(SOURCES[name].packages)} not installed ({name} source)")
+            pytest.skip(f"{name} source not installed (apt-get install {' '.join(SOURCES[name].packages)})")
 
 
 # --- pure functions ---------------------------------------------------------------------------------------------

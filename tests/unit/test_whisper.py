@@ -80,7 +80,7 @@ def test_ct2_reader_names_a_missing_file(tmp_path):
 @pytest.mark.parametrize("path", [FIXTURE, CARDS])
 def test_log_mel_matches_transformers_feature_extractor(path):
     if not path.is_file():
-        pytest.skip(f"{path} not present (apt install pocketsphinx-testdata)")
+        pytest.skip(f"{path} not present (apt-get install pocketsphinx-testdata)")
     from transformers import WhisperFeatureExtractor
 
     audio = read_audio(path)
@@ -151,7 +151,7 @@ def test_encoder_matches_ctranslate2_on_real_speech(pretrained, path):
     """The reference runtime on the same features: within float16 rounding of the stored weights."""
     ctranslate2 = pytest.importorskip("ctranslate2")
     if not path.is_file():
-        pytest.skip(f"{path} not present (apt install pocketsphinx-testdata)")
+        pytest.skip(f"{path} not present (apt-get install pocketsphinx-testdata)")
     encoder, features, model_dir = pretrained
     audio = read_audio(path)
     feats, lengths = WhisperLogMel(features)(torch.from_numpy(audio)[None], torch.tensor([len(audio)]))

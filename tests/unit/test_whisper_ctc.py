@@ -137,7 +137,7 @@ CARDS_001 = Path("/usr/share/pocketsphinx/test/data/cards/001.wav")  # "ten of c
 def test_starter_checkpoint_transcribes_real_speech():
     """The float16 starter loads as a float32 Whisper-CTC model and gets the words it reliably hears."""
     if not CARDS_001.is_file():
-        pytest.skip(f"{CARDS_001} not present (apt install pocketsphinx-testdata)")
+        pytest.skip(f"{CARDS_001} not present (apt-get install pocketsphinx-testdata)")
     from speechtao.asr.checkpoint import load_model
     from speechtao.asr.ctc import decode_texts
     from speechtao.audio import read_audio

@@ -1,26 +1,12 @@
 """``speechtao asr export --model CKPT --format FORMAT --out PATH``: write a model for another runtime.
 
-Each format is one function ``(loaded, out, args) -> Path`` in :data:`FORMATS`; add a format by adding an entry.
+The formats and their options live in :mod:`speechtao.export.asr`; this module maps flags onto
+:class:`~speechtao.export.asr.ExportOptions` and prints what was written.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from ...export.asr import FORMATS as ONNX_FORMATS  # onnx, onnx-int8, tensorrt, triton (light: no torch import)
-from ...export.asr import add_arguments as add_onnx_arguments
-
-
-def _export_nemo(loaded, out: Path, args) -> Path:
-    from ...asr.nemo_io import export_nemo
-
-    return export_nemo(loaded, out)
-
-
-FORMATS = {
-    "nemo": (_export_nemo, "NeMo .nemo archive (ASRModel.restore_from loads it)"),
-    **ONNX_FORMATS,
-}
+from ...export.asr import CALIB_METHODS, FORMATS  # light: no torch import
 
 
 def register(actions) -> None:
@@ -30,15 +16,52 @@ def register(actions) -> None:
         "--format", required=True, choices=sorted(FORMATS), help="; ".join(f"{k}: {v[1]}" for k, v in FORMATS.items())
     )
     p.add_argument("--out", required=True, help="file to write (triton: the model's folder)")
-    add_onnx_arguments(p)
+    g = p.add_argument_group("onnx, onnx-int8, tensorrt, triton")
+    g.add_argument(
+        "--calib",
+        help="manifest of in-domain audio for INT8 calibration (onnx-int8; tensorrt and triton become INT8 with it)",
+    )
+    g.add_argument(
+        "--calib-method",
+        default="minmax",
+        choices=CALIB_METHODS,
+        help="how activation ranges are calibrated (default minmax)",
+    )
+    g.add_argument("--calib-utterances", type=int, default=64, help="calibration utterances (default 64)")
+    g.add_argument("--percentile", type=float, default=99.999, help="kept percentile for --calib-method percentile")
+    g.add_argument("--no-check", action="store_true", help="skip the ONNX-vs-PyTorch check (not recommended)")
+    g.add_argument(
+        "--dynamo",
+        action="store_true",
+        help="use torch's dynamo exporter (shorter graph, much slower export) instead of TorchScript's",
+    )
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from ...asr.checkpoint import load_model
+    from pathlib import Path
 
+    from ...asr.checkpoint import load_model
+    from ...export.asr import ExportOptions, export_model
+
+    options = ExportOptions(
+        calib=Path(args.calib) if args.calib else None,
+        calib_method=args.calib_method,
+        calib_utterances=args.calib_utterances,
+        percentile=args.percentile,
+        check=not args.no_check,
+        dynamo=args.dynamo,
+    )
     loaded = load_model(args.model)
-    export, _ = FORMATS[args.format]
-    out = export(loaded, Path(args.out), args)
-    print(f"wrote {out} ({args.format}, {loaded.config.family}, {loaded.tokenizer.vocab_size}-token vocabulary)")
+    result = export_model(loaded, args.format, Path(args.out), options)
+    q = result.quant
+    if q is not None:
+        note = f", {len(q.overridden)} ranges from QAT" if q.overridden else ""
+        print(
+            f"calibrated on {q.utterances} utterances ({args.calib_method}{note}); TensorRT cache "
+            f"{q.trt_cache_path} for {q.fp32_path}"
+        )
+    print(
+        f"wrote {result.path} ({args.format}, {loaded.config.family}, {loaded.tokenizer.vocab_size}-token vocabulary)"
+    )
     return 0

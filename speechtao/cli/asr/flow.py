@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from .. import add_spec_args
 
-DESCRIPTION = """Evaluate the pretrained starter on the domain test split, fine-tune it, evaluate, prune, retrain,
-evaluate, export INT8 ONNX and evaluate it with ONNX Runtime; then print the table (stage, WER, CER, parameters,
-file size, RTF) and write out_dir/report.md, report.json and report.png. Resumable: a rerun skips finished stages
-(--restart starts over). Stages whose capability is missing are listed as not run."""
+DESCRIPTION = """Check your manifests (data.dir=FOLDER with train/test[/dev].jsonl, or data.train= data.test=
+[data.dev=]; default: the bundled domain), evaluate the pretrained starter, fine-tune it (checkpoint chosen on dev),
+evaluate, prune, retrain distilling from the fine-tuned model, evaluate, export INT8 ONNX and evaluate it with ONNX
+Runtime; then print the table (stage, WER, CER, parameters, file size, RTF) and write out_dir/report.md, report.json
+and report.png. Resumable: a rerun skips finished stages (--restart starts over). The first stage that fails stops
+the flow with a non-zero exit status (2: bad input such as a manifest defect or a missing recipe)."""
 
 
 def register(actions) -> None:
@@ -42,6 +44,6 @@ def run(args) -> int:
     summary = run_flow(spec, log=lambda line: print(line, file=sys.stderr, flush=True), only=only)
     print(format_table(summary))
     if "relative_wer_reduction" in summary:
-        print(f"fine-tuning lowered the domain WER by {100 * summary['relative_wer_reduction']:.1f}% (relative)")
+        print(f"fine-tuning lowered the test WER by {100 * summary['relative_wer_reduction']:.1f}% (relative)")
     print(f"report: {Path(spec.out_dir) / 'report.md'} ({summary['wall_s']:.0f} s)")
     return 0
