@@ -13,7 +13,7 @@ from ..errors import InputError, SpeechtaoError
 from ..spec import load_spec, save_spec, spec_to_dict
 from .data import check_manifests, resolve_manifests
 from .report import format_report, plot_report
-from .scoring import _LOG_RE, _VAL_RE, evaluate_checkpoint, evaluate_onnx, file_size, parse_train_log
+from .scoring import curve, evaluate_checkpoint, evaluate_onnx, file_size
 from .spec import EVAL_ROWS, NEEDS, STAGES, FlowSpec, TrainStage
 
 logger = logging.getLogger("speechtao.flow")
@@ -208,14 +208,12 @@ class Flow:
             overrides.append(f"distill.manifest=[{self.manifest('train')}]")
             spec = load_spec(ASRFinetuneSpec, stage.recipe, overrides)
         resume = CheckpointManager(out_dir / "checkpoints").latest() is not None
-        log_path = out_dir.with_name(out_dir.name + "_train.log")
-        lines: list[str] = log_path.read_text().splitlines() if (resume and log_path.is_file()) else []
+        log_path = out_dir.with_name(out_dir.name + "_train.log")  # every line the trainer logs
 
         def log(line: str) -> None:
-            lines.extend(line.splitlines())
             with open(log_path, "a") as f:
                 f.write(line + "\n")
-            if _LOG_RE.match(line) or _VAL_RE.match(line) or line.startswith(("done:", "resumed", "parameters")):
+            if line.startswith(("epoch ", "done:", "resumed", "parameters")):
                 self.log(f"  {line}")
 
         out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -223,8 +221,6 @@ class Flow:
             log_path.write_text("")
         trainer = build(spec, resume=resume, log=log)
         metrics = trainer.fit(resume=resume)
-        curve = out_dir.with_name(out_dir.name + "_curve.json")
-        curve.write_text(json.dumps(parse_train_log(lines)) + "\n")
         best = out_dir / "best.pt"  # chosen on dev; final.pt when no validation ran
         return {
             "model": str(best if best.is_file() else out_dir / "final.pt"),
@@ -233,7 +229,7 @@ class Flow:
             "audio_s_per_s": metrics["audio_s_per_s"],
             "resumed": resume,
             "distilled": spec.distill.enabled,
-            "curve": str(curve.relative_to(self.out)),
+            "history": str((out_dir / "history.jsonl").relative_to(self.out)),
         }
 
     def stage_finetune(self) -> dict:
@@ -334,7 +330,7 @@ class Flow:
             "params": chosen["params"],
             "distilled": chosen["distilled"],
             "steps": chosen["steps"],
-            "curve": chosen["curve"],
+            "history": chosen["history"],
             "max_wer_increase": budget,
             "finetuned_dev_wer": tuned_dev,
             "trials": trials,
@@ -406,9 +402,9 @@ class Flow:
         if starter.get("status") == "done" and tuned.get("status") == "done" and starter["wer"] > 0:
             out["relative_wer_reduction"] = 1.0 - tuned["wer"] / starter["wer"]
         out["curves"] = {
-            name: json.loads((self.out / stages[name]["curve"]).read_text())
+            name: curve(self.out / stages[name]["history"])
             for name in ("finetune", "retrain")
-            if stages[name].get("status") == "done" and (self.out / stages[name]["curve"]).is_file()
+            if stages[name].get("status") == "done"
         }
         return out
 

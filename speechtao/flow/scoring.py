@@ -1,37 +1,29 @@
 """Scores and curves of the flow's models: WER/CER/RTF of a checkpoint (PyTorch) or an exported ONNX file (ONNX
-Runtime) on a manifest, and the training curves from the trainer's log lines."""
+Runtime) on a manifest, and the training curves from the history the Trainer writes."""
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
-
-_LOG_RE = re.compile(r"^epoch (\d+) step (\d+) loss ([-\d.eE+naninf]+) lr ([-\d.eE+]+)")
-_VAL_RE = re.compile(r"^epoch (\d+) step (\d+) val (.*)$")
 
 
 def file_size(path: str | Path) -> int:
     return Path(path).stat().st_size
 
 
-def parse_train_log(lines: list[str]) -> dict[str, list]:
-    """``{"step": [...], "loss": [...], "lr": [...], "val_step": [...], "val_wer": [...]}`` from trainer lines."""
+def curve(history: str | Path) -> dict[str, list]:
+    """``{"step", "loss", "lr", "val_step", "val_wer"}`` lists from a run's ``history.jsonl`` (or its folder)."""
+    from ..train.history import read_history
+
     out: dict[str, list] = {"step": [], "loss": [], "lr": [], "val_step": [], "val_wer": []}
-    for line in lines:
-        m = _LOG_RE.match(line)
-        if m:
-            out["step"].append(int(m.group(2)))
-            out["loss"].append(float(m.group(3)))
-            out["lr"].append(float(m.group(4)))
-            continue
-        m = _VAL_RE.match(line)
-        if m:
-            parts = m.group(3).split()
-            vals = dict(zip(parts[::2], parts[1::2]))
-            if "wer" in vals:
-                out["val_step"].append(int(m.group(2)))
-                out["val_wer"].append(float(vals["wer"]))
+    for e in read_history(history):
+        if e["kind"] == "train":
+            out["step"].append(e["step"])
+            out["loss"].append(e["loss"])
+            out["lr"].append(e["lr"])
+        elif "wer" in e["metrics"]:
+            out["val_step"].append(e["step"])
+            out["val_wer"].append(e["metrics"]["wer"])
     return out
 
 

@@ -46,8 +46,8 @@ def test_every_stage_on_the_fixture_then_a_rerun_skips_them(tmp_path, capsys):
     assert (data["train_utterances"], data["dev_utterances"], data["test_utterances"]) == (4, 1, 2)
     tuned = _stage(out, "finetune")
     assert tuned["steps"] == 4 and tuned["model"].endswith("best.pt")  # chosen on dev
-    curve = json.loads((out / tuned["curve"]).read_text())
-    assert curve["step"] == [1, 2, 3, 4] and len(curve["val_wer"]) == 2
+    curve = json.loads((out / "report.json").read_text())["curves"]["finetune"]  # from the trainer's history.jsonl
+    assert curve["step"] == [1, 2, 3, 4] and curve["val_step"] == [2, 4] and len(curve["val_wer"]) == 2
     prune = _stage(out, "prune")
     assert [c["ratio"] for c in prune["candidates"]] == [0.5, 0.25]
     retrain = _stage(out, "retrain")
