@@ -13,7 +13,7 @@ from ..errors import InputError, SpeechtaoError
 from ..spec import load_spec, save_spec, spec_to_dict
 from .data import check_manifests, resolve_manifests
 from .report import format_report, plot_report
-from .scoring import curve, evaluate_checkpoint, evaluate_onnx, file_size
+from .scoring import curve, file_size, parameters, score
 from .spec import EVAL_ROWS, NEEDS, STAGES, FlowSpec, TrainStage
 
 logger = logging.getLogger("speechtao.flow")
@@ -175,16 +175,29 @@ class Flow:
             rec[f"{split}_minutes"] = round(summary["minutes"], 2)
         return rec
 
-    def _eval(self, path: str | Path, onnx_params: int | None = None, onnx: bool = False) -> dict:
-        """The test split's scores plus ``dev_wer``/``dev_cer``."""
-        b = self.spec.eval_batch_size
-        if onnx:
-            test = evaluate_onnx(Path(path), self.manifest("test"), b, self.spec.threads, onnx_params)
-            dev = evaluate_onnx(Path(path), self.manifest("dev"), b, self.spec.threads, onnx_params)
-        else:
-            test = evaluate_checkpoint(path, self.manifest("test"), b)
-            dev = evaluate_checkpoint(path, self.manifest("dev"), b)
-        return {**test, "dev_wer": dev["wer"], "dev_cer": dev["cer"], "dev_n": dev["n"]}
+    def _eval(self, model: str | Path, params: int | None = None) -> dict:
+        """The test split's scores plus ``dev_wer``/``dev_cer``; parameters and file size."""
+        onnx = str(model).endswith(".onnx")
+        splits = {"test": self.manifest("test"), "dev": self.manifest("dev")}
+        m = score(model, splits, batch_size=self.spec.eval_batch_size, threads=self.spec.threads)
+        test, dev = m["test"], m["dev"]
+        return {
+            "model": str(model),
+            "wer": test["wer"],
+            "cer": test["cer"],
+            "rtf": test["rtf"],
+            "n": test["n"],
+            "dev_wer": dev["wer"],
+            "dev_cer": dev["cer"],
+            "dev_n": dev["n"],
+            "params": params if onnx else parameters(model),
+            "size_bytes": file_size(model) if Path(model).is_file() else None,
+            "runtime": "onnxruntime" if onnx else "pytorch",
+        }
+
+    def _dev_wer(self, model: str | Path) -> float:
+        m = score(model, {"dev": self.manifest("dev")}, batch_size=self.spec.eval_batch_size, threads=self.spec.threads)
+        return m["dev"]["wer"]
 
     def stage_evaluate_starter(self) -> dict:
         return self._eval(self.spec.starter)
@@ -286,9 +299,7 @@ class Flow:
             tuned = self.record("evaluate_finetuned")
             tuned_dev = tuned["dev_wer"] if tuned and tuned.get("status") == "done" else None
             if tuned_dev is None:
-                tuned_dev = evaluate_checkpoint(
-                    self.record("finetune")["model"], self.manifest("dev"), self.spec.eval_batch_size
-                )["wer"]
+                tuned_dev = self._dev_wer(self.record("finetune")["model"])
         trials = []
         for cand in self.record("prune")["candidates"]:
             out_dir = self.out / "retrain" / f"ratio_{cand['ratio']:g}"
@@ -301,9 +312,7 @@ class Flow:
                 trial = {"ratio": cand["ratio"], "params": cand["params_after"], "pruned": cand["model"]}
                 trial.update(self._train(out_dir, self.spec.retrain, cand["model"]))
                 if budget is not None:
-                    trial["dev_wer"] = evaluate_checkpoint(
-                        trial["model"], self.manifest("dev"), self.spec.eval_batch_size
-                    )["wer"]
+                    trial["dev_wer"] = self._dev_wer(trial["model"])
                     trial["within_budget"] = 100 * (trial["dev_wer"] - tuned_dev) <= budget
                 trial["wall_s"] = round(time.perf_counter() - t0, 2)
                 saved.write_text(json.dumps(trial, indent=2) + "\n")
@@ -371,7 +380,7 @@ class Flow:
 
     def stage_evaluate_int8(self) -> dict:
         rec = self.record("export_int8")
-        return self._eval(rec["model"], onnx_params=rec.get("params"), onnx=True)
+        return self._eval(rec["model"], params=rec["params"])
 
     def stage_report(self) -> dict:
         s = self.summary()

@@ -70,6 +70,13 @@ def test_every_stage_on_the_fixture_then_a_rerun_skips_them(tmp_path, capsys):
     assert (out / "report.png").stat().st_size > 5000
     table = capsys.readouterr().out
     assert "deployed INT8 vs fine-tuned" in table
+    # what is deployed evaluates with `speechtao asr evaluate` to the report's figure (the same evaluator)
+    assert main(["asr", "evaluate", "--model", export["model"], "--manifest", str(FIXTURE / "test.jsonl")]) == 0
+    assert (
+        capsys.readouterr()
+        .out.splitlines()[-1]
+        .startswith(f"WER {100 * int8['wer']:.2f}% CER {100 * int8['cer']:.2f}%")
+    )
     assert main(_args(out, "prune.max_wer_increase=1000", "prune.ratios=[0.25,0.5]")) == 0
     assert capsys.readouterr().err.count("done in an earlier run: skipped") == len(flow_module.STAGES) - 1
 
