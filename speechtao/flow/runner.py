@@ -14,7 +14,7 @@ from ..spec import load_spec, save_spec, spec_to_dict
 from .data import check_manifests, resolve_manifests
 from .report import format_report, plot_report
 from .scoring import curve, file_size, parameters, score
-from .spec import EVAL_ROWS, NEEDS, STAGES, FlowSpec, TrainStage
+from .spec import EVAL_ROWS, FIRST_STAGE, NEEDS, OUTPUTS, STAGES, FlowSpec, TrainStage
 
 logger = logging.getLogger("speechtao.flow")
 
@@ -68,17 +68,30 @@ class Flow:
 
     # -- the driver
     def _check_out_dir(self) -> None:
-        saved = self.out / "flow_spec.yaml"
-        if saved.is_file():  # finished stages are reused only for the spec that made them
-            import yaml
+        """Finished stages are reused only for the spec sections they depend on: when a section changed since the
+        last run in ``out_dir``, the first stage that reads it and every later stage run again (their outputs are
+        removed, said in the log), so changing the retrain settings keeps the fine-tuned model."""
+        import shutil
 
+        import yaml
+
+        saved = self.out / "flow_spec.yaml"
+        if saved.is_file():
             old, new = yaml.safe_load(saved.read_text()), spec_to_dict(self.spec)
             changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-            if changed:
-                raise InputError(
-                    f"{self.out}: holds a flow run of another spec (differs in {', '.join(changed)}); "
-                    "pass --restart to start over there, or set out_dir to another folder"
-                )
+            firsts = [STAGES.index(FIRST_STAGE[k]) for k in changed if k in FIRST_STAGE]
+            if firsts:
+                again = [st for st in STAGES[min(firsts) :] if self.record(st) is not None]
+                if again:
+                    self.log(f"[flow] spec changed in {', '.join(changed)}: {', '.join(again)} will run again")
+                for st in again:
+                    (self.stage_dir / f"{st}.json").unlink()
+                    for name in OUTPUTS.get(st, ()):
+                        path = self.out / name
+                        if path.is_dir():
+                            shutil.rmtree(path)
+                        else:
+                            path.unlink(missing_ok=True)
         self.out.mkdir(parents=True, exist_ok=True)
         save_spec(self.spec, saved)
 

@@ -33,6 +33,28 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "evaluate_int8": ("export_int8",),
 }
 
+# The first stage that reads each section of the spec: when a section changes, that stage and every later one run
+# again. eval_batch_size and threads change no result (only speeds), out_dir is the run itself.
+FIRST_STAGE: dict[str, str] = {
+    "starter": "data",  # the data checks read the starter's vocabulary
+    "data": "data",
+    "domain": "data",
+    "finetune": "finetune",
+    "prune": "prune",
+    "retrain": "retrain",
+    "export": "export_int8",
+}
+
+# What each stage writes in out_dir besides its record (removed when it must run again).
+OUTPUTS: dict[str, tuple[str, ...]] = {
+    "data": ("data",),
+    "finetune": ("finetune", "finetune_train.log"),
+    "prune": ("pruned",),
+    "retrain": ("retrain",),
+    "export_int8": ("export",),
+    "report": ("report.md", "report.json", "report.png"),
+}
+
 # Rows of the report table: (evaluation stage, label).
 EVAL_ROWS: tuple[tuple[str, str], ...] = (
     ("evaluate_starter", "starter (pretrained)"),

@@ -79,6 +79,13 @@ def test_every_stage_on_the_fixture_then_a_rerun_skips_them(tmp_path, capsys):
     )
     assert main(_args(out, "prune.max_wer_increase=1000", "prune.ratios=[0.25,0.5]")) == 0
     assert capsys.readouterr().err.count("done in an earlier run: skipped") == len(flow_module.STAGES) - 1
+    # another export setting: the stages from export_int8 on run again, the trained models are kept
+    changed = [a if a != "export.calib_utterances=4" else "export.calib_utterances=3" for a in _args(out)]
+    assert main(changed + ["prune.max_wer_increase=1000", "prune.ratios=[0.25,0.5]"]) == 0
+    err = capsys.readouterr().err
+    assert "spec changed in export: export_int8, evaluate_int8, report will run again" in err
+    assert err.count("done in an earlier run: skipped") == len(flow_module.STAGES) - 3
+    assert _stage(out, "export_int8")["calibration_utterances"] == 3 and (out / "finetune" / "best.pt").is_file()
 
 
 def _copy_fixture(dest, dev=True):
