@@ -5,10 +5,12 @@ NeMo's 28 characters) on the same manifest with the same batch size, AdamW, no a
 workers, on the CPU (or ``--device cuda``). Each optimizer step is time-stamped (speechtao: the per-step log
 line; NeMo: a Lightning callback); the first ``--warmup`` steps are not counted. Audio seconds count real
 audio, not padding. Prints one table: wall-clock rates and, robust to other load on the machine, CPU seconds
-per step.
+per step. ``--precision fp32 bf16`` runs each system in both (speechtao: ``trainer.precision``, autocast on a CPU
+with native bf16, features and CTC loss in fp32; NeMo: Lightning's ``bf16-mixed``).
 
     python bench/train_throughput.py                      # makes 48 espeak-ng utterances in a temp folder
     python bench/train_throughput.py --manifest train.jsonl --batch-size 8 --steps 30 --threads 2
+    python bench/train_throughput.py --precision fp32 bf16 --skip-nemo
 """
 
 from __future__ import annotations
@@ -81,7 +83,7 @@ def rate(stamps: list[tuple[float, float]], seconds: list[float], sizes: list[in
     }
 
 
-def bench_speechtao(manifest: Path, args, out: Path) -> dict:
+def bench_speechtao(manifest: Path, args, out: Path, precision: str = "fp32") -> dict:
     from speechtao.asr.train import ASRTrainSpec, build
     from speechtao.spec import spec_from_dict
 
@@ -105,6 +107,7 @@ def bench_speechtao(manifest: Path, args, out: Path) -> dict:
                 "val_every": 10**6,
                 "checkpoint_every": 10**6,
                 "max_epochs": 10**4,
+                "precision": precision,
             },
         },
     )
@@ -113,6 +116,8 @@ def bench_speechtao(manifest: Path, args, out: Path) -> dict:
     def log(line: str) -> None:
         if line.startswith("epoch") and " loss " in line and " val " not in line:
             stamps.append((time.perf_counter(), time.process_time()))
+        elif line.startswith("precision "):  # the Trainer fell back to fp32 on this CPU
+            print(line, flush=True)
 
     trainer = build(spec, log=log)
     seconds, sizes = [], []
@@ -130,7 +135,7 @@ def bench_speechtao(manifest: Path, args, out: Path) -> dict:
     return rate(stamps, seconds, sizes, args.warmup)
 
 
-def bench_nemo(manifest: Path, args) -> dict:
+def bench_nemo(manifest: Path, args, precision: str = "fp32") -> dict:
     import logging
 
     import lightning.pytorch as pl
@@ -167,6 +172,7 @@ def bench_nemo(manifest: Path, args) -> dict:
 
     trainer = pl.Trainer(
         max_steps=args.steps,
+        precision="bf16-mixed" if precision == "bf16" else "32-true",
         accelerator="gpu" if args.device == "cuda" else "cpu",
         devices=1,
         logger=False,
@@ -193,6 +199,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--skip-nemo", action="store_true")
+    ap.add_argument("--precision", nargs="+", default=["fp32"], choices=["fp32", "bf16"], help="one row per precision")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -204,9 +211,11 @@ def main() -> None:
             f"{args.steps} steps ({args.warmup} warmup); {args.threads} threads; {args.device}; {args.preset}",
             flush=True,
         )
-        rows = {"speechtao": bench_speechtao(manifest, args, tmp / "run")}
-        if not args.skip_nemo:
-            rows["NeMo 3.0 + Lightning"] = bench_nemo(manifest, args)
+        rows = {}
+        for precision in args.precision:
+            rows[f"speechtao {precision}"] = bench_speechtao(manifest, args, tmp / f"run_{precision}", precision)
+            if not args.skip_nemo:
+                rows[f"NeMo 3.0 + Lightning {precision}"] = bench_nemo(manifest, args, precision)
     print(
         "\n| system | steps/s | utterances/s | audio-s/s | CPU-s/step | audio-s per CPU-s |\n|---|---|---|---|---|---|"
     )

@@ -292,8 +292,16 @@ class ConvDecoder(nn.Module):
         return self.decoder_layers[0].out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        logits = self.decoder_layers(x).transpose(1, 2)  # (B, V+1, T') -> (B, T', V+1)
-        return F.log_softmax(logits, dim=-1)
+        return log_softmax_fp32(self.decoder_layers(x).transpose(1, 2))  # (B, V+1, T') -> (B, T', V+1)
+
+
+def log_softmax_fp32(logits: torch.Tensor) -> torch.Tensor:
+    """Log-softmax over the last axis in float32, also when autocast computed ``logits`` in bf16/fp16 (CPU autocast
+    would run it in bf16: log-probabilities off by ~1e-2, fed to the CTC loss). A no-op cast is not traced in
+    fp32, so exported graphs do not change."""
+    if logits.dtype != torch.float32:
+        logits = logits.float()
+    return F.log_softmax(logits, dim=-1)
 
 
 def init_weights(module: nn.Module) -> None:
@@ -322,8 +330,15 @@ class CTCModelBase(nn.Module):
         return self.vocab_size
 
     def forward(self, audio: torch.Tensor, audio_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """audio (B, T) float32, audio_lengths (B,) int64 -> (log_probs (B, T', V+1), out_lengths (B,))."""
-        feats, feat_lengths = self.preprocessor(audio, audio_lengths)
+        """audio (B, T) float32, audio_lengths (B,) int64 -> (log_probs (B, T', V+1), out_lengths (B,)).
+
+        Features are computed in float32 under autocast too (the log of bf16 mel energies loses the quiet frames);
+        the network after them autocasts, and the log-softmax is float32 again (:func:`log_softmax_fp32`)."""
+        if torch.is_autocast_enabled(audio.device.type):
+            with torch.autocast(audio.device.type, enabled=False):
+                feats, feat_lengths = self.preprocessor(audio.float(), audio_lengths)
+        else:
+            feats, feat_lengths = self.preprocessor(audio, audio_lengths)
         if self.spec_augmentation is not None and self.training:
             feats = self.spec_augmentation(feats, feat_lengths)
         return self.forward_features(feats, feat_lengths)

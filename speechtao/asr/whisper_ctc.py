@@ -31,11 +31,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..spec import spec_from_dict, spec_to_dict
-from .models import CTCModelBase
+from .models import CTCModelBase, log_softmax_fp32
 from .whisper import WhisperEncoder, WhisperEncoderConfig, WhisperFeatureSpec, WhisperLogMel, load_pretrained_encoder
 
 FAMILY = "whisper"
@@ -105,7 +104,7 @@ class CTCHead(nn.Module):
         return self.decoder_layers[-1].out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.log_softmax(self.decoder_layers(x).transpose(1, 2), dim=-1)  # (B, V+1, T') -> (B, T', V+1)
+        return log_softmax_fp32(self.decoder_layers(x).transpose(1, 2))  # (B, V+1, T') -> (B, T', V+1)
 
 
 class WhisperCTCModel(CTCModelBase):
