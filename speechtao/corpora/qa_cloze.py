@@ -181,7 +181,7 @@ COUNT_WORDS = frozenset(
     }
 )
 WH_WORDS = frozenset({"who", "what", "where", "when", "how", "many"})
-# tests/unit/test_nlp_qa_model.py asks about dying, designing, opening and connecting to measure how far the model
+# tests/e2e/test_nlp_qa_model.py asks about dying, designing, opening and connecting to measure how far the model
 # generalizes: questions that use those words are left out, as the templates leave them out
 UNTAUGHT = re.compile(r"\b(die|dead|death|open|design|connect)", re.I)
 _PERSON, _LOCATION = 18, 15  # WordNet lexicographer files noun.person and noun.location

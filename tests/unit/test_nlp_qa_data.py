@@ -202,7 +202,7 @@ def test_train_only_wordings_stay_out_of_test_and_fill_every_slot():
 
 
 def test_training_templates_leave_the_hand_written_relations_untaught():
-    # tests/unit/test_nlp_qa_model.py asks when someone died or something opened, who designed it and
+    # tests/e2e/test_nlp_qa_model.py asks when someone died or something opened, who designed it and
     # what it connects: no training or validation template may teach those, so they measure generalization
     train = [t for tpls in qa_templates.FACT_SENTENCES.values() for t in qa_facts.halves(tpls, "train")]
     train += [
@@ -336,7 +336,9 @@ def test_hand_written_dev_set_is_valid_squad():
     path = Path(__file__).resolve().parents[2] / "bench" / "qa_handwritten_dev.json"
     dev = read_squad(path)
     assert len(dev) == 35 and sum(e.is_impossible for e in dev) == 5
-    spec = importlib.util.spec_from_file_location("qa_model_test", Path(__file__).with_name("test_nlp_qa_model.py"))
+    spec = importlib.util.spec_from_file_location(
+        "qa_model_test", Path(__file__).parents[1] / "e2e" / "test_nlp_qa_model.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     tested = {context for context, _ in module.PARAGRAPHS}
