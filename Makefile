@@ -18,11 +18,11 @@ $(STAMP)-venv:
 	touch $@
 
 $(STAMP)-core: $(STAMP)-venv pyproject.toml constraints.txt
-	$(PIP) install -q -c constraints.txt -e '.[test]'
+	$(PIP) install -q -c constraints.txt -e '.[test,itn]'
 	touch $@
 
 $(STAMP)-nemo: $(STAMP)-core
-	$(PIP) install -q -c constraints.txt -e '.[test,nemo,tts]'
+	$(PIP) install -q -c constraints.txt -e '.[test,nemo,tts,itn]'
 	touch $@
 
 # Debian packages: installed only when missing and only as root; otherwise say what to install.

@@ -8,7 +8,12 @@ Usage::
     running.stop()                                           # drain, then stop
 
 ``serve_forever`` is what ``speechtao serve`` runs: it starts the server, marks it SERVING, and on SIGTERM or
-SIGINT marks it NOT_SERVING, refuses new streams, lets running RPCs finish for ``drain_seconds`` and stops.
+SIGINT drains: health answers NOT_SERVING (still reachable, so load balancers see it), new recognition and NLP
+RPCs get UNAVAILABLE, running ones may finish for up to ``drain_seconds``; then the server stops, cancelling
+what still runs.
+
+A request whose bytes protobuf cannot parse (text that is not UTF-8, a truncated message) gets INVALID_ARGUMENT
+naming the RPC, not gRPC's INTERNAL "Exception deserializing request!".
 """
 
 from __future__ import annotations
@@ -17,17 +22,20 @@ import hmac
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+from google.protobuf.message import DecodeError
 from riva.client.proto import health_pb2_grpc, riva_asr_pb2_grpc, riva_nlp_pb2_grpc
 
 from speechtao.errors import InputError
 from speechtao.serve.batching import BatchOptions
 from speechtao.serve.repository import ModelRepository
+from speechtao.serve.transcript import InverseNormalizer, TranscriptPipeline, load_profanity
 
 from .asr_service import ASRService
 from .health import NOT_SERVING, SERVING, HealthService
@@ -51,6 +59,8 @@ class ServerOptions:
     token: str | None = None  # bearer token every RPC but health must carry ("authorization: Bearer TOKEN")
     limits: Limits = field(default_factory=Limits)
     batch: BatchOptions = field(default_factory=BatchOptions)
+    itn: bool = True  # load the inverse text normalization grammars (verbatim_transcripts=false needs them)
+    itn_cache: str | None = None  # where the compiled grammars are kept (default ~/.cache/speechtao/itn)
 
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -62,10 +72,11 @@ class ServerOptions:
 
 
 class _TokenAuth(grpc.ServerInterceptor):
-    """Every RPC except health must carry ``authorization: Bearer <token>``; others get UNAUTHENTICATED."""
+    """Every RPC except health must carry ``authorization: Bearer <token>`` (the scheme in any case, as HTTP
+    says); others get UNAUTHENTICATED."""
 
     def __init__(self, token: str):
-        self._expected = f"Bearer {token}".encode()
+        self._expected = token.encode()
 
         def deny(request, context):
             context.abort(
@@ -81,10 +92,59 @@ class _TokenAuth(grpc.ServerInterceptor):
     def intercept_service(self, continuation, details):
         if details.method.startswith(HEALTH_PREFIX):
             return continuation(details)
-        got = dict(details.invocation_metadata or ()).get("authorization", "")
-        if hmac.compare_digest(got.encode(), self._expected):
+        scheme, _, got = dict(details.invocation_metadata or ()).get("authorization", "").strip().partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(got.strip().encode(), self._expected):
             return continuation(details)
         return self._deny_stream if details.method.endswith("/StreamingRecognize") else self._deny_unary
+
+
+class _Undecodable:
+    """Stands for a request message protobuf could not parse; the handler answers INVALID_ARGUMENT."""
+
+    def __init__(self, error: str):
+        self.error = error
+
+
+class _RefuseUndecodable(grpc.ServerInterceptor):
+    """Parse requests leniently, so that bytes protobuf refuses become INVALID_ARGUMENT naming the RPC."""
+
+    def intercept_service(self, continuation, details):
+        handler = continuation(details)
+        if handler is None or handler.request_deserializer is None:
+            return handler
+        parse, rpc = handler.request_deserializer, details.method.rsplit("/", 1)[-1]
+
+        def lenient(data: bytes):
+            try:
+                return parse(data)
+            except (DecodeError, UnicodeDecodeError, ValueError) as exc:
+                return _Undecodable(str(exc) or type(exc).__name__)
+
+        def refuse(request, context):
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"{rpc}: the request cannot be parsed ({request.error}); text fields must be UTF-8 "
+                "(decode the text as UTF-8 before sending it)",
+            )
+
+        def checked(request, context):
+            if isinstance(request, _Undecodable):
+                refuse(request, context)
+            return request
+
+        def checked_stream(requests, context):
+            for r in requests:
+                yield checked(r, context)
+
+        if handler.request_streaming:
+            name = "stream_stream" if handler.response_streaming else "stream_unary"
+            inner = getattr(handler, name)
+            return handler._replace(
+                request_deserializer=lenient, **{name: lambda it, ctx: inner(checked_stream(it, ctx), ctx)}
+            )
+        name = "unary_stream" if handler.response_streaming else "unary_unary"
+        inner = getattr(handler, name)
+        return handler._replace(request_deserializer=lenient, **{name: lambda r, ctx: inner(checked(r, ctx), ctx)})
 
 
 @dataclass
@@ -98,18 +158,31 @@ class RunningServer:
     options: ServerOptions
 
     def attach(self, repo: ModelRepository) -> None:
-        """Serve ``repo``'s models and report SERVING."""
-        self.asr.attach(repo)
+        """Serve ``repo``'s models and report SERVING (the ITN grammars load first, unless turned off)."""
+        itn = InverseNormalizer.maybe_load(self.options.itn_cache) if self.options.itn else None
+        self.asr.attach(repo, TranscriptPipeline(itn, load_profanity(repo.profanity_list)))
         self.nlp.attach(repo)
         self.health.set_all(SERVING)
 
+    @property
+    def active(self) -> int:
+        """Recognition and NLP RPCs running now."""
+        return self.admission.active + self.nlp.active
+
     def stop(self, grace: float | None = None) -> None:
-        """NOT_SERVING, refuse new streams, let running RPCs finish for ``grace`` seconds, stop."""
+        """Drain: NOT_SERVING (health stays reachable), refuse new RPCs with UNAVAILABLE, wait up to ``grace``
+        seconds for the running ones; then stop the server, cancelling what still runs."""
         grace = self.options.limits.drain_seconds if grace is None else grace
         self.health.set_all(NOT_SERVING)
         self.admission.draining = True
+        self.nlp.draining = True
+        deadline = time.monotonic() + grace
+        while self.active and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if self.active:
+            log.warning("%d RPCs still running after the %.0f s drain: cancelled", self.active, grace)
         self.health.stop_watches()
-        self.server.stop(grace).wait()
+        self.server.stop(0).wait()
         self.asr.close()
         self.admission.close()
 
@@ -120,12 +193,15 @@ def start_server(repo: ModelRepository | None, options: ServerOptions = ServerOp
     cannot be bound."""
     limits = options.limits
     workers = limits.max_streams + 8  # every admitted stream holds a thread; 8 more for unary RPCs and health
+    # gRPC's own cap sits above ours, so that the handlers refuse a large request with a message naming the
+    # flag; only messages past twice the limit meet gRPC's generic "Received message larger than max".
+    hard_cap = min(2 * limits.max_message_bytes + (1 << 20), (1 << 31) - 1)
     grpc_opts = [
-        ("grpc.max_receive_message_length", limits.max_message_bytes),
-        ("grpc.max_send_message_length", limits.max_message_bytes),
+        ("grpc.max_receive_message_length", hard_cap),
+        ("grpc.max_send_message_length", hard_cap),
         ("grpc.so_reuseport", 0),
     ]
-    interceptors = [_TokenAuth(options.token)] if options.token else []
+    interceptors = ([_TokenAuth(options.token)] if options.token else []) + [_RefuseUndecodable()]
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc"),
         interceptors=interceptors,
@@ -135,7 +211,7 @@ def start_server(repo: ModelRepository | None, options: ServerOptions = ServerOp
     health = HealthService(("", ASR_SERVICE, NLP_SERVICE))
     admission = Admission(limits)
     asr = ASRService(admission, options.batch)
-    nlp = NLPService()
+    nlp = NLPService(limits)
     riva_asr_pb2_grpc.add_RivaSpeechRecognitionServicer_to_server(asr, server)
     riva_nlp_pb2_grpc.add_RivaLanguageUnderstandingServicer_to_server(nlp, server)
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
@@ -169,10 +245,12 @@ def serve_forever(
     load_repo: Callable[[], ModelRepository],
     options: ServerOptions,
     on_event: Callable[[str, dict], None] = lambda event, info: None,
-) -> None:
+) -> int:
     """Bind (NOT_SERVING), load the models, serve (SERVING) until SIGTERM or SIGINT, then drain and stop.
 
-    ``on_event(event, info)`` reports "listening" ({"port"}), "serving" ({"repo"}) and "stopped" ({}).
+    ``on_event(event, info)`` reports "listening" ({"port"}), "serving" ({"repo"}) and "stopped" ({}). Returns
+    the number of RPCs still computing after the drain (their threads cannot be interrupted: a caller that
+    wants to exit at once must not wait for them; ``speechtao serve`` exits the process).
     """
     running = start_server(None, options)
     stop = threading.Event()
@@ -194,3 +272,4 @@ def serve_forever(
         for s, h in old.items():
             signal.signal(s, h)
         on_event("stopped", {})
+    return running.active

@@ -3,10 +3,19 @@
 Status codes:
 
 - INVALID_ARGUMENT: audio before the streaming config, a second config, an unsupported encoding, an
-  unparseable WAV header, no audio, raw audio without ``sample_rate_hertz``; each message says how to fix it.
+  unparseable WAV header, no audio, raw audio without ``sample_rate_hertz``, a ``language_code`` the model does
+  not speak; each message says how to fix it.
 - NOT_FOUND: ``RecognitionConfig.model`` names a model the repository does not hold.
-- RESOURCE_EXHAUSTED: the stream caps (:mod:`server.limits`), audio past ``--max-stream-seconds``.
-- UNAVAILABLE: the server is draining; CANCELLED: the stream was idle past ``--idle-timeout``.
+- RESOURCE_EXHAUSTED: the stream caps (:mod:`.limits`), audio past ``--max-stream-seconds``, a message's audio
+  past ``--max-message-mb``.
+- UNAVAILABLE: the server is draining; CANCELLED: the stream was idle past ``--idle-timeout`` (the message
+  says so).
+
+Final transcripts go through :class:`speechtao.serve.transcript.TranscriptPipeline`: inverse text normalization
+unless ``verbatim_transcripts``, masking with ``profanity_filter``, then ``enable_automatic_punctuation``.
+
+Model listing (GetRivaSpeechRecognitionConfig): every ASR model appears twice, ``type`` "offline" and "online"
+(streaming), as Riva lists its models, so both of Riva's file clients list it with ``--list-models``.
 """
 
 from __future__ import annotations
@@ -23,17 +32,24 @@ from speechtao.serve.batching import Batcher, BatcherClosed, BatchOptions
 from speechtao.serve.endpointing import EndpointConfig
 from speechtao.serve.repository import ModelNotFound, ModelRepository
 from speechtao.serve.session import AudioSession, SessionConfig, StreamTooLong, recognize_request
+from speechtao.serve.transcript import TranscriptPipeline, load_profanity
 
 from .limits import Admission
 
+LANGUAGE = "en-US"  # the language every served model is listed with (speechtao's recipes are English)
+
 log = logging.getLogger("speechtao.server")
+
+
+class MessageTooLarge(InputError):
+    """A request message's audio passed ``--max-message-mb``."""
 
 
 def abort_for(context, exc: Exception) -> None:
     """Turn a library error into the gRPC status a client can act on (raises, as context.abort does)."""
     if isinstance(exc, ModelNotFound):
         context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
-    if isinstance(exc, StreamTooLong):
+    if isinstance(exc, StreamTooLong | MessageTooLarge):
         context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
     if isinstance(exc, BatcherClosed):
         context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
@@ -42,7 +58,7 @@ def abort_for(context, exc: Exception) -> None:
     if isinstance(exc, InputError):
         context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
     log.exception("internal error")
-    context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc} (see the server log)")
+    context.abort(grpc.StatusCode.INTERNAL, f"internal error: {exc or 'no message'} (the server log has the details)")
 
 
 class ASRService(rasr_grpc.RivaSpeechRecognitionServicer):
@@ -51,10 +67,13 @@ class ASRService(rasr_grpc.RivaSpeechRecognitionServicer):
         self.admission = admission
         self.batch = batch
         self.batchers: dict[str, Batcher] = {}
+        self.transcripts = TranscriptPipeline(None, frozenset())
 
-    def attach(self, repo: ModelRepository) -> None:
-        """Serve the models of ``repo`` (called once they are loaded)."""
+    def attach(self, repo: ModelRepository, transcripts: TranscriptPipeline | None = None) -> None:
+        """Serve the models of ``repo`` (called once they are loaded); ``transcripts``: the final-transcript
+        steps (default: no ITN, the repository's or the default profanity list)."""
         self.batchers = {name: Batcher(rec, self.batch) for name, rec in repo.asr_models.items()}
+        self.transcripts = transcripts or TranscriptPipeline(None, load_profanity(repo.profanity_list))
         self.repo = repo
 
     def _ready(self, context) -> None:
@@ -70,6 +89,21 @@ class ASRService(rasr_grpc.RivaSpeechRecognitionServicer):
             b.close()
 
     # -- helpers ------------------------------------------------------------------------------------------
+
+    def _check_config(self, cfg: rasr.RecognitionConfig) -> None:
+        if cfg.language_code and cfg.language_code.lower() != LANGUAGE.lower():
+            raise InputError(
+                f"language_code {cfg.language_code!r}: the models served here speak {LANGUAGE} (send "
+                f"language_code '{LANGUAGE}', or leave it empty)"
+            )
+
+    def _check_size(self, n: int, what: str) -> None:
+        limit = self.admission.limits.max_message_bytes
+        if n > limit:
+            raise MessageTooLarge(
+                f"{what} holds {n} bytes of audio, more than the server's --max-message-mb "
+                f"{limit / (1 << 20):g} ({limit} bytes); stream it in smaller messages, or raise the flag"
+            )
 
     def _session_config(self, cfg: rasr.RecognitionConfig, rec) -> SessionConfig:
         endpoint = None
@@ -92,16 +126,26 @@ class ASRService(rasr_grpc.RivaSpeechRecognitionServicer):
             max_seconds=self.admission.limits.max_stream_seconds,
         )
 
-    def _punctuate(self, cfg: rasr.RecognitionConfig, text: str) -> str:
-        if not cfg.enable_automatic_punctuation or not text or not self.repo.has_nlp("punct"):
-            return text
-        return self.repo.nlp("punct").punctuate([text])[0]
+    def _punctuator(self, cfg: rasr.RecognitionConfig):
+        if not cfg.enable_automatic_punctuation or not self.repo.has_nlp("punct"):
+            return None
+        model = self.repo.nlp("punct")
+        return lambda text: model.punctuate([text])[0]
 
     def _alternative(self, cfg, r, final: bool) -> rasr.SpeechRecognitionAlternative:
-        text = self._punctuate(cfg, r.text) if final else r.text
+        if not final:
+            text = self.transcripts.interim(r.text, profanity_filter=cfg.profanity_filter)
+            return rasr.SpeechRecognitionAlternative(transcript=text, confidence=r.confidence)
+        text, words = self.transcripts.final(
+            r.words,
+            r.text,
+            verbatim=cfg.verbatim_transcripts,
+            profanity_filter=cfg.profanity_filter,
+            punctuate=self._punctuator(cfg),
+        )
         alt = rasr.SpeechRecognitionAlternative(transcript=text, confidence=r.confidence)
-        if final and cfg.enable_word_time_offsets:
-            for w in r.words:
+        if cfg.enable_word_time_offsets:
+            for w in words:
                 alt.words.append(
                     rasr.WordInfo(start_time=w.start_ms, end_time=w.end_ms, word=w.word, confidence=w.confidence)
                 )
@@ -118,9 +162,11 @@ class ASRService(rasr_grpc.RivaSpeechRecognitionServicer):
                     "RecognizeRequest has no config (set config, e.g. RecognitionConfig(language_code="
                     "'en-US'); encoding and sample rate may stay unset for WAV files)"
                 )
+            self._check_config(request.config)
             rec = self.repo.asr(request.config.model)
             if not request.audio:
                 raise InputError("RecognizeRequest.audio is empty (send the audio file's bytes)")
+            self._check_size(len(request.audio), "the RecognizeRequest")
             results = recognize_request(rec, request.audio, self._session_config(request.config, rec))
             response = rasr.RecognizeResponse()
             if request.HasField("id"):
@@ -161,6 +207,7 @@ class ASRService(rasr_grpc.RivaSpeechRecognitionServicer):
                 )
             scfg = first.streaming_config
             cfg = scfg.config
+            self._check_config(cfg)
             rec = self.repo.asr(cfg.model)
             session = AudioSession(rec, self.batchers[rec.name].decode, self._session_config(cfg, rec))
             rid = first.id if first.HasField("id") else None
@@ -174,6 +221,7 @@ class ASRService(rasr_grpc.RivaSpeechRecognitionServicer):
                     )
                 if kind != "audio_content":
                     continue
+                self._check_size(len(req.audio_content), "a StreamingRecognizeRequest")
                 results = session.feed(req.audio_content)
                 if results:
                     yield self._response(cfg, scfg.interim_results, results, rid)
@@ -223,21 +271,33 @@ class ASRService(rasr_grpc.RivaSpeechRecognitionServicer):
             info = rec.backend.info(name)
             o = rec.options
             params = {
-                "type": "online",
-                "language_code": "en-US",
+                "language_code": LANGUAGE,
                 "sample_rate": str(info.sample_rate),
-                "streaming": "true",
-                "offline": "true",
                 "default": str(name == self.repo.default_asr).lower(),
                 "provider": info.provider,
                 "family": info.family,
+                "precision": info.precision,
+                "automatic_punctuation": str(self.repo.has_nlp("punct")).lower(),
+                "inverse_text_normalization": str(self.transcripts.itn is not None).lower(),
+                "profanity_filter": "true",
+            }
+            streaming = {
                 "chunk_ms": str(o.chunk_ms),
                 "left_context_ms": str(o.left_context_ms),
                 "right_context_ms": str(o.right_context_ms),
                 "final_pass": o.final_pass,
-                "automatic_punctuation": str(self.repo.has_nlp("punct")).lower(),
             }
-            resp.model_config.append(
-                rasr.RivaSpeechRecognitionConfigResponse.Config(model_name=name, parameters=params)
-            )
+            for kind, extra in (("offline", {}), ("online", streaming)):
+                resp.model_config.append(
+                    rasr.RivaSpeechRecognitionConfigResponse.Config(
+                        model_name=name,
+                        parameters={
+                            "type": kind,
+                            "streaming": str(kind == "online").lower(),
+                            "offline": str(kind == "offline").lower(),
+                            **params,
+                            **extra,
+                        },
+                    )
+                )
         return resp

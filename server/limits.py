@@ -1,4 +1,11 @@
-"""Server limits and admission: concurrent streams in total and per peer, idle streams, draining.
+"""Server limits and admission: concurrent streams in total and per peer, message and text sizes, idle streams,
+draining.
+
+The defaults fit ordinary traffic: an offline request of 15 minutes of 16-bit 16 kHz audio (28.8 MB) fits
+``max_message_bytes`` (64 MiB: 34 minutes); an application server is one peer carrying many users' streams, so
+there is no per-peer cap unless ``max_streams_per_peer`` asks for one. Every cap answers RESOURCE_EXHAUSTED with a
+message naming the ``speechtao serve`` flag that sets it. (A message more than twice ``max_message_bytes`` is
+refused by gRPC itself before it is read, with gRPC's own message.)
 
 Every recognition RPC enters through :meth:`Admission.enter` (RESOURCE_EXHAUSTED when a cap is reached,
 UNAVAILABLE while the server drains) and leaves through the ticket's ``close()``, which the RPC handler calls in
@@ -18,21 +25,40 @@ import grpc
 @dataclass(frozen=True)
 class Limits:
     max_streams: int = 64  # concurrent recognition RPCs in total
-    max_streams_per_peer: int = 16  # concurrent recognition RPCs from one client address
-    max_message_bytes: int = 4 << 20  # largest request message (gRPC answers RESOURCE_EXHAUSTED above)
+    max_streams_per_peer: int = 0  # concurrent recognition RPCs from one client address; 0: only max_streams
+    max_message_bytes: int = 64 << 20  # largest audio in one request message (--max-message-mb)
     max_stream_seconds: float = 3600.0  # longest audio in one request
     idle_timeout_s: float = 30.0  # a stream with no request for this long is cancelled
     drain_seconds: float = 10.0  # on SIGTERM: how long running RPCs may finish
+    max_text_chars: int = 20_000  # characters of text in one NLP request (all its texts together)
+    max_qa_context_chars: int = 20_000  # characters of a NaturalQuery context
 
     def __post_init__(self) -> None:
-        if self.max_streams < 1 or self.max_streams_per_peer < 1:
+        if self.max_streams < 1 or self.max_streams_per_peer < 0:
             raise ValueError(
-                f"max_streams ({self.max_streams}) and max_streams_per_peer ({self.max_streams_per_peer}) must be >= 1"
+                f"max_streams ({self.max_streams}) must be >= 1 and max_streams_per_peer "
+                f"({self.max_streams_per_peer}) >= 0 (0: no per-peer cap)"
             )
         if self.max_message_bytes < 1024:
             raise ValueError(f"max_message_bytes must be >= 1024, got {self.max_message_bytes}")
+        if self.max_text_chars < 1 or self.max_qa_context_chars < 1:
+            raise ValueError(
+                f"max_text_chars ({self.max_text_chars}) and max_qa_context_chars ({self.max_qa_context_chars}) "
+                "must be >= 1"
+            )
         if self.max_stream_seconds <= 0 or self.idle_timeout_s <= 0 or self.drain_seconds < 0:
             raise ValueError("max_stream_seconds and idle_timeout_s must be > 0, drain_seconds >= 0")
+
+
+def cancel_with_message(context, details: str) -> None:
+    """End an RPC from another thread with status CANCELLED and ``details``. ``context.cancel()`` alone sends
+    no message; the status is sent through the call object gRPC's server gives the context (grpcio's
+    ``Call.cancel(code, details)``); where that is missing, the plain cancel."""
+    call = getattr(getattr(context, "_rpc_event", None), "call", None)
+    try:
+        call.cancel(grpc.StatusCode.CANCELLED.value[0], details)
+    except Exception:  # another grpcio: no status detail, but the stream still ends
+        context.cancel()
 
 
 def peer_host(peer: str) -> str:
@@ -85,7 +111,8 @@ class Admission:
                     f"{len(self._tickets)} streams are active, the server's limit (--max-streams "
                     f"{self.limits.max_streams}); retry later",
                 )
-            if self._per_host.get(host, 0) >= self.limits.max_streams_per_peer:
+            per_peer = self.limits.max_streams_per_peer
+            if per_peer and self._per_host.get(host, 0) >= per_peer:
                 self.rejected += 1
                 context.abort(
                     grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -112,7 +139,12 @@ class Admission:
             with self._lock:
                 idle = [t for t in self._tickets if now - t.last_activity > self.limits.idle_timeout_s]
             for t in idle:
-                t.context.cancel()  # the handler's request iterator raises; its finally closes the ticket
+                # the handler's request iterator raises; its finally closes the ticket
+                cancel_with_message(
+                    t.context,
+                    f"no request on this stream for {self.limits.idle_timeout_s:g} s (the server's --idle-timeout); "
+                    "the stream was closed: send audio continuously, or open a new stream",
+                )
 
     def close(self) -> None:
         self._stop.set()

@@ -5,9 +5,17 @@ punct, NaturalQuery -> qa, ClassifyTokens and AnalyzeEntities -> ner (one result
 as Riva writes it), ClassifyText -> textcls. With no model of that task in the repository the RPC answers
 UNIMPLEMENTED and says which model folder to add; a named model that is not there is NOT_FOUND. AnalyzeIntent
 (intent and slots) has no speechtao task: UNIMPLEMENTED.
+
+Bounded work: the texts of one request may hold at most ``--max-text-chars`` characters together, a QA context
+``--max-qa-context-chars``; longer ones get RESOURCE_EXHAUSTED naming the flag (the library processes long
+inputs in windows of the model's length, so anything under the caps is answered whole). While the server drains,
+new NLP RPCs get UNAVAILABLE; ``active`` counts the running ones, which the drain waits for.
 """
 
 from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
 
 import grpc
 from riva.client.proto import riva_nlp_pb2 as rnlp
@@ -16,14 +24,39 @@ from riva.client.proto import riva_nlp_pb2_grpc as rnlp_grpc
 from speechtao.serve.repository import ModelNotFound, ModelRepository
 
 from .asr_service import abort_for
+from .limits import Limits
 
 
 class NLPService(rnlp_grpc.RivaLanguageUnderstandingServicer):
-    def __init__(self):
+    def __init__(self, limits: Limits | None = None):
         self.repo: ModelRepository | None = None  # None while the models load: RPCs answer UNAVAILABLE
+        self.limits = limits or Limits()
+        self.draining = False
+        self.active = 0  # NLP RPCs running now
+        self._lock = threading.Lock()
 
     def attach(self, repo: ModelRepository) -> None:
         self.repo = repo
+
+    @contextmanager
+    def _running(self, rpc: str, context):
+        if self.draining:
+            context.abort(grpc.StatusCode.UNAVAILABLE, f"{rpc}: the server is shutting down (retry on another server)")
+        with self._lock:
+            self.active += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.active -= 1
+
+    def _cap(self, rpc: str, what: str, chars: int, limit: int, flag: str, context) -> None:
+        if chars > limit:
+            context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"{rpc}: {what} holds {chars} characters, more than the server's {flag} {limit}; split it into "
+                "several requests (or raise the flag)",
+            )
 
     def _model(self, task: str, name: str, rpc: str, context):
         if self.repo is None:
@@ -51,12 +84,15 @@ class NLPService(rnlp_grpc.RivaLanguageUnderstandingServicer):
             context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT, f"{rpc}: the request holds no text (set text to one or more strings)"
             )
+        chars = sum(len(t) for t in texts)
+        self._cap(rpc, "the request's text", chars, self.limits.max_text_chars, "--max-text-chars", context)
         return texts
 
     def _punctuate(self, request, context, rpc: str):
         m = self._model("punct", request.model.model_name, rpc, context)
         texts = self._texts(request, rpc, context)
-        resp = rnlp.TextTransformResponse(text=self._call(context, m.punctuate, texts))
+        with self._running(rpc, context):
+            resp = rnlp.TextTransformResponse(text=self._call(context, m.punctuate, texts))
         if request.HasField("id"):
             resp.id.CopyFrom(request.id)
         return resp
@@ -74,8 +110,20 @@ class NLPService(rnlp_grpc.RivaLanguageUnderstandingServicer):
                 grpc.StatusCode.INVALID_ARGUMENT,
                 "NaturalQuery: query and context must both be non-empty (the answer is a span of the context)",
             )
+        self._cap(
+            "NaturalQuery", "the query", len(request.query), self.limits.max_text_chars, "--max-text-chars", context
+        )
+        self._cap(
+            "NaturalQuery",
+            "the context",
+            len(request.context),
+            self.limits.max_qa_context_chars,
+            "--max-qa-context-chars",
+            context,
+        )
         top_n = request.top_n or 1
-        answers = self._call(context, m.answer, request.query, request.context, top_n)
+        with self._running("NaturalQuery", context):
+            answers = self._call(context, m.answer, request.query, request.context, top_n)
         resp = rnlp.NaturalQueryResponse(results=[rnlp.NaturalQueryResult(answer=a, score=s) for a, s in answers])
         if request.HasField("id"):
             resp.id.CopyFrom(request.id)
@@ -101,7 +149,8 @@ class NLPService(rnlp_grpc.RivaLanguageUnderstandingServicer):
     def ClassifyTokens(self, request, context):
         m = self._model("ner", request.model.model_name, "ClassifyTokens", context)
         texts = self._texts(request, "ClassifyTokens", context)
-        resp = self._token_response(self._call(context, m.classify_tokens, texts, request.top_n or 1))
+        with self._running("ClassifyTokens", context):
+            resp = self._token_response(self._call(context, m.classify_tokens, texts, request.top_n or 1))
         if request.HasField("id"):
             resp.id.CopyFrom(request.id)
         return resp
@@ -110,7 +159,10 @@ class NLPService(rnlp_grpc.RivaLanguageUnderstandingServicer):
         m = self._model("ner", "", "AnalyzeEntities", context)
         if not request.query.strip():
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "AnalyzeEntities: query is empty (set the text to tag)")
-        resp = self._token_response(self._call(context, m.classify_tokens, [request.query], 1))
+        limit = self.limits.max_text_chars
+        self._cap("AnalyzeEntities", "the query", len(request.query), limit, "--max-text-chars", context)
+        with self._running("AnalyzeEntities", context):
+            resp = self._token_response(self._call(context, m.classify_tokens, [request.query], 1))
         if request.HasField("id"):
             resp.id.CopyFrom(request.id)
         return resp
@@ -124,7 +176,8 @@ class NLPService(rnlp_grpc.RivaLanguageUnderstandingServicer):
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"ClassifyText: text[{blank[0]}] is empty (every text needs words to classify)",
             )
-        results = self._call(context, m.classify, texts, request.top_n or 1)
+        with self._running("ClassifyText", context):
+            results = self._call(context, m.classify, texts, request.top_n or 1)
         resp = rnlp.TextClassResponse(
             results=[
                 rnlp.ClassificationResult(labels=[rnlp.Classification(class_name=name, score=s) for name, s in labels])
@@ -151,8 +204,10 @@ class NLPService(rnlp_grpc.RivaLanguageUnderstandingServicer):
             for name, m in models.items():
                 if request.model_name and name != request.model_name:
                     continue
+                # the folder's name only: the server's file layout is none of the client's business
+                source = m.source.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
                 resp.model_config.append(
-                    rnlp.RivaNLPConfigResponse.Config(model_name=name, parameters={"task": task, "source": m.source})
+                    rnlp.RivaNLPConfigResponse.Config(model_name=name, parameters={"task": task, "source": source})
                 )
         if request.model_name and not resp.model_config:
             context.abort(grpc.StatusCode.NOT_FOUND, f"NLP model {request.model_name!r} is not served here")

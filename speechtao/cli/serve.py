@@ -67,8 +67,30 @@ def register(sub) -> None:
         "waits behind an interim batch)",
     )
     p.add_argument("--max-streams", type=int, default=64, help="concurrent recognition RPCs in total")
-    p.add_argument("--max-streams-per-peer", type=int, default=16, help="concurrent recognition RPCs per client")
-    p.add_argument("--max-message-mb", type=float, default=4.0, help="largest request message, MiB")
+    p.add_argument(
+        "--max-streams-per-peer",
+        type=int,
+        default=0,
+        help="concurrent recognition RPCs per client address (default 0: no cap below --max-streams; an "
+        "application server is one peer carrying many users)",
+    )
+    p.add_argument(
+        "--max-message-mb",
+        type=float,
+        default=64.0,
+        help="largest audio in one request message, MiB (default 64: 34 min of 16-bit 16 kHz mono)",
+    )
+    p.add_argument(
+        "--max-text-chars", type=int, default=20_000, help="characters of text in one NLP request, all texts together"
+    )
+    p.add_argument("--max-qa-context-chars", type=int, default=20_000, help="characters of one NaturalQuery context")
+    p.add_argument(
+        "--no-itn",
+        action="store_true",
+        help="do not load the inverse text normalization grammars (then verbatim_transcripts=false also "
+        "returns the model's words; ~12 s less start-up)",
+    )
+    p.add_argument("--itn-cache", help="folder of the compiled ITN grammars (default ~/.cache/speechtao/itn)")
     p.add_argument("--max-stream-seconds", type=float, default=3600.0, help="longest audio per request")
     p.add_argument("--idle-timeout", type=float, default=30.0, help="cancel a stream silent for this many seconds")
     p.add_argument("--drain-seconds", type=float, default=10.0, help="on SIGTERM, time running RPCs get to finish")
@@ -110,7 +132,11 @@ def run(args) -> int:
                 max_stream_seconds=args.max_stream_seconds,
                 idle_timeout_s=args.idle_timeout,
                 drain_seconds=args.drain_seconds,
+                max_text_chars=args.max_text_chars,
+                max_qa_context_chars=args.max_qa_context_chars,
             ),
+            itn=not args.no_itn,
+            itn_cache=args.itn_cache,
             batch=BatchOptions(
                 max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms, final_lane=not args.no_final_lane
             ),
@@ -157,5 +183,9 @@ def run(args) -> int:
         elif event == "stopped":
             print("stopped", flush=True)
 
-    serve_forever(load, options, on_event)
+    busy = serve_forever(load, options, on_event)
+    if busy:  # RPCs the drain cancelled may still be computing (an NLP call cannot be interrupted): do not wait
+        print(f"exiting with {busy} request(s) still computing after the drain", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(0)
     return 0

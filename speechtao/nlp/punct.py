@@ -231,6 +231,13 @@ def calibrate_capitalization(model: NLPModel, examples: Sequence[PunctExample], 
     return {"stop_weight": best[1], "threshold": best[2], "f1": best[0], "f1_argmax": base, "words": len(gold)}
 
 
+def bare_words(text: str) -> list[str]:
+    """The whitespace-separated words of ``text`` without the marks the model writes (``, ; : . ! ?``) at their
+    ends, so that already punctuated text is punctuated again, not doubled: "hello, world." -> ["hello", "world"].
+    Marks inside a word stay ("3.5", "e.g"); a word that is only marks goes."""
+    return [b for b in (w.strip(",;:.!?") for w in text.split()) if b]
+
+
 def apply_labels(words: Sequence[str], punct: Sequence[int], capit: Sequence[int]) -> str:
     """``["how", "are", "you"]``, ``[0, 0, 3]``, ``[1, 0, 0]`` -> ``"How are you?"``."""
     out = []
@@ -291,7 +298,7 @@ class PunctCapModel:
 
     def punctuate(self, texts: list[str], batch_size: int = 32) -> list[str]:
         """Punctuated, capitalized text for each input (whitespace-separated words; empty stays empty)."""
-        lines = [t.split() for t in texts]
+        lines = [bare_words(t) for t in texts]
         keep = [i for i, w in enumerate(lines) if w]
         preds = predict(self.model, [lines[i] for i in keep], batch_size)
         out = [""] * len(texts)

@@ -7,8 +7,10 @@ Riva clients send audio in three shapes, all handled here:
 - a WAV file's bytes: Riva's file client streams the file as it is, so the first chunk starts with the RIFF
   header (usually 44 bytes) and the config leaves encoding and sample rate unset. The header is parsed and
   its format wins;
-- a whole encoded file (``FLAC``, OGG): libsndfile cannot decode a truncated FLAC stream, so in streaming
-  such audio is decoded once the client has sent all of it.
+- an encoded file (``FLAC``, ``OGGOPUS``, or either with the encoding unset, as Riva's file client streams any
+  file: recognized by its ``fLaC`` / ``OggS`` magic). libsndfile cannot decode a truncated FLAC or Ogg stream,
+  so in streaming such audio is buffered (at most ``MAX_FILE_BYTES``) and decoded once the client has sent all
+  of it; the transcript is then exactly the offline one, and its results come when the stream ends.
 
 :class:`AudioDecoder` turns byte chunks into float32 frames ``(T, channels)``; :class:`StreamResampler`
 resamples a growing signal chunk by chunk and gives exactly the samples :func:`speechtao.audio.resample`
@@ -29,7 +31,8 @@ from ..errors import AudioError
 
 ENCODINGS = ("LINEAR_PCM", "FLAC", "MULAW", "ALAW", "OGGOPUS")
 MAX_HEADER_BYTES = 1 << 16  # a WAV header (with LIST/fact chunks) longer than this is refused
-MAX_FILE_BYTES = 64 << 20  # a streamed FLAC/OGG file is buffered until it ends: at most this much
+MAX_FILE_BYTES = 64 << 20  # a streamed FLAC/OGG file is buffered until it ends: at most this much (~1 h of FLAC)
+FILE_MAGIC = (b"fLaC", b"OggS")  # the first bytes of FLAC and Ogg (Opus, Vorbis, FLAC) files
 MIN_RATE, MAX_RATE = 4000, 384000  # sample rates served (resampling cost and memory grow with the rate ratio)
 
 
@@ -169,11 +172,9 @@ class AudioDecoder:
 
     def __init__(self, encoding: str, sample_rate: int, channels: int):
         if encoding not in ("ENCODING_UNSPECIFIED",) + ENCODINGS:
-            raise AudioError(f"encoding {encoding!r} is not supported (use LINEAR_PCM, FLAC, MULAW or ALAW)")
-        if encoding == "OGGOPUS":
             raise AudioError(
-                "encoding OGGOPUS is not supported by this server (send LINEAR_PCM, FLAC, MULAW or "
-                "ALAW; e.g. `ffmpeg -i IN.opus -ac 1 -ar 16000 OUT.wav`)"
+                f"encoding {encoding!r} is not supported (use LINEAR_PCM, FLAC, MULAW, ALAW or OGGOPUS, or leave "
+                "it unset for a WAV, FLAC or Ogg file)"
             )
         if sample_rate < 0 or channels < 0:
             raise AudioError(
@@ -185,7 +186,7 @@ class AudioDecoder:
         self.config_channels = channels or 1
         self.fmt: AudioFormat | None = None
         self._pending = b""  # bytes not yet decoded (a partial header or a partial frame)
-        self._file = bytearray() if encoding == "FLAC" else None
+        self._file = bytearray() if encoding in ("FLAC", "OGGOPUS") else None
         self._data_left: int | None = None  # bytes of the WAV data chunk still to come
         self.bytes_in = 0
 
@@ -226,10 +227,17 @@ class AudioDecoder:
     def feed(self, data: bytes) -> np.ndarray | None:
         """Add bytes; returns the new whole frames as float32 (T, channels), or None while nothing is decodable."""
         self.bytes_in += len(data)
+        if self._file is None and self.fmt is None and self.encoding == "ENCODING_UNSPECIFIED":
+            head = self._pending + data
+            if len(head) < 4 and any(m.startswith(head) for m in FILE_MAGIC):
+                self._pending = head  # too few bytes to tell a FLAC/Ogg file from raw samples yet
+                return None
+            if head[:4] in FILE_MAGIC:
+                self._file, self._pending, data = bytearray(), b"", head
         if self._file is not None:
             if len(self._file) + len(data) > MAX_FILE_BYTES:
                 raise AudioError(
-                    f"FLAC audio is buffered until the stream ends and this one passed "
+                    f"FLAC/Ogg audio is buffered until the stream ends and this one passed "
                     f"{MAX_FILE_BYTES >> 20} MiB; send long audio as LINEAR_PCM, or in several requests"
                 )
             self._file += data
@@ -274,7 +282,7 @@ def decode_request_audio(data: bytes, encoding: str, sample_rate: int, channels:
     """A whole request's audio (Recognize) -> float32 (T, channels) and its sample rate."""
     if not data:
         raise AudioError("the request holds no audio (RecognizeRequest.audio is empty; send the file's bytes)")
-    if encoding == "FLAC" or (encoding == "ENCODING_UNSPECIFIED" and data[:4] in (b"fLaC", b"OggS")):
+    if encoding in ("FLAC", "OGGOPUS") or (encoding == "ENCODING_UNSPECIFIED" and data[:4] in FILE_MAGIC):
         return decode_file(data)
     dec = AudioDecoder(encoding, sample_rate, channels)
     x = dec.feed(data)

@@ -159,6 +159,7 @@ class ModelInfo:
     subsampling_factor: int
     family: str
     provider: str  # "CPUExecutionProvider", "CUDAExecutionProvider", "torch-cpu", "torch-cuda"
+    precision: str = "fp32"  # "int8" for a quantized export (its metadata has "quantization")
 
 
 class FeatureFrontEnd:
@@ -231,6 +232,7 @@ class OnnxBackend:
                 "`speechtao asr export` (a NeMo export has no vocabulary: import the .nemo and export it again)"
             )
         self.family = meta.get("family", "custom")
+        self.precision = "int8" if "quantization" in meta else "fp32"
         max_frames = 0
         try:
             vocab = json.loads(meta["vocabulary"])
@@ -292,6 +294,7 @@ class OnnxBackend:
             self.subsampling_factor,
             self.family,
             self.provider,
+            self.precision,
         )
 
     def __call__(self, audio: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -47,7 +47,7 @@ import math
 import threading
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -379,7 +379,9 @@ class Recognizer:
             if j.kind == "chunk":
                 self._commit(s, j, best[i, :n], prob[i, :n])
             else:
-                self._finalized(s, j, self._final_result(s, self.decoder.decode(log_probs[i, :n]), j.start, j.end))
+                self._finalized(
+                    s, j, self._final_result(s.channel, self.decoder.decode(log_probs[i, :n]), j.start, j.end)
+                )
 
     def _commit(self, s: Stream, j: _Job, best: np.ndarray, prob: np.ndarray) -> None:
         spf = self.samples_per_frame
@@ -464,7 +466,7 @@ class Recognizer:
         s._endpointer.reset()
         s._last_interim_text = ""
 
-    def _final_result(self, s: Stream, hyp: CTCHypothesis, start: int, end: int) -> Result | None:
+    def _final_result(self, channel: int, hyp: CTCHypothesis, start: int, end: int) -> Result | None:
         text = self.tokenizer.decode(list(hyp.token_ids)).strip()
         if not text:
             return None
@@ -474,7 +476,7 @@ class Recognizer:
             Word(w.word, shift + w.start_ms, max(min(shift + w.end_ms, last_ms), shift + w.start_ms + 1), w.confidence)
             for w in word_times(hyp, self.tokenizer, self.frame_shift_s)
         )
-        return Result(text, words, True, 1.0, hyp.confidence, shift, end / self.sample_rate, s.channel)
+        return Result(text, words, True, 1.0, hyp.confidence, shift, end / self.sample_rate, channel)
 
     def _finalized(self, s: Stream, j: _Job, r: Result | None) -> None:
         if s._finals and s._finals[0] is j:
@@ -489,7 +491,7 @@ class Recognizer:
 
     def _finish_from_frames(self, s: Stream, j: _Job, keep_stream: bool = False) -> None:
         hyp = self._hyp(s._best, s._prob)
-        r = self._final_result(s, hyp, j.start, j.end)
+        r = self._final_result(s.channel, hyp, j.start, j.end)
         if keep_stream:  # an endpoint inside the stream, finalized at once
             if r is not None:
                 s._emit(r)
@@ -501,29 +503,62 @@ class Recognizer:
 
     def recognize(self, samples: np.ndarray, sample_rate: int, channel: int = 0) -> list[Result]:
         """Final results for a whole recording (T,). Up to ``max_final_pass_s`` it is one pass, as
-        ``speechtao asr infer`` decodes a file; longer audio is streamed in 4 s chunks and cut at endpoints
-        (a final result per utterance)."""
+        ``speechtao asr infer`` decodes a file. Longer audio is run in overlapping windows
+        (:func:`speechtao.asr.longform.windowed_log_probs`: 10 s, 4 s overlap, stitched mid-overlap, within a
+        Whisper encoder's 30 s), its frames cut into utterances by the endpointer as a stream would be, and each
+        utterance decoded with the decode step: a final result per utterance."""
         x = np.asarray(samples, dtype=np.float32)
         if x.ndim != 1 or len(x) == 0:
             raise AudioError(f"recognize: expected non-empty 1-D samples, got shape {x.shape}")
         s = self.create_stream(channel=channel)
-        if len(x) * self.sample_rate <= self.max_final_samples * sample_rate:
-            s.accept_waveform(sample_rate, x)
-            s.input_finished()
-            self._run([(s, _Job("final", 0, s.num_samples))])
-            return [r for r in s.pop_results() if r.is_final]
-        long_form = Recognizer(
-            self.backend,
-            replace(self.options, chunk_ms=4000, left_context_ms=1000, right_context_ms=1000, interim_results=False),
-            self.name,
-            self.max_batch_size,
-            self.decoder,
-        )
-        s = long_form.create_stream(channel=channel)
         s.accept_waveform(sample_rate, x)
         s.input_finished()
-        while long_form.is_ready(s):
-            long_form.decode_stream(s)
+        if s.num_samples <= self.max_final_samples:
+            self._run([(s, _Job("final", 0, s.num_samples))])
+            return [r for r in s.pop_results() if r.is_final]
+        import time
+
+        from ..asr.longform import DEFAULT_OVERLAP_S, DEFAULT_WINDOW_S, windowed_log_probs
+
+        t0 = time.perf_counter()
+        spf = self.samples_per_frame
+        log_probs = windowed_log_probs(
+            s._audio,
+            self.backend,
+            window=int(DEFAULT_WINDOW_S * self.sample_rate),
+            overlap=int(DEFAULT_OVERLAP_S * self.sample_rate),
+            samples_per_frame=spf,
+        )  # (T', V+1)
         with self._time_lock:
-            self.seconds_in_model += long_form.seconds_in_model
-        return [r for r in s.pop_results() if r.is_final]
+            self.seconds_in_model += time.perf_counter() - t0
+        blank = log_probs.argmax(-1) == self.blank_id
+        spans = utterance_spans(
+            blank, self.options.endpoint, spf * 1000 / self.sample_rate, self.max_utt_samples // spf
+        )
+        results = [
+            self._final_result(channel, self.decoder.decode(log_probs[a:b]), a * spf, min(b * spf, s.num_samples))
+            for a, b in spans
+        ]
+        return [r for r in results if r is not None]
+
+
+def utterance_spans(
+    blank: np.ndarray, endpoint: EndpointConfig, frame_ms: float, max_frames: int
+) -> list[tuple[int, int]]:
+    """Frame spans ``[a, b)`` of the utterances in a recording's frames (``blank`` (T,) bool: the blank is the
+    best symbol), cut as a stream's committed frames are: at endpoints and every ``max_frames``; silence
+    before speech is trimmed to the endpointer's stop window. The last span runs to the end."""
+    ep = Endpointer(endpoint, frame_ms)
+    spans, start = [], 0
+    for k, b in enumerate(blank.tolist()):
+        event = ep.push(b)
+        if event == "end" or k + 1 - start >= max_frames:
+            if ep.started:
+                spans.append((start, k + 1))
+            start = k + 1
+            ep.reset()
+        elif not ep.started and k + 1 - start > ep.n_stop:
+            start = k + 1 - ep.n_stop
+    if start < len(blank):
+        spans.append((start, len(blank)))
+    return spans

@@ -4,12 +4,15 @@ Layout (names come from file or folder names; hidden entries are skipped)::
 
     DIR/
       en-quartznet.onnx      ASR: an ONNX file written by `speechtao asr export` (tokens.txt beside it is ignored)
+      model.int8.onnx        ASR: an INT8 export; its quantization intermediate model.int8.fp32.onnx (and the
+                                  .calib cache) beside it are not served
       domain.ckpt            ASR: a speechtao checkpoint (PyTorch backend)
       punct/                 NLP: a model or export folder of `speechtao punct|qa|ner|textcls ...`
       qa/                         (its speechtao.json names the task)
+      profanity.txt          optional: the word list of profanity_filter (one word a line)
 
-The ASR model a request gets when ``RecognitionConfig.model`` is empty is ``default_asr`` (by default the
-first ASR model in name order). NLP requests choose by ``model.model_name`` likewise, per task.
+The ASR model a request gets when ``RecognitionConfig.model`` is empty is ``default_asr``: by default the first
+INT8 model in name order, else the first ASR model. NLP requests choose by ``model.model_name``, per task.
 
 Usage::
 
@@ -31,6 +34,13 @@ ASR_SUFFIXES = (".onnx", ".pt", ".ckpt", ".nemo")
 NLP_TASKS = ("punct", "qa", "ner", "textcls")
 
 
+def is_intermediate(path: Path) -> bool:
+    """``X.fp32.onnx`` beside ``X.onnx``: the optimized FP32 graph INT8 quantization leaves for TensorRT
+    (:mod:`speechtao.export.quantize`), not a model to serve."""
+    name = path.name
+    return name.endswith(".fp32.onnx") and path.with_name(name[: -len(".fp32.onnx")] + ".onnx").is_file()
+
+
 class ModelNotFound(InputError):
     """A request named a model the repository does not hold."""
 
@@ -41,6 +51,7 @@ class ModelRepository:
     nlp_models: dict[str, dict[str, Any]] = field(default_factory=dict)  # task -> name -> served NLP model
     default_asr: str = ""
     root: str = ""
+    profanity_list: str | None = None  # the repository's profanity.txt; None: the default list
 
     @classmethod
     def load(
@@ -59,8 +70,10 @@ class ModelRepository:
                 "models and NLP model folders)"
             )
         repo = cls(root=str(root))
+        if (root / "profanity.txt").is_file():
+            repo.profanity_list = str(root / "profanity.txt")
         for entry in sorted(root.iterdir()):
-            if entry.name.startswith("."):
+            if entry.name.startswith(".") or is_intermediate(entry):
                 continue
             if entry.is_file() and entry.suffix in ASR_SUFFIXES:
                 repo.asr_models[entry.stem] = Recognizer.from_path(
@@ -84,7 +97,8 @@ class ModelRepository:
                 )
             repo.default_asr = default_asr
         elif repo.asr_models:
-            repo.default_asr = next(iter(repo.asr_models))
+            int8 = [n for n, r in repo.asr_models.items() if r.backend.info(n).precision == "int8"]
+            repo.default_asr = (int8 or list(repo.asr_models))[0]
         return repo
 
     def asr(self, name: str) -> Recognizer:
@@ -135,10 +149,11 @@ def describe(repo: ModelRepository) -> list[dict]:
                 "path": info.path,
                 "provider": info.provider,
                 "sample_rate": info.sample_rate,
+                "precision": info.precision,
                 "default": name == repo.default_asr,
             }
         )
     for task, models in repo.nlp_models.items():
         for name, m in models.items():
-            rows.append({"name": name, "task": task, "path": getattr(m, "source", "")})
+            rows.append({"name": name, "task": task, "path": m.source})
     return rows

@@ -96,8 +96,11 @@ class AudioSession:
         return self._drain()
 
     def finish(self) -> list[Result]:
-        """End of audio: decode the rest; returns the remaining results (finals included)."""
+        """End of audio: decode the rest; returns the remaining results (finals included). A buffered FLAC/Ogg
+        file is recognized as Recognize would (the same transcript as offline)."""
         frames = self.decoder.finish()
+        if frames is not None and len(frames) and self.decoder.fmt.encoding == "file":
+            return recognize_frames(self.recognizer, frames, self.decoder.fmt.sample_rate, self.config)
         if frames is not None and len(frames):
             self._push(frames, self.decoder.fmt.sample_rate)
         if not self.streams:
@@ -116,6 +119,11 @@ def recognize_request(recognizer: Recognizer, data: bytes, config: SessionConfig
     """Final results for a whole request's audio (Riva's Recognize): one pass per channel up to the
     recognizer's ``max_final_pass_s`` (as ``speechtao asr infer``), long-form decoding cut at endpoints beyond."""
     frames, rate = decode_request_audio(data, config.encoding, config.sample_rate, config.channels)
+    return recognize_frames(recognizer, frames, rate, config)
+
+
+def recognize_frames(recognizer: Recognizer, frames: np.ndarray, rate: int, config: SessionConfig) -> list[Result]:
+    """Final results for decoded audio (T, channels) at ``rate`` Hz: see :func:`recognize_request`."""
     seconds = len(frames) / rate
     if seconds > config.max_seconds:
         raise StreamTooLong(

@@ -137,8 +137,25 @@ def test_offline_recognize_wav_flac_and_raw_pcm(corpus, asr, tmp_path):
     chunks = [flac[i : i + 4000] for i in range(0, len(flac), 4000)]
     results = [r for resp in asr.streaming_response_generator(iter(chunks), scfg) for r in resp.results]
     assert [r.alternatives[0].transcript for r in results if r.is_final] == ["open the door"]
+    # FLAC and Ogg/Opus streamed as Riva's transcribe_file.py streams any file: raw bytes, encoding unset
+    from speechtao.audio import resample
+
+    sf.write(str(tmp_path / "door.opus"), resample(x, sr, 16000), 16000, format="OGG", subtype="OPUS")  # Opus: 16 kHz
+    for name in ("door.flac", "door.opus"):
+        file_bytes = (tmp_path / name).read_bytes()
+        offline = asr.offline_recognize(file_bytes, riva_client.RecognitionConfig(language_code="en-US"))
+        streamed = [r for r in stream_file(asr, tmp_path / name) if r.is_final]
+        assert [r.alternatives[0].transcript for r in streamed] == [offline.results[0].alternatives[0].transcript]
+        if name == "door.flac":  # lossless: the WAV's transcript
+            assert offline.results[0].alternatives[0].transcript == "open the door"
+    opus_cfg = riva_client.RecognitionConfig(encoding=riva_client.AudioEncoding.OGGOPUS)
+    opus = (tmp_path / "door.opus").read_bytes()
+    assert (
+        asr.offline_recognize(opus, opus_cfg).results[0].alternatives[0].transcript
+        == offline.results[0].alternatives[0].transcript
+    )
     # raw 16-bit PCM at 44.1 kHz (no header): resampled to the model's 16 kHz
-    from speechtao.audio import pcm16_encode, resample
+    from speechtao.audio import pcm16_encode
 
     raw = pcm16_encode(resample(x, sr, 44100))
     cfg = riva_client.RecognitionConfig(encoding=riva_client.AudioEncoding.LINEAR_PCM, sample_rate_hertz=44100)
@@ -176,7 +193,7 @@ MALFORMED = [
     ("bad header", "bad_header", "INVALID_ARGUMENT", "not b'WAVE'"),
     ("24-bit wav", "pcm24", "INVALID_ARGUMENT", "24-bit PCM is not supported"),
     ("raw without rate", "raw_no_rate", "INVALID_ARGUMENT", "needs sample_rate_hertz"),
-    ("opus", "opus", "INVALID_ARGUMENT", "OGGOPUS is not supported"),
+    ("opus garbage", "opus", "INVALID_ARGUMENT", "cannot be decoded as a FLAC/OGG/WAV file"),
     ("odd bytes", "odd", "INVALID_ARGUMENT", "stray byte"),
     ("unknown model", "unknown_model", "NOT_FOUND", "'nope' is not served here"),
     ("bad endpointing", "bad_endpoint", "INVALID_ARGUMENT", "stop_threshold must be in (0, 1]"),

@@ -120,7 +120,7 @@ def test_caps_per_peer_total_message_size_and_duration(tone_server, stub):
     big = rasr.StreamingRecognizeRequest(audio_content=b"\0" * (80 * 1024))
     with pytest.raises(grpc.RpcError) as err:
         list(stub.StreamingRecognize(iter([next(pcm_requests(tones(("a", 0.1)))), big]), timeout=10))
-    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "--max-message-mb 0.0625" in err.value.details()
 
     with pytest.raises(grpc.RpcError) as err:  # 6 s of audio against max_stream_seconds 5
         list(stub.StreamingRecognize(pcm_requests(tones(("_", 6.0)), chunk_s=1.0), timeout=30))
@@ -140,6 +140,7 @@ def test_idle_stream_is_cancelled_and_frees_its_slot(tone_server, stub):
         list(stub.StreamingRecognize(stalls(), timeout=20))
     release.set()
     assert err.value.code() == grpc.StatusCode.CANCELLED and time.monotonic() - start < 5
+    assert "--idle-timeout" in err.value.details(), err.value.details()
     assert wait_for(lambda: tone_server.admission.active == 0)
 
 
@@ -395,3 +396,51 @@ def test_nlp_rpcs_and_automatic_punctuation_match_the_library(punct_folder, qa_f
         auth.channel.close()
     finally:
         running.stop(grace=0.5)
+
+
+def test_sigterm_during_a_maximal_nlp_request_exits_within_drain_plus_two_seconds(tmp_path, qa_folder):  # noqa: F811
+    """A NaturalQuery at the context cap (set high, so that it computes for minutes) is running when SIGTERM
+    arrives: the process stops within --drain-seconds + 2 s instead of waiting for the request."""
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "qa").symlink_to(qa_folder, target_is_directory=True)
+    env = dict(os.environ, SPEECHTAO_THREADS="1", PYTHONPATH=os.getcwd())
+    cap = 400_000
+    args = ["--port", "0", "--no-itn", "--drain-seconds", "1", "--max-qa-context-chars", str(cap)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "speechtao", "serve", "--models", str(models), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("listening on 127.0.0.1:"), line + proc.stderr.read()
+        port = int(line.split()[2].split(":")[1])
+        while proc.stdout.readline().strip() != "serving":
+            assert proc.poll() is None, proc.stderr.read()
+        auth = riva_client.Auth(uri=f"127.0.0.1:{port}")
+        context = ("Ada was born in Lyon in 1901 and moved to Paris in 1920. " * (cap // 56 + 1))[:cap]
+        outcome = []
+
+        def ask():
+            try:
+                outcome.append(riva_client.NLPService(auth).natural_query("Where was Ada born?", context))
+            except grpc.RpcError as exc:
+                outcome.append(exc.code())
+
+        asking = threading.Thread(target=ask, daemon=True)
+        asking.start()
+        time.sleep(3.0)  # the request is computing
+        assert not outcome, "the maximal request finished before SIGTERM: raise the cap"
+        start = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+        assert time.monotonic() - start <= 1 + 2, time.monotonic() - start
+        assert "still computing after the drain" in proc.stderr.read()
+        auth.channel.close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
