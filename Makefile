@@ -8,7 +8,7 @@ DEBS := espeak-ng flite festival festvox-kallpc16k festvox-us-slt-hts sox ffmpeg
         wordnet-base bible-kjv bible-kjv-text fortunes python3-doc alsa-utils
 PYTEST_ARGS ?=
 
-.PHONY: setup lint test test-slow finetune-asr finetune-qa finetune-punct finetune-ner finetune-textcls serve clean-venv
+.PHONY: setup lint test federate-asr test-slow finetune-asr finetune-qa finetune-punct finetune-ner finetune-textcls serve clean-venv
 
 setup: $(STAMP)-nemo $(STAMP)-debs
 
@@ -22,7 +22,7 @@ $(STAMP)-core: $(STAMP)-venv pyproject.toml constraints.txt
 	touch $@
 
 $(STAMP)-nemo: $(STAMP)-core
-	$(PIP) install -q -c constraints.txt -e '.[test,nemo,tts,itn]'
+	$(PIP) install -q -c constraints.txt -e '.[test,nemo,tts,itn,federated]'
 	touch $@
 
 # Debian packages: installed only when missing and only as root; otherwise say what to install.
@@ -55,6 +55,14 @@ finetune-asr: setup
 finetune-qa: setup
 	test -d data/qa || $(PY) -m speechtao qa make-data --out data/qa
 	$(PY) -m speechtao qa finetune --spec recipes/qa_finetune.yaml
+
+# Federated fine-tuning (NVIDIA FLARE simulator): two sites, FedAvg vs each site alone vs pooled; report in
+# results/federated_asr/report.md.
+federate-asr: setup
+	test -f data/domain/train.jsonl || $(PY) -m speechtao data domain --out data/domain
+	test -f data/federated/general/train.jsonl || $(PY) -m speechtao data synth --out data/federated/general \
+	  --n 240 --engines festival --sources fortunes --seed 5 --holdout-voices 1
+	SPEECHTAO_THREADS=1 OMP_NUM_THREADS=1 $(PY) -m speechtao asr federate --spec recipes/asr_federated.yaml
 
 finetune-punct finetune-ner finetune-textcls: finetune-%: setup
 	test -d data/$* || $(PY) -m speechtao $* make-data --out data/$*

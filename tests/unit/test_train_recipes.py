@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from speechtao.asr.federate import FederatedSpec
 from speechtao.asr.train import ASRFinetuneSpec, ASRTrainSpec
 from speechtao.errors import SpecError
 from speechtao.flow import FlowSpec
@@ -23,6 +24,7 @@ COMMAND_SPECS = {
     ("asr", "train"): ASRTrainSpec,
     ("asr", "finetune"): ASRFinetuneSpec,
     ("asr", "flow"): FlowSpec,
+    ("asr", "federate"): FederatedSpec,
     ("ner", "finetune"): NerFinetuneSpec,
     ("punct", "finetune"): PunctFinetuneSpec,
     ("qa", "finetune"): QAFinetuneSpec,
