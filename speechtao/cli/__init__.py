@@ -16,7 +16,8 @@ import sys
 from .. import __version__
 from ..errors import SpeechtaoError
 
-# Command groups in the order `speechtao --help` lists them. Each is speechtao.cli.<name>.
+# Command groups in the order `speechtao --help` lists them. Each is speechtao.cli.<name>, but for the NLP groups,
+# which speechtao.cli.nlp builds from its table.
 GROUPS = ["env", "data", "asr", "qa", "punct", "ner", "textcls", "serve"]
 
 
@@ -28,8 +29,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"speechtao {__version__}")
     sub = parser.add_subparsers(dest="group", metavar="GROUP")
     sub.required = True
+    from .nlp import TASKS as NLP_TASKS
+    from .nlp import register as register_nlp
+
     for name in GROUPS:
-        importlib.import_module(f"{__name__}.{name}").register(sub)
+        if name in NLP_TASKS:  # qa, punct, ner, textcls: one table in cli/nlp.py
+            register_nlp(sub, name)
+        else:
+            importlib.import_module(f"{__name__}.{name}").register(sub)
     return parser
 
 

@@ -300,3 +300,12 @@ def start_model(
     seed_everything(seed)
     net = make_net(encoder)
     return NLPModel(task, net, tokenizer, labels, spec.max_length, net.config())
+
+
+def require_task(model: Any, task: str) -> Any:
+    """``model`` when it is of ``task``; else an :class:`InputError` naming both tasks."""
+    if model.task != task:
+        raise InputError(
+            f"{model.source}: is a {model.task!r} model, not {task!r} (put it where a {model.task} model is expected)"
+        )
+    return model

@@ -18,6 +18,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from torch import nn
 
@@ -27,8 +28,9 @@ from ..train.loop import TrainerSpec
 from ..train.optim import OptimSpec
 from ..train.schedule import ScheduleSpec
 from .heads import TokenTaggingNet
-from .model_io import ModelSpec, NLPModel, load_model, start_model
-from .tagging import collate_tagged, encode_tagged, predict_tags, tagging_loss
+from .model_io import ModelSpec, NLPModel, load_model, require_task, start_model
+from .prune import PruneSpec, prune_task
+from .tagging import collate_tagged, encode_tagged, head_probabilities, predict_tags, tagging_loss
 from .training import EncoderDataSpec, EncoderTask, train_and_save
 
 TASK = "ner"
@@ -292,3 +294,55 @@ def finetune(spec: NerFinetuneSpec, resume: bool = False) -> dict:
 
 def load(path: str | Path) -> NLPModel:
     return load_model(path, TASK)
+
+
+def prune(spec: PruneSpec) -> dict:
+    """Prune a ner model and retrain it (see :class:`speechtao.nlp.prune.PruneSpec`); the best retrained
+    weights by validation ``f1``. Returns the report written as ``prune_report.json``."""
+    return prune_task(spec, TASK, training_task, "f1")
+
+
+# ---------------------------------------------------------------------------------------------- serving
+
+_WORD = re.compile(r"\S+")
+
+
+def word_probabilities(model: Any, lines: list[list[str]], batch_size: int = 32) -> list[Any]:
+    """Per line, a ``(words, labels)`` tensor: the softmax of the first head at each word's first piece (see
+    :func:`speechtao.nlp.tagging.head_probabilities`)."""
+    return [heads[0] for heads in head_probabilities(model, lines, batch_size)]
+
+
+class NERServing:
+    """A ``speechtao ner`` model (model folder, export folder or ``.onnx``) answering as Riva's NER."""
+
+    def __init__(self, model: Any):
+        self.model = require_task(model, "ner")
+        self.names = list(model.labels["ner"])
+        types = sorted({n[2:] for n in self.names if n != "O"})
+        self.columns = {t: [self.names.index(f"{x}-{t}") for x in "BI" if f"{x}-{t}" in self.names] for t in types}
+
+    @classmethod
+    def load(cls, path: str | Path) -> NERServing:
+        return cls(load(path))
+
+    def classify_tokens(
+        self, texts: list[str], top_n: int = 1
+    ) -> list[list[tuple[str, list[tuple[str, float]], int, int]]]:
+        """Per text, per entity: ``(text, [(type, score), ...], start_char, end_char)`` with ``end`` exclusive.
+        The entity's own type comes first, then up to ``top_n - 1`` other types by score; a type's score is the
+        mean over the entity's words of P(B-type) + P(I-type)."""
+        matches = [list(_WORD.finditer(t)) for t in texts]
+        keep = [i for i, ms in enumerate(matches) if ms]  # a text without words has no entities
+        probs = word_probabilities(self.model, [[m.group() for m in matches[i]] for i in keep])
+        out: list[list] = [[] for _ in texts]
+        for i, p in zip(keep, probs):
+            text, ms = texts[i], matches[i]
+            tags = [self.names[k] for k in p.argmax(-1).tolist()]
+            for a, b, kind in sorted(entities(tags)):
+                mass = {t: float(p[a:b, cols].sum(-1).mean()) for t, cols in self.columns.items()}
+                others = sorted((t for t in mass if t != kind), key=lambda t: -mass[t])
+                labels = [(t, mass[t]) for t in [kind] + others[: max(top_n, 1) - 1]]
+                start, end = ms[a].start(), ms[b - 1].end()
+                out[i].append((text[start:end], labels, start, end))
+        return out

@@ -20,7 +20,7 @@ from torch import nn
 
 from ..errors import DataError, InputError
 from .encoder import encoder_layers, layer_parts, shrink_encoder, structure
-from .model_io import NLPModel, read_payload, save_model_folder
+from .model_io import NLPModel, load_model, read_payload, save_model_folder
 from .training import EncoderTask
 
 
@@ -119,24 +119,61 @@ def prune(
     }
 
 
+@dataclass(frozen=True)
+class PruneSpec:
+    """``speechtao <task> prune``: what to remove from a fine-tuned model and how to retrain it (the same keys for
+    every NLP task; ``--spec prune.yaml`` and flags set them, ``spec.yaml`` in ``out`` records them)."""
+
+    model: Path  # model folder to prune (written by finetune)
+    data: Path  # training data: importance scores and retraining (the task's format)
+    out: Path  # folder for the pruned model
+    validation: Path | None = None  # picks the retrained weights (null: data)
+    keep_heads: float = 0.5  # fraction of all attention heads kept (ranked globally; >= 1 per layer)
+    keep_ffn: float = 0.5  # fraction of FFN neurons kept in every layer
+    drop_layers: int = 0  # top transformer layers removed
+    score_batches: int = 16  # training batches that score importance
+    retrain_steps: int = 200  # fine-tuning steps after pruning (0: none)
+    lr: float = 5e-5  # peak learning rate of the retraining
+    batch_size: int | None = None  # null: the task's own (32 sentences; QA: 16 windows)
+    max_train_samples: int | None = None  # use only the first N training examples
+    max_val_samples: int | None = None  # score only the first N validation examples
+    seed: int = 0
+
+    def __post_init__(self):
+        self.options()  # keep_heads, keep_ffn, drop_layers, score_batches
+        if self.retrain_steps < 0:
+            raise ValueError(f"retrain_steps must be >= 0, got {self.retrain_steps}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        for name in ("batch_size", "max_train_samples", "max_val_samples"):
+            v = getattr(self, name)
+            if v is not None and v < 1:
+                raise ValueError(f"{name} must be >= 1 or null, got {v}")
+
+    def options(self) -> PruneOptions:
+        return PruneOptions(self.keep_heads, self.keep_ffn, self.drop_layers, self.score_batches)
+
+
 def prune_and_retrain(
     model: NLPModel,
     task: EncoderTask,
-    options: PruneOptions,
-    out_dir: str | Path,
-    retrain_steps: int,
-    lr: float,
+    spec: PruneSpec,
     monitor: str,
     evaluate: Callable[[NLPModel], dict] | None = None,
     log: Callable[[str], None] = print,
 ) -> dict:
-    """Prune ``model`` (scores from the first ``options.batches`` batches of ``task``), fine-tune it for
-    ``retrain_steps`` steps on ``task`` (0: none) and write the model folder ``out_dir``. Returns a report."""
+    """Prune ``model`` (scores from the first ``spec.score_batches`` batches of ``task``), fine-tune it for
+    ``spec.retrain_steps`` steps on ``task`` (0: none; ``monitor`` picks the best weights) and write the model
+    folder ``spec.out`` with ``spec.yaml`` and ``prune_report.json``. Returns the report."""
+    from ..spec import save_spec
     from ..train.loop import Trainer, TrainerSpec
     from ..train.optim import OptimSpec
     from ..train.schedule import ScheduleSpec
 
-    out = Path(out_dir)
+    options = spec.options()
+    out = Path(spec.out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_spec(spec, out / "spec.yaml")
     net = model.net
     batches = (b for i, b in zip(range(options.batches), task.train_batches(0, 0)))
     report = prune(net, batches, task.loss_fn, options)
@@ -146,6 +183,7 @@ def prune_and_retrain(
         f"{report['after']['layers']}, parameters {report['parameters_before']:,} -> {report['parameters_after']:,}"
     )
     model.net_config = net.config()
+    retrain_steps = spec.retrain_steps
     if retrain_steps > 0:
         trainer_spec = TrainerSpec(
             out_dir=out / "retrain",
@@ -157,7 +195,8 @@ def prune_and_retrain(
             monitor=monitor,
             monitor_mode="max",
         )
-        trainer = Trainer(task, trainer_spec, OptimSpec(lr=lr, weight_decay=0.01), ScheduleSpec(warmup_ratio=0.1))
+        optim, schedule = OptimSpec(lr=spec.lr, weight_decay=0.01), ScheduleSpec(warmup_ratio=0.1)
+        trainer = Trainer(task, trainer_spec, optim, schedule, full_spec=spec)
         report["retrain"] = trainer.fit()
         best = read_payload(out / "retrain" / "best.pt")
         net.load_state_dict(best["state_dict"])
@@ -172,3 +211,25 @@ def prune_and_retrain(
     )
     (out / "prune_report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     return report
+
+
+def prune_task(
+    spec: PruneSpec,
+    task: str,
+    training_task: Callable[..., EncoderTask],
+    monitor: str,
+    evaluate: Callable[[NLPModel], dict] | None = None,
+) -> dict:
+    """:func:`prune_and_retrain` for a task whose ``training_task(model, train, validation, batch_size, seed,
+    max_train, max_val)`` builds its Trainer task (punct, NER, textcls)."""
+    model = load_model(spec.model, task)
+    encoder_task = training_task(
+        model,
+        spec.data,
+        spec.validation or spec.data,
+        spec.batch_size or 32,
+        spec.seed,
+        spec.max_train_samples,
+        spec.max_val_samples,
+    )
+    return prune_and_retrain(model, encoder_task, spec, monitor, evaluate)

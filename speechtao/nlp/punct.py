@@ -36,6 +36,7 @@ from ..train.schedule import ScheduleSpec
 from .heads import TokenTaggingNet
 from .metrics import classification_report, format_report
 from .model_io import ModelSpec, NLPModel, load_model, start_model
+from .prune import PruneSpec, prune_task
 from .tagging import collate_tagged, encode_tagged, head_probabilities, inverse_sqrt_weights, tagging_loss
 from .training import EncoderDataSpec, EncoderTask, train_and_save
 
@@ -441,3 +442,16 @@ def finetune(spec: PunctFinetuneSpec, resume: bool = False) -> dict:
     if spec.calibrate_capitalization:
         finalize = lambda m: {"capit_calibration": recalibrate(m, spec.data.validation)}  # noqa: E731
     return train_and_save(task, model, spec, spec.trainer.out_dir, resume, finalize=finalize)
+
+
+def prune(spec: PruneSpec) -> dict:
+    """Prune a punctuation model and retrain it (see :class:`speechtao.nlp.prune.PruneSpec`); the best retrained
+    weights by validation ``f1``. A model fine-tuned with a calibrated capitalization decoding gets it picked
+    again on ``spec.validation`` for the pruned weights. Returns the report written as ``prune_report.json``."""
+
+    def recalibrated(model: NLPModel) -> dict:
+        if spec.validation and "capit_decoding" in (model.extra.get("punct") or {}):
+            return {"capit_calibration": recalibrate(model, spec.validation)}
+        return {}
+
+    return prune_task(spec, TASK, training_task, "f1", recalibrated)

@@ -11,31 +11,15 @@ Model folder: :mod:`speechtao.nlp.model_io`'s, with the QA options (``doc_stride
 ``max_answer_length``, ``n_best``, ``version_2_with_negative``, ``null_score_diff_threshold``) under
 ``extra["qa"]``, which exported ONNX files carry in their ``extra`` metadata.
 
-Windows: the question is cut to ``max_query_length`` tokens; the context is split into windows of the tokens
-that remain of ``max_seq_length``; consecutive windows start ``doc_stride`` tokens apart (NeMo's and TAO's
-meaning; Hugging Face's ``stride`` is the overlap, ``window - doc_stride``). A window that does not hold the
-whole answer, and every window of an unanswerable question, is labelled with position 0 ([CLS]).
-
-Decoding (per question, over all its windows): every (start, end) pair of context tokens with
-``start <= end < start + max_answer_length`` among the ``n_best`` highest start and end logits scores
-``start_logit + end_logit``; the null score is the smallest ``start_logit[0] + end_logit[0]`` of any window.
-With SQuAD 2.0 data the answer is empty when ``null - best > null_score_diff_threshold``; the threshold that
-maximizes F1 on the validation set is chosen after fine-tuning and saved with the model. Character offsets
-from the fast tokenizer map a span back to the exact context text.
-
-Metrics follow the official SQuAD evaluation: answers are normalized (lower case, punctuation and the articles
-a/an/the removed, whitespace collapsed); exact match and token F1 take the best gold answer; an unanswerable
-question scores 1 only for an empty prediction. Values are percentages.
+Windows and span decoding: :mod:`speechtao.nlp.qa_windows`; SQuAD metrics: :mod:`speechtao.nlp.qa_metrics`.
 """
 
 from __future__ import annotations
 
 import collections
-import re
-import string
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +32,10 @@ from ..train.optim import OptimSpec
 from ..train.schedule import ScheduleSpec
 from .heads import TokenTaggingNet
 from .model_io import ModelSpec, NLPModel
-from .squad import Answer, QAExample
+from .prune import PruneSpec, prune_and_retrain
+from .qa_metrics import best_null_threshold, predictions_to_answers, squad_metrics
+from .qa_windows import Prediction, Window, WindowOptions, collate_windows, decode_example, make_windows
+from .squad import QAExample
 from .training import EncoderTask
 
 # ----------------------------------------------------------------------------------------------- model
@@ -88,302 +75,6 @@ def span_loss(
 def batch_loss(net: nn.Module, batch: dict) -> torch.Tensor:
     start, end = span_logits(net, batch)
     return span_loss(start, end, batch["attention_mask"], batch["start_positions"], batch["end_positions"])
-
-
-# -------------------------------------------------------------------------------------------- features
-
-
-@dataclass(frozen=True)
-class WindowOptions:
-    max_seq_length: int = 384  # tokens per window: special tokens + question + context
-    doc_stride: int = 128  # tokens between the starts of consecutive context windows
-    max_query_length: int = 64  # question tokens kept
-    max_answer_length: int = 30  # longest predicted answer, in tokens
-    n_best: int = 20  # start and end candidates per window
-
-    def __post_init__(self):
-        if self.max_seq_length < 16:
-            raise ValueError(f"max_seq_length must be >= 16, got {self.max_seq_length}")
-        for name in ("doc_stride", "max_query_length", "max_answer_length", "n_best"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.max_query_length + 8 > self.max_seq_length:
-            raise ValueError(
-                f"max_query_length ({self.max_query_length}) leaves no room for context in "
-                f"max_seq_length ({self.max_seq_length}); lower it or raise max_seq_length"
-            )
-
-
-@dataclass
-class Window:
-    """One model input: a question and one window of its context."""
-
-    example: int  # index into the example list
-    input_ids: list[int]
-    token_type_ids: list[int]
-    offsets: list[tuple[int, int] | None]  # character span in the context for context tokens, else None
-    start: int = 0  # gold token positions (0: [CLS], no answer in this window)
-    end: int = 0
-
-
-def _truncate_question(tokenizer: Any, question: str, max_tokens: int) -> tuple[str, int]:
-    enc = tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)
-    ids = enc["input_ids"]
-    if len(ids) <= max_tokens:
-        return question, len(ids)
-    cut = enc["offset_mapping"][max_tokens - 1][1]
-    return question[:cut], max_tokens
-
-
-def make_windows(tokenizer: Any, examples: Sequence[QAExample], opts: WindowOptions) -> list[Window]:
-    """Every window of every example, with gold positions from each example's first answer."""
-    n_special = tokenizer.num_special_tokens_to_add(pair=True)
-    windows: list[Window] = []
-    for ei, ex in enumerate(examples):
-        question, q_len = _truncate_question(tokenizer, ex.question, opts.max_query_length)
-        budget = opts.max_seq_length - q_len - n_special
-        if budget < 1:
-            raise InputError(
-                f"question {ex.id!r}: no room for context with max_seq_length={opts.max_seq_length} "
-                "(raise max_seq_length or lower max_query_length)"
-            )
-        overlap = max(0, min(budget - opts.doc_stride, budget - 1))
-        enc = tokenizer(
-            question,
-            ex.context,
-            truncation="only_second",
-            max_length=opts.max_seq_length,
-            stride=overlap,
-            return_overflowing_tokens=True,
-            return_offsets_mapping=True,
-            return_token_type_ids=True,
-        )
-        answer = ex.answers[0] if ex.answers and not ex.is_impossible else None
-        for w in range(len(enc["input_ids"])):
-            seq = enc.sequence_ids(w)
-            offsets = [tuple(o) if s == 1 else None for o, s in zip(enc["offset_mapping"][w], seq)]
-            win = Window(ei, list(enc["input_ids"][w]), list(enc["token_type_ids"][w]), offsets)
-            if answer is not None:
-                a_start, a_end = answer.start, answer.start + len(answer.text)
-                ctx = [i for i, o in enumerate(offsets) if o is not None]
-                if ctx and offsets[ctx[0]][0] <= a_start and offsets[ctx[-1]][1] >= a_end:
-                    win.start = next(i for i in ctx if offsets[i][1] > a_start)
-                    win.end = next(i for i in reversed(ctx) if offsets[i][0] < a_end)
-            windows.append(win)
-    return windows
-
-
-def collate_windows(windows: Sequence[Window], pad_id: int) -> dict[str, torch.Tensor]:
-    """Pad to the longest window: ``input_ids``, ``attention_mask``, ``token_type_ids`` (B, T);
-    ``start_positions``, ``end_positions``, ``example`` (B,)."""
-    t = max(len(w.input_ids) for w in windows)
-    b = len(windows)
-    ids = torch.full((b, t), pad_id, dtype=torch.long)
-    mask = torch.zeros((b, t), dtype=torch.long)
-    types = torch.zeros((b, t), dtype=torch.long)
-    for i, w in enumerate(windows):
-        n = len(w.input_ids)
-        ids[i, :n] = torch.tensor(w.input_ids)
-        mask[i, :n] = 1
-        types[i, :n] = torch.tensor(w.token_type_ids)
-    return {
-        "input_ids": ids,
-        "attention_mask": mask,
-        "token_type_ids": types,
-        "start_positions": torch.tensor([w.start for w in windows]),
-        "end_positions": torch.tensor([w.end for w in windows]),
-        "example": torch.tensor([w.example for w in windows]),
-    }
-
-
-# -------------------------------------------------------------------------------------------- decoding
-
-
-@dataclass(frozen=True)
-class Span:
-    text: str
-    score: float  # start_logit + end_logit
-    start: int  # character offsets in the context
-    end: int
-
-
-@dataclass(frozen=True)
-class Prediction:
-    text: str  # "" when the question is judged unanswerable
-    start: int  # -1 when unanswerable
-    end: int
-    null_score_diff: float  # null score minus the best span's score (larger: more likely unanswerable)
-    candidates: tuple[Span, ...]  # the n-best spans, best first
-    probability: float  # softmax of the best span over the n-best spans and the null score
-
-
-def window_spans(
-    start_logits: Sequence[float],
-    end_logits: Sequence[float],
-    offsets: Sequence[tuple[int, int] | None],
-    context: str,
-    opts: WindowOptions,
-) -> list[Span]:
-    """The valid spans of one window among its ``n_best`` start and end positions (unsorted)."""
-    n = len(offsets)
-    s_logits = torch.as_tensor(start_logits[:n], dtype=torch.float32)
-    e_logits = torch.as_tensor(end_logits[:n], dtype=torch.float32)
-    k = min(opts.n_best, n)
-    starts = torch.topk(s_logits, k).indices.tolist()
-    ends = torch.topk(e_logits, k).indices.tolist()
-    spans = []
-    for s in starts:
-        if offsets[s] is None:
-            continue
-        for e in ends:
-            if offsets[e] is None or e < s or e - s + 1 > opts.max_answer_length:
-                continue
-            cs, ce = offsets[s][0], offsets[e][1]
-            spans.append(Span(context[cs:ce], float(s_logits[s] + e_logits[e]), cs, ce))
-    return spans
-
-
-def decode_example(
-    context: str,
-    window_logits: Iterable[tuple[Sequence[float], Sequence[float], Sequence[tuple[int, int] | None]]],
-    opts: WindowOptions,
-    null_threshold: float | None,
-) -> Prediction:
-    """Pick the answer of one question from the logits of its windows.
-
-    ``window_logits`` yields ``(start_logits (T,), end_logits (T,), offsets)`` per window. ``null_threshold``
-    None means SQuAD 1.1 (always answer); otherwise the answer is empty when ``null - best > null_threshold``.
-    """
-    spans: dict[tuple[int, int], Span] = {}
-    null = None
-    for start_logits, end_logits, offsets in window_logits:
-        score = float(start_logits[0]) + float(end_logits[0])
-        null = score if null is None else min(null, score)
-        for sp in window_spans(start_logits, end_logits, offsets, context, opts):
-            key = (sp.start, sp.end)
-            if key not in spans or spans[key].score < sp.score:
-                spans[key] = sp
-    ranked = sorted(spans.values(), key=lambda sp: -sp.score)[: opts.n_best]
-    null = 0.0 if null is None else null
-    if not ranked:
-        return Prediction("", -1, -1, float("inf"), (), 1.0)
-    best = ranked[0]
-    scores = torch.tensor([sp.score for sp in ranked] + [null])
-    probs = torch.softmax(scores, dim=0)
-    diff = null - best.score
-    if null_threshold is not None and diff > null_threshold:
-        return Prediction("", -1, -1, diff, tuple(ranked), float(probs[-1]))
-    return Prediction(best.text, best.start, best.end, diff, tuple(ranked), float(probs[0]))
-
-
-# --------------------------------------------------------------------------------------------- metrics
-
-_ARTICLES_RE = re.compile(r"\b(a|an|the)\b", re.UNICODE)
-_PUNCT = set(string.punctuation)
-
-
-def normalize_answer(text: str) -> str:
-    """SQuAD normalization: lower case, no punctuation, no articles (a, an, the), single spaces."""
-    text = "".join(ch for ch in text.lower() if ch not in _PUNCT)
-    text = _ARTICLES_RE.sub(" ", text)
-    return " ".join(text.split())
-
-
-def exact_match(prediction: str, gold: str) -> float:
-    return float(normalize_answer(prediction) == normalize_answer(gold))
-
-
-def f1_score(prediction: str, gold: str) -> float:
-    """Token F1 of the normalized answers; two empty answers score 1, one empty answer 0."""
-    pred, ref = normalize_answer(prediction).split(), normalize_answer(gold).split()
-    if not pred or not ref:
-        return float(pred == ref)
-    common = collections.Counter(pred) & collections.Counter(ref)
-    same = sum(common.values())
-    if same == 0:
-        return 0.0
-    precision, recall = same / len(pred), same / len(ref)
-    return 2 * precision * recall / (precision + recall)
-
-
-def gold_texts(ex: QAExample) -> list[str]:
-    """Gold answers to score against; ``[""]`` for an unanswerable question."""
-    texts = [a.text for a in ex.answers if normalize_answer(a.text)]
-    return [""] if ex.is_impossible or not texts else texts
-
-
-def score_example(ex: QAExample, prediction: str) -> tuple[float, float]:
-    """(exact match, F1) against the best gold answer, each 0..1."""
-    golds = gold_texts(ex)
-    return max(exact_match(prediction, g) for g in golds), max(f1_score(prediction, g) for g in golds)
-
-
-def squad_metrics(examples: Sequence[QAExample], predictions: dict[str, str]) -> dict[str, float]:
-    """``exact``, ``f1`` (percent) over all questions, and over answerable (``has_ans_*``) and unanswerable
-    (``no_ans_*``) ones when present; ``total``, ``has_ans_total``, ``no_ans_total`` counts."""
-    missing = [ex.id for ex in examples if ex.id not in predictions]
-    if missing:
-        raise InputError(f"{len(missing)} question(s) have no prediction, e.g. {missing[0]!r}")
-    em: dict[str, list[float]] = {"all": [], "has": [], "no": []}
-    f1: dict[str, list[float]] = {"all": [], "has": [], "no": []}
-    for ex in examples:
-        e, f = score_example(ex, predictions[ex.id])
-        group = "no" if ex.is_impossible else "has"
-        for g in ("all", group):
-            em[g].append(e)
-            f1[g].append(f)
-    out: dict[str, float] = {
-        "exact": 100.0 * _mean(em["all"]),
-        "f1": 100.0 * _mean(f1["all"]),
-        "total": float(len(examples)),
-    }
-    for g, name in (("has", "has_ans"), ("no", "no_ans")):
-        if em[g]:
-            out[f"{name}_exact"] = 100.0 * _mean(em[g])
-            out[f"{name}_f1"] = 100.0 * _mean(f1[g])
-            out[f"{name}_total"] = float(len(em[g]))
-    return out
-
-
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values) if values else 0.0
-
-
-def best_null_threshold(examples: Sequence[QAExample], predictions: dict[str, Prediction]) -> tuple[float, float]:
-    """The ``null_score_diff_threshold`` that maximizes F1 (percent) when every question whose
-    ``null_score_diff`` exceeds it is answered empty; returns ``(threshold, f1)``."""
-    # A threshold t empties exactly the questions with diff > t: sweep t down over the sorted diffs.
-    rows = []
-    for ex in examples:
-        pred = predictions[ex.id]
-        best_text = pred.candidates[0].text if pred.candidates else ""  # no span at all: diff is inf, always empty
-        rows.append((min(pred.null_score_diff, 1e9), score_example(ex, best_text)[1], score_example(ex, "")[1]))
-    if not rows:
-        raise InputError("no questions to choose a null threshold on")
-    rows.sort(key=lambda r: -r[0])  # largest diff first: emptied first as the threshold falls
-    total = sum(r[1] for r in rows)  # threshold above every diff: nothing emptied
-    best_t, best_total = rows[0][0] + 1.0, total
-    for i, (diff, f_ans, f_empty) in enumerate(rows):
-        total += f_empty - f_ans
-        if i + 1 < len(rows) and rows[i + 1][0] == diff:
-            continue  # equal diffs flip together
-        t = rows[i + 1][0] if i + 1 < len(rows) else diff - 1.0
-        t = (t + diff) / 2.0  # between this diff (emptied) and the next one (kept)
-        if total > best_total:
-            best_t, best_total = t, total
-    return float(best_t), 100.0 * best_total / len(rows)
-
-
-def predictions_to_answers(
-    examples: Sequence[QAExample], predictions: dict[str, Prediction], threshold: float | None
-) -> dict[str, str]:
-    """Final answer texts under ``threshold`` (None: always the best span)."""
-    out = {}
-    for ex in examples:
-        pred = predictions[ex.id]
-        best = pred.candidates[0].text if pred.candidates else ""
-        out[ex.id] = "" if threshold is not None and pred.null_score_diff > threshold else best
-    return out
 
 
 # ------------------------------------------------------------------------------------------ prediction
@@ -460,6 +151,28 @@ class QAOptions:
         if self.null_score_diff_threshold is not None and not self.version_2_with_negative:
             raise ValueError("null_score_diff_threshold needs version_2_with_negative: true")
 
+    @classmethod
+    def from_dict(cls, values: dict, where: str) -> QAOptions:
+        """The options a model stores under ``extra["qa"]``; an unknown key or a bad value raises
+        :class:`InputError` naming it and ``where`` (the model file)."""
+        unknown = sorted(set(values) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise InputError(
+                f"{where}: unknown QA option(s) {', '.join(map(repr, unknown))} in extra.qa (known: "
+                f"{', '.join(cls.__dataclass_fields__)}); export the model again with this speechtao"
+            )
+        try:
+            return cls(**values)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"{where}: QA options in extra.qa: {exc}") from None
+
+    @property
+    def threshold(self) -> float | None:
+        """The null-score threshold in use (None: SQuAD 1.1, always answers; 0.0 when not yet chosen)."""
+        if not self.version_2_with_negative:
+            return None
+        return 0.0 if self.null_score_diff_threshold is None else float(self.null_score_diff_threshold)
+
 
 @dataclass(frozen=True)
 class QAFinetuneSpec:
@@ -471,10 +184,16 @@ class QAFinetuneSpec:
     schedule: ScheduleSpec = ScheduleSpec(warmup_ratio=0.1)
 
 
-def window_options(max_length: int, qa: QAOptions | dict) -> WindowOptions:
-    q = qa if isinstance(qa, dict) else asdict(qa)
+def window_options(max_length: int, qa: QAOptions) -> WindowOptions:
+    """The window and decoding options of a model whose windows hold ``max_length`` tokens."""
     try:
-        return WindowOptions(max_length, q["doc_stride"], q["max_query_length"], q["max_answer_length"], q["n_best"])
+        return WindowOptions(
+            max_seq_length=max_length,
+            doc_stride=qa.doc_stride,
+            max_query_length=qa.max_query_length,
+            max_answer_length=qa.max_answer_length,
+            n_best=qa.n_best,
+        )
     except ValueError as exc:
         raise InputError(f"QA options: {exc}") from None
 
@@ -501,8 +220,8 @@ class QAModel:
                 f"{model.source}: has no QA options (extra.qa); it was not written by `speechtao qa "
                 "finetune` / `speechtao qa export` (export it again from the model folder)"
             )
-        self.options = options
-        self.windows = window_options(model.max_length, options)
+        self.options = QAOptions.from_dict(options, model.source)
+        self.windows = window_options(model.max_length, self.options)
 
     @classmethod
     def load(cls, path: str | Path) -> QAModel:
@@ -513,10 +232,7 @@ class QAModel:
     @property
     def threshold(self) -> float | None:
         """The null-score threshold (None: SQuAD 1.1 model, always answers)."""
-        if not self.options.get("version_2_with_negative", True):
-            return None
-        t = self.options.get("null_score_diff_threshold")
-        return 0.0 if t is None else float(t)
+        return self.options.threshold
 
     def predict(self, examples: Sequence[QAExample], batch_size: int = 32) -> dict[str, Prediction]:
         return predict(self.model.net, self.model.tokenizer, examples, self.windows, batch_size)
@@ -598,6 +314,7 @@ def make_task(
     model: NLPModel,
     train: Sequence[QAExample],
     val: Sequence[QAExample],
+    *,
     opts: WindowOptions,
     qa: QAOptions,
     batch_size: int,
@@ -605,7 +322,8 @@ def make_task(
     seed: int,
     spec: Any = None,
 ) -> EncoderTask:
-    """The Trainer task over the windows of ``train``, validated on ``val``."""
+    """The Trainer task over the windows of ``train`` (``batch_size`` windows a batch, shuffled from ``seed``),
+    validated on ``val`` (``val_batch_size`` windows a batch); ``spec`` is saved with each checkpoint."""
     windows = make_windows(model.tokenizer, train, opts)
     pad = model.tokenizer.pad_token_id
     validate = _validator(model, val, opts, val_batch_size, qa.null_score_diff_threshold, qa.version_2_with_negative)
@@ -642,7 +360,15 @@ def finetune(spec: QAFinetuneSpec, resume: bool = False, log=print) -> dict:
     model.extra = {**model.extra, "qa": asdict(spec.qa)}
     t0 = time.perf_counter()
     task = make_task(
-        model, train, val, opts, spec.qa, spec.data.batch_size, spec.data.val_batch_size, spec.trainer.seed, spec
+        model,
+        train,
+        val,
+        opts=opts,
+        qa=spec.qa,
+        batch_size=spec.data.batch_size,
+        val_batch_size=spec.data.val_batch_size,
+        seed=spec.trainer.seed,
+        spec=spec,
     )
     log(
         f"qa data: {len(train)} training questions -> {len(task.items)} windows "
@@ -657,78 +383,35 @@ def read_examples(path: str | Path, max_examples: int | None = None) -> list[QAE
     return read_squad(path, max_examples)
 
 
-__all__ = [
-    "TASK",
-    "LABELS",
-    "make_net",
-    "span_logits",
-    "span_loss",
-    "batch_loss",
-    "WindowOptions",
-    "Window",
-    "make_windows",
-    "collate_windows",
-    "Span",
-    "Prediction",
-    "window_spans",
-    "decode_example",
-    "normalize_answer",
-    "exact_match",
-    "f1_score",
-    "gold_texts",
-    "score_example",
-    "squad_metrics",
-    "best_null_threshold",
-    "predictions_to_answers",
-    "Answer",
-    "window_logits",
-    "predict",
-    "QADataSpec",
-    "QAOptions",
-    "QAFinetuneSpec",
-    "window_options",
-    "QAModel",
-    "evaluate",
-    "make_task",
-    "finetune",
-    "read_examples",
-]
-
-
 # ----------------------------------------------------------------------------------------- prune, export
 
 
-def prune(
-    qa: QAModel,
-    train_path: str | Path,
-    val_path: str | Path,
-    out_dir: str | Path,
-    options: Any,
-    retrain_steps: int = 300,
-    lr: float = 5e-5,
-    batch_size: int = 16,
-    max_train_samples: int | None = None,
-    max_val_samples: int | None = None,
-    log=print,
-) -> dict:
-    """Prune ``qa`` (:func:`speechtao.nlp.prune.prune_and_retrain`), retrain on ``train_path`` with the
-    no-answer threshold re-chosen on ``val_path``, and write the model folder ``out_dir``. Returns the report
-    (with ``eval``: SQuAD metrics on ``val_path``)."""
-    from .prune import prune_and_retrain
-
+def prune(spec: PruneSpec) -> dict:
+    """Prune a QA model (:func:`speechtao.nlp.prune.prune_and_retrain`), retrain it on ``spec.data`` with the
+    no-answer threshold re-chosen on ``spec.validation`` (default: ``spec.data``) and write the model folder
+    ``spec.out``. Returns the report (with ``eval``: SQuAD metrics on the validation questions)."""
+    qa = QAModel.load(spec.model)
     model = qa.model
     if model.is_onnx:
         raise InputError(f"{model.source}: an ONNX model cannot be pruned (give the model folder with model.pt)")
-    opts_dict = dict(qa.options)
-    opts_dict.pop("null_score_diff_threshold", None)
-    qa_opts = QAOptions(**{k: v for k, v in opts_dict.items() if k in QAOptions.__dataclass_fields__})
-    train = read_examples(train_path, max_train_samples)
-    val = read_examples(val_path, max_val_samples)
-    _check_version(train, Path(train_path), qa_opts)
+    qa_opts = replace(qa.options, null_score_diff_threshold=None)
+    train = read_examples(spec.data, spec.max_train_samples)
+    val = read_examples(spec.validation or spec.data, spec.max_val_samples)
+    _check_version(train, Path(spec.data), qa_opts)
     model.net.train()
-    task = make_task(model, train, val, qa.windows, qa_opts, batch_size, 64, 0, model.spec)
+    task = make_task(
+        model,
+        train,
+        val,
+        opts=qa.windows,
+        qa=qa_opts,
+        batch_size=spec.batch_size or 16,
+        val_batch_size=64,
+        seed=spec.seed,
+        spec=model.spec,
+    )
 
     def evaluate_fn(m: NLPModel) -> dict:
         return evaluate(QAModel(m), val)[0]
 
-    return prune_and_retrain(model, task, options, out_dir, retrain_steps, lr, "f1", evaluate_fn, log)
+    return prune_and_retrain(model, task, spec, "f1", evaluate_fn)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -27,7 +28,8 @@ from ..train.optim import OptimSpec
 from ..train.schedule import ScheduleSpec
 from .heads import SequenceClassifierNet, net_inputs, pad_batch
 from .metrics import classification_report, format_report
-from .model_io import ModelSpec, NLPModel, start_model
+from .model_io import ModelSpec, NLPModel, load_model, require_task, start_model
+from .prune import PruneSpec, prune_task
 from .training import EncoderDataSpec, EncoderTask, train_and_save
 
 TASK = "textcls"
@@ -216,3 +218,31 @@ def finetune(spec: TextclsFinetuneSpec, resume: bool = False) -> dict:
         spec.data.max_val_samples,
     )
     return train_and_save(task, model, spec, spec.trainer.out_dir, resume)
+
+
+def prune(spec: PruneSpec) -> dict:
+    """Prune a textcls model and retrain it (see :class:`speechtao.nlp.prune.PruneSpec`); the best retrained
+    weights by validation ``macro_f1``. Returns the report written as ``prune_report.json``."""
+    return prune_task(spec, TASK, training_task, "macro_f1")
+
+
+# ---------------------------------------------------------------------------------------------- serving
+
+
+class TextClassServing:
+    """A ``speechtao textcls`` model answering ClassifyText: the ``top_n`` most probable labels of each text."""
+
+    def __init__(self, model: Any):
+        self.model = require_task(model, "textcls")
+
+    @classmethod
+    def load(cls, path: str | Path) -> TextClassServing:
+        return cls(load_model(path, "textcls"))
+
+    def classify(self, texts: list[str], top_n: int = 1) -> list[list[tuple[str, float]]]:
+        """Per text: ``[(label, probability), ...]``, most probable first (``top_n`` capped at the label count)."""
+        names = self.model.labels["label"]
+        probs, index = predict_proba(self.model, texts).topk(min(max(top_n, 1), len(names)), -1)
+        return [
+            [(names[i], float(q)) for i, q in zip(row_i.tolist(), row_p.tolist())] for row_p, row_i in zip(probs, index)
+        ]

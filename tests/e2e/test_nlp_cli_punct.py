@@ -178,6 +178,12 @@ def test_evaluate_infer_export_prune(run, capsys, tmp_path):
     assert "punct class weights:" in out  # retraining weighs classes as the recipe did
     assert "capitalization decoding on" in out  # and picks the decoding again for the pruned weights
     assert "capit_calibration" in json.loads((tmp_path / "p" / "prune_report.json").read_text())["eval"]
+    from speechtao.nlp.prune import PruneSpec
+    from speechtao.spec import load_spec
+
+    saved = load_spec(PruneSpec, tmp_path / "p" / "spec.yaml")  # the run's options, as every training command
+    assert saved.retrain_steps == 1 and saved.score_batches == 2 and saved.batch_size == 8
+    assert (tmp_path / "p" / "retrain" / "spec.yaml").is_file()
     pruned = json.loads((tmp_path / "p" / "speechtao.json").read_text())
     # heads are ranked globally (how the 4 kept split over the layers depends on the trained weights), FFN
     # neurons per layer

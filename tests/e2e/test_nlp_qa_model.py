@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from speechtao.nlp.qa import f1_score
+from speechtao.nlp.qa_metrics import f1_score
 
 PARAGRAPHS = [
     (

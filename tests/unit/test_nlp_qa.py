@@ -4,19 +4,16 @@ import pytest
 import torch
 
 from speechtao.errors import InputError
-from speechtao.nlp.qa import (
-    WindowOptions,
+from speechtao.nlp.qa import span_loss
+from speechtao.nlp.qa_metrics import (
     best_null_threshold,
-    collate_windows,
-    decode_example,
     exact_match,
     f1_score,
-    make_windows,
     normalize_answer,
     predictions_to_answers,
-    span_loss,
     squad_metrics,
 )
+from speechtao.nlp.qa_windows import WindowOptions, collate_windows, decode_example, make_windows
 from speechtao.nlp.squad import Answer, QAExample
 
 
@@ -196,3 +193,16 @@ def test_recipe_loads_strictly():
         load_spec(QAFinetuneSpec, recipe, ["qa.doc_strid=64"])
     with pytest.raises(SpecError, match="null_score_diff_threshold needs version_2_with_negative"):
         load_spec(QAFinetuneSpec, recipe, ["qa.version_2_with_negative=false", "qa.null_score_diff_threshold=1.0"])
+
+
+def test_qa_options_of_a_model_name_an_unknown_key_and_a_bad_value():
+    from speechtao.nlp.qa import QAOptions
+
+    with pytest.raises(InputError, match=r"m/model.pt: unknown QA option\(s\) 'doc_strid'"):
+        QAOptions.from_dict({"doc_strid": 64, "n_best": 5}, "m/model.pt")
+    with pytest.raises(InputError, match="doc_stride must be >= 1"):
+        QAOptions.from_dict({"doc_stride": 0}, "m/model.pt")
+    opts = QAOptions.from_dict({"doc_stride": 64, "null_score_diff_threshold": 1.5}, "m/model.pt")
+    assert opts.doc_stride == 64 and opts.threshold == 1.5
+    assert QAOptions.from_dict({}, "m").threshold == 0.0  # SQuAD 2.0, threshold not chosen yet
+    assert QAOptions.from_dict({"version_2_with_negative": False}, "m").threshold is None
