@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import random
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import MissingDependencyError
 from ..nlp.ner import NerExample, entities, write_dataset
+
+log = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------------- generated data
 
@@ -288,13 +292,15 @@ class NerDataOptions:
 
 
 def _plain_sentences(n: int, seed: int) -> list[NerExample]:
-    """Real sentences with no capitalized word past the first (so no unlabeled names): all ``O``."""
+    """Real sentences with no capitalized word past the first (so no unlabeled names): all ``O``. None when
+    wordnet-base is not installed (a warning is logged; any other error propagates)."""
     from .textsrc import is_clean, iter_sentences
 
     out: list[NerExample] = []
     try:
         sents = [s for s in iter_sentences("wordnet") if is_clean(s, 4, 20)]
-    except Exception:  # wordnet-base missing: no plain sentences
+    except MissingDependencyError as exc:  # the data can do without them: said here and in stats.json
+        log.warning("%s; the NER data gets no plain (all-O) sentences", exc)
         return out
     rng = random.Random(f"{seed}:plain")
     rng.shuffle(sents)
@@ -340,5 +346,7 @@ def make_data(out_dir: str | Path, options: NerDataOptions = NerDataOptions()) -
         "names": {split: {k: len(v) for k, v in p.items()} for split, p in pools.items()},
         "options": options.__dict__,
     }
+    if not plain and options.plain_fraction > 0:
+        result["plain_sentences"] = "none: wordnet-base is not installed (apt-get install wordnet-base)"
     (out / "stats.json").write_text(json.dumps(result, indent=2) + "\n")
     return result

@@ -88,3 +88,26 @@ def test_wordnet_entities_types():
     if not wn["PER"]:
         pytest.skip("wordnet-base is not installed (apt-get install wordnet-base)")
     assert "Einstein" in wn["PER"] and "Paris" in wn["LOC"] and "Greenpeace" in wn["ORG"]
+
+
+def test_make_data_without_wordnet_says_so_and_other_errors_propagate(tmp_path, monkeypatch, caplog):
+    from speechtao.corpora import textsrc
+    from speechtao.errors import MissingDependencyError
+
+    def missing(source, path=None):
+        raise MissingDependencyError("WordNet is not installed (apt-get install wordnet-base)")
+
+    monkeypatch.setattr(textsrc, "iter_sentences", missing)
+    options = ner_gen.NerDataOptions(train=40, dev=10, test=10)
+    with caplog.at_level("WARNING", logger="speechtao.corpora.ner_gen"):
+        result = ner_gen.make_data(tmp_path / "a", options)
+    assert "no plain (all-O) sentences" in caplog.text
+    assert "wordnet-base is not installed" in result["plain_sentences"]
+    assert result["counts"]["train"]["sentences"] == 40  # all from templates
+
+    def broken(source, path=None):
+        raise ValueError("a bug, not a missing package")
+
+    monkeypatch.setattr(textsrc, "iter_sentences", broken)
+    with pytest.raises(ValueError, match="a bug"):
+        ner_gen.make_data(tmp_path / "b", options)
