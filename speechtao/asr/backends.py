@@ -46,7 +46,6 @@ class ASRBackend(Protocol):
     """What evaluation and inference need of a model, whatever its form."""
 
     description: str  # what was opened: kind, path or endpoint, precision
-    sample_rate: int  # the audio rate requests are made at
     seconds_in_model: float  # wall seconds spent recognizing (no audio reading), for RTF figures
 
     def transcribe(self, utts: Sequence[Utterance], batch_size: int = 16, progress: bool = False) -> list[Transcript]:
@@ -162,7 +161,7 @@ def _precision(path: Path) -> str:
 
 class RivaBackend:
     """A Riva-protocol endpoint (``host:port``) through ``riva.client``: each utterance is sent as 16-bit PCM
-    at ``sample_rate``; offline ``Recognize``, or ``StreamingRecognize`` in ``chunk_ms`` chunks with its
+    at its file's rate; offline ``Recognize``, or ``StreamingRecognize`` in ``chunk_ms`` chunks with its
     final results joined. Word times come back from the server (offset of a manifest segment added)."""
 
     def __init__(
@@ -171,10 +170,10 @@ class RivaBackend:
         *,
         streaming: bool = False,
         model_name: str = "",
-        sample_rate: int = 16000,
         chunk_ms: int = 100,
         language_code: str = "en-US",
         timeout_s: float = 600.0,
+        connect_timeout_s: float = 10.0,
     ):
         try:
             import grpc
@@ -190,8 +189,7 @@ class RivaBackend:
         self.server = server
         self.streaming = streaming
         self.model_name = model_name
-        self.sample_rate = int(sample_rate)
-        self.chunk_bytes = 2 * self.sample_rate * chunk_ms // 1000
+        self.chunk_ms = chunk_ms
         self.timeout_s = timeout_s
         self.language_code = language_code
         self._grpc = grpc
@@ -199,26 +197,44 @@ class RivaBackend:
         self._pb = riva_asr_pb2
         self._auth = riva.client.Auth(uri=server)
         self.service = riva.client.ASRService(self._auth)
-        try:
-            grpc.channel_ready_future(self._auth.channel).result(timeout=10)
-        except grpc.FutureTimeoutError:
+        state = self._connect(connect_timeout_s)
+        if state != grpc.ChannelConnectivity.READY:
             self.close()
+            why = "refused the connection" if state == grpc.ChannelConnectivity.TRANSIENT_FAILURE else "did not answer"
             raise ServerError(
-                f"server {server}: no gRPC server answers there within 10 s (start one with "
+                f"server {server}: {why} (no gRPC server there within {connect_timeout_s:g} s; start one with "
                 "`speechtao serve --models DIR --port PORT`, or check host and port)"
-            ) from None
+            )
         mode = "StreamingRecognize finals" if streaming else "offline Recognize"
         self.description = f"riva {server} ({mode}, model {model_name or '<server default>'})"
         self.seconds_in_model = 0.0
 
+    def _connect(self, timeout_s: float):
+        """Wait until the channel is READY, fails to connect, or ``timeout_s`` passes; returns the last state."""
+        import threading
+
+        grpc = self._grpc
+        states = [grpc.ChannelConnectivity.IDLE]
+        changed = threading.Event()
+
+        def watch(state):
+            states.append(state)
+            if state in (grpc.ChannelConnectivity.READY, grpc.ChannelConnectivity.TRANSIENT_FAILURE):
+                changed.set()
+
+        self._auth.channel.subscribe(watch, try_to_connect=True)
+        changed.wait(timeout_s)
+        self._auth.channel.unsubscribe(watch)
+        return states[-1]
+
     def close(self) -> None:
         self._auth.channel.close()
 
-    def _config(self):
+    def _config(self, sample_rate: int):
         riva = self._riva
         return riva.RecognitionConfig(
             encoding=riva.AudioEncoding.LINEAR_PCM,
-            sample_rate_hertz=self.sample_rate,
+            sample_rate_hertz=sample_rate,
             language_code=self.language_code,
             max_alternatives=1,
             enable_word_time_offsets=True,
@@ -226,28 +242,34 @@ class RivaBackend:
             model=self.model_name,
         )
 
-    def _results(self, pcm: bytes) -> list:
+    def _results(self, pcm: bytes, sample_rate: int) -> list:
         """The server's final results for one utterance's PCM bytes."""
         if not self.streaming:
             response = self.service.stub.Recognize(
-                self._pb.RecognizeRequest(config=self._config(), audio=pcm),
+                self._pb.RecognizeRequest(config=self._config(sample_rate), audio=pcm),
                 metadata=self._auth.get_auth_metadata(),
                 timeout=self.timeout_s,
             )
             return list(response.results)
-        scfg = self._riva.StreamingRecognitionConfig(config=self._config(), interim_results=False)
-        chunks = (pcm[i : i + self.chunk_bytes] for i in range(0, len(pcm), self.chunk_bytes))
+        scfg = self._riva.StreamingRecognitionConfig(config=self._config(sample_rate), interim_results=False)
+        step = 2 * (sample_rate * self.chunk_ms // 1000)
+        chunks = (pcm[i : i + step] for i in range(0, len(pcm), step))
         return [
             r for resp in self.service.streaming_response_generator(chunks, scfg) for r in resp.results if r.is_final
         ]
 
     def transcribe_one(self, utt: Utterance) -> Transcript:
+        import soundfile as sf
+
         from ..audio import pcm16_encode, read_audio
 
-        audio = read_audio(utt.audio_filepath, sample_rate=self.sample_rate, offset=utt.offset, duration=utt.duration)
+        # At the file's own rate: 16-bit files reach the server sample for sample, and it resamples them as
+        # local evaluation does. Other files become 16-bit PCM.
+        rate = int(sf.info(utt.audio_filepath).samplerate)
+        audio = read_audio(utt.audio_filepath, sample_rate=rate, offset=utt.offset, duration=utt.duration)
         start = time.perf_counter()
         try:
-            results = self._results(pcm16_encode(audio)) if len(audio) else []
+            results = self._results(pcm16_encode(audio), rate) if len(audio) else []
         except self._grpc.RpcError as exc:
             raise ServerError(
                 f"server {self.server}: {exc.code().name} for {utt.audio_filepath} ({exc.details()})"
@@ -266,9 +288,7 @@ class RivaBackend:
                 start_ms, end_ms = shift_ms + int(w.start_time), shift_ms + int(w.end_time)
                 words.append(Word(w.word, start_ms, max(end_ms, start_ms + 1), float(w.confidence)))
         confidence = float(np.mean(confidences)) if confidences else 0.0
-        return Transcript(
-            utt.audio_filepath, " ".join(texts), words, len(audio) / self.sample_rate, confidence, utt.offset
-        )
+        return Transcript(utt.audio_filepath, " ".join(texts), words, len(audio) / rate, confidence, utt.offset)
 
     def transcribe(self, utts: Sequence[Utterance], batch_size: int = 16, progress: bool = False) -> list[Transcript]:
         """One request per utterance, in order (``batch_size`` is the server's business: it batches streams)."""

@@ -7,9 +7,12 @@ poor, so agreement there means the same hypotheses character for character, not 
 """
 
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
+import time
 
 import pytest
 import soundfile as sf
@@ -48,7 +51,7 @@ def corpus(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def real_manifest(tmp_path_factory):
-    from speechtao.data.realspeech import ALSA_DIR, POCKETSPHINX_DIR, write_realspeech_manifests
+    from speechtao.corpora.realspeech import ALSA_DIR, POCKETSPHINX_DIR, write_realspeech_manifests
 
     if not (POCKETSPHINX_DIR / "cards").is_dir() or not (ALSA_DIR / "Front_Left.wav").is_file():
         pytest.skip("the Debian packages pocketsphinx-testdata and alsa-utils are not installed")
@@ -119,3 +122,97 @@ def test_onnx_errors_name_the_file_and_the_fix(cli, models, corpus, tmp_path):
     assert r.returncode == 2 and "no model: pass --model" in r.stderr
     r = cli("asr", "evaluate", "--model", models["fp32"], "--streaming", "--manifest", manifest)
     assert r.returncode == 2 and "--streaming applies to --server" in r.stderr
+
+
+@pytest.fixture(scope="module")
+def served(models, tmp_path_factory):
+    """`speechtao serve` of the INT8 export in a child process on a free loopback port: yields "127.0.0.1:PORT"."""
+    repo = tmp_path_factory.mktemp("repo")
+    shutil.copy(models["int8"], repo / "tiny.onnx")
+    env = dict(os.environ, SPEECHTAO_THREADS="1", PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "speechtao", "serve", "--models", str(repo), "--port", "0", "--drain-seconds", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    lines, port = [], None
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        m = re.match(r"listening on 127\.0\.0\.1:(\d+)", line)
+        port = int(m.group(1)) if m else port
+        if line.strip() == "serving":
+            break
+    assert port and lines[-1].strip() == "serving", "".join(lines)
+    yield f"127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.mark.skipif(pytest.importorskip("riva.client") is None, reason="nvidia-riva-client is not installed")
+def test_server_offline_and_streaming_score_as_the_local_file(cli, corpus, models, real_manifest, served, tmp_path):
+    _, manifest = corpus
+    for man in (manifest, real_manifest):
+        _, local, _ = evaluate(cli, tmp_path, man, "--model", models["int8"])
+        for mode in ([], ["--streaming"]):
+            out, remote, hyps = evaluate(cli, tmp_path, man, "--server", served, *mode)
+            kind = "StreamingRecognize finals" if mode else "offline Recognize"
+            assert out.startswith(f"loaded riva {served} ({kind}, model <server default>)")
+            assert abs(100 * remote["wer"] - 100 * local["wer"]) <= 0.5, (man, mode, remote["wer"], local["wer"])
+            if man == manifest:
+                assert hyps == list(TEXTS.values())
+    r = cli("asr", "infer", "--server", served, "--streaming", corpus[0] / "door.wav")
+    assert r.returncode == 0, r.stderr
+    row = json.loads(r.stdout)
+    assert row["text"] == "open the door" and [w["word"] for w in row["words"]] == ["open", "the", "door"]
+    assert 0 <= row["words"][0]["start_ms"] < row["words"][-1]["end_ms"] <= 1000 * row["duration"] + 1
+
+
+def test_server_that_is_not_there_is_named(cli, corpus):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    r = cli("asr", "evaluate", "--server", f"127.0.0.1:{port}", "--manifest", corpus[1])
+    assert r.returncode == 1 and f"server 127.0.0.1:{port}: refused the connection" in r.stderr
+    r = cli("asr", "evaluate", "--server", "nohost", "--manifest", corpus[1])
+    assert r.returncode == 2 and "expected host:port" in r.stderr
+
+
+@pytest.mark.nemo
+def test_a_nemo_archive_written_by_nemo_scores_as_the_checkpoint(cli, corpus, models, real_manifest, tmp_path):
+    """The checkpoint goes to .nemo (`asr export --format nemo`), NeMo restores it and saves it again itself;
+    `asr evaluate` on NeMo's archive gives the checkpoint's hypotheses, which are NeMo's own greedy decoding."""
+    pytest.importorskip("nemo")
+    import torch
+    from nemo.collections.asr.models import ASRModel
+
+    from speechtao.audio import read_audio
+
+    ours = tmp_path / "ours.nemo"
+    assert main(["asr", "export", "--model", str(models["ckpt"]), "--format", "nemo", "--out", str(ours)]) == 0
+    model = ASRModel.restore_from(str(ours), map_location="cpu").eval()
+    theirs = tmp_path / "theirs.nemo"
+    model.save_to(str(theirs))
+    _, manifest = corpus
+    for man in (real_manifest, manifest):
+        _, ref, ref_hyps = evaluate(cli, tmp_path, man, "--model", models["ckpt"])
+        out, got, hyps = evaluate(cli, tmp_path, man, "--model", theirs)
+        assert out.startswith(f"loaded nemo {theirs} (")
+        assert hyps == ref_hyps and got["wer"] == ref["wer"]
+    assert ref_hyps == list(TEXTS.values())
+    rows = [json.loads(x) for x in manifest.read_text().splitlines()]
+    labels = list(model.decoder.vocabulary)
+    for row, hyp in zip(rows, ref_hyps):  # NeMo's forward, best path: blank last, repeats merged
+        audio = torch.from_numpy(read_audio(manifest.parent / row["audio_filepath"], 16000))[None]
+        with torch.no_grad():
+            log_probs, n, _ = model.forward(input_signal=audio, input_signal_length=torch.tensor([audio.shape[1]]))
+        best = log_probs[0, : int(n[0])].argmax(-1).numpy()
+        keep = [int(t) for i, t in enumerate(best) if t != len(labels) and (i == 0 or t != best[i - 1])]
+        assert "".join(labels[t] for t in keep).strip() == hyp
