@@ -189,7 +189,8 @@ def read_payload(path: str | Path) -> dict:
 
 def load_model(path: str | Path, task: str | None = None) -> NLPModel:
     """A model folder (``model.pt`` + tokenizer), a ``.pt`` file inside one (``best.pt``), an export folder
-    (``model.onnx``) or an ``.onnx`` file. ``task`` checks that the model is of that task."""
+    (its ``model.int8.onnx`` when it has one, else ``model.onnx``; name the file to choose) or an ``.onnx`` file.
+    ``NLPModel.source`` is the file loaded. ``task`` checks that the model is of that task."""
     from .encoder import load_tokenizer
 
     p = Path(path)
@@ -199,10 +200,10 @@ def load_model(path: str | Path, task: str | None = None) -> NLPModel:
             "e.g. <trainer.out_dir>/model, or an export folder / .onnx file)"
         )
     if p.is_dir():
-        if (p / MODEL_FILE).is_file():
-            p = p / MODEL_FILE
-        elif (p / ONNX_FILE).is_file():
-            p = p / ONNX_FILE
+        for name in (MODEL_FILE, ONNX_INT8_FILE, ONNX_FILE):  # an export folder answers with its INT8 file
+            if (p / name).is_file():
+                p = p / name
+                break
         else:
             raise CheckpointError(f"{p}: holds neither {MODEL_FILE} nor {ONNX_FILE} (give a model or export folder)")
     if p.suffix == ".onnx":

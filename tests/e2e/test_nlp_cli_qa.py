@@ -128,9 +128,12 @@ def test_evaluate_infer_export_prune(run_dir, capsys):
     assert main(["qa", "export", "--model", str(model), "--out", str(exp), "--format", "onnx-int8"]) == 0
     assert (exp / "model.onnx").is_file() and (exp / "model.int8.onnx").is_file()
     ev_onnx = run_dir / "eval_onnx"
-    assert main(["qa", "evaluate", "--model", str(exp), "--data", str(test_json), "--out", str(ev_onnx)]) == 0
+    fp32 = str(exp / "model.onnx")
+    assert main(["qa", "evaluate", "--model", fp32, "--data", str(test_json), "--out", str(ev_onnx)]) == 0
     assert json.loads((ev_onnx / "predictions.json").read_text()) == preds  # ORT FP32 answers as PyTorch
-    assert main(["qa", "evaluate", "--model", str(exp / "model.int8.onnx"), "--data", str(test_json)]) == 0
+    assert f"model: {fp32}" in capsys.readouterr().err  # the file that answered, named
+    assert main(["qa", "evaluate", "--model", str(exp), "--data", str(test_json)]) == 0
+    assert f"model: {exp / 'model.int8.onnx'}" in capsys.readouterr().err  # an export folder answers with INT8
     capsys.readouterr()
 
     pruned = run_dir / "pruned"
