@@ -103,6 +103,7 @@ class Flow:
         torch.set_num_threads(self.spec.threads)
         self._check_out_dir()
         start = time.perf_counter()
+        self._check_recipes(only)
         for stage in STAGES:
             if stage not in only:
                 continue
@@ -122,17 +123,7 @@ class Flow:
             try:
                 result = getattr(self, f"stage_{stage}")()
             except SpeechtaoError as exc:
-                reason = str(exc).splitlines()[0][:500]
-                rec = {
-                    "stage": stage,
-                    "status": "failed",
-                    "reason": reason,
-                    "wall_s": round(time.perf_counter() - t0, 2),
-                }
-                self._write(stage, rec)
-                self.log(f"[{stage}] failed: {reason}")
-                if stage != "report" and "report" in only:
-                    self.stage_report()
+                self._fail(stage, exc, time.perf_counter() - t0, only)
                 raise
             rec = {"stage": stage, "status": "done", "wall_s": round(time.perf_counter() - t0, 2), **result}
             self._write(stage, rec)
@@ -140,6 +131,31 @@ class Flow:
         summary = self.summary()
         summary["wall_s"] = round(time.perf_counter() - start, 2)
         return summary
+
+    def _fail(self, stage: str, exc: SpeechtaoError, wall: float, only: tuple[str, ...]) -> None:
+        """Record ``stage`` as failed (the reason: the error's first line) and write the report."""
+        reason = str(exc).splitlines()[0][:500]
+        self._write(stage, {"stage": stage, "status": "failed", "reason": reason, "wall_s": round(wall, 2)})
+        self.log(f"[{stage}] failed: {reason}")
+        if stage != "report" and "report" in only:
+            self.stage_report()
+
+    def _check_recipes(self, only: tuple[str, ...]) -> None:
+        """Load the training stages' recipes with their overrides before any stage runs: a missing recipe or a bad
+        override fails the flow at once, not after the stages before it."""
+        from ..asr.train import ASRFinetuneSpec
+
+        for name in ("finetune", "retrain"):
+            if name not in only or self.done(name):
+                continue
+            stage: TrainStage = getattr(self.spec, name)
+            try:
+                load_spec(
+                    ASRFinetuneSpec, stage.recipe, [*stage.family_overrides.get(self.family, []), *stage.overrides]
+                )
+            except SpeechtaoError as exc:
+                self._fail(name, exc, 0.0, only)
+                raise
 
     @staticmethod
     def _brief(rec: dict) -> str:

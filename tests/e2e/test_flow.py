@@ -132,12 +132,16 @@ def test_a_dev_split_is_made_from_train_when_none_is_given(tmp_path, capsys):
 
 def test_a_failed_stage_exits_non_zero(tmp_path, capsys):
     out = tmp_path / "run"
-    rc = main(_args(out, "finetune.recipe=/nonexistent.yaml", "--stages", "data,finetune,report"))
-    assert rc == 2
+    assert main(_args(out, "finetune.recipe=/nonexistent.yaml")) == 2  # the recipes are loaded before any stage
     assert "/nonexistent.yaml" in capsys.readouterr().err
     rec = _stage(out, "finetune")
     assert rec["status"] == "failed" and "/nonexistent.yaml" in rec["reason"]
-    assert "| finetune | failed |" in (out / "report.md").read_text()
+    assert "| finetune | failed |" in (out / "report.md").read_text() and not (out / "stages" / "data.json").exists()
+    # a stage that fails while it runs: the export's calibration finds no usable utterance
+    rc = main(_args(tmp_path / "run2", "export.calib_utterances=0", "--stages", "data,finetune,export_int8,report"))
+    assert rc == 2 and "calib_utterances must be >= 1" in capsys.readouterr().err
+    rec = _stage(tmp_path / "run2", "export_int8")
+    assert rec["status"] == "failed" and _stage(tmp_path / "run2", "finetune")["status"] == "done"
 
 
 def test_a_selected_stage_whose_inputs_were_never_made_is_an_error(tmp_path, capsys):
