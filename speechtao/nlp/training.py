@@ -114,6 +114,7 @@ def train_and_save(
     resume: bool = False,
     evaluate: Callable[[NLPModel], dict] | None = None,
     finalize: Callable[[NLPModel], dict] | None = None,
+    log: Callable[[str], None] = print,
 ) -> dict:
     """Fit ``task`` with the shared Trainer (``spec.trainer``, ``spec.optim``, ``spec.schedule``), then write
     the best checkpoint as a model folder ``out_dir/model`` and return the Trainer's metrics (plus
@@ -138,5 +139,5 @@ def train_and_save(
         metrics = {**metrics, "final_eval": evaluate(model)}
     save_model_folder(out_dir / "model", payload, model.tokenizer, metrics)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str) + "\n")
-    print(f"model folder: {out_dir / 'model'}", flush=True)
+    log(f"model folder: {out_dir / 'model'}")
     return metrics
