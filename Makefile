@@ -8,7 +8,7 @@ DEBS := espeak-ng flite festival festvox-kallpc16k festvox-us-slt-hts sox ffmpeg
         wordnet-base bible-kjv bible-kjv-text fortunes python3-doc alsa-utils
 PYTEST_ARGS ?=
 
-.PHONY: setup lint test federate-asr test-slow finetune-asr finetune-qa finetune-punct finetune-ner finetune-textcls serve clean-venv
+.PHONY: setup lm-tools lint test federate-asr test-slow finetune-asr finetune-qa finetune-punct finetune-ner finetune-textcls serve clean-venv
 
 setup: $(STAMP)-nemo $(STAMP)-debs
 
@@ -74,6 +74,26 @@ MODELS ?= results/finetune_asr/export
 DEFAULT_MODEL ?= $(if $(filter results/finetune_asr/export,$(MODELS)),model.int8)
 serve: setup
 	$(PY) -m speechtao serve --models $(MODELS) $(if $(DEFAULT_MODEL),--default-model $(DEFAULT_MODEL))
+
+# KenLM's lmplz and build_binary (no wheel ships them), built from the PyPI kenlm sdist with cmake into
+# .tools/kenlm/bin (git-ignored; ~3 minutes). `speechtao lm build` uses them when present and falls back to
+# its pure-Python ARPA writer otherwise. Needs the Boost libraries below (installed when run as root).
+KENLM_BOOST := libboost-program-options-dev libboost-system-dev libboost-thread-dev libboost-test-dev
+KENLM_VERSION ?= 0.3.0
+lm-tools: .tools/kenlm/bin/lmplz
+
+.tools/kenlm/bin/lmplz: | $(STAMP)-venv
+	@missing=$$(for d in $(KENLM_BOOST) cmake; do dpkg -s $$d >/dev/null 2>&1 || echo $$d; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "lm-tools needs: apt-get install $$missing (as root)"; exit 1; fi; fi
+	rm -rf .tools/kenlm-src && mkdir -p .tools/kenlm-src .tools/kenlm/bin
+	$(PIP) download -q --no-deps --no-binary=kenlm --no-build-isolation kenlm==$(KENLM_VERSION) -d .tools/kenlm-src
+	tar -xzf .tools/kenlm-src/kenlm-*.tar.gz -C .tools/kenlm-src
+	cd .tools/kenlm-src/kenlm-*/ && cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DKENLM_MAX_ORDER=6 >/dev/null \
+	  && cmake --build build --target lmplz build_binary -j 2 >/dev/null
+	cp .tools/kenlm-src/kenlm-*/build/bin/lmplz .tools/kenlm-src/kenlm-*/build/bin/build_binary .tools/kenlm/bin/
+	rm -rf .tools/kenlm-src
 
 lint: setup
 	$(PY) -m ruff check .

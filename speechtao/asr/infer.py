@@ -139,6 +139,8 @@ class Transcriber:
             in overlapping windows of ``window`` samples (default: 10 s, or ``max_samples`` when shorter)
             stitched at the middle of each ``overlap_s`` (:func:`speechtao.asr.longform.windowed_log_probs`).
         description: what was loaded, for logs and ``metrics.json``.
+        decoder: the decode step, ``decoder.decode(log_probs (T', V+1)) -> CTCHypothesis`` (e.g. beam search
+            with a language model, :class:`speechtao.lm.decode.LMDecoder`); None: greedy.
     """
 
     def __init__(
@@ -152,6 +154,7 @@ class Transcriber:
         window: int = 0,
         overlap_s: float = DEFAULT_OVERLAP_S,
         description: str = "<in memory>",
+        decoder=None,
     ):
         self.forward = forward
         self.tokenizer = tokenizer
@@ -167,6 +170,7 @@ class Transcriber:
             )
         self.overlap = int(round(overlap_s * sample_rate))
         self.description = description
+        self.decoder = decoder
         self.seconds_in_model = 0.0  # wall time spent in forward + decoding (for RTF figures)
 
     @classmethod
@@ -215,6 +219,11 @@ class Transcriber:
                 )
         return out  # type: ignore[return-value]
 
+    def log_probs(self, utts: Sequence[Utterance]) -> list[np.ndarray]:
+        """The model's log-probabilities (T', V+1) of each utterance, one pass each (no padding): what LM
+        tuning decodes many times (:func:`speechtao.lm.tune.tune_lm`)."""
+        return [self._log_probs([self._read(u)])[0] for u in utts]
+
     def transcribe_arrays(self, audios: Sequence[np.ndarray], utts: Sequence[Utterance]) -> list[Transcript]:
         """One batch: ``audios`` float32 mono at the model's rate, ``utts`` their sources."""
         import torch
@@ -222,9 +231,11 @@ class Transcriber:
         start = time.perf_counter()
         results = []
         for audio, log_probs, utt in zip(audios, self._log_probs(audios), utts):
-            hyp = greedy_decode(torch.from_numpy(np.ascontiguousarray(log_probs))[None], None, self.tokenizer.blank_id)[
-                0
-            ]
+            if self.decoder is not None:
+                hyp = self.decoder.decode(log_probs)
+            else:
+                lp = torch.from_numpy(np.ascontiguousarray(log_probs))[None]
+                hyp = greedy_decode(lp, None, self.tokenizer.blank_id)[0]
             n = len(audio)
             shift_ms = int(round(utt.offset * 1000))
             # The last output frame can reach past the audio (centred feature frames): clamp ends to it.

@@ -18,7 +18,7 @@ from ..errors import SpeechtaoError
 
 # Command groups in the order `speechtao --help` lists them. Each is speechtao.cli.<name>, but for the NLP groups,
 # which speechtao.cli.nlp builds from its table.
-GROUPS = ["env", "data", "asr", "qa", "punct", "ner", "textcls", "serve"]
+GROUPS = ["env", "data", "asr", "lm", "qa", "punct", "ner", "textcls", "serve"]
 
 
 def build_parser() -> argparse.ArgumentParser:

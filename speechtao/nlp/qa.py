@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import collections
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -340,7 +340,7 @@ def make_task(
     )
 
 
-def finetune(spec: QAFinetuneSpec, resume: bool = False, log: Callable[[str], None] = print) -> dict:
+def finetune(spec: QAFinetuneSpec, resume: bool = False, log=print) -> dict:
     """Fine-tune a QA model from ``spec`` and write ``<trainer.out_dir>/model``; returns the run's metrics."""
     from .model_io import start_model
     from .training import train_and_save
@@ -374,7 +374,7 @@ def finetune(spec: QAFinetuneSpec, resume: bool = False, log: Callable[[str], No
         f"qa data: {len(train)} training questions -> {len(task.items)} windows "
         f"({time.perf_counter() - t0:.1f} s); {len(val)} validation questions"
     )
-    return train_and_save(task, model, spec, spec.trainer.out_dir, resume, log=log)
+    return train_and_save(task, model, spec, spec.trainer.out_dir, resume)
 
 
 def read_examples(path: str | Path, max_examples: int | None = None) -> list[QAExample]:

@@ -114,7 +114,6 @@ def train_and_save(
     resume: bool = False,
     evaluate: Callable[[NLPModel], dict] | None = None,
     finalize: Callable[[NLPModel], dict] | None = None,
-    log: Callable[[str], None] = print,
 ) -> dict:
     """Fit ``task`` with the shared Trainer (``spec.trainer``, ``spec.optim``, ``spec.schedule``), then write
     the best checkpoint as a model folder ``out_dir/model`` and return the Trainer's metrics (plus
@@ -139,5 +138,5 @@ def train_and_save(
         metrics = {**metrics, "final_eval": evaluate(model)}
     save_model_folder(out_dir / "model", payload, model.tokenizer, metrics)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str) + "\n")
-    log(f"model folder: {out_dir / 'model'}")
+    print(f"model folder: {out_dir / 'model'}", flush=True)
     return metrics

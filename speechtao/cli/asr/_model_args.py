@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..lm import add_decoding_args, attach_decoder
+
 
 def add_model_arguments(p) -> None:
     g = p.add_argument_group("model (one of --model or --server)")
@@ -27,6 +29,7 @@ def add_model_arguments(p) -> None:
         "many seconds (default 10)",
     )
     g.add_argument("--overlap-s", type=float, default=4.0, help="seconds neighbouring windows share (default 4)")
+    add_decoding_args(p)
 
 
 def open_from_args(args):
@@ -36,7 +39,7 @@ def open_from_args(args):
 
     if args.server is None and args.model is None:
         raise InputError("no model: pass --model (checkpoint, .nemo, .onnx or preset) or --server HOST:PORT")
-    return open_model(
+    model = open_model(
         args.model,
         threads=args.threads,
         device=args.device,
@@ -46,3 +49,7 @@ def open_from_args(args):
         window_s=args.window_s,
         overlap_s=args.overlap_s,
     )
+    lm = attach_decoder(model, args)  # beam search with --lm DIR (speechtao.cli.lm)
+    if lm:
+        model.description += f"; {lm}"
+    return model
