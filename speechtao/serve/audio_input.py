@@ -86,7 +86,8 @@ def parse_wav_header(data: bytes) -> WavHeader | None:
     if data[:4] == b"RIFX":
         raise AudioError(f"WAV header: big-endian RIFX files are not supported ({fix})")
     if data[8:12] != b"WAVE":
-        raise AudioError(f"WAV header: RIFF type is {data[8:12]!r}, not b'WAVE' (the audio is not a WAV file; {fix})")
+        kind = data[8:12].decode("latin-1")
+        raise AudioError(f"WAV header: RIFF type is {kind!r}, not 'WAVE' (the audio is not a WAV file; {fix})")
     pos, fmt = 12, None
     while True:
         if pos + 8 > len(data):
@@ -103,7 +104,7 @@ def parse_wav_header(data: bytes) -> WavHeader | None:
         if body + size > len(data):
             if body + size > MAX_HEADER_BYTES:
                 raise AudioError(
-                    f"WAV header: chunk {cid!r} of {size} bytes before the audio data is too large "
+                    f"WAV header: chunk {cid.decode('latin-1')!r} of {size} bytes before the audio data is too large "
                     f"(limit {MAX_HEADER_BYTES}; {fix})"
                 )
             return None
@@ -154,8 +155,10 @@ def decode_file(data: bytes) -> tuple[np.ndarray, int]:
                 raise AudioError(f"audio file: {f.channels} channels; at most 8 are served")
             return f.read(dtype="float32", always_2d=True), int(f.samplerate)
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        # libsndfile's own message, without soundfile's prefix naming the in-memory file object
+        detail = exc.error_string if isinstance(exc, sf.LibsndfileError) else str(exc)
         raise AudioError(
-            f"audio of {len(data)} bytes cannot be decoded as a FLAC/OGG/WAV file ({exc}); send the "
+            f"audio of {len(data)} bytes cannot be decoded as a FLAC/OGG/WAV file ({detail}); send the "
             "whole file, or raw samples with encoding LINEAR_PCM and sample_rate_hertz set"
         ) from None
 

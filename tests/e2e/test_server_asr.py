@@ -190,7 +190,7 @@ MALFORMED = [
     ),
     ("two configs", "two_configs", "INVALID_ARGUMENT", "a second streaming_config"),
     ("no audio", "config_only", "INVALID_ARGUMENT", "held no audio"),
-    ("bad header", "bad_header", "INVALID_ARGUMENT", "not b'WAVE'"),
+    ("bad header", "bad_header", "INVALID_ARGUMENT", "RIFF type is 'WAVX', not 'WAVE'"),
     ("24-bit wav", "pcm24", "INVALID_ARGUMENT", "24-bit PCM is not supported"),
     ("raw without rate", "raw_no_rate", "INVALID_ARGUMENT", "needs sample_rate_hertz"),
     ("opus garbage", "opus", "INVALID_ARGUMENT", "cannot be decoded as a FLAC/OGG/WAV file"),

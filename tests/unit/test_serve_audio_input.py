@@ -82,7 +82,7 @@ def test_wav_chunks_before_and_after_data_are_not_audio():
     "data,message",
     [
         (b"RIFX\0\0\0\0WAVE", "big-endian RIFX"),
-        (b"RIFF\0\0\0\0AVI fmt ", "not b'WAVE'"),
+        (b"RIFF\0\0\0\0AVI fmt ", "RIFF type is 'AVI ', not 'WAVE'"),
         (b"RIFF\0\0\0\0WAVEdata\0\0\0\0", "data chunk before the fmt chunk"),
         (
             b"RIFF\0\0\0\0WAVEfmt \x10\0\0\0" + struct.pack("<HHIIHH", 85, 1, 16000, 0, 1, 0) + b"data\0\0\0\0",
@@ -146,8 +146,9 @@ def test_whole_request_audio_flac_and_empty(rng):
     np.testing.assert_allclose(y, x, atol=1e-4)
     with pytest.raises(AudioError, match="holds no audio"):
         decode_request_audio(b"", "LINEAR_PCM", 16000, 1)
-    with pytest.raises(AudioError, match="cannot be decoded as a FLAC"):
+    with pytest.raises(AudioError, match="cannot be decoded as a FLAC") as err:
         decode_request_audio(b"fLaC" + b"\0" * 50, "FLAC", 0, 0)
+    assert " object at 0x" not in str(err.value)  # libsndfile's words, not the in-memory file object's repr
     dec = AudioDecoder("FLAC", 0, 0)  # streamed FLAC is decoded once complete
     assert dec.feed(buf.getvalue()[:1000]) is None and dec.feed(buf.getvalue()[1000:]) is None
     assert dec.finish().shape == (3000, 2) and dec.fmt.sample_rate == 16000

@@ -139,3 +139,24 @@ def test_an_object_without_the_backend_protocol_is_refused_by_name():
 
     with pytest.raises(InputError, match="AudioOnly is not an acoustic backend: it lacks tokenizer, features, "):
         Recognizer(AudioOnly())
+
+
+def test_repository_serves_int8_exports_by_default_and_skips_quantization_intermediates(small_models, tmp_path):
+    """An export folder as `asr export --format onnx-int8` leaves it: model.onnx (FP32), model.int8.onnx (its
+    metadata says "quantization"), model.int8.fp32.onnx (the optimized FP32 graph for TensorRT), model.int8.calib."""
+    import shutil
+
+    from speechtao.export.onnx_export import read_metadata, set_metadata
+    from speechtao.serve.repository import ModelRepository
+
+    for name in ("model.onnx", "model.int8.onnx", "model.int8.fp32.onnx"):
+        shutil.copy(small_models / "small.onnx", tmp_path / name)
+    int8 = tmp_path / "model.int8.onnx"
+    set_metadata(int8, {**read_metadata(int8), "quantization": '{"format": "QDQ"}'})
+    (tmp_path / "model.int8.calib").write_text("TRT-8600-EntropyCalibration2\n")
+    repo = ModelRepository.load(tmp_path)
+    assert list(repo.asr_models) == ["model.int8", "model"] and repo.default_asr == "model.int8"
+    assert repo.asr_models["model.int8"].backend.info("model.int8").precision == "int8"
+    # a lone X.fp32.onnx (no X.onnx beside it) is a model of its own
+    (tmp_path / "model.int8.onnx").unlink()
+    assert sorted(ModelRepository.load(tmp_path).asr_models) == ["model", "model.int8.fp32"]
