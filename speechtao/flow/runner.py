@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import InputError, SpeechtaoError
+from ..errors import InputError, SpecError, SpeechtaoError
 from ..spec import load_spec, save_spec, spec_to_dict
 from .data import check_manifests, resolve_manifests
 from .report import format_report, plot_report
@@ -153,9 +153,10 @@ class Flow:
                 load_spec(
                     ASRFinetuneSpec, stage.recipe, [*stage.family_overrides.get(self.family, []), *stage.overrides]
                 )
-            except SpeechtaoError as exc:
-                self._fail(name, exc, 0.0, only)
-                raise
+            except SpecError as exc:
+                error = SpecError(f"{name}.recipe / {name}.overrides of the flow spec: {exc}")
+                self._fail(name, error, 0.0, only)
+                raise error from exc
 
     @staticmethod
     def _brief(rec: dict) -> str:

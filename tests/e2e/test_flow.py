@@ -133,7 +133,7 @@ def test_a_dev_split_is_made_from_train_when_none_is_given(tmp_path, capsys):
 def test_a_failed_stage_exits_non_zero(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(_args(out, "finetune.recipe=/nonexistent.yaml")) == 2  # the recipes are loaded before any stage
-    assert "/nonexistent.yaml" in capsys.readouterr().err
+    assert "finetune.recipe / finetune.overrides of the flow spec: /nonexistent.yaml" in capsys.readouterr().err
     rec = _stage(out, "finetune")
     assert rec["status"] == "failed" and "/nonexistent.yaml" in rec["reason"]
     assert "| finetune | failed |" in (out / "report.md").read_text() and not (out / "stages" / "data.json").exists()
