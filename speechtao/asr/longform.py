@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import InputError
 
 # Default window and overlap for models whose limit is longer. The Whisper-CTC starter (fine-tuned on clips of a
-# few seconds) on a 64.6 s concatenation of the 23 real recordings of speechtao.data.realspeech (0.4 s pauses):
+# few seconds) on a 64.6 s concatenation of the 23 real recordings of speechtao.corpora.realspeech (0.4 s pauses):
 # CER 39.5% with 30 s windows (4 s overlap), 36.0% at 20 s, 33.8% at 15 s, 29.6% at 10 s, against 30.9% for the
 # same recordings decoded one by one; 8 s and 6 s windows were no better than 10 s.
 DEFAULT_WINDOW_S = 10.0
