@@ -4,7 +4,7 @@ PY := .venv/bin/python
 PIP := .venv/bin/pip
 STAMP := .venv/.stamp
 # Debian packages the data tools drive (TTS engines, audio tools, real speech and text sources).
-DEBS := espeak-ng flite festival festvox-kallpc16k festvox-us-slt-hts sox ffmpeg pocketsphinx-testdata \
+DEBS := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox ffmpeg pocketsphinx-testdata \
         wordnet-base bible-kjv bible-kjv-text fortunes python3-doc alsa-utils
 PYTEST_ARGS ?=
 
@@ -22,7 +22,7 @@ $(STAMP)-core: $(STAMP)-venv pyproject.toml constraints.txt
 	touch $@
 
 $(STAMP)-nemo: $(STAMP)-core
-	$(PIP) install -q -c constraints.txt -e '.[test,nemo,tts,itn,federated]'
+	$(PIP) install -q -c constraints.txt -e '.[test,nemo,tts,itn,federated,voices]'
 	touch $@
 
 # Debian packages: installed only when missing and only as root; otherwise say what to install.

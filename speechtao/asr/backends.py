@@ -7,6 +7,7 @@
   preset / pretrained name: run in PyTorch;
 - an ONNX file written by ``speechtao asr export`` (``model.onnx`` FP32 or ``model.int8.onnx`` INT8): run in
   ONNX Runtime, vocabulary and feature settings from its metadata (a ``tokens.txt`` beside it must agree);
+- ``whisper:NAME[:beam=N][:timestamps]``: an installed Whisper encoder-decoder (:mod:`speechtao.asr.whisper_transcribe`);
 - a running Riva-protocol endpoint (``server="host:port"``: NVIDIA Riva or ``speechtao serve``), through
   ``riva.client``: offline ``Recognize``, or ``StreamingRecognize`` (its final results) with ``streaming``.
 
@@ -88,6 +89,10 @@ def open_model(
         raise InputError("no model: pass a checkpoint, .nemo, ONNX file or preset name (--model), or --server")
     if streaming:
         raise InputError("--streaming applies to --server endpoints only (drop it, or pass --server host:port)")
+    from .whisper_transcribe import SeqTranscriber, is_seq_ref, load_seq_ref
+
+    if is_seq_ref(source):  # whisper:NAME[:beam=N][:timestamps], a Whisper encoder-decoder
+        return SeqTranscriber(load_seq_ref(source), device)
     path = Path(source)
     if path.suffix == ".onnx":
         return _open_onnx(path, threads=threads, device=device, window_s=window_s, overlap_s=overlap_s)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import importlib.resources
 import importlib.util
+import json
 import logging
 import os
 from collections.abc import Callable
@@ -37,7 +38,7 @@ import soundfile as sf
 
 from ..audio import resample
 from ..data.manifest import ManifestEntry, write_manifest
-from ..errors import MissingDependencyError
+from ..errors import DataError, MissingDependencyError
 from ..text.normalize import normalize_text
 from .synth import spoken_text
 from .textsrc import load_sentences
@@ -54,6 +55,7 @@ PIP_INSTALL = {
 }
 _PEAK = 0.89  # peak level of the written audio (-1 dBFS), as speechtao.corpora.synth
 _MAX_SENTENCES = 20_000
+SPEC_FILE = "voices_spec.json"
 
 
 @dataclass(frozen=True)
@@ -180,6 +182,34 @@ def _finish(audio: np.ndarray, sr: int, target_sr: int) -> np.ndarray:
     return (audio * (_PEAK / peak)).astype(np.float32) if peak > 0 else audio.astype(np.float32)
 
 
+def _content_key(spec: VoicesSpec) -> dict:
+    """The options that decide what utterance i is (a resume must match them)."""
+    return {
+        "seed": spec.seed,
+        "engines": sorted(spec.engines),
+        "engine_weights": {k: float(v) for k, v in sorted(spec.engine_weights.items())},
+        "sample_rate": spec.sample_rate,
+        "sources": list(spec.sources),
+        "rate_range": [float(x) for x in spec.rate_range],
+        "pitch_range": [float(x) for x in spec.pitch_range],
+    }
+
+
+def _check_spec_file(out: Path, spec: VoicesSpec) -> None:
+    path = out / SPEC_FILE
+    key = _content_key(spec)
+    if not path.is_file():
+        path.write_text(json.dumps(key, indent=1) + "\n", encoding="utf-8")
+        return
+    old = json.loads(path.read_text(encoding="utf-8"))
+    if old != key:
+        diff = sorted(k for k in key if old.get(k) != key[k])
+        raise DataError(
+            f"{out}: holds a voices corpus made with other options ({', '.join(diff)} differ from {path}); "
+            "use a new folder, or the same options to finish it"
+        )
+
+
 def synthesize_voices(
     spec: VoicesSpec, out_dir: str | Path, progress: Callable[[int, float], None] | None = None
 ) -> Path:
@@ -191,6 +221,7 @@ def synthesize_voices(
     out.mkdir(parents=True, exist_ok=True)
     for engine in spec.engines:
         check_engine(engine)
+    _check_spec_file(out, spec)
     sent_file = out / "sentences.txt"
     if sent_file.is_file():
         sentences = sent_file.read_text(encoding="utf-8").splitlines()

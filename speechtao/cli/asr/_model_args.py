@@ -10,7 +10,8 @@ def add_model_arguments(p) -> None:
     g.add_argument(
         "--model",
         default=None,
-        help="checkpoint (.pt/.ckpt), .nemo archive, exported ONNX (FP32 or INT8, from `asr export`) or preset name",
+        help="checkpoint (.pt/.ckpt), .nemo archive, exported ONNX (FP32 or INT8, from `asr export`), preset name, "
+        "or whisper:NAME[:beam=N][:timestamps] (a Whisper encoder-decoder: tiny.en, base)",
     )
     g.add_argument(
         "--server", default=None, metavar="HOST:PORT", help="a running Riva-protocol server (Riva or speechtao serve)"
