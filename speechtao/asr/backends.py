@@ -167,7 +167,9 @@ def _precision(path: Path) -> str:
 class RivaBackend:
     """A Riva-protocol endpoint (``host:port``) through ``riva.client``: each utterance is sent as 16-bit PCM
     at its file's rate; offline ``Recognize``, or ``StreamingRecognize`` in ``chunk_ms`` chunks with its
-    final results joined. Word times come back from the server (offset of a manifest segment added)."""
+    final results joined. ``verbatim`` (default) asks for the spoken form, as a local model writes it: a
+    server's inverse text normalization would join letters into acronyms ("l t" -> "LT") that the scoring
+    normalizer does not split again. Word times come back from the server (offset of a manifest segment added)."""
 
     def __init__(
         self,
@@ -179,6 +181,7 @@ class RivaBackend:
         language_code: str = "en-US",
         timeout_s: float = 600.0,
         connect_timeout_s: float = 10.0,
+        verbatim: bool = True,
     ):
         try:
             import grpc
@@ -197,6 +200,7 @@ class RivaBackend:
         self.chunk_ms = chunk_ms
         self.timeout_s = timeout_s
         self.language_code = language_code
+        self.verbatim = verbatim  # False: the server's inverse text normalization ("$25"), as Riva's default
         self._grpc = grpc
         self._riva = riva.client
         self._pb = riva_asr_pb2
@@ -245,6 +249,7 @@ class RivaBackend:
             enable_word_time_offsets=True,
             audio_channel_count=1,
             model=self.model_name,
+            verbatim_transcripts=self.verbatim,
         )
 
     def _results(self, pcm: bytes, sample_rate: int) -> list:

@@ -131,7 +131,19 @@ def served(models, tmp_path_factory):
     shutil.copy(models["int8"], repo / "tiny.onnx")
     env = dict(os.environ, SPEECHTAO_THREADS="1", PYTHONPATH=os.pathsep.join(sys.path))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "speechtao", "serve", "--models", str(repo), "--port", "0", "--drain-seconds", "1"],
+        [
+            sys.executable,
+            "-m",
+            "speechtao",
+            "serve",
+            "--models",
+            str(repo),
+            "--port",
+            "0",
+            "--drain-seconds",
+            "1",
+            "--no-itn",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
