@@ -150,3 +150,27 @@ def test_repository_paths_named_in_docs_exist(doc):
         if not (ROOT / path).exists():
             missing.append(path)
     assert not missing, f"{doc.relative_to(ROOT)} names paths that do not exist: {missing}"
+
+
+def _option_strings(parser: argparse.ArgumentParser) -> set[str]:
+    return {s for action in parser._actions for s in action.option_strings}
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_inline_commands_name_real_actions_and_flags(doc):
+    """`speechtao GROUP ACTION --flag ...` quoted in prose: the group, the action and every --flag exist
+    (placeholders such as TASK or <task> aside)."""
+    groups = _subcommands(build_parser())
+    prose = " ".join(re.sub(r"```.*?```", "", doc.read_text(), flags=re.S).split())
+    for command in re.findall(r"`(speechtao [^`]+)`", prose):
+        words = command.split()
+        if re.search(r"[A-Z<]", words[1]):
+            continue
+        assert words[1] in groups, f"{doc.name}: `{command}`: no group {words[1]!r}"
+        parser, actions = groups[words[1]], _subcommands(groups[words[1]])
+        if actions and len(words) > 2:
+            assert words[2] in actions, f"{doc.name}: `{command}`: {words[2]!r} is not an action of {words[1]}"
+            parser = actions[words[2]]
+        flags = {w.split("=", 1)[0] for w in words if w.startswith("--")}
+        unknown = sorted(flags - _option_strings(parser))
+        assert not unknown, f"{doc.name}: `{command}`: no such flag {unknown}"
