@@ -69,11 +69,10 @@ finetune-punct finetune-ner finetune-textcls: finetune-%: setup
 	$(PY) -m speechtao $* finetune --spec recipes/$*_finetune.yaml
 
 # Serve a model repository over Riva's gRPC protocol on 127.0.0.1:50051 (MODELS=folder of exported models;
-# the default is what `make finetune-asr` exported).
+# the default is what `make finetune-asr` exported; its INT8 model is the server's default model).
 MODELS ?= results/finetune_asr/export
-DEFAULT_MODEL ?= $(if $(filter results/finetune_asr/export,$(MODELS)),model.int8)
 serve: setup
-	$(PY) -m speechtao serve --models $(MODELS) $(if $(DEFAULT_MODEL),--default-model $(DEFAULT_MODEL))
+	$(PY) -m speechtao serve --models $(MODELS)
 
 # KenLM's lmplz and build_binary (no wheel ships them), built from the PyPI kenlm sdist with cmake into
 # .tools/kenlm/bin (git-ignored; ~3 minutes). `speechtao lm build` uses them when present and falls back to

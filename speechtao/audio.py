@@ -146,6 +146,15 @@ _KAISER_BETA = 8.6
 _CHUNK = 1 << 15  # output samples per gather (bounds the temporary (chunk, taps) matrix)
 
 
+def resample_half_width(orig_sr: int, target_sr: int) -> int:
+    """Input samples each output sample of :func:`resample` reads on either side (the filter's half width, in
+    input samples at the reduced ratio); 0 when the rates are equal. A streaming resampler needs this much input
+    beyond an output sample before that sample is final (:class:`speechtao.serve.audio_input.StreamResampler`)."""
+    g = math.gcd(int(orig_sr), int(target_sr))
+    down, up = int(orig_sr) // g, int(target_sr) // g
+    return 0 if down == up else _polyphase_kernels(down, up)[2]
+
+
 @lru_cache(maxsize=32)
 def _polyphase_kernels(down: int, up: int) -> tuple[np.ndarray, np.ndarray, int]:
     """Kernels (up, 2 * half_width) float32, the integer input offset of each phase (up,), and half_width."""

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..audio import _polyphase_kernels, alaw_decode, mulaw_decode, pcm16_decode, resample
+from ..audio import alaw_decode, mulaw_decode, pcm16_decode, resample, resample_half_width
 from ..errors import AudioError
 
 ENCODINGS = ("LINEAR_PCM", "FLAC", "MULAW", "ALAW", "OGGOPUS")
@@ -306,7 +306,7 @@ class StreamResampler:
         self.orig_sr, self.target_sr = int(orig_sr), int(target_sr)
         g = math.gcd(self.orig_sr, self.target_sr)
         self.down, self.up = self.orig_sr // g, self.target_sr // g
-        self.half = 0 if self.down == self.up else _polyphase_kernels(self.down, self.up)[2]
+        self.half = resample_half_width(self.orig_sr, self.target_sr)
         self._buf = np.zeros(0, np.float32)  # input from absolute index self._base on
         self._base = 0
         self._n_in = 0  # input samples seen
