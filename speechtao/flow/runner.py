@@ -19,6 +19,19 @@ from .spec import EVAL_ROWS, FIRST_STAGE, NEEDS, OUTPUTS, STAGES, FlowSpec, Trai
 logger = logging.getLogger("speechtao.flow")
 
 
+def choose_ratio(trials: list[dict], budget: float | None) -> tuple[dict, str]:
+    """The retrained candidate to keep, and why. ``trials`` (largest ratio first) end at the first within the
+    budget, if any; without a budget there is one trial. When none is within, the lowest dev WER is kept (the
+    smaller ratio on a tie)."""
+    last = trials[-1]
+    if budget is None:
+        return last, ""
+    if last["within_budget"]:
+        return last, f"The largest ratio whose dev WER is within +{budget:g} points."
+    best = min(trials, key=lambda t: (t["dev_wer"], t["ratio"]))
+    return best, f"No ratio met the +{budget:g}-point budget: kept the lowest dev WER."
+
+
 class Flow:
     """Runs the stages of a :class:`FlowSpec`; ``log`` receives progress lines (default: this module's logger)."""
 
@@ -354,14 +367,9 @@ class Flow:
                 )
                 if trial["within_budget"]:
                     break
-        chosen, choice = trials[-1], ""
-        if budget is not None:
-            if chosen["within_budget"]:
-                choice = f"The largest ratio whose dev WER is within +{budget:g} points."
-            else:
-                chosen = min(trials, key=lambda t: (t["dev_wer"], t["ratio"]))
-                choice = f"No ratio met the +{budget:g}-point budget: kept the lowest dev WER."
-                self.log(f"  warning: {choice}")
+        chosen, choice = choose_ratio(trials, budget)
+        if budget is not None and not chosen["within_budget"]:
+            self.log(f"  warning: {choice}")
         return {
             "model": chosen["model"],
             "ratio": chosen["ratio"],
