@@ -397,3 +397,20 @@ def test_closed_batcher_refuses_steps():
     s.accept_waveform(SR, SPEECH)
     with pytest.raises(BatcherClosed, match="shutting down"):
         batcher.decode(s)
+
+
+def test_offline_recognize_of_long_audio_in_windows_cut_at_endpoints():
+    """Past max_final_pass_s (30 s) a recording runs in 10 s windows (speechtao.asr.longform) and is cut into
+    utterances by the endpointer: one final per utterance, word times from the start of the recording."""
+    from speechtao.serve.recognizer import utterance_spans
+
+    rec = Recognizer(ToneBackend(), StreamingOptions())
+    x = np.concatenate([tones(("a", 0.4), ("_", 1.6))] * 20 + [tones(("b", 0.3), (" ", 0.1), ("c", 0.3))])  # 40.7 s
+    finals = rec.recognize(x, SR)
+    assert [r.text for r in finals] == ["a"] * 20 + ["b c"]
+    starts = [r.words[0].start_ms for r in finals[:20]]
+    assert all(abs(s - 2000 * k) <= 20 for k, s in enumerate(starts)), starts
+    assert all(r.is_final and r.channel == 0 for r in finals) and finals[-1].words[-1].end_ms <= 40_700
+    # the cutting itself: speech, 0.8 s of blanks (the default stop_history) ends an utterance
+    blank = np.array([False] * 5 + [True] * 60 + [False] * 5 + [True] * 10)
+    assert utterance_spans(blank, EndpointConfig(), 20.0, 3000) == [(0, 45), (45, 80)]
