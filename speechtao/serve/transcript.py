@@ -74,10 +74,15 @@ class InverseNormalizer:
                         f"inverse text normalization needs nemo_text_processing ({exc}); pip install "
                         "'speechtao[itn]' (or send verbatim_transcripts=true)"
                     ) from None
-                cache.mkdir(parents=True, exist_ok=True)
+                try:
+                    cache.mkdir(parents=True, exist_ok=True)
+                    cache_dir = str(cache)
+                except OSError as exc:  # a read-only home: compile at every start instead (~35 s)
+                    log.warning("ITN cache %s cannot be created (%s): grammars compiled without a cache", cache, exc)
+                    cache_dir = None
                 logging.getLogger("NeMo-text-processing").setLevel(logging.WARNING)
-                log.info("inverse text normalization: loading the grammars (cache %s)", cache)
-                cls._instances[str(cache)] = cls(NemoITN(lang="en", cache_dir=str(cache)))
+                log.info("inverse text normalization: loading the grammars (cache %s)", cache_dir)
+                cls._instances[str(cache)] = cls(NemoITN(lang="en", cache_dir=cache_dir))
             return cls._instances[str(cache)]
 
     @classmethod
