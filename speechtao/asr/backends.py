@@ -281,8 +281,11 @@ class RivaBackend:
         try:
             results = self._results(pcm16_encode(audio), rate) if len(audio) else []
         except self._grpc.RpcError as exc:
+            hint = ""
+            if exc.code() == self._grpc.StatusCode.RESOURCE_EXHAUSTED and not self.streaming:
+                hint = "; a long recording fits a streamed request: pass --streaming"
             raise ServerError(
-                f"server {self.server}: {exc.code().name} for {utt.audio_filepath} ({exc.details()})"
+                f"server {self.server}: {exc.code().name} for {utt.audio_filepath} ({exc.details()}){hint}"
             ) from None
         self.seconds_in_model += time.perf_counter() - start
         shift_ms = int(round(utt.offset * 1000))

@@ -169,6 +169,11 @@ class Transcriber:
                 f"{self.max_samples / sample_rate:.1f} s (pass a window up to that)"
             )
         self.overlap = int(round(overlap_s * sample_rate))
+        if self.max_samples and not 0 <= self.overlap <= self.window // 2:
+            raise InputError(
+                f"long-form overlap of {overlap_s:g} s: must be between 0 and half the window "
+                f"({self.window / sample_rate / 2:g} s); lower the overlap or raise the window"
+            )
         self.description = description
         self.decoder = decoder
         self.seconds_in_model = 0.0  # wall time spent in forward + decoding (for RTF figures)
@@ -214,7 +219,7 @@ class Transcriber:
                     a,
                     self.forward,
                     window=self.window,
-                    overlap=min(self.overlap, self.window // 2),
+                    overlap=self.overlap,
                     samples_per_frame=self.samples_per_frame,
                 )
         return out  # type: ignore[return-value]

@@ -85,3 +85,12 @@ def test_a_minute_long_recording_reads_as_its_parts(recordings, tmp_path, capsys
     shifts = sorted(abs(p["start_ms"] - q["start_ms"]) for p, q in pairs)
     # measured: median 10 ms, 90th percentile 36 ms (a few matches pair a common word with another "of")
     assert shifts[len(shifts) // 2] <= 40 and shifts[int(0.9 * len(shifts))] <= 200, shifts
+
+
+def test_a_window_longer_than_the_model_takes_is_refused(recordings, capsys):
+    d, _, _ = recordings
+    args = ["asr", "evaluate", "--model", str(STARTER), "--manifest", str(d / "long.jsonl"), "--window-s", "40"]
+    assert main(args) == 2
+    assert "long-form window of 40.0 s: the model takes at most 30.0 s" in capsys.readouterr().err
+    assert main([*args[:-1], "10", "--overlap-s", "6"]) == 2
+    assert "long-form overlap of 6 s: must be between 0 and half the window (5 s)" in capsys.readouterr().err
