@@ -8,7 +8,7 @@ DEBS := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-s
         wordnet-base bible-kjv bible-kjv-text fortunes python3-doc alsa-utils
 PYTEST_ARGS ?=
 
-.PHONY: setup lm-tools lint test federate-asr test-slow finetune-asr finetune-qa finetune-punct finetune-ner finetune-textcls serve clean-venv
+.PHONY: setup lm-tools lm-general lint test federate-asr test-slow finetune-asr finetune-qa finetune-punct finetune-ner finetune-textcls serve clean-venv
 
 setup: $(STAMP)-nemo $(STAMP)-debs
 
@@ -93,6 +93,15 @@ lm-tools: .tools/kenlm/bin/lmplz
 	  && cmake --build build --target lmplz build_binary -j 2 >/dev/null
 	cp .tools/kenlm-src/kenlm-*/build/bin/lmplz .tools/kenlm-src/kenlm-*/build/bin/build_binary .tools/kenlm/bin/
 	rm -rf .tools/kenlm-src
+
+# The general English LM committed in models/lm_general_en (3-gram, singleton 2/3-grams pruned, 8-bit trie):
+# the Debian text sources plus the gensim 4.4.0 wheel's test corpora, without the real-speech test sentences.
+lm-general: setup lm-tools
+	mkdir -p .tools/gensim .tools/realspeech
+	$(PIP) download -q --no-deps gensim==4.4.0 -d .tools/gensim
+	$(PY) -m speechtao data realspeech --out .tools/realspeech
+	$(PY) -m speechtao lm build --debian-text --gensim-wheel $$(ls .tools/gensim/gensim-4.4.0-*.whl | head -1) \
+	  --exclude-manifest .tools/realspeech/all.jsonl --order 3 --prune 0 1 1 --compact --out models/lm_general_en
 
 lint: setup
 	$(PY) -m ruff check .

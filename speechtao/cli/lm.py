@@ -28,6 +28,13 @@ def register(sub) -> None:
     b.add_argument("--backend", choices=["auto", "kenlm", "python"], default="auto", help="default: kenlm if built")
     b.add_argument("--model", default=None, help="write lexicon.txt in this model's tokenizer (default: characters)")
     b.add_argument("--token-order", type=int, default=0, help="also a token n-gram for --lexicon-free (e.g. 6)")
+    b.add_argument("--debian-text", action="store_true", help="add the Debian text sources (the general English LM)")
+    b.add_argument("--gensim-wheel", default=None, metavar="WHL", help="add the gensim 4.4.0 wheel's test corpora")
+    b.add_argument(
+        "--exclude-manifest", nargs="*", default=[], metavar="M", help="leave these manifests' sentences out"
+    )
+    b.add_argument("--prune", type=int, nargs="*", default=[], metavar="N", help="kenlm: lmplz --prune (e.g. 0 1 1)")
+    b.add_argument("--compact", action="store_true", help="kenlm: trie binary with 8-bit quantization (~4x smaller)")
     b.add_argument("--license", action="append", default=[], metavar="NOTE", help="a license note for the card")
     b.set_defaults(func=run_build)
 
@@ -98,18 +105,37 @@ def run_build(args) -> int:
         backend = open_model(args.model)
         tokenizer = backend.tokenizer
         backend.close()
+    texts, notes, names = list(args.text), list(args.license), {}
+    if args.debian_text or args.gensim_wheel:
+        from pathlib import Path
+
+        from ..data.manifest import read_manifest
+        from ..lm.general import licenses, write_general_text
+        from ..text.normalize import normalize_text
+
+        exclude = {normalize_text(e.text) for m in args.exclude_manifest for e in read_manifest(m)}
+        general = Path(args.out) / "general.txt"
+        counts = write_general_text(general, gensim_wheel=args.gensim_wheel, exclude=exclude, debian=args.debian_text)
+        texts.append(str(general))
+        names[str(general)] = "general English text: " + ", ".join(f"{k} {v} lines" for k, v in counts.items())
+        notes += [f"{k}: {licenses()[k]}" for k in counts]
     card = build_lm(
         LMBuildOptions(
             out=args.out,
-            texts=args.text,
+            texts=texts,
+            source_names=names,
             manifests=args.manifest,
             order=args.order,
             backend=args.backend,
             tokenizer=tokenizer,
             token_order=args.token_order,
-            license_notes=args.license,
+            prune=args.prune,
+            compact=args.compact,
+            license_notes=notes,
         )
     )
+    if args.debian_text or args.gensim_wheel:
+        (Path(args.out) / "general.txt").unlink()  # rebuilt from the packages on demand; the card says how
     counts = ", ".join(f"{k}-grams {v}" for k, v in card["counts"].items())
     print(f"{card['sentences']} sentences, {card['vocabulary']} words; {counts} ({card['backend']})")
     print(f"wrote {args.out}/{card['lm']}, words.txt, lexicon.txt, lm.json")

@@ -57,6 +57,8 @@ class LMBuildOptions:
     backend: str = "auto"  # "kenlm" (lmplz), "python" (pure-Python ARPA), "auto": kenlm when installed
     tokenizer: object | None = None  # the model's tokenizer for lexicon.txt (None: NeMo English characters)
     token_order: int = 0  # > 0: also a token n-gram (tokens.arpa) for lexicon-free decoding (6 suits characters)
+    prune: Sequence[int] = ()  # kenlm: lmplz --prune thresholds per order (e.g. 0 1 1: drop singleton 2/3-grams)
+    compact: bool = False  # kenlm: trie binary with 8-bit quantized probabilities (about 4x smaller, a bit slower)
     min_count: int = 1  # words seen fewer times stay out of words.txt (and the lexicon)
     license_notes: Sequence[str] = ()  # what the card says about the text's licenses
     source_names: dict = field(default_factory=dict)  # path -> a human name for the card
@@ -173,7 +175,7 @@ def _run(cmd: list[str], stdin_path: Path | None = None) -> None:
         raise InputError(f"{Path(cmd[0]).name} failed (exit {proc.returncode}): {' | '.join(tail)}")
 
 
-def _kenlm_build(corpus: Path, out: Path, order: int) -> dict[int, int]:
+def _kenlm_build(corpus: Path, out: Path, order: int, prune: Sequence[int], compact: bool) -> dict[int, int]:
     """``lmplz`` then ``build_binary``; returns n-gram counts read from the ARPA header."""
     lmplz, build_binary = require_tool("lmplz"), require_tool("build_binary")
     arpa = out / "lm.arpa"
@@ -181,8 +183,10 @@ def _kenlm_build(corpus: Path, out: Path, order: int) -> dict[int, int]:
         _run(
             [lmplz, "-o", str(order), "--text", str(corpus), "--arpa", str(arpa), "-S", "10%", "-T", tmp]
             + ["--discount_fallback", "--skip_symbols"]
+            + (["--prune", *map(str, prune)] if prune else [])
         )
-    _run([build_binary, "-s", str(arpa), str(out / "lm.bin")])
+    layout = ["-a", "22", "-q", "8", "-b", "8", "trie"] if compact else ["probing"]
+    _run([build_binary, "-s", *layout, str(arpa), str(out / "lm.bin")])
     counts = arpa_counts(arpa)
     arpa.unlink()
     return counts
@@ -258,6 +262,8 @@ def build_lm(options: LMBuildOptions) -> dict:
     backend = options.backend
     if backend == "auto":
         backend = "kenlm" if find_tool("lmplz") and find_tool("build_binary") else "python"
+    if backend == "python" and (options.prune or options.compact):
+        raise InputError("--prune and --compact need KenLM's tools (`make lm-tools`, then --backend kenlm)")
     start = time.perf_counter()
     sentences, sources = collect_sentences(options)
     out = Path(options.out)
@@ -269,7 +275,7 @@ def build_lm(options: LMBuildOptions) -> dict:
             f.write("".join(s + "\n" for s in sentences))
             corpus = Path(f.name)
         try:
-            counts = _kenlm_build(corpus, out, options.order)
+            counts = _kenlm_build(corpus, out, options.order, options.prune, options.compact)
         finally:
             corpus.unlink(missing_ok=True)
         lm_file = "lm.bin"
@@ -297,6 +303,8 @@ def build_lm(options: LMBuildOptions) -> dict:
         "order": options.order,
         "backend": "kenlm lmplz + build_binary" if backend == "kenlm" else "speechtao.lm.arpa (pure Python)",
         "smoothing": "interpolated modified Kneser-Ney",
+        "prune": list(options.prune),
+        "binary": ("trie, 8-bit quantized" if options.compact else "probing") if backend == "kenlm" else None,
         "counts": {str(k): v for k, v in sorted(counts.items())},
         "token_lm": None
         if token_counts is None

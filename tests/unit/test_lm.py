@@ -253,3 +253,36 @@ def test_log_probs_of_another_vocabulary_are_refused(lm_dir):
     decoder = LMDecoder(lm_dir, TOK)
     with pytest.raises(InputError, match="expected \\(frames, 29\\)"):
         decoder.search(np.zeros((10, 40), dtype=np.float32))
+
+
+# --- the general English text ----------------------------------------------------------------------------------
+
+
+def test_general_text_from_a_gensim_wheel(tmp_path):
+    import bz2
+    import zipfile
+
+    from speechtao.lm.general import GENSIM_LEE, GENSIM_WIKI, gensim_texts, write_general_text
+
+    wiki = (
+        '<page><text xml:space="preserve">#REDIRECT [[Elsewhere]]</text></page>'
+        "<page><text xml:space=\"preserve\">{{Infobox|x=1}}'''Anarchism''' is a [[political philosophy|philosophy]] "
+        "that holds the state undesirable.<ref>Cite</ref>\n== History ==\n* a list item that is long enough to pass\n"
+        "</text></page>"
+    )
+    wheel = tmp_path / "gensim-4.4.0-test.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        z.writestr(GENSIM_LEE, "Hundreds of people have been forced to vacate their homes.\n\n".encode("latin-1"))
+        z.writestr(GENSIM_WIKI, bz2.compress(wiki.encode()))
+    texts = gensim_texts(wheel)
+    assert texts["gensim-wiki"] == ["Anarchism is a philosophy that holds the state undesirable."]
+    assert len(texts["gensim-lee"]) == 1
+    counts = write_general_text(
+        tmp_path / "g.txt",
+        gensim_wheel=wheel,
+        debian=False,
+        exclude={"hundreds of people have been forced to vacate their homes"},
+    )
+    assert counts == {"gensim-lee": 0, "gensim-wiki": 1}
+    with pytest.raises(InputError, match="pip download"):
+        gensim_texts(tmp_path / "absent.whl")
