@@ -47,7 +47,7 @@ class ASRBackend(Protocol):
     """What evaluation and inference need of a model, whatever its form."""
 
     description: str  # what was opened: kind, path or endpoint, precision
-    seconds_in_model: float  # wall seconds spent recognizing (no audio reading), for RTF figures
+    seconds_in_model: float  # wall seconds spent recognizing (local models: no audio reading), for RTF figures
 
     def transcribe(self, utts: Sequence[Utterance], batch_size: int = 16, progress: bool = False) -> list[Transcript]:
         """Transcripts of ``utts`` in input order."""
@@ -277,7 +277,6 @@ class RivaBackend:
         # local evaluation does. Other files become 16-bit PCM.
         rate = int(sf.info(utt.audio_filepath).samplerate)
         audio = read_audio(utt.audio_filepath, sample_rate=rate, offset=utt.offset, duration=utt.duration)
-        start = time.perf_counter()
         try:
             results = self._results(pcm16_encode(audio), rate) if len(audio) else []
         except self._grpc.RpcError as exc:
@@ -287,7 +286,6 @@ class RivaBackend:
             raise ServerError(
                 f"server {self.server}: {exc.code().name} for {utt.audio_filepath} ({exc.details()}){hint}"
             ) from None
-        self.seconds_in_model += time.perf_counter() - start
         shift_ms = int(round(utt.offset * 1000))
         texts, words, confidences = [], [], []
         for r in results:
@@ -304,7 +302,12 @@ class RivaBackend:
         return Transcript(utt.audio_filepath, " ".join(texts), words, len(audio) / rate, confidence, utt.offset)
 
     def transcribe(self, utts: Sequence[Utterance], batch_size: int = 16, progress: bool = False) -> list[Transcript]:
-        """One request per utterance, in order (``batch_size`` is the server's business: it batches streams)."""
+        """One request per utterance, ``batch_size`` of them in flight at once (the server batches concurrent
+        requests as it batches streams); results in input order."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        if batch_size < 1:
+            raise InputError(f"batch size {batch_size}: must be at least 1 (pass --batch-size 1 or more)")
         for u in utts:
             utterance_seconds(u)  # a missing file fails before any request
         bar = None
@@ -312,11 +315,15 @@ class RivaBackend:
             from tqdm import tqdm
 
             bar = tqdm(total=len(utts), unit="utt", leave=False)
-        out = []
-        for u in utts:
-            out.append(self.transcribe_one(u))
-            if bar is not None:
-                bar.update(1)
+        start = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=min(batch_size, max(len(utts), 1))) as pool:
+            futures = [pool.submit(self.transcribe_one, u) for u in utts]
+            out = []
+            for f in futures:
+                out.append(f.result())
+                if bar is not None:
+                    bar.update(1)
+        self.seconds_in_model += time.perf_counter() - start
         if bar is not None:
             bar.close()
         return out

@@ -25,7 +25,12 @@ def register(actions) -> None:
         help="exit with status 1 when WER is above this (in percent, e.g. 25)",
     )
     p.add_argument("--out", default=None, metavar="DIR", help="write metrics.json, utterances.jsonl, worst.txt")
-    p.add_argument("--batch-size", type=int, default=16, help="utterances per forward pass (default 16)")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=16,
+        help="utterances per forward pass; with --server, requests in flight (default 16)",
+    )
     p.add_argument("--worst", type=int, default=10, metavar="K", help="how many worst utterances to list")
     p.set_defaults(func=run)
 

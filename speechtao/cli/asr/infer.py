@@ -18,7 +18,12 @@ def register(actions) -> None:
     p.add_argument("--manifest", default=None, help="transcribe the utterances of a manifest instead of FILEs")
     p.add_argument("--format", choices=["jsonl", "ctm", "srt"], default="jsonl", help="output format")
     p.add_argument("--out", default=None, help="output file (default stdout); for SRT of several recordings, a folder")
-    p.add_argument("--batch-size", type=int, default=16, help="utterances per forward pass (default 16)")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=16,
+        help="utterances per forward pass; with --server, requests in flight (default 16)",
+    )
     p.set_defaults(func=run)
 
 
