@@ -442,6 +442,28 @@ def test_resumed_history_equals_an_uninterrupted_one(tmp_path):
     assert elapsed == sorted(elapsed)  # the resumed run goes on counting from the checkpoint's time
 
 
+def test_checkpoints_written_before_history_and_elapsed_time_still_resume(tmp_path):
+    """A checkpoint without the train_state entries added with history.jsonl (elapsed_s, history_lines) resumes
+    like any other: the counters start from their defaults and the history keeps the entries up to its step."""
+    from speechtao.train.checkpoint import save_checkpoint
+
+    toy_trainer(tmp_path / "ref", steps=20, ckpt_every=10).fit()
+    old = tmp_path / "old"
+    stopped = toy_trainer(old, steps=20, ckpt_every=10)
+    stopped.task = _CrashingTask(crash_at=17)
+    with pytest.raises(RuntimeError, match="killed"):
+        stopped.fit()
+    path = old / "checkpoints" / "step-00000010.pt"
+    ckpt = load_checkpoint(path)
+    for key in ("elapsed_s", "history_lines"):
+        del ckpt["train_state"][key]
+    save_checkpoint(path, ckpt)
+    toy_trainer(old, steps=20, ckpt_every=10).fit(resume=True)
+    assert _history_without_time(old) == _history_without_time(tmp_path / "ref")
+    a, b = final_weights(tmp_path / "ref"), final_weights(old)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_history_resume_without_a_recorded_line_count_keeps_the_steps_up_to_the_checkpoint(tmp_path):
     lines = [
         {"kind": "train", "epoch": 0, "step": 5, "loss": 1.0, "lr": 0.1, "elapsed_s": 1.0},
