@@ -56,10 +56,13 @@ def _command_map() -> dict[str, set[str]]:
 
 def test_readme_command_map_lists_every_group_and_action(cli):
     listed = _command_map()
-    assert sorted(listed) == sorted(cli), "README command map: groups differ from `speechtao --help`"
+    fix = "(add a line to, or remove one from, the code block under '## Command map' in README.md)"
+    assert sorted(listed) == sorted(cli), (
+        f"README command map: groups {sorted(listed)}, the CLI has {sorted(cli)} {fix}"
+    )
     for group, actions in cli.items():
         assert listed[group] == actions, (
-            f"README command map, speechtao {group}: listed {sorted(listed[group])}, the CLI has {sorted(actions)}"
+            f"README command map, speechtao {group}: listed {sorted(listed[group])}, the CLI has {sorted(actions)} {fix}"
         )
 
 
