@@ -5,7 +5,8 @@ PIP := .venv/bin/pip
 STAMP := .venv/.stamp
 # Debian packages the data tools drive (TTS engines, audio tools, real speech and text sources).
 DEBS := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox ffmpeg pocketsphinx-testdata \
-        wordnet-base bible-kjv bible-kjv-text fortunes python3-doc alsa-utils
+        wordnet-base bible-kjv bible-kjv-text fortunes python3-doc alsa-utils \
+        chromium
 PYTEST_ARGS ?=
 
 .PHONY: setup lm-tools lm-general lint test federate-asr test-slow finetune-asr finetune-qa finetune-punct finetune-ner finetune-textcls serve clean-venv

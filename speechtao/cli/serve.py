@@ -94,6 +94,13 @@ def register(sub) -> None:
     p.add_argument("--max-stream-seconds", type=float, default=3600.0, help="longest audio per request")
     p.add_argument("--idle-timeout", type=float, default=30.0, help="cancel a stream silent for this many seconds")
     p.add_argument("--drain-seconds", type=float, default=10.0, help="on SIGTERM, time running RPCs get to finish")
+    p.add_argument(
+        "--web",
+        type=int,
+        metavar="PORT",
+        help="also serve the browser demo (microphone or file -> live transcript, questions about a text) on "
+        "http://HOST:PORT/ (0: a free port), bridged to this server's gRPC API",
+    )
     p.set_defaults(func=run)
 
 
@@ -166,7 +173,16 @@ def run(args) -> int:
             max_batch_size=args.max_batch_size,
         )
 
+    if args.web is not None and args.tls_cert:
+        raise InputError("--web needs a plaintext gRPC port (its bridge connects over loopback): drop --tls-cert")
+    web = []
+
     def on_event(event: str, info: dict) -> None:
+        if event == "listening" and args.web is not None:
+            from speechtao_server.web import start_web
+
+            web.append(start_web(info["port"], args.host, args.web, args.token))
+            print(f"web demo on {web[0].url}", flush=True)
         if event == "listening":
             scheme = "TLS" if args.tls_cert else "plaintext"
             print(
@@ -181,6 +197,8 @@ def run(args) -> int:
                 print(f"model {row['name']}: {row['task']}{extra} {row['path']}{default}", flush=True)
             print("serving", flush=True)
         elif event == "stopped":
+            for bridge in web:
+                bridge.stop()
             print("stopped", flush=True)
 
     busy = serve_forever(load, options, on_event)
