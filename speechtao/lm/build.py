@@ -145,12 +145,37 @@ def collect_sentences(options: LMBuildOptions) -> tuple[list[str], list[dict]]:
     return sentences, sources
 
 
+def _is_chars(tokenizer) -> bool:
+    """True for character vocabularies (CharTokenizer, or an ONNX file's vocabulary without subwords)."""
+    if tokenizer is None:
+        return True
+    if hasattr(tokenizer, "subwords"):  # speechtao.serve.backends.VocabTokenizer (ONNX metadata)
+        return not tokenizer.subwords
+    return not hasattr(tokenizer, "model_bytes")
+
+
+def _longest_match(text: str, pieces: dict[str, int]) -> list[str]:
+    """Greedy longest-match segmentation (for a subword vocabulary known only by its pieces)."""
+    out, i = [], 0
+    longest = max(map(len, pieces))
+    while i < len(text):
+        for n in range(min(longest, len(text) - i), 0, -1):
+            if text[i : i + n] in pieces:
+                out.append(text[i : i + n])
+                i += n
+                break
+        else:
+            return []  # a character no piece holds: the model cannot spell the word
+    return out
+
+
 def spell(word: str, tokenizer) -> list[str]:
     """A word as the tokenizer's tokens (characters, or SentencePiece pieces starting with '▁')."""
-    if tokenizer is None or getattr(tokenizer, "to_dict", lambda: {})().get("type") == "char":
+    if _is_chars(tokenizer):
         return list(word)
-    ids = tokenizer.encode(word)
-    return [tokenizer.vocab[i] for i in ids]
+    if hasattr(tokenizer, "encode"):
+        return [tokenizer.vocab[i] for i in tokenizer.encode(word)]
+    return _longest_match("\u2581" + word, {p: i for i, p in enumerate(tokenizer.vocab)})
 
 
 def token_symbol(token: str) -> str:
@@ -161,10 +186,10 @@ def token_symbol(token: str) -> str:
 def token_sentences(sentences: Iterable[str], tokenizer) -> Iterable[str]:
     """Sentences as space-separated token symbols, for the token LM of lexicon-free decoding."""
     for s in sentences:
-        if tokenizer is None or tokenizer.to_dict().get("type") == "char":
+        if _is_chars(tokenizer):
             yield " ".join(token_symbol(c) for c in s)
         else:
-            yield " ".join(token_symbol(tokenizer.vocab[i]) for i in tokenizer.encode(s))
+            yield " ".join(token_symbol(t) for w in s.split() for t in spell(w, tokenizer))
 
 
 def _run(cmd: list[str], stdin_path: Path | None = None) -> None:
@@ -223,6 +248,8 @@ def arpa_words(path: Path) -> list[str]:
 def _tokenizer_entry(tokenizer) -> dict:
     if tokenizer is None:
         return {"type": "char"}
+    if not hasattr(tokenizer, "to_dict"):  # an ONNX file's vocabulary
+        return {"type": "char" if _is_chars(tokenizer) else "pieces", "vocab_size": len(tokenizer.vocab)}
     d = tokenizer.to_dict()
     if d["type"] == "char":
         return {"type": "char", "vocab": d["vocab"]}

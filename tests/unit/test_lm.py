@@ -286,3 +286,15 @@ def test_general_text_from_a_gensim_wheel(tmp_path):
     assert counts == {"gensim-lee": 0, "gensim-wiki": 1}
     with pytest.raises(InputError, match="pip download"):
         gensim_texts(tmp_path / "absent.whl")
+
+
+def test_an_onnx_vocabulary_spells_words_too(lm_dir):
+    from speechtao.lm.build import spell
+    from speechtao.serve.backends import VocabTokenizer
+
+    chars = VocabTokenizer(TOK.vocab, subwords=False)
+    lp = emissions("turn on the light", misheard={13: "i", 15: "d"})
+    assert LMDecoder(lm_dir, chars, DecodingSpec(alpha=0.5, beta=0.0)).search(lp)[0].text == "turn on the light"
+    pieces = VocabTokenizer(["<unk>", "\u2581", "\u2581li", "ght", "g", "h", "t", "l", "i"], subwords=True)
+    assert spell("light", pieces) == ["\u2581li", "ght"]
+    assert spell("lox", pieces) == []  # no piece holds "o" or "x": the word stays out of the lexicon
