@@ -69,7 +69,8 @@ def format_report(s: dict, starter: str | None = None) -> str:
             lines.append(f"| {r['stage']} | {r['status']} | | | | | |")
     lines.append("")
     if "relative_wer_reduction" in s:
-        lines.append(f"Fine-tuning lowered the test WER by {100 * s['relative_wer_reduction']:.1f}% (relative).")
+        change = -100 * s["relative_wer_reduction"]
+        lines.append(f"Fine-tuning changed the test WER by {change:+.1f}% (relative) from the starter's.")
         lines.append("")
     d = deployed_vs_finetuned(s)
     if d is not None:
@@ -89,15 +90,14 @@ def format_report(s: dict, starter: str | None = None) -> str:
             lines.append(f"- decoding {d['speedup']:.2f}x as fast (RTF of ONNX Runtime INT8 against PyTorch FP32)")
         lines.append("")
     retrain = s["stages"].get("retrain", {})
-    if retrain.get("trials"):
-        budget = retrain.get("max_wer_increase")
+    if retrain.get("max_wer_increase") is not None and retrain.get("trials"):
+        budget = retrain["max_wer_increase"]
         lines += ["## Prune ratio", ""]
-        if budget is not None:
-            lines.append(
-                f"Budget: dev WER at most {budget:g} points above the fine-tuned model's "
-                f"({_pct(retrain.get('finetuned_dev_wer'))}); the largest ratio within it is kept."
-            )
-            lines.append("")
+        lines.append(
+            f"Budget: dev WER at most {budget:g} points above the fine-tuned model's "
+            f"({_pct(retrain.get('finetuned_dev_wer'))}); the largest ratio within it is kept."
+        )
+        lines.append("")
         lines += ["| ratio | parameters | retrained dev WER | within budget | seconds |", "|---|---|---|---|---|"]
         for t in retrain["trials"]:
             ok = {True: "yes", False: "no", None: "-"}[t.get("within_budget")]

@@ -162,10 +162,10 @@ class Flow:
             if name not in only or self.done(name):
                 continue
             stage: TrainStage = getattr(self.spec, name)
+            teacher = [f"distill.teacher={self.out / 'finetune' / 'best.pt'}"] if stage.distill_from_finetuned else []
+            overrides = [*teacher, *stage.family_overrides.get(self.family, []), *stage.overrides]
             try:
-                load_spec(
-                    ASRFinetuneSpec, stage.recipe, [*stage.family_overrides.get(self.family, []), *stage.overrides]
-                )
+                load_spec(ASRFinetuneSpec, stage.recipe, overrides)
             except SpecError as exc:
                 error = SpecError(f"{name}.recipe / {name}.overrides of the flow spec: {exc}")
                 self._fail(name, error, 0.0, only)

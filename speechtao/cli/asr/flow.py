@@ -44,6 +44,6 @@ def run(args) -> int:
     summary = run_flow(spec, log=lambda line: print(line, file=sys.stderr, flush=True), only=only)
     print(format_table(summary))
     if "relative_wer_reduction" in summary:
-        print(f"fine-tuning lowered the test WER by {100 * summary['relative_wer_reduction']:.1f}% (relative)")
+        print(f"fine-tuning changed the test WER by {-100 * summary['relative_wer_reduction']:+.1f}% (relative)")
     print(f"report: {Path(spec.out_dir) / 'report.md'} ({summary['wall_s']:.0f} s)")
     return 0
