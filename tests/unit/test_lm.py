@@ -298,3 +298,26 @@ def test_an_onnx_vocabulary_spells_words_too(lm_dir):
     pieces = VocabTokenizer(["<unk>", "\u2581", "\u2581li", "ght", "g", "h", "t", "l", "i"], subwords=True)
     assert spell("light", pieces) == ["\u2581li", "ght"]
     assert spell("lox", pieces) == []  # no piece holds "o" or "x": the word stays out of the lexicon
+
+
+def test_sentencepiece_model_decodes_with_the_lm(tmp_path):
+    sp = SentencePieceTokenizer.train([t.lower() for t in TEXT] * 5, vocab_size=40)
+    build_lm(LMBuildOptions(out=tmp_path, sentences=TEXT, order=3, backend="python", tokenizer=sp))
+    n = sp.vocab_size  # blank
+    spoken = "turn on the light"
+    ids = sp.encode(spoken)
+    rows = []
+    for k, i in enumerate(ids):
+        p = np.full(n + 1, FLOOR)
+        if k == len(ids) - 1:  # the last piece misheard as another piece
+            p[(i + 1) % n] = 0.5
+            p[i] = 0.35
+        else:
+            p[i] = 0.9
+        b = np.full(n + 1, FLOOR)
+        b[n] = 0.9
+        rows += [p, b]
+    lp = np.log(np.stack(rows) / np.stack(rows).sum(1, keepdims=True)).astype(np.float32)
+    best = LMDecoder(tmp_path, sp, DecodingSpec(alpha=0.5, beta=0.0)).search(lp)[0]
+    assert best.text == spoken
+    assert [w.word for w in word_times(best.hypothesis, sp, 0.08)] == spoken.split()
