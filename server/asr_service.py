@@ -28,11 +28,14 @@ from riva.client.proto import riva_asr_pb2_grpc as rasr_grpc
 from riva.client.proto import riva_audio_pb2 as raudio
 
 from speechtao.errors import InputError, MissingDependencyError
+from speechtao.lm.decode import Boost
 from speechtao.serve.batching import Batcher, BatcherClosed, BatchOptions
+from speechtao.serve.decoding import RequestDecoding
 from speechtao.serve.endpointing import EndpointConfig
 from speechtao.serve.repository import ModelNotFound, ModelRepository
 from speechtao.serve.session import AudioSession, SessionConfig, StreamTooLong, recognize_request
 from speechtao.serve.transcript import TranscriptPipeline, load_profanity
+from speechtao.text.normalize import normalize_text
 
 from .limits import Admission
 
@@ -59,6 +62,15 @@ def abort_for(context, exc: Exception) -> None:
         context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
     log.exception("internal error")
     context.abort(grpc.StatusCode.INTERNAL, f"internal error: {exc or 'no message'} (the server log has the details)")
+
+
+def request_decoding(cfg: rasr.RecognitionConfig) -> RequestDecoding | None:
+    """``speech_contexts`` (phrases and their boost) and ``max_alternatives`` as the decode step's request; they
+    take effect with a model that has an LM (``lm/`` in the model folder), greedy decoding has one path."""
+    boosts = tuple(Boost(p, c.boost) for c in cfg.speech_contexts for p in c.phrases if normalize_text(p) and c.boost)
+    if not boosts and cfg.max_alternatives <= 1:
+        return None
+    return RequestDecoding(boosts=boosts, alternatives=max(cfg.max_alternatives, 1))
 
 
 class ASRService(rasr_grpc.RivaSpeechRecognitionServicer):
@@ -118,6 +130,7 @@ class ASRService(rasr_grpc.RivaSpeechRecognitionServicer):
             else f"AudioEncoding({cfg.encoding})"
         )
         return SessionConfig(
+            decoding=request_decoding(cfg),
             encoding=encoding,
             sample_rate=cfg.sample_rate_hertz,
             channels=cfg.audio_channel_count,
@@ -175,7 +188,7 @@ class ASRService(rasr_grpc.RivaSpeechRecognitionServicer):
                 if r.is_final:
                     response.results.append(
                         rasr.SpeechRecognitionResult(
-                            alternatives=[self._alternative(request.config, r, True)],
+                            alternatives=[self._alternative(request.config, x, True) for x in (r, *r.alternatives)],
                             channel_tag=r.channel,
                             audio_processed=r.audio_processed_s,
                         )
@@ -246,7 +259,7 @@ class ASRService(rasr_grpc.RivaSpeechRecognitionServicer):
                 continue
             resp.results.append(
                 rasr.StreamingRecognitionResult(
-                    alternatives=[self._alternative(cfg, r, r.is_final)],
+                    alternatives=[self._alternative(cfg, x, r.is_final) for x in (r, *r.alternatives)],
                     is_final=r.is_final,
                     stability=r.stability,
                     channel_tag=r.channel,

@@ -36,6 +36,13 @@ def register(sub) -> None:
     p.add_argument(
         "--default-model", help="ASR model used when RecognitionConfig.model is empty (default: first by name)"
     )
+    p.add_argument(
+        "--lm",
+        default=None,
+        metavar="DIR",
+        help="LM folder (speechtao lm build; e.g. models/lm_general_en) for the ASR models without their own "
+        "(MODELS/lm/ or MODELS/X.lm/): finals are beam-searched, speech_contexts and max_alternatives apply",
+    )
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"], help="where ASR models run")
     p.add_argument(
         "--threads",
@@ -171,6 +178,7 @@ def run(args) -> int:
             threads=args.threads,
             default_asr=args.default_model,
             max_batch_size=args.max_batch_size,
+            lm=args.lm,
         )
 
     if args.web is not None and args.tls_cert:

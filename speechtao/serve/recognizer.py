@@ -47,7 +47,7 @@ import math
 import threading
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -56,7 +56,7 @@ from ..asr.ctc import CTCHypothesis, Word, decode_best_path, word_times
 from ..errors import AudioError, InputError
 from .audio_input import StreamResampler
 from .backends import check_backend
-from .decoding import FrameDecoder, GreedyDecoder
+from .decoding import FrameDecoder, GreedyDecoder, RequestDecoding, decode_alternatives
 from .endpointing import EndpointConfig, Endpointer
 from .stream_norm import FeatureStats, forward_stream_normalized, supports_stream_normalization
 
@@ -107,6 +107,7 @@ class Result:
     start_ms: int  # where the utterance begins in the stream
     audio_processed_s: float  # seconds of the stream's audio decoded so far
     channel: int = 0
+    alternatives: tuple[Result, ...] = ()  # finals: the runners-up, best first (RequestDecoding.alternatives)
 
 
 @dataclass
@@ -126,6 +127,7 @@ class Stream:
     def __init__(self, rec: Recognizer, endpoint: EndpointConfig, channel: int = 0):
         self._rec = rec
         self.channel = channel
+        self.decoding: RequestDecoding | None = None  # the request's boosts and alternatives (LM decoders)
         self.rate = rec.sample_rate
         self._spf = rec.samples_per_frame
         self._resampler: StreamResampler | None = None
@@ -379,9 +381,7 @@ class Recognizer:
             if j.kind == "chunk":
                 self._commit(s, j, best[i, :n], prob[i, :n])
             else:
-                self._finalized(
-                    s, j, self._final_result(s.channel, self.decoder.decode(log_probs[i, :n]), j.start, j.end)
-                )
+                self._finalized(s, j, self._final_results(s, log_probs[i, :n], j.start, j.end))
 
     def _commit(self, s: Stream, j: _Job, best: np.ndarray, prob: np.ndarray) -> None:
         spf = self.samples_per_frame
@@ -466,6 +466,13 @@ class Recognizer:
         s._endpointer.reset()
         s._last_interim_text = ""
 
+    def _final_results(self, s: Stream, log_probs: np.ndarray, start: int, end: int) -> Result | None:
+        """The final of one utterance's log-probs, with the alternatives the stream's request asks for."""
+        best, *others = decode_alternatives(self.decoder, log_probs, s.decoding)
+        res = self._final_result(s.channel, best, start, end)
+        alts = [r for r in (self._final_result(s.channel, h, start, end) for h in others) if r is not None]
+        return replace(res, alternatives=tuple(alts)) if res is not None and alts else res
+
     def _final_result(self, channel: int, hyp: CTCHypothesis, start: int, end: int) -> Result | None:
         text = self.tokenizer.decode(list(hyp.token_ids)).strip()
         if not text:
@@ -501,16 +508,20 @@ class Recognizer:
 
     # -- offline -----------------------------------------------------------------------------------------
 
-    def recognize(self, samples: np.ndarray, sample_rate: int, channel: int = 0) -> list[Result]:
+    def recognize(
+        self, samples: np.ndarray, sample_rate: int, channel: int = 0, decoding: RequestDecoding | None = None
+    ) -> list[Result]:
         """Final results for a whole recording (T,). Up to ``max_final_pass_s`` it is one pass, as
         ``speechtao asr infer`` decodes a file. Longer audio is run in overlapping windows
         (:func:`speechtao.asr.longform.windowed_log_probs`: 10 s, 4 s overlap, stitched mid-overlap, within a
         Whisper encoder's 30 s), its frames cut into utterances by the endpointer as a stream would be, and each
-        utterance decoded with the decode step: a final result per utterance."""
+        utterance decoded with the decode step: a final result per utterance. ``decoding``: the request's
+        boosts and alternatives."""
         x = np.asarray(samples, dtype=np.float32)
         if x.ndim != 1 or len(x) == 0:
             raise AudioError(f"recognize: expected non-empty 1-D samples, got shape {x.shape}")
         s = self.create_stream(channel=channel)
+        s.decoding = decoding
         s.accept_waveform(sample_rate, x)
         s.input_finished()
         if s.num_samples <= self.max_final_samples:
@@ -535,10 +546,7 @@ class Recognizer:
         spans = utterance_spans(
             blank, self.options.endpoint, spf * 1000 / self.sample_rate, self.max_utt_samples // spf
         )
-        results = [
-            self._final_result(channel, self.decoder.decode(log_probs[a:b]), a * spf, min(b * spf, s.num_samples))
-            for a, b in spans
-        ]
+        results = [self._final_results(s, log_probs[a:b], a * spf, min(b * spf, s.num_samples)) for a, b in spans]
         return [r for r in results if r is not None]
 
 

@@ -10,6 +10,8 @@ Layout (names come from file or folder names; hidden entries are skipped)::
       punct/                 NLP: a model or export folder of `speechtao punct|qa|ner|textcls ...`
       qa/                         (its speechtao.json names the task)
       profanity.txt          optional: the word list of profanity_filter (one word a line)
+      lm/                    optional: an n-gram LM folder (`speechtao lm build`): finals of every ASR model here
+                                  are beam-searched with it (interims stay greedy); X.lm/ serves model X only
 
 The ASR model a request gets when ``RecognitionConfig.model`` is empty is ``default_asr``: by default the first
 INT8 model in name order, else the first ASR model. NLP requests choose by ``model.model_name``, per task.
@@ -62,7 +64,9 @@ class ModelRepository:
         threads: int = 1,
         default_asr: str | None = None,
         max_batch_size: int = 16,
+        lm: str | Path | None = None,
     ) -> ModelRepository:
+        """``lm``: an LM folder for the ASR models without one of their own (``X.lm/`` or ``lm/`` here)."""
         root = Path(root)
         if not root.is_dir():
             raise InputError(
@@ -79,6 +83,12 @@ class ModelRepository:
                 repo.asr_models[entry.stem] = Recognizer.from_path(
                     str(entry), options, device=device, threads=threads, name=entry.stem, max_batch_size=max_batch_size
                 )
+                lm_dir = next((d for d in (root / f"{entry.stem}.lm", root / "lm") if (d / "lm.json").is_file()), lm)
+                if lm_dir is not None:
+                    from ..lm.decode import LMDecoder
+
+                    rec = repo.asr_models[entry.stem]
+                    rec.decoder = LMDecoder(lm_dir, rec.tokenizer)
             elif entry.is_dir() and ((entry / "model.pt").is_file() or (entry / "model.onnx").is_file()):
                 from .nlp import load_nlp_model
 

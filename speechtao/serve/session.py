@@ -23,6 +23,7 @@ import numpy as np
 
 from ..errors import AudioError, InputError
 from .audio_input import AudioDecoder, decode_request_audio
+from .decoding import RequestDecoding
 from .endpointing import EndpointConfig
 from .recognizer import Recognizer, Result, Stream
 
@@ -35,6 +36,7 @@ class SessionConfig:
     separate_channels: bool = False  # one stream (and result set) per channel instead of a mixdown
     endpoint: EndpointConfig | None = None  # None: the recognizer's
     max_seconds: float = 3600.0  # longest audio accepted (per channel)
+    decoding: RequestDecoding | None = None  # speech_contexts boosts and max_alternatives (LM decoders)
 
 
 class StreamTooLong(InputError):
@@ -60,6 +62,8 @@ class AudioSession:
     def _open(self, channels: int) -> None:
         n = channels if self.config.separate_channels else 1
         self.streams = [self.recognizer.create_stream(self.config.endpoint, channel=c) for c in range(n)]
+        for s in self.streams:
+            s.decoding = self.config.decoding
 
     def _push(self, frames: np.ndarray, rate: int) -> None:
         """frames (T, channels) float32."""
@@ -134,4 +138,4 @@ def recognize_frames(recognizer: Recognizer, frames: np.ndarray, rate: int, conf
         channels = [(c, np.ascontiguousarray(frames[:, c])) for c in range(frames.shape[1])]
     else:
         channels = [(0, frames.mean(axis=1, dtype=np.float32) if frames.shape[1] > 1 else frames[:, 0])]
-    return [r for c, x in channels for r in recognizer.recognize(x, rate, channel=c)]
+    return [r for c, x in channels for r in recognizer.recognize(x, rate, channel=c, decoding=config.decoding)]
