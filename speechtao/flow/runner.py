@@ -218,11 +218,11 @@ class Flow:
             rec[f"{split}_minutes"] = round(summary["minutes"], 2)
         return rec
 
-    def _eval(self, model: str | Path, params: int | None = None) -> dict:
+    def _eval(self, model: str | Path, params: int | None = None, lm: str | None = None) -> dict:
         """The test split's scores plus ``dev_wer``/``dev_cer``; parameters and file size."""
         onnx = str(model).endswith(".onnx")
         splits = {"test": self.manifest("test"), "dev": self.manifest("dev")}
-        m = score(model, splits, batch_size=self.spec.eval_batch_size, threads=self.spec.threads)
+        m = score(model, splits, batch_size=self.spec.eval_batch_size, threads=self.spec.threads, lm=lm)
         test, dev = m["test"], m["dev"]
         return {
             "model": str(model),
@@ -419,6 +419,28 @@ class Flow:
     def stage_evaluate_int8(self) -> dict:
         rec = self.record("export_int8")
         return self._eval(rec["model"], params=rec["params"])
+
+    def stage_lm(self) -> dict:
+        if not self.spec.lm.enabled:
+            return {"skipped": "lm.enabled is false"}
+        from .lm_stage import build_domain_lm
+
+        model = self.record("export_int8")["model"]
+        return build_domain_lm(
+            self.spec.lm,
+            out=self.out / "export" / "lm",
+            train=self.manifest("train"),
+            dev=self.manifest("dev"),
+            model=model,
+            threads=self.spec.threads,
+        )
+
+    def stage_evaluate_int8_lm(self) -> dict:
+        lm = self.record("lm")
+        if "skipped" in lm:
+            return {"skipped": lm["skipped"]}
+        rec = self.record("export_int8")
+        return self._eval(rec["model"], params=rec["params"], lm=lm["lm"])
 
     def stage_report(self) -> dict:
         s = self.summary()

@@ -26,14 +26,20 @@ def curve(history: str | Path) -> dict[str, list]:
     return out
 
 
-def score(model: str | Path, manifests: dict[str, Path], *, batch_size: int, threads: int) -> dict[str, dict]:
+def score(
+    model: str | Path, manifests: dict[str, Path], *, batch_size: int, threads: int, lm: str | Path | None = None
+) -> dict[str, dict]:
     """``{split: metrics}`` of ``model`` (a checkpoint, preset or exported ONNX file, opened once by
     :func:`speechtao.asr.backends.open_model`) on each manifest, scored by :func:`speechtao.asr.evaluate.evaluate`:
-    the same code as ``speechtao asr evaluate``."""
+    the same code as ``speechtao asr evaluate`` (with ``lm``: ``--lm``)."""
     from ..asr.backends import open_model
     from ..asr.evaluate import EvalOptions, evaluate
 
     backend = open_model(str(model), threads=threads)
+    if lm is not None:  # beam search with the LM folder (speechtao.lm), as `asr evaluate --lm`
+        from ..lm.decode import LMDecoder
+
+        backend.decoder = LMDecoder(lm, backend.tokenizer)
     try:
         options = EvalOptions(batch_size=batch_size, threads=threads)
         return {split: evaluate(backend, path, options).metrics for split, path in manifests.items()}

@@ -17,6 +17,8 @@ STAGES: tuple[str, ...] = (
     "evaluate_retrained",
     "export_int8",
     "evaluate_int8",
+    "lm",
+    "evaluate_int8_lm",
     "report",
 )
 
@@ -31,6 +33,8 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "evaluate_retrained": ("retrain",),
     "export_int8": ("finetune",),
     "evaluate_int8": ("export_int8",),
+    "lm": ("export_int8",),
+    "evaluate_int8_lm": ("lm",),
 }
 
 # The first stage that reads each section of the spec: when a section changes, that stage and every later one run
@@ -43,6 +47,7 @@ FIRST_STAGE: dict[str, str] = {
     "prune": "prune",
     "retrain": "retrain",
     "export": "export_int8",
+    "lm": "lm",
 }
 
 # What each stage writes in out_dir besides its record (removed when it must run again).
@@ -52,6 +57,7 @@ OUTPUTS: dict[str, tuple[str, ...]] = {
     "prune": ("pruned",),
     "retrain": ("retrain",),
     "export_int8": ("export",),
+    "lm": ("export/lm",),
     "report": ("report.md", "report.json", "report.png"),
 }
 
@@ -62,6 +68,7 @@ EVAL_ROWS: tuple[tuple[str, str], ...] = (
     ("evaluate_pruned", "pruned"),
     ("evaluate_retrained", "pruned + retrained"),
     ("evaluate_int8", "INT8 ONNX (ONNX Runtime)"),
+    ("evaluate_int8_lm", "INT8 ONNX + domain LM (beam search)"),
 )
 
 
@@ -138,6 +145,23 @@ class ExportStage:
 
 
 @dataclass(frozen=True)
+class LMStage:
+    """A domain n-gram LM from the training transcripts (and ``text``), tuned on dev with the INT8 model, written
+    to ``export/lm`` (``speechtao serve --models <out_dir>/export`` decodes finals with it)."""
+
+    enabled: bool = True
+    order: int = 3
+    text: list[Path] = field(default_factory=list)  # extra domain text files (one or more sentences a line)
+    alphas: list[float] = field(default_factory=lambda: [0.25, 0.5, 1.0, 1.5, 2.0])  # LM weights tried on dev
+    betas: list[float] = field(default_factory=lambda: [-1.0, 0.0, 1.0, 2.0])  # word scores tried on dev
+    beam_size: int = 16
+
+    def __post_init__(self):
+        if not 1 <= self.order <= 6 or not self.alphas or not self.betas or self.beam_size < 1:
+            raise ValueError("lm: order must be 1..6, alphas and betas non-empty, beam_size >= 1")
+
+
+@dataclass(frozen=True)
 class FlowSpec:
     """``speechtao asr flow``: one pretrained starter adapted to one domain, every TAO stage."""
 
@@ -149,6 +173,7 @@ class FlowSpec:
     domain: DomainStage = DomainStage()
     prune: PruneStage = PruneStage()
     export: ExportStage = ExportStage()
+    lm: LMStage = LMStage()
     eval_batch_size: int = 16
     threads: int = 1  # torch and ONNX Runtime intra-op threads (on a CPU shared with other jobs keep 1: see above)
 

@@ -61,8 +61,14 @@ def test_every_stage_on_the_fixture_then_a_rerun_skips_them(tmp_path, capsys):
     starter_params = _stage(out, "evaluate_starter")["params"]
     assert int8["runtime"] == "onnxruntime" and int8["params"] == retrain["params"] < 0.5 * starter_params
     assert int8["n"] == 2 and int8["dev_n"] == 1 and 0 <= int8["wer"]
+    lm = _stage(out, "lm")  # the domain LM from the training transcripts, beside the export, tuned on dev
+    assert lm["lm"] == str(out / "export" / "lm") and (out / "export" / "lm" / "lm.json").is_file()
+    assert lm["sentences"] == 4 and lm["dev_wer_lm"] <= lm["dev_wer_greedy"]
+    lm_row = _stage(out, "evaluate_int8_lm")
+    assert lm_row["model"] == export["model"] and lm_row["n"] == 2 and lm_row["dev_wer"] == lm["dev_wer_lm"]
     report = (out / "report.md").read_text()
-    for label in ("starter (pretrained)", "fine-tuned", "pruned", "pruned + retrained", "INT8 ONNX (ONNX Runtime)"):
+    labels = ("starter (pretrained)", "fine-tuned", "pruned", "pruned + retrained", "INT8 ONNX (ONNX Runtime)")
+    for label in (*labels, "INT8 ONNX + domain LM (beam search)"):
         assert f"| {label} | " in report and f"| {label} | not run" not in report
     assert "## Deployed (INT8 ONNX) against fine-tuned" in report and "fewer than the starter" in report
     assert "| 0.5 | " in report and "The largest ratio whose dev WER is within +1000 points" in report
@@ -83,8 +89,8 @@ def test_every_stage_on_the_fixture_then_a_rerun_skips_them(tmp_path, capsys):
     changed = [a if a != "export.calib_utterances=4" else "export.calib_utterances=3" for a in _args(out)]
     assert main(changed + ["prune.max_wer_increase=1000", "prune.ratios=[0.25,0.5]"]) == 0
     err = capsys.readouterr().err
-    assert "spec changed in export: export_int8, evaluate_int8, report will run again" in err
-    assert err.count("done in an earlier run: skipped") == len(flow_module.STAGES) - 3
+    assert "spec changed in export: export_int8, evaluate_int8, lm, evaluate_int8_lm, report will run again" in err
+    assert err.count("done in an earlier run: skipped") == len(flow_module.STAGES) - 5
     assert _stage(out, "export_int8")["calibration_utterances"] == 3 and (out / "finetune" / "best.pt").is_file()
 
 
