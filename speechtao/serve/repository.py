@@ -10,8 +10,9 @@ Layout (names come from file or folder names; hidden entries are skipped)::
       punct/                 NLP: a model or export folder of `speechtao punct|qa|ner|textcls ...`
       qa/                         (its speechtao.json names the task)
       profanity.txt          optional: the word list of profanity_filter (one word a line)
-      lm/                    optional: an n-gram LM folder (`speechtao lm build`): finals of every ASR model here
-                                  are beam-searched with it (interims stay greedy); X.lm/ serves model X only
+      lm/                    optional: an n-gram LM folder (`speechtao lm build`, any name; `lm/` wins when there
+                                  are several): finals of every ASR model here are beam-searched with it (interims
+                                  stay greedy); X.lm/ serves model X only
 
 The ASR model a request gets when ``RecognitionConfig.model`` is empty is ``default_asr``: by default the first
 INT8 model in name order, else the first ASR model. NLP requests choose by ``model.model_name``, per task.
@@ -41,6 +42,20 @@ def is_intermediate(path: Path) -> bool:
     (:mod:`speechtao.export.quantize`), not a model to serve."""
     name = path.name
     return name.endswith(".fp32.onnx") and path.with_name(name[: -len(".fp32.onnx")] + ".onnx").is_file()
+
+
+def shared_lm(root: Path) -> Path | None:
+    """The repository's LM folder (one holding ``lm.json``, not a model's own ``X.lm``): ``lm/``, else the only
+    one; None when there is none. Several without an ``lm/`` is an error naming them."""
+    if (root / "lm" / "lm.json").is_file():
+        return root / "lm"
+    found = sorted(d for d in root.iterdir() if d.is_dir() and d.suffix != ".lm" and (d / "lm.json").is_file())
+    if len(found) > 1:
+        raise InputError(
+            f"--models {root}: several LM folders ({', '.join(d.name for d in found)}); name the one to use lm/, "
+            "give a model its own X.lm/, or pass --lm DIR"
+        )
+    return found[0] if found else None
 
 
 class ModelNotFound(InputError):
@@ -83,7 +98,8 @@ class ModelRepository:
                 repo.asr_models[entry.stem] = Recognizer.from_path(
                     str(entry), options, device=device, threads=threads, name=entry.stem, max_batch_size=max_batch_size
                 )
-                lm_dir = next((d for d in (root / f"{entry.stem}.lm", root / "lm") if (d / "lm.json").is_file()), lm)
+                own = root / f"{entry.stem}.lm"
+                lm_dir = own if (own / "lm.json").is_file() else (lm or shared_lm(root))
                 if lm_dir is not None:
                     from ..lm.decode import LMDecoder
 

@@ -1,7 +1,8 @@
 """The server decodes finals with the LM of its model folder: Riva's ``speech_contexts`` boost words per request
 and ``max_alternatives`` returns N-best lists, through Riva's own Python client (``riva.client``).
 
-The repository holds the Whisper-CTC starter and the general English LM as ``lm/`` (the folder-wide LM).
+The repository holds the Whisper-CTC starter and the general English LM (its only LM folder: used for every
+model), as ``speechtao serve --models models/`` finds them.
 """
 
 import shutil
@@ -32,7 +33,7 @@ def asr(tmp_path_factory):
 
     repo_dir = tmp_path_factory.mktemp("models")
     (repo_dir / "whisper.pt").symlink_to(ROOT / "models" / "whisper_tiny_en_ctc_synth.pt")
-    (repo_dir / "lm").symlink_to(ROOT / "models" / "lm_general_en")
+    (repo_dir / "lm_general_en").symlink_to(ROOT / "models" / "lm_general_en")  # the folder's only LM
     repo = ModelRepository.load(repo_dir)
     assert repo.asr("").decoder.__class__.__name__ == "LMDecoder"
     running = start_server(repo, ServerOptions(port=0))

@@ -321,3 +321,20 @@ def test_sentencepiece_model_decodes_with_the_lm(tmp_path):
     best = LMDecoder(tmp_path, sp, DecodingSpec(alpha=0.5, beta=0.0)).search(lp)[0]
     assert best.text == spoken
     assert [w.word for w in word_times(best.hypothesis, sp, 0.08)] == spoken.split()
+
+
+def test_a_model_repository_finds_its_lm_folder(tmp_path, lm_dir):
+    import shutil
+
+    from speechtao.serve.repository import shared_lm
+
+    assert shared_lm(tmp_path) is None
+    shutil.copytree(lm_dir, tmp_path / "domain_lm")
+    assert shared_lm(tmp_path) == tmp_path / "domain_lm"  # the only LM folder, whatever its name
+    shutil.copytree(lm_dir, tmp_path / "model.lm")  # a model's own LM is not the shared one
+    assert shared_lm(tmp_path) == tmp_path / "domain_lm"
+    shutil.copytree(lm_dir, tmp_path / "other")
+    with pytest.raises(InputError, match="several LM folders \\(domain_lm, other\\)"):
+        shared_lm(tmp_path)
+    shutil.copytree(lm_dir, tmp_path / "lm")
+    assert shared_lm(tmp_path) == tmp_path / "lm"
