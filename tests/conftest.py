@@ -18,15 +18,24 @@ DEBIAN_REASON = re.compile(
 )
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    report = outcome.get_result()
+def _fail_debian_skip(report) -> None:
     if REQUIRE_TOOLS and report.skipped and isinstance(report.longrepr, tuple):
         reason = str(report.longrepr[2])
         if DEBIAN_REASON.search(reason):
             report.outcome = "failed"
             report.longrepr = f"SPEECHTAO_REQUIRE_TOOLS=1 and a Debian package is missing: {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):  # skips in a test, a fixture or a skipif mark
+    outcome = yield
+    _fail_debian_skip(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):  # pytest.skip(..., allow_module_level=True)
+    outcome = yield
+    _fail_debian_skip(outcome.get_result())
 
 
 @pytest.fixture
