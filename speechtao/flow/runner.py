@@ -458,7 +458,9 @@ class Flow:
         for stage, label in EVAL_ROWS:
             rec = self.record(stage) or {"status": "not run", "reason": "not reached"}
             row = {"stage": label, "eval_stage": stage, "status": rec.get("status")}
-            if rec.get("status") == "done":
+            if rec.get("status") == "done" and "skipped" in rec:  # e.g. lm.enabled: false
+                row.update(status="skipped", reason=rec["skipped"])
+            elif rec.get("status") == "done":
                 keys = ("wer", "cer", "dev_wer", "params", "size_bytes", "rtf", "model", "runtime")
                 row.update({k: rec.get(k) for k in keys})
             else:

@@ -162,3 +162,10 @@ def test_the_data_section_is_checked(tmp_path, capsys):
     empty.mkdir()
     assert main(_args(tmp_path / "run2", f"data.dir={empty}")) == 2
     assert "no train.jsonl or test.jsonl" in capsys.readouterr().err
+
+
+def test_lm_disabled_skips_the_lm_stages(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(_args(out, "lm.enabled=false")) == 0
+    assert _stage(out, "lm")["skipped"] == "lm.enabled is false" and not (out / "export" / "lm").exists()
+    assert "| INT8 ONNX + domain LM (beam search) | skipped | " in (out / "report.md").read_text()
