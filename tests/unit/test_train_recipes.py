@@ -8,6 +8,7 @@ import pytest
 
 from speechtao.asr.federate import FederatedSpec
 from speechtao.asr.train import ASRFinetuneSpec, ASRTrainSpec
+from speechtao.asr.whisper_upper import WhisperUpperSpec
 from speechtao.errors import SpecError
 from speechtao.flow import FlowSpec
 from speechtao.nlp.ner import NerFinetuneSpec
@@ -25,6 +26,7 @@ COMMAND_SPECS = {
     ("asr", "finetune"): ASRFinetuneSpec,
     ("asr", "flow"): FlowSpec,
     ("asr", "federate"): FederatedSpec,
+    ("asr", "train-cached"): WhisperUpperSpec,
     ("ner", "finetune"): NerFinetuneSpec,
     ("punct", "finetune"): PunctFinetuneSpec,
     ("qa", "finetune"): QAFinetuneSpec,
