@@ -68,7 +68,7 @@ EVAL_ROWS: tuple[tuple[str, str], ...] = (
     ("evaluate_pruned", "pruned"),
     ("evaluate_retrained", "pruned + retrained"),
     ("evaluate_int8", "INT8 ONNX (ONNX Runtime)"),
-    ("evaluate_int8_lm", "INT8 ONNX + domain LM (beam search)"),
+    ("evaluate_int8_lm", "INT8 ONNX + domain LM"),
 )
 
 

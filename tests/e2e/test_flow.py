@@ -68,7 +68,7 @@ def test_every_stage_on_the_fixture_then_a_rerun_skips_them(tmp_path, capsys):
     assert lm_row["model"] == export["model"] and lm_row["n"] == 2 and lm_row["dev_wer"] == lm["dev_wer_lm"]
     report = (out / "report.md").read_text()
     labels = ("starter (pretrained)", "fine-tuned", "pruned", "pruned + retrained", "INT8 ONNX (ONNX Runtime)")
-    for label in (*labels, "INT8 ONNX + domain LM (beam search)"):
+    for label in (*labels, "INT8 ONNX + domain LM"):
         assert f"| {label} | " in report and f"| {label} | not run" not in report
     assert "## Deployed (INT8 ONNX) against fine-tuned" in report and "fewer than the starter" in report
     assert "| 0.5 | " in report and "The largest ratio whose dev WER is within +1000 points" in report
@@ -168,4 +168,4 @@ def test_lm_disabled_skips_the_lm_stages(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(_args(out, "lm.enabled=false")) == 0
     assert _stage(out, "lm")["skipped"] == "lm.enabled is false" and not (out / "export" / "lm").exists()
-    assert "| INT8 ONNX + domain LM (beam search) | skipped | " in (out / "report.md").read_text()
+    assert "| INT8 ONNX + domain LM | skipped | " in (out / "report.md").read_text()
