@@ -107,7 +107,7 @@ def site_ids(spec: FederatedSpec) -> list[str]:
 def write_plan(spec: FederatedSpec, path: Path) -> Path:
     """The JSON each site's process reads: its manifests, the recipe and the local-training settings."""
     plan = {
-        "starter": str(Path(spec.starter).resolve()) if Path(spec.starter).exists() else spec.starter,
+        "starter": _abs(spec.starter),
         "recipe": str(spec.recipe.resolve()),
         "overrides": list(spec.overrides),
         "local_steps": spec.local_steps,

@@ -77,6 +77,16 @@ _SECONDS_PER_SENTENCE = 2.5  # a low guess of the mean utterance, to size the se
 _MAX_SENTENCES = 40_000  # distinct sentences to draw at most; longer corpora reuse them with other voices
 
 
+def check_corpus_size(hours: float | None, n_utterances: int | None) -> None:
+    """A corpus is sized by exactly one of ``hours`` (> 0) and ``n_utterances`` (>= 1); ValueError otherwise."""
+    if (hours is None) == (n_utterances is None):
+        raise ValueError(f"give exactly one of hours and n_utterances (got hours={hours}, n_utterances={n_utterances})")
+    if hours is not None and not hours > 0:
+        raise ValueError(f"hours must be > 0, got {hours}")
+    if n_utterances is not None and n_utterances < 1:
+        raise ValueError(f"n_utterances must be >= 1, got {n_utterances}")
+
+
 @dataclass(frozen=True)
 class SynthSpec:
     """What corpus to make. Give exactly one of ``hours`` and ``n_utterances``."""
@@ -97,14 +107,7 @@ class SynthSpec:
     chunk_size: int = 8  # utterances per job handed to a worker
 
     def __post_init__(self) -> None:
-        if (self.hours is None) == (self.n_utterances is None):
-            raise ValueError(
-                f"give exactly one of hours and n_utterances (got hours={self.hours}, n_utterances={self.n_utterances})"
-            )
-        if self.hours is not None and not self.hours > 0:
-            raise ValueError(f"hours must be > 0, got {self.hours}")
-        if self.n_utterances is not None and self.n_utterances < 1:
-            raise ValueError(f"n_utterances must be >= 1, got {self.n_utterances}")
+        check_corpus_size(self.hours, self.n_utterances)
         unknown = [e for e in self.engines if e not in ENGINES]
         if unknown or not self.engines:
             raise ValueError(

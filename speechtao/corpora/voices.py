@@ -40,7 +40,7 @@ from ..audio import resample
 from ..data.manifest import ManifestEntry, write_manifest
 from ..errors import DataError, MissingDependencyError
 from ..text.normalize import normalize_text
-from .synth import spoken_text
+from .synth import check_corpus_size, spoken_text
 from .textsrc import load_sentences
 
 log = logging.getLogger(__name__)
@@ -74,14 +74,7 @@ class VoicesSpec:
     threads: int = 1  # ONNX Runtime threads for Kokoro
 
     def __post_init__(self) -> None:
-        if (self.hours is None) == (self.n_utterances is None):
-            raise ValueError(
-                f"give exactly one of hours and n_utterances (got hours={self.hours}, n_utterances={self.n_utterances})"
-            )
-        if self.hours is not None and not self.hours > 0:
-            raise ValueError(f"hours must be > 0, got {self.hours}")
-        if self.n_utterances is not None and self.n_utterances < 1:
-            raise ValueError(f"n_utterances must be >= 1, got {self.n_utterances}")
+        check_corpus_size(self.hours, self.n_utterances)
         bad = [e for e in self.engines if e not in ENGINES]
         if bad or not self.engines:
             raise ValueError(

@@ -154,7 +154,7 @@ def augment_manifest(
     out: list[ManifestEntry] = []
     report = AugmentReport(out_dir / f"{Path(manifest).stem}.aug.jsonl", 0, 0, 0)
     for i, e in enumerate(entries):
-        clean = None
+        clean = read_audio(e.audio_filepath, sr, e.offset, e.duration if e.segment else None)
         stem = f"{i:06d}_{Path(e.audio_filepath).stem}"[:80]
         if options.keep_original:
             out.append(e)
@@ -162,9 +162,6 @@ def augment_manifest(
             target = audio_dir / f"{stem}_aug{k}.wav"
             rng = np.random.default_rng([options.seed, i, k])
             applied: list[str] = []
-            y = None
-            if clean is None:
-                clean = read_audio(e.audio_filepath, sr, e.offset, e.duration if e.segment else None)
             y = augmenter(clean, sr, rng, applied=applied)
             if options.codec_prob and rng.random() < options.codec_prob:
                 codec = options.codecs[int(rng.integers(len(options.codecs)))]
