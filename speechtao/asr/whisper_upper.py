@@ -54,6 +54,12 @@ class UpperModelSpec:
     frozen_below: int = 4  # convs + layers[:k] frozen and cached; layers[k:] train
     head_hidden: int = 512  # CTC head: conv k3 to this width + GELU + linear (0: linear only)
     dropout: float = 0.1  # residual dropout in the trained layers
+    train_from: int | None = None  # first trained layer (>= frozen_below; None: frozen_below). Layers between run
+    # on the cached outputs each step but keep Whisper's weights: fewer trained parameters on the same cache
+
+    def __post_init__(self):
+        if self.train_from is not None and self.train_from < self.frozen_below:
+            raise ValueError(f"train_from ({self.train_from}) must be >= frozen_below ({self.frozen_below}) or null")
 
 
 @dataclass(frozen=True)
@@ -326,6 +332,9 @@ def build(spec: WhisperUpperSpec, resume: bool = False, say: Callable[[str], Non
     if model.config.frozen_below != spec.model.frozen_below:
         raise SpecError(f"model.frozen_below {spec.model.frozen_below} != the checkpoint's {model.config.frozen_below}")
     model.freeze_frozen_part()
+    for layer in model.encoder.layers[spec.model.frozen_below : spec.model.train_from or 0]:
+        for p in layer.parameters():
+            p.requires_grad_(False)
     started = time.perf_counter()
 
     def progress(done: int, total: int) -> None:

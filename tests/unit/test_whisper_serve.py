@@ -30,7 +30,8 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory):
-    """FP32 and INT8 (calibrated on alsa-utils' recordings, another speaker) exports of the Whisper starter."""
+    """FP32 and INT8 exports of the Whisper starter (INT8 is dynamic by default for Whisper models, so the
+    calibration manifest of alsa-utils' recordings goes unused)."""
     from speechtao.cli import main
 
     d = tmp_path_factory.mktemp("whisper_exports")
@@ -97,7 +98,7 @@ def test_export_metadata_names_whisper_and_its_front_end(exports):
             "normalize": "whisper",
         }
     quant = json.loads(read_metadata(exports / "model.int8.onnx")["quantization"])
-    assert quant["op_types"] == ["Conv", "MatMul"]  # the transformer's linear layers are quantized too
+    assert quant["format"] == "dynamic" and quant["op_types"] == ["MatMul"]  # Whisper's default INT8 scheme
     assert (exports / "model.int8.onnx").stat().st_size < 0.4 * (exports / "model.onnx").stat().st_size
 
 

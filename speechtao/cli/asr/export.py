@@ -6,7 +6,7 @@ The formats and their options live in :mod:`speechtao.export.asr`; this module m
 
 from __future__ import annotations
 
-from ...export.asr import CALIB_METHODS, FORMATS  # light: no torch import
+from ...export.asr import CALIB_METHODS, FORMATS, INT8_SCHEMES  # light: no torch import
 
 
 def register(actions) -> None:
@@ -29,6 +29,13 @@ def register(actions) -> None:
     )
     g.add_argument("--calib-utterances", type=int, default=64, help="calibration utterances (default 64)")
     g.add_argument("--percentile", type=float, default=99.999, help="kept percentile for --calib-method percentile")
+    g.add_argument(
+        "--int8-scheme",
+        default="auto",
+        choices=INT8_SCHEMES,
+        help="static: calibrated QDQ (needs --calib); dynamic: INT8 weights, activation ranges at run time (no "
+        "calibration); auto (default): dynamic for Whisper-encoder models, static for the others",
+    )
     g.add_argument("--no-check", action="store_true", help="skip the ONNX-vs-PyTorch check (not recommended)")
     g.add_argument(
         "--dynamo",
@@ -51,11 +58,14 @@ def run(args) -> int:
         percentile=args.percentile,
         check=not args.no_check,
         dynamo=args.dynamo,
+        int8_scheme=args.int8_scheme,
     )
     loaded = load_model(args.model)
     result = export_model(loaded, args.format, Path(args.out), options)
     q = result.quant
-    if q is not None:
+    if q is not None and q.scheme == "dynamic":
+        print(f"dynamic INT8 (no calibration); FP32 graph {q.fp32_path}")
+    elif q is not None:
         note = f", {len(q.overridden)} ranges from QAT" if q.overridden else ""
         print(
             f"calibrated on {q.utterances} utterances ({args.calib_method}{note}); TensorRT cache "
