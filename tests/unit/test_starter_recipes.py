@@ -70,7 +70,7 @@ def test_gpu_starter_matches_its_recipe():
 
 def test_shipped_starter_matches_its_recipe():
     if not STARTER.is_file():
-        pytest.skip(f"{STARTER} is not present (pretrain it: see models/README.md)")
+        pytest.skip(f"{STARTER} is not present (pretrain it: see models/quartznet_tiny_synth.md)")
     from speechtao.asr.checkpoint import load_model
     from speechtao.text.tokenizers import CharTokenizer
 
