@@ -65,9 +65,23 @@ federate-asr: setup
 	  --n 240 --engines festival --sources fortunes --seed 5 --holdout-voices 1
 	SPEECHTAO_THREADS=1 OMP_NUM_THREADS=1 $(PY) -m speechtao asr federate --spec recipes/asr_federated.yaml
 
-finetune-punct finetune-ner finetune-textcls: finetune-%: setup
-	test -d data/$* || $(PY) -m speechtao $* make-data --out data/$*
-	$(PY) -m speechtao $* finetune --spec recipes/$*_finetune.yaml
+# punct and ner train on real Wikipedia and news text too: the gensim 4.4.0 wheel's test data (read at set-up only).
+GENSIM_WHEEL = $$(ls .tools/gensim/gensim-4.4.0-*.whl | head -1)
+.tools/gensim/.stamp:
+	mkdir -p .tools/gensim && $(PIP) download -q --no-deps gensim==4.4.0 -d .tools/gensim && touch $@
+
+finetune-punct: setup .tools/gensim/.stamp
+	test -d data/punct || $(PY) -m speechtao punct make-data --real-text $(GENSIM_WHEEL) --out data/punct \
+	  --lines-per-source 4000 --extra-lines 0 --real-copies 2
+	$(PY) -m speechtao punct finetune --spec recipes/punct_finetune.yaml
+
+finetune-ner: setup .tools/gensim/.stamp
+	test -d data/ner || $(PY) -m speechtao ner make-data --real-text $(GENSIM_WHEEL) --out data/ner
+	$(PY) -m speechtao ner finetune --spec recipes/ner_finetune.yaml
+
+finetune-textcls: setup
+	test -d data/textcls || $(PY) -m speechtao textcls make-data --out data/textcls
+	$(PY) -m speechtao textcls finetune --spec recipes/textcls_finetune.yaml
 
 # Serve a model repository over Riva's gRPC protocol on 127.0.0.1:50051 (MODELS=folder of exported models;
 # the default is what `make finetune-asr` exported; its INT8 model is the server's default model).

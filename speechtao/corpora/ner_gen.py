@@ -189,6 +189,31 @@ def _dates(rng: random.Random, n: int) -> list[str]:
     return out
 
 
+def spoken_date(rng: random.Random) -> str:
+    """A date as a speaker says it and a transcript writes it, the month's name cased: "the fifth of March
+    nineteen ninety", "March twenty first", "the end of June", "nineteen eighty four", "the nineteen nineties"."""
+    from ..text.normalize import number_to_words, ordinal_words, year_words
+
+    m, d, y = rng.choice(MONTHS), ordinal_words(rng.randint(1, 31)), year_words(rng.randint(1850, 2030))
+    decade = year_words(rng.randrange(1900, 2030, 10)).split()
+    decade[-1] = decade[-1][:-1] + "ies" if decade[-1].endswith("y") else decade[-1] + "s"
+    return rng.choice(
+        [
+            f"{m} {d}",
+            f"the {d} of {m}",
+            f"{m} {d} {y}",
+            f"the {d} of {m} {y}",
+            f"{m} {y}",
+            y,
+            f"the end of {m}",
+            f"early {y}",
+            f"the {' '.join(decade)}",
+            f"{rng.choice(WEEKDAYS)} the {d}",
+            f"{number_to_words(rng.randint(2, 12))} years ago",
+        ]
+    )
+
+
 _NAME_RE = re.compile(r"^[A-Z][A-Za-z'.-]*( [A-Za-z][A-Za-z'.-]*){0,3}$")
 
 
@@ -262,8 +287,11 @@ def entity_pools(seed: int = 0, test_fraction: float = 0.25) -> dict[str, dict[s
     return pools
 
 
-def fill(template: str, pool: dict[str, list[str]], rng: random.Random) -> NerExample:
-    """One sentence from ``template`` with entities drawn from ``pool`` (dates are generated)."""
+def fill(
+    template: str, pool: dict[str, list[str]], rng: random.Random, spoken: random.Random | None = None, p: float = 0.0
+) -> NerExample:
+    """One sentence from ``template`` with entities drawn from ``pool`` (dates are generated; each is spoken, see
+    :func:`spoken_date`, with probability ``p``, drawn from ``spoken``, so that ``rng``'s draws stay the same)."""
     words, tags = [], []
     for tok in template.split():
         m = re.fullmatch(r"\{(PER|LOC|ORG|DATE)\}", tok)
@@ -273,6 +301,8 @@ def fill(template: str, pool: dict[str, list[str]], rng: random.Random) -> NerEx
             continue
         kind = m.group(1)
         value = _dates(rng, 1)[0] if kind == "DATE" else rng.choice(pool[kind])
+        if kind == "DATE" and spoken is not None and spoken.random() < p:
+            value = spoken_date(spoken)
         parts = value.split()
         words += parts
         tags += [f"B-{kind}"] + [f"I-{kind}"] * (len(parts) - 1)
@@ -288,6 +318,7 @@ class NerDataOptions:
     dev: int = 500
     test: int = 1000
     plain_fraction: float = 0.15  # share of real sentences without entities (WordNet examples, all O)
+    spoken_dates: float = 0.0  # share of dates written as spoken (spoken_date), from their own random stream
     seed: int = 0
 
 
@@ -314,11 +345,11 @@ def _plain_sentences(n: int, seed: int) -> list[NerExample]:
     return out
 
 
-def make_data(out_dir: str | Path, options: NerDataOptions = NerDataOptions()) -> dict:
-    """Write ``train/``, ``dev/`` and ``test/`` NER datasets (see the module docstring) and ``stats.json``."""
-    out = Path(out_dir)
+def generate_splits(options: NerDataOptions = NerDataOptions()) -> tuple[dict[str, list[NerExample]], dict]:
+    """The generated ``train``/``dev``/``test`` sentences (see the module docstring) and their description."""
     pools = entity_pools(options.seed)
     rng = random.Random(options.seed)
+    spoken = random.Random(f"{options.seed}:spoken") if options.spoken_dates > 0 else None
     plain = _plain_sentences(
         int((options.train + options.dev + options.test) * options.plain_fraction) + 3, options.seed
     )
@@ -331,22 +362,42 @@ def make_data(out_dir: str | Path, options: NerDataOptions = NerDataOptions()) -
         "dev": (TRAIN_TEMPLATES, pools["train"], options.dev),
         "test": (TEST_TEMPLATES, pools["test"], options.test),
     }
-    counts = {}
+    out = {}
     taken = 0
     for name, (templates, pool, n) in splits.items():
         k = min(n_plain[name], len(plain) - taken)
-        exs = [fill(rng.choice(templates), pool, rng) for _ in range(n - k)] + plain[taken : taken + k]
+        exs = [fill(rng.choice(templates), pool, rng, spoken, options.spoken_dates) for _ in range(n - k)]
+        exs += plain[taken : taken + k]
         taken += k
         rng.shuffle(exs)
-        write_dataset(out / name, exs)
-        counts[name] = {"sentences": len(exs), "entities": sum(len(entities(e.tags)) for e in exs)}
-    result = {
-        "counts": counts,
+        out[name] = exs
+    info = {
         "templates": {"train": len(TRAIN_TEMPLATES), "test": len(TEST_TEMPLATES)},
         "names": {split: {k: len(v) for k, v in p.items()} for split, p in pools.items()},
         "options": options.__dict__,
     }
     if not plain and options.plain_fraction > 0:
-        result["plain_sentences"] = "none: wordnet-base is not installed (apt-get install wordnet-base)"
+        info["plain_sentences"] = "none: wordnet-base is not installed (apt-get install wordnet-base)"
+    return out, info
+
+
+def spoken_date_sentences(n: int, seed: int = 0) -> list[NerExample]:
+    """``n`` sentences of the test templates that hold a date, every date spoken (:func:`spoken_date`), with test
+    names: a small set that asks how dates said aloud are tagged."""
+    pools = entity_pools(seed)["test"]
+    rng = random.Random(f"{seed}:spoken-set")
+    templates = [t for t in TEST_TEMPLATES if "{DATE}" in t]
+    return [fill(rng.choice(templates), pools, rng, rng, 1.0) for _ in range(n)]
+
+
+def make_data(out_dir: str | Path, options: NerDataOptions = NerDataOptions()) -> dict:
+    """Write ``train/``, ``dev/`` and ``test/`` NER datasets (see the module docstring) and ``stats.json``."""
+    out = Path(out_dir)
+    splits, info = generate_splits(options)
+    counts = {}
+    for name, exs in splits.items():
+        write_dataset(out / name, exs)
+        counts[name] = {"sentences": len(exs), "entities": sum(len(entities(e.tags)) for e in exs)}
+    result = {"counts": counts, **info}
     (out / "stats.json").write_text(json.dumps(result, indent=2) + "\n")
     return result

@@ -1,4 +1,5 @@
-"""Punctuation and capitalization data from real punctuated English (:mod:`speechtao.corpora.textsrc`): lines
+"""Punctuation and capitalization data from real punctuated English (:mod:`speechtao.corpora.textsrc`, and with
+``real_text`` the Wikipedia and news text of :mod:`speechtao.corpora.realtext`): lines
 of one to a few consecutive sentences, lowercased and stripped, labelled in :mod:`speechtao.nlp.punct`'s format
 (``; :`` count as commas and ``!`` as a period, as NeMo's default label set does)."""
 
@@ -26,6 +27,12 @@ class MakeDataOptions:
     question_lines: int = 3000  # extra training lines per source that hold a '?' (from train documents only)
     question_copies: int = 3  # times each training line that holds a '?' is written (1: once)
     extra_lines: int = 0  # more training lines per source, from training documents no other stream used
+    # Real cased text (speechtao.corpora.realtext: the gensim wheel or its unzipped folder), split by document on
+    # its own, every line of it in spoken form (numbers as words); its test lines are also written to test_real/.
+    real_text: str | None = None
+    real_sources: tuple[str, ...] = ("wiki", "news")
+    real_eval_fraction: float = 0.1  # share of real documents for dev and for test (each)
+    real_copies: int = 1  # times each real training line is written
     seed: int = 0
 
     def __post_init__(self):
@@ -35,6 +42,10 @@ class MakeDataOptions:
             raise ValueError(f"question_lines must be >= 0, got {self.question_lines}")
         if self.question_copies < 1:
             raise ValueError(f"question_copies must be >= 1, got {self.question_copies}")
+        if self.real_copies < 1:
+            raise ValueError(f"real_copies must be >= 1, got {self.real_copies}")
+        if not 0 < self.real_eval_fraction < 0.5:
+            raise ValueError(f"real_eval_fraction must be between 0 and 0.5, got {self.real_eval_fraction}")
 
 
 def _split_of(source: str, doc: int, frac: float, seed: int) -> str:
@@ -55,6 +66,29 @@ def _groups(sents: Sequence[str], rng: random.Random, max_sentences: int, max_wo
         yield group
 
 
+def _real_lines(options: MakeDataOptions, lines: dict[str, list[tuple[list[str], str]]], stats: dict) -> list:
+    """Add the lines of ``options.real_text`` (every document whole, in spoken form) to ``lines`` by split; returns
+    its test lines."""
+    from ..text.normalize import normalize_text
+    from .realtext import read_documents, split_documents, spoken_form
+
+    docs = split_documents(
+        read_documents(options.real_text, options.real_sources), options.real_eval_fraction, options.seed
+    )
+    rng = random.Random(f"{options.seed}:real")
+    test: list[tuple[list[str], str]] = []
+    for split, split_docs in docs.items():
+        copies = options.real_copies if split == "train" else 1
+        for doc in split_docs:
+            sents = [spoken_form(s) for s in doc.sentences]
+            for group in _groups(sents, rng, options.max_sentences, options.max_words):
+                lines[split].extend([([normalize_text(s) for s in group], " ".join(group))] * copies)
+                stats[split][doc.source] = stats[split].get(doc.source, 0) + copies
+                if split == "test":
+                    test.append(lines[split][-1])
+    return test
+
+
 def make_data(out_dir: str | Path, options: MakeDataOptions = MakeDataOptions()) -> dict:
     """Write ``train/``, ``dev/`` and ``test/`` punctuation datasets under ``out_dir`` (see the module docstring).
 
@@ -66,7 +100,9 @@ def make_data(out_dir: str | Path, options: MakeDataOptions = MakeDataOptions())
     line that holds a question that many times. ``options.extra_lines`` adds, per source, up to that many more
     training lines from training documents that neither the main stream nor the question stream touched (the
     line budget keeps a large source such as WordNet from crowding out the others; this lets training see
-    more distinct text without changing the held-out splits). All three extras use their own random streams
+    more distinct text without changing the held-out splits). With ``options.real_text`` the real documents
+    (:mod:`speechtao.corpora.realtext`) are split by document on their own, every line of them in spoken form,
+    and dev and test hold only them. All three extras use their own random streams
     and are merged after the split's shuffle, so dev and test are byte-identical with or without them.
     Returns counts per split and source (also written to ``out_dir/stats.json``).
     """
@@ -84,11 +120,8 @@ def make_data(out_dir: str | Path, options: MakeDataOptions = MakeDataOptions())
         docs = source_documents(source, options.doc_sentences)
         order = list(range(len(docs)))
         random.Random(f"{options.seed}:{source}").shuffle(order)
-        budget = {
-            "train": options.lines_per_source,
-            "dev": max(1, int(options.lines_per_source * options.eval_fraction)),
-            "test": max(1, int(options.lines_per_source * options.eval_fraction)),
-        }
+        held = max(1, int(options.lines_per_source * options.eval_fraction))
+        budget = {"train": options.lines_per_source, "dev": held, "test": held}
         extra = options.question_lines
         more = options.extra_lines
         for d in order:
@@ -122,6 +155,7 @@ def make_data(out_dir: str | Path, options: MakeDataOptions = MakeDataOptions())
                     break
             if all(v <= 0 for v in budget.values()) and extra <= 0 and more <= 0:
                 break
+    real_test = _real_lines(options, lines, stats) if options.real_text else []
     held_out = {k for split in ("dev", "test") for keys, _ in lines[split] for k in keys}
     before = len(lines["train"]) + len(questions)
     lines["train"] = [(keys, t) for keys, t in lines["train"] if not held_out.intersection(keys)]
@@ -143,6 +177,10 @@ def make_data(out_dir: str | Path, options: MakeDataOptions = MakeDataOptions())
         examples = [e for e in examples if e.words]
         write_dataset(out / split, examples)
         counts[split] = {"lines": len(examples), "words": sum(len(e.words) for e in examples)}
+    if real_test:
+        examples = [e for e in (label_text(t) for _, t in real_test) if e.words]
+        write_dataset(out / "test_real", examples)
+        counts["test_real"] = {"lines": len(examples), "words": sum(len(e.words) for e in examples)}
     result = {
         "counts": counts,
         "per_source": stats,
@@ -150,7 +188,7 @@ def make_data(out_dir: str | Path, options: MakeDataOptions = MakeDataOptions())
         "question_copies_added": len(questions) - extra_lines,
         "extra_lines": len(extras),
         "train_lines_dropped_as_overlap": dropped,
-        "options": {**options.__dict__, "sources": list(options.sources)},
+        "options": {**options.__dict__, "sources": list(options.sources), "real_sources": list(options.real_sources)},
     }
     (out / "stats.json").write_text(json.dumps(result, indent=2) + "\n")
     return result

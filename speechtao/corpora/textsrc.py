@@ -46,6 +46,7 @@ __all__ = [
     "load_sentences",
     "mix_sentences",
     "is_available",
+    "split_sentences",
 ]
 
 
@@ -145,7 +146,7 @@ _ABBREV_RE = re.compile(
 )
 
 
-def _split_sentences(text: str) -> Iterator[str]:
+def split_sentences(text: str) -> Iterator[str]:
     """Split running text into sentences at ``. ! ?`` followed by a capital; abbreviations keep their text."""
     text = _WS_RE.sub(" ", text).strip()
     if not text:
@@ -187,7 +188,7 @@ def _wordnet_sentences(files: list[Path]) -> Iterator[str]:
                     continue
                 _, _, gloss = line.partition(" | ")
                 for example in _WORDNET_EXAMPLE_RE.findall(gloss):
-                    yield from _split_sentences(example)
+                    yield from split_sentences(example)
 
 
 _BIBLE_VERSE_RE = re.compile(r"^\s+\d+ (.*)$")
@@ -225,10 +226,10 @@ def _bible_sentences(program: str, data_file: Path, source: TextSource) -> Itera
         if m:
             chapter.append(m.group(1))
         elif line.strip() and chapter:  # a "Book N" heading starts the next chapter
-            yield from _split_sentences(_unsmallcaps(" ".join(chapter)))
+            yield from split_sentences(_unsmallcaps(" ".join(chapter)))
             chapter = []
     if chapter:
-        yield from _split_sentences(_unsmallcaps(" ".join(chapter)))
+        yield from split_sentences(_unsmallcaps(" ".join(chapter)))
 
 
 _OVERSTRIKE_RE = re.compile(r".\x08")
@@ -259,7 +260,7 @@ def _fortune_sentences(files: list[Path]) -> Iterator[str]:
                 if _ATTRIBUTION_RE.match(line):
                     break  # "-- Author": the quotation is over
                 lines.append(line)
-            yield from _split_sentences(" ".join(lines))
+            yield from split_sentences(" ".join(lines))
 
 
 _RST_ROLE_RE = re.compile(r":[a-z][\w:+-]*:`([^`]*)`")
@@ -314,7 +315,7 @@ def _pydocs_sentences(files: list[Path]) -> Iterator[str]:
             para = _RST_LITERAL_RE.sub(_rst_literal, para)
             para = _RST_LINK_RE.sub(r"\1", para)
             para = _RST_EMPHASIS_RE.sub(r"\1", para)
-            yield from _split_sentences(para)
+            yield from split_sentences(para)
 
 
 def _default_path(source: TextSource) -> Path:

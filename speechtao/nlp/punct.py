@@ -250,8 +250,9 @@ def apply_labels(words: Sequence[str], punct: Sequence[int], capit: Sequence[int
 
 
 def evaluate(model: NLPModel, examples: Sequence[PunctExample], batch_size: int = 32) -> dict:
-    """Word-level reports of both heads. Headline numbers: ``punct_macro_f1`` (over ``O , . ?``, NeMo's
-    macro average), ``punct_marks_macro_f1`` (over ``, . ?`` only), ``capit_f1`` (F1 of ``U``) and
+    """Word-level reports of both heads. Headline numbers: ``punct_mark_f1`` (F1 of each mark ``, . ?``),
+    ``punct_marks_macro_f1`` (their mean over the marks present in the data), ``capit_f1`` (F1 of ``U``); then
+    ``punct_macro_f1`` (over ``O , . ?``: NeMo's macro average, which the frequent, easy ``O`` lifts) and
     ``capit_macro_f1``."""
     preds = predict(model, [e.words for e in examples], batch_size)
     gp = [p for e in examples for p in e.punct]
@@ -260,11 +261,12 @@ def evaluate(model: NLPModel, examples: Sequence[PunctExample], batch_size: int 
     pc = [c for pr in preds for c in pr[1]]
     rp = classification_report(gp, pp, PUNCT_LABELS)
     rc = classification_report(gc, pc, CAPIT_LABELS)
-    marks = [rp["per_class"][k]["f1"] for k in PUNCT_LABELS[1:] if rp["per_class"][k]["support"]]
+    mark_f1 = {k: rp["per_class"][k]["f1"] for k in PUNCT_LABELS[1:] if rp["per_class"][k]["support"]}
     return {
-        "punct_macro_f1": rp["macro"]["f1"],
-        "punct_marks_macro_f1": sum(marks) / len(marks) if marks else 0.0,
+        "punct_mark_f1": mark_f1,
+        "punct_marks_macro_f1": sum(mark_f1.values()) / len(mark_f1) if mark_f1 else 0.0,
         "capit_f1": rc["per_class"]["U"]["f1"],
+        "punct_macro_f1": rp["macro"]["f1"],
         "capit_macro_f1": rc["macro"]["f1"],
         "words": len(gp),
         "punct": rp,
@@ -273,13 +275,20 @@ def evaluate(model: NLPModel, examples: Sequence[PunctExample], batch_size: int 
 
 
 def format_evaluation(result: dict) -> str:
+    """The headline first (per-mark F1, marks-only macro-F1, capitalization F1), then both heads' tables, then the
+    averages that count the ``O`` class."""
+    support = result["punct"]["per_class"]
+    marks = "  ".join(f"{k} {f1:.4f} ({support[k]['support']})" for k, f1 in result["punct_mark_f1"].items())
     return "\n\n".join(
         [
+            f"punctuation F1 per mark (support): {marks}\n"
+            f"punctuation marks-only macro F1 ({' '.join(result['punct_mark_f1'])}): "
+            f"{result['punct_marks_macro_f1']:.4f}\n"
+            f"capitalization F1 (U): {result['capit_f1']:.4f}",
             format_report("punctuation", result["punct"]),
             format_report("capitalization", result["capit"]),
-            f"punct macro F1 {result['punct_macro_f1']:.4f} (marks only "
-            f"{result['punct_marks_macro_f1']:.4f}); capitalization F1 (U) {result['capit_f1']:.4f}, "
-            f"macro {result['capit_macro_f1']:.4f}; {result['words']} words",
+            f"O-inclusive averages: punctuation macro F1 over O , . ? {result['punct_macro_f1']:.4f}; "
+            f"capitalization macro F1 over O U {result['capit_macro_f1']:.4f}; {result['words']} words",
         ]
     )
 

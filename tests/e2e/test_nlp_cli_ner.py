@@ -70,19 +70,10 @@ def test_ner_cli_pipeline(tmp_path, capsys):
         main(["ner", "export", "--model", str(out / "model"), "--out", str(tmp_path / "x"), "--format", "onnx-int8"])
         == 0
     )
-    assert (
-        main(
-            [
-                "ner",
-                "evaluate",
-                "--model",
-                str(tmp_path / "x"),
-                "--data",
-                str(DATA / "dev"),
-                "--out",
-                str(tmp_path / "o.json"),
-            ]
-        )
-        == 0
-    )
-    assert json.loads((tmp_path / "o.json").read_text())["f1"] == pytest.approx(report["f1"], abs=1e-6)
+    capsys.readouterr()
+    for model, name in ((tmp_path / "x" / "model.onnx", "o.json"), (tmp_path / "x", "i.json")):
+        args = ["ner", "evaluate", "--model", str(model), "--data", str(DATA / "dev"), "--out", str(tmp_path / name)]
+        assert main(args) == 0
+    assert json.loads((tmp_path / "o.json").read_text())["f1"] == pytest.approx(report["f1"], abs=1e-6)  # FP32
+    assert f"model: {tmp_path / 'x' / 'model.int8.onnx'}" in capsys.readouterr().err  # the folder answers in INT8
+    assert json.loads((tmp_path / "i.json").read_text())["sentences"] == 40

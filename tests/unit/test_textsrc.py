@@ -37,7 +37,7 @@ def need(*names):
     ],
 )
 def test_split_sentences(text, sentences):
-    assert list(textsrc._split_sentences(text)) == sentences
+    assert list(textsrc.split_sentences(text)) == sentences
 
 
 @pytest.mark.parametrize(
