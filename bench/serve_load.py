@@ -27,8 +27,14 @@ Measured:
 - server memory (peak RSS) and threads, errors (any RPC error or a stream without a final result).
 
 ``--model`` is an ONNX/checkpoint path or a preset name (random weights: speed does not depend on them; the
-preset is exported to ONNX first). Audio: espeak-ng sentences when espeak-ng is installed, else noise bursts.
+preset is exported to ONNX first), or a Whisper encoder-decoder reference (``whisper:tiny.en``, ``whisper:base``;
+served with ``--model``, re-decoded every ``--redecode-ms``, see docs/serving.md; its interims are timed from the
+chunk that completed the audio they decoded). Audio: ``--audio FILE`` (a real recording, every stream sends it
+whole; ``--seconds`` is ignored), else espeak-ng sentences when espeak-ng is installed, else noise bursts.
 Figures on a shared machine are pessimistic: other processes take CPU from both server and clients.
+
+    SPEECHTAO_THREADS=1 python bench/serve_load.py --model whisper:tiny.en --streams 1 --rounds 5 \
+        --audio /usr/share/pocketsphinx/test/data/librivox/sense_and_sensibility_01_austen_64kb-0870.wav
 
 ``--sweep`` measures the chunking trade-off in this process instead, without gRPC: for each chunk / left /
 right context setting, 8 streams decoded together in 160 ms pieces, reporting
@@ -97,10 +103,14 @@ def make_audio(seconds: float, seed: int, folder: Path) -> np.ndarray:
     return (0.1 * rng.standard_normal(n) * env).astype(np.float32)
 
 
-def prepare_model(name: str, folder: Path) -> Path:
+def is_whisper(name) -> bool:
+    return str(name).startswith("whisper:")
+
+
+def prepare_model(name: str, folder: Path) -> Path | str:
     p = Path(name)
-    if p.exists():
-        return p
+    if p.exists() or is_whisper(name):
+        return p if p.exists() else name
     import torch
 
     from speechtao.asr.checkpoint import load_model
@@ -112,19 +122,23 @@ def prepare_model(name: str, folder: Path) -> Path:
     return out
 
 
-def start_server(model: Path, folder: Path, args) -> tuple[subprocess.Popen, int]:
-    repo = folder / "models"
-    repo.mkdir(exist_ok=True)
-    target = repo / model.name
-    if not target.exists():
-        os.symlink(model.resolve(), target)
+def start_server(model: Path | str, folder: Path, args) -> tuple[subprocess.Popen, int]:
+    if is_whisper(model):
+        where = ["--model", str(model), "--redecode-ms", str(args.redecode_ms)]
+        where += ["--interim-beam", str(args.interim_beam), "--max-interim-share", str(args.max_interim_share)]
+    else:
+        repo = folder / "models"
+        repo.mkdir(exist_ok=True)
+        target = repo / model.name
+        if not target.exists():
+            os.symlink(model.resolve(), target)
+        where = ["--models", str(repo)]
     cmd = [
         sys.executable,
         "-m",
         "speechtao",
         "serve",
-        "--models",
-        str(repo),
+        *where,
         "--port",
         "0",
         "--no-itn",  # the recognizer alone (inverse text normalization adds 30-600 ms a final)
@@ -192,21 +206,26 @@ def run_stream(stub, audio: np.ndarray, chunk_s: float, right_s: float, out: dic
             yield rasr.StreamingRecognizeRequest(audio_content=data[i : i + step])
 
     n_chunks = -(-len(data) // step)
-    finals, interim_lat, last_final_t = 0, [], None
+    finals, interim_lat, last_final_t, texts = 0, [], None, []
     try:
-        for resp in stub.StreamingRecognize(requests(), timeout=len(audio) / SR + 60):
+        for resp in stub.StreamingRecognize(requests(), timeout=len(audio) / SR + 120):
             now = time.monotonic()
+            timed = set()  # one figure per decoding step (a Whisper step sends its stable part and the rest)
             for r in resp.results:
                 if r.is_final:
                     finals += 1
                     last_final_t = now
-                elif r.stability < 1.0:  # a window's interim: its audio ended right_s after what it committed
+                    texts.append(r.alternatives[0].transcript if r.alternatives else "")
+                elif r.stability < 1.0 and r.audio_processed not in timed:
+                    # a window's interim: its audio ended right_s after what it committed
+                    timed.add(r.audio_processed)
                     k = min(int(np.ceil((r.audio_processed + right_s) / chunk_s - 1e-6)) - 1, n_chunks - 1)
                     if 0 <= k < len(sent):
                         interim_lat.append(now - sent[k])
         out["latency_s"] = (last_final_t - sent[-1]) if (last_final_t and len(sent) == n_chunks) else None
         out["interim_latency_s"] = interim_lat
         out["finals"] = finals
+        out["final_text"] = " ".join(texts)
         out["error"] = None if finals else "no final result"
     except grpc.RpcError as exc:
         out["error"] = f"{exc.code().name}: {exc.details()}"
@@ -221,7 +240,8 @@ def run_client(stub, audio: np.ndarray, args, start_delay: float, outs: list) ->
         if wait > 0:
             time.sleep(wait)
         out: dict = {}
-        run_stream(stub, audio, args.chunk_ms / 1000, args.right_context_ms / 1000, out)
+        right_s = 0.0 if is_whisper(args.model) else args.right_context_ms / 1000
+        run_stream(stub, audio, args.chunk_ms / 1000, right_s, out)
         outs.append(out)
 
 
@@ -394,12 +414,23 @@ def main() -> None:
     )
     ap.add_argument("--rounds", type=int, default=3, help="streams each client sends back to back")
     ap.add_argument("--seed", type=int, default=0, help="seed of the random start times")
+    ap.add_argument("--audio", help="a recording every stream sends (instead of --seconds of generated speech)")
+    ap.add_argument("--redecode-ms", type=int, default=1000, help="Whisper models: the server's --redecode-ms")
+    ap.add_argument("--interim-beam", type=int, default=1, help="Whisper models: the server's --interim-beam")
+    ap.add_argument("--max-interim-share", type=float, default=0.5, help="Whisper: the server's --max-interim-share")
     ap.add_argument("--json", help="also write the figures to this file")
     ap.add_argument("--sweep", action="store_true", help="measure the chunking trade-off in-process (see above)")
     args = ap.parse_args()
     if args.rounds < 1 or args.streams < 1:
         ap.error(f"--rounds ({args.rounds}) and --streams ({args.streams}) must be >= 1")
 
+    if args.sweep and is_whisper(args.model):
+        ap.error("--sweep measures CTC chunking; Whisper models are re-decoded (drop --sweep)")
+    if args.audio:
+        from speechtao.audio import read_audio
+
+        recording = read_audio(args.audio, SR)
+        args.seconds = len(recording) / SR
     if args.sweep:
         with tempfile.TemporaryDirectory() as tmp:
             model = prepare_model(args.model, Path(tmp))
@@ -414,7 +445,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         model = prepare_model(args.model, folder)
-        audios = [make_audio(args.seconds, seed, folder) for seed in range(min(args.streams, 8))]
+        if args.audio:
+            audios = [recording]
+        else:
+            audios = [make_audio(args.seconds, seed, folder) for seed in range(min(args.streams, 8))]
         proc, port = start_server(model, folder, args)
         try:
             channel = grpc.insecure_channel(f"127.0.0.1:{port}")
@@ -453,6 +487,7 @@ def main() -> None:
         "rounds": args.rounds,
         "stagger": args.stagger,
         "model": args.model,
+        "audio": args.audio,
         "client_chunk_ms": args.chunk_ms,
         "server_chunk_ms": args.server_chunk_ms,
         "left_context_ms": args.left_context_ms,
@@ -476,11 +511,25 @@ def main() -> None:
             [None if o.get("latency_s") is None else round(1000 * o["latency_s"], 1) for o in client] for client in outs
         ],
     }
+    if is_whisper(args.model):
+        res.update(
+            redecode_ms=args.redecode_ms, interim_beam=args.interim_beam, max_interim_share=args.max_interim_share
+        )
+        setting = (
+            f"re-decode every {args.redecode_ms} ms, interim beam {args.interim_beam}, max interim share "
+            f"{args.max_interim_share:g}"
+        )
+    else:
+        setting = (
+            f"server chunk {args.server_chunk_ms} / left {args.left_context_ms} / right {args.right_context_ms} ms, "
+            f"final pass {args.final_pass}"
+        )
+    res["final_texts"] = sorted({o["final_text"] for o in every if o.get("final_text")})
     print(
         f"{args.streams} concurrent streams x {args.rounds} rounds x {args.seconds:g} s, {args.stagger} starts "
-        f"({args.model}, client chunks {args.chunk_ms} ms, server chunk {args.server_chunk_ms} / left "
-        f"{args.left_context_ms} / right {args.right_context_ms} ms, final pass {args.final_pass})"
+        f"({args.model}, client chunks {args.chunk_ms} ms, {setting})"
     )
+    print(f"final transcripts: {res['final_texts']}")
     which = "middle rounds" if steady else "all rounds"
     print(f"final latency after the last chunk ({len(measured)} streams, {which}): {fmt(final)}")
     print(

@@ -139,22 +139,24 @@ class ASRService(rasr_grpc.RivaSpeechRecognitionServicer):
             max_seconds=self.admission.limits.max_stream_seconds,
         )
 
-    def _punctuator(self, cfg: rasr.RecognitionConfig):
-        if not cfg.enable_automatic_punctuation or not self.repo.has_nlp("punct"):
+    def _punctuator(self, cfg: rasr.RecognitionConfig, rec):
+        if not cfg.enable_automatic_punctuation or not self.repo.has_nlp("punct") or rec.written_form:
             return None
         model = self.repo.nlp("punct")
         return lambda text: model.punctuate([text])[0]
 
-    def _alternative(self, cfg, r, final: bool) -> rasr.SpeechRecognitionAlternative:
+    def _alternative(self, cfg, rec, r, final: bool) -> rasr.SpeechRecognitionAlternative:
+        """``rec.written_form``: the model writes case, punctuation and digits itself (Whisper): no ITN and no
+        punctuation model on its finals."""
         if not final:
             text = self.transcripts.interim(r.text, profanity_filter=cfg.profanity_filter)
             return rasr.SpeechRecognitionAlternative(transcript=text, confidence=r.confidence)
         text, words = self.transcripts.final(
             r.words,
             r.text,
-            verbatim=cfg.verbatim_transcripts,
+            verbatim=cfg.verbatim_transcripts or rec.written_form,
             profanity_filter=cfg.profanity_filter,
-            punctuate=self._punctuator(cfg),
+            punctuate=self._punctuator(cfg, rec),
         )
         alt = rasr.SpeechRecognitionAlternative(transcript=text, confidence=r.confidence)
         if cfg.enable_word_time_offsets:
@@ -188,7 +190,9 @@ class ASRService(rasr_grpc.RivaSpeechRecognitionServicer):
                 if r.is_final:
                     response.results.append(
                         rasr.SpeechRecognitionResult(
-                            alternatives=[self._alternative(request.config, x, True) for x in (r, *r.alternatives)],
+                            alternatives=[
+                                self._alternative(request.config, rec, x, True) for x in (r, *r.alternatives)
+                            ],
                             channel_tag=r.channel,
                             audio_processed=r.audio_processed_s,
                         )
@@ -237,10 +241,10 @@ class ASRService(rasr_grpc.RivaSpeechRecognitionServicer):
                 self._check_size(len(req.audio_content), "a StreamingRecognizeRequest")
                 results = session.feed(req.audio_content)
                 if results:
-                    yield self._response(cfg, scfg.interim_results, results, rid)
+                    yield self._response(cfg, rec, scfg.interim_results, results, rid)
             results = session.finish()
             if results or not session.streams:
-                yield self._response(cfg, scfg.interim_results, results, rid)
+                yield self._response(cfg, rec, scfg.interim_results, results, rid)
         except grpc.RpcError:
             raise
         except Exception as exc:
@@ -250,7 +254,7 @@ class ASRService(rasr_grpc.RivaSpeechRecognitionServicer):
         finally:
             ticket.close()
 
-    def _response(self, cfg, interim: bool, results, rid) -> rasr.StreamingRecognizeResponse:
+    def _response(self, cfg, rec, interim: bool, results, rid) -> rasr.StreamingRecognizeResponse:
         resp = rasr.StreamingRecognizeResponse()
         if rid is not None:
             resp.id.CopyFrom(rid)
@@ -259,7 +263,7 @@ class ASRService(rasr_grpc.RivaSpeechRecognitionServicer):
                 continue
             resp.results.append(
                 rasr.StreamingRecognitionResult(
-                    alternatives=[self._alternative(cfg, x, r.is_final) for x in (r, *r.alternatives)],
+                    alternatives=[self._alternative(cfg, rec, x, r.is_final) for x in (r, *r.alternatives)],
                     is_final=r.is_final,
                     stability=r.stability,
                     channel_tag=r.channel,
@@ -282,7 +286,6 @@ class ASRService(rasr_grpc.RivaSpeechRecognitionServicer):
         for name in names:
             rec = self.repo.asr_models[name]
             info = rec.backend.info(name)
-            o = rec.options
             params = {
                 "language_code": LANGUAGE,
                 "sample_rate": str(info.sample_rate),
@@ -294,13 +297,7 @@ class ASRService(rasr_grpc.RivaSpeechRecognitionServicer):
                 "inverse_text_normalization": str(self.transcripts.itn is not None).lower(),
                 "profanity_filter": "true",
             }
-            streaming = {
-                "chunk_ms": str(o.chunk_ms),
-                "left_context_ms": str(o.left_context_ms),
-                "right_context_ms": str(o.right_context_ms),
-                "final_pass": o.final_pass,
-            }
-            for kind, extra in (("offline", {}), ("online", streaming)):
+            for kind, extra in (("offline", {}), ("online", rec.streaming_parameters())):
                 resp.model_config.append(
                     rasr.RivaSpeechRecognitionConfigResponse.Config(
                         model_name=name,

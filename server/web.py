@@ -115,14 +115,19 @@ async def _recognize(bridge: WebBridge, ws, start: dict, channel: grpc.Channel) 
     def pump() -> None:  # gRPC's blocking iterator, in a thread; results go back to the event loop
         try:
             for resp in stub.StreamingRecognize(requests(), metadata=bridge._metadata()):
+                # a response's interim results are consecutive parts of one hypothesis (stable part first); a
+                # final supersedes the interims before it
+                interim = ""
                 for r in resp.results:
-                    if r.alternatives:
-                        msg = {
-                            "type": "final" if r.is_final else "interim",
-                            "transcript": r.alternatives[0].transcript,
-                            "words": _words(r.alternatives[0]),
-                        }
-                        loop.call_soon_threadsafe(out.put_nowait, msg)
+                    if r.alternatives and r.is_final:
+                        msg = {"type": "final", "transcript": r.alternatives[0].transcript}
+                        loop.call_soon_threadsafe(out.put_nowait, {**msg, "words": _words(r.alternatives[0])})
+                        interim = ""
+                    elif r.alternatives:
+                        interim += r.alternatives[0].transcript
+                if interim:
+                    msg = {"type": "interim", "transcript": interim, "words": []}
+                    loop.call_soon_threadsafe(out.put_nowait, msg)
             loop.call_soon_threadsafe(out.put_nowait, {"type": "done"})
         except grpc.RpcError as exc:
             loop.call_soon_threadsafe(out.put_nowait, {"type": "error", "message": exc.details() or str(exc.code())})

@@ -1,4 +1,4 @@
-"""``speechtao serve --models DIR``: serve a model repository over Riva's gRPC protocol.
+"""``speechtao serve --models DIR`` (and/or ``--model M``): serve ASR and NLP models over Riva's gRPC protocol.
 
 Prints ``listening on HOST:PORT`` once the port is bound (health NOT_SERVING), one line per loaded model, then
 ``serving`` (health SERVING). SIGTERM or Ctrl-C drains running streams for ``--drain-seconds`` and exits 0.
@@ -23,7 +23,16 @@ def register(sub) -> None:
         description="Serve the models of a folder over Riva's gRPC protocol; existing Riva clients "
         "work unchanged. Listens on loopback unless --host says otherwise.",
     )
-    p.add_argument("--models", required=True, help="model repository folder (.onnx / .ckpt ASR models, NLP folders)")
+    p.add_argument("--models", help="model repository folder (.onnx / .ckpt ASR models, NLP folders)")
+    p.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="M",
+        help="an ASR model to serve besides (or instead of) a folder: a file (.onnx/.pt/.ckpt/.nemo) or a "
+        "Whisper encoder-decoder reference whisper:NAME[:beam=N][:timestamps] (tiny.en, base), served under that "
+        "reference as its name; repeatable",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
     p.add_argument("--port", type=int, default=50051, help="port (default 50051; 0 picks a free one)")
     p.add_argument("--tls-cert", help="PEM certificate chain; with --tls-key the server accepts TLS only")
@@ -64,6 +73,22 @@ def register(sub) -> None:
         default="stream",
         choices=["stream", "window"],
         help="feature statistics of chunk windows: the utterance so far (stream) or the window alone",
+    )
+    p.add_argument(
+        "--redecode-ms",
+        type=int,
+        default=1000,
+        help="encoder-decoder (Whisper) streams: new audio between two interim decodes of the utterance",
+    )
+    p.add_argument(
+        "--interim-beam", type=int, default=1, help="encoder-decoder streams: beam of interim decodes (1: greedy)"
+    )
+    p.add_argument(
+        "--max-interim-share",
+        type=float,
+        default=0.5,
+        help="encoder-decoder streams: interim decoding takes at most this share of a stream's real time (a "
+        "decode of d s waits for d / share s of new audio before the next)",
     )
     p.add_argument("--max-batch-size", type=int, default=16, help="streams decoded in one batch at most")
     p.add_argument("--max-wait-ms", type=float, default=10.0, help="how long a step waits for others to batch with")
@@ -115,6 +140,7 @@ def run(args) -> int:
     from ..serve.batching import BatchOptions
     from ..serve.recognizer import StreamingOptions
     from ..serve.repository import ModelRepository, describe
+    from ..serve.seq_recognizer import SeqStreamingOptions
     from . import set_threads
 
     try:
@@ -162,8 +188,13 @@ def run(args) -> int:
             final_pass=args.final_pass,
             normalization=args.normalization,
         )
+        seq = SeqStreamingOptions(
+            redecode_ms=args.redecode_ms, interim_beam=args.interim_beam, max_interim_share=args.max_interim_share
+        )
     except ValueError as exc:
         raise InputError(f"speechtao serve: {exc}") from None
+    if args.models is None and not args.model:
+        raise InputError("speechtao serve: nothing to serve (give --models DIR and/or --model M, e.g. whisper:tiny.en)")
     if args.host not in ("127.0.0.1", "::1", "localhost") and not args.token:
         print(
             f"warning: listening on {args.host} without --token: anyone who can reach the port may use it",
@@ -179,6 +210,8 @@ def run(args) -> int:
             default_asr=args.default_model,
             max_batch_size=args.max_batch_size,
             lm=args.lm,
+            models=args.model,
+            seq_options=seq,
         )
 
     if args.web is not None and args.tls_cert:

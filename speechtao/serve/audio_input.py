@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..audio import alaw_decode, mulaw_decode, pcm16_decode, resample, resample_half_width
-from ..errors import AudioError
+from ..errors import AudioError, InputError
 
 ENCODINGS = ("LINEAR_PCM", "FLAC", "MULAW", "ALAW", "OGGOPUS")
 MAX_HEADER_BYTES = 1 << 16  # a WAV header (with LIST/fact chunks) longer than this is refused
@@ -352,3 +352,43 @@ class StreamResampler:
             return np.zeros(0, np.float32)
         total = -(-self._n_in * self.up // self.down)
         return self._outputs(total)
+
+
+class StreamInput:
+    """The input side of a recognizer's stream: float samples at one rate in, samples at the model's ``rate``
+    out, with the checks every stream makes (1-D samples, a positive rate, no rate change within a stream, no
+    audio after the end)."""
+
+    def __init__(self, rate: int):
+        self.rate = int(rate)
+        self.finished = False
+        self._input_rate: int | None = None
+        self._resampler: StreamResampler | None = None
+
+    def push(self, sample_rate: int, samples: np.ndarray) -> np.ndarray:
+        """Samples (T,) in [-1, 1] at ``sample_rate`` Hz -> the samples at the model's rate now ready."""
+        if self.finished:
+            raise InputError("accept_waveform after input_finished: the stream is closed (create a new stream)")
+        x = np.asarray(samples, dtype=np.float32)
+        if x.ndim != 1:
+            raise AudioError(
+                f"accept_waveform: samples must be 1-D (T,), got shape {x.shape} (mix channels down, "
+                "or feed each channel to its own stream)"
+            )
+        if sample_rate <= 0:
+            raise AudioError(f"accept_waveform: sample rate {sample_rate} must be > 0 Hz")
+        if self._input_rate is None:
+            self._input_rate = int(sample_rate)
+            if self._input_rate != self.rate:
+                self._resampler = StreamResampler(self._input_rate, self.rate)
+        elif int(sample_rate) != self._input_rate:
+            raise AudioError(
+                f"accept_waveform: sample rate changed from {self._input_rate} to {sample_rate} Hz "
+                "within one stream (one stream has one rate; start a new stream)"
+            )
+        return self._resampler.push(x) if self._resampler else x
+
+    def finish(self) -> np.ndarray:
+        """No more input: the resampler's last samples (empty without resampling)."""
+        self.finished = True
+        return self._resampler.flush() if self._resampler else np.zeros(0, np.float32)

@@ -13,7 +13,11 @@ Two backends answer the same call, so the recognizer does not care which one it 
 - :class:`TorchBackend`: a speechtao checkpoint (or ``.nemo`` archive) run in PyTorch, Whisper-encoder CTC
   models included.
 
-Both satisfy :class:`AcousticBackend`, the protocol the recognizer is written against: ``sample_rate``,
+A third kind, :class:`WhisperSeqBackend`, is a Whisper encoder-decoder (``whisper:tiny.en``, ``whisper:base``,
+options as :func:`speechtao.asr.backends.open_model` takes them): audio in, text with segment and word times out
+(:class:`SequenceBackend`); :class:`speechtao.serve.seq_recognizer.SeqRecognizer` streams it by re-decoding.
+
+The CTC backends satisfy :class:`AcousticBackend`, the protocol the recognizer is written against: ``sample_rate``,
 ``tokenizer`` (:class:`CTCTokenizer`), ``subsampling_factor``, ``hop_length``, ``samples_per_frame`` (audio
 samples per output frame), ``features`` (the log-mel front end, with ``features.raw`` before normalization;
 None for a backend that takes audio only) and ``run_features`` (normalized features in, log-probs out) for
@@ -153,7 +157,7 @@ class ModelInfo:
 
     name: str
     path: str
-    kind: str  # "onnx" | "checkpoint"
+    kind: str  # "onnx" | "checkpoint" | "whisper" (an encoder-decoder reference)
     sample_rate: int
     vocab_size: int
     subsampling_factor: int
@@ -370,6 +374,62 @@ class TorchBackend:
                 torch.from_numpy(feat_lengths.astype(np.int64)).to(self.device),
             )
         return lp.float().cpu().numpy(), n.cpu().numpy().astype(np.int64)
+
+
+@runtime_checkable
+class SequenceBackend(Protocol):
+    """Audio in, a transcript out: what :class:`speechtao.serve.seq_recognizer.SeqRecognizer` calls."""
+
+    sample_rate: int  # Hz the model takes
+    window_s: float  # the longest audio one decoding pass sees (Whisper: 30 s); longer audio is windowed
+    beam_size: int  # the beam of final decodes (the model reference's)
+    written_form: bool  # transcripts are written text (case, punctuation, digits): no ITN or punctuation model
+
+    def transcribe(self, audio: np.ndarray, beam_size: int):
+        """audio (T,) float32 at ``sample_rate`` -> :class:`speechtao.asr.whisper_seq.SeqTranscript` (text,
+        segments, words (word, start s, end s), avg_logprob)."""
+        ...
+
+    def info(self, name: str) -> ModelInfo: ...
+
+
+class WhisperSeqBackend:
+    """A Whisper encoder-decoder (``whisper:NAME[:beam=N][:timestamps]``) in PyTorch on the CPU: every call
+    decodes in Whisper's 30 s windows (:func:`speechtao.asr.whisper_seq.transcribe`), as ``speechtao asr infer``
+    does. Safe to call from several threads (each call has its own decoder cache)."""
+
+    sample_rate = 16000
+    window_s = 30.0
+    written_form = True
+
+    def __init__(self, ref: str, device: str = "cpu"):
+        from ..asr.whisper_transcribe import load_seq_ref
+
+        if device not in ("cpu", "auto"):
+            raise InputError(
+                f"device {device!r}: Whisper encoder-decoder models ({ref}) are served on the CPU only here "
+                "(serve with --device cpu)"
+            )
+        loaded = load_seq_ref(ref)
+        self.ref = ref
+        self.model = loaded.model
+        self.options = loaded.options  # the reference's decoding options (beam, timestamps)
+        self.beam_size = loaded.options.beam_size
+        self.vocab_size = loaded.model.decoder.cfg.n_vocab
+
+    def transcribe(self, audio: np.ndarray, beam_size: int):
+        import dataclasses
+
+        import torch
+
+        from ..asr.whisper_seq import transcribe
+
+        opts = dataclasses.replace(self.options, beam_size=beam_size)
+        with torch.inference_mode():
+            return transcribe(self.model, np.asarray(audio, dtype=np.float32), opts)
+
+    def info(self, name: str) -> ModelInfo:
+        return ModelInfo(name, self.ref, "whisper", self.sample_rate, self.vocab_size, 2, "whisper_seq", "torch-cpu")
 
 
 def _onnx_metadata(path: Path) -> dict[str, str]:

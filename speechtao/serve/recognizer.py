@@ -53,8 +53,8 @@ from typing import Literal
 import numpy as np
 
 from ..asr.ctc import CTCHypothesis, Word, decode_best_path, word_times
-from ..errors import AudioError, InputError
-from .audio_input import StreamResampler
+from ..errors import AudioError
+from .audio_input import StreamInput
 from .backends import check_backend
 from .decoding import FrameDecoder, GreedyDecoder, RequestDecoding, decode_alternatives
 from .endpointing import EndpointConfig, Endpointer
@@ -130,8 +130,7 @@ class Stream:
         self.decoding: RequestDecoding | None = None  # the request's boosts and alternatives (LM decoders)
         self.rate = rec.sample_rate
         self._spf = rec.samples_per_frame
-        self._resampler: StreamResampler | None = None
-        self._input_rate: int | None = None
+        self._input = StreamInput(self.rate)
         self._audio = np.zeros(0, np.float32)  # samples from absolute index _audio_base on
         self._audio_base = 0
         self.num_samples = 0  # samples received so far (at the model's rate)
@@ -155,26 +154,7 @@ class Stream:
 
     def accept_waveform(self, sample_rate: int, samples: np.ndarray) -> None:
         """Append float samples in [-1, 1] (shape (T,)) at ``sample_rate`` Hz (resampled to the model's rate)."""
-        if self.finished:
-            raise InputError("accept_waveform after input_finished: the stream is closed (create a new stream)")
-        x = np.asarray(samples, dtype=np.float32)
-        if x.ndim != 1:
-            raise AudioError(
-                f"accept_waveform: samples must be 1-D (T,), got shape {x.shape} (mix channels down, "
-                "or feed each channel to its own stream)"
-            )
-        if sample_rate <= 0:
-            raise AudioError(f"accept_waveform: sample rate {sample_rate} must be > 0 Hz")
-        if self._input_rate is None:
-            self._input_rate = int(sample_rate)
-            if self._input_rate != self.rate:
-                self._resampler = StreamResampler(self._input_rate, self.rate)
-        elif int(sample_rate) != self._input_rate:
-            raise AudioError(
-                f"accept_waveform: sample rate changed from {self._input_rate} to {sample_rate} Hz "
-                "within one stream (one stream has one rate; start a new stream)"
-            )
-        self._append(self._resampler.push(x) if self._resampler else x)
+        self._append(self._input.push(sample_rate, samples))
 
     def _append(self, x: np.ndarray) -> None:
         if len(x):
@@ -185,8 +165,7 @@ class Stream:
         """No more audio: the rest of the stream is decoded and finalized."""
         if self.finished:
             return
-        if self._resampler is not None:
-            self._append(self._resampler.flush())
+        self._append(self._input.finish())
         self.finished = True
 
     # -- results -----------------------------------------------------------------------------------------
@@ -257,6 +236,17 @@ class Recognizer:
         self._stream_norm = options.normalization == "stream" and supports_stream_normalization(backend)
         self.seconds_in_model = 0.0  # wall seconds in backend calls (for RTF figures)
         self._time_lock = threading.Lock()  # decode_streams may run in several threads (on disjoint streams)
+        self.written_form = False  # transcripts are spoken-form words: ITN and the punctuation model apply
+
+    def streaming_parameters(self) -> dict[str, str]:
+        """What GetRivaSpeechRecognitionConfig lists for the streaming ("online") model."""
+        o = self.options
+        return {
+            "chunk_ms": str(o.chunk_ms),
+            "left_context_ms": str(o.left_context_ms),
+            "right_context_ms": str(o.right_context_ms),
+            "final_pass": o.final_pass,
+        }
 
     @classmethod
     def from_path(

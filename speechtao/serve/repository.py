@@ -14,24 +14,33 @@ Layout (names come from file or folder names; hidden entries are skipped)::
                                   are several): finals of every ASR model here are beam-searched with it (interims
                                   stay greedy); X.lm/ serves model X only
 
+Models can also be named one by one (``speechtao serve --model M``): an ASR model file, or a Whisper
+encoder-decoder reference (``whisper:tiny.en``, ``whisper:base:beam=5``; served by
+:class:`speechtao.serve.seq_recognizer.SeqRecognizer`, under the reference as its name). LM folders apply to the CTC
+models only.
+
 The ASR model a request gets when ``RecognitionConfig.model`` is empty is ``default_asr``: by default the first
-INT8 model in name order, else the first ASR model. NLP requests choose by ``model.model_name``, per task.
+INT8 model in name order, else the first ASR model (the first ``--model`` when there is no folder). NLP requests
+choose by ``model.model_name``, per task.
 
 Usage::
 
     repo = ModelRepository.load("models/", options=StreamingOptions(), device="cpu")
+    repo = ModelRepository.load(None, models=["whisper:tiny.en"])      # one model, no folder
     rec = repo.asr("")            # the default Recognizer; repo.asr("domain") by name
     punct = repo.nlp("punct", "")
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
 from .recognizer import Recognizer, StreamingOptions
+from .seq_recognizer import SeqRecognizer, SeqStreamingOptions
 
 ASR_SUFFIXES = (".onnx", ".pt", ".ckpt", ".nemo")
 NLP_TASKS = ("punct", "qa", "ner", "textcls")
@@ -62,9 +71,39 @@ class ModelNotFound(InputError):
     """A request named a model the repository does not hold."""
 
 
+def load_asr(
+    source: str,
+    options: StreamingOptions = StreamingOptions(),
+    seq_options: SeqStreamingOptions = SeqStreamingOptions(),
+    *,
+    device: str = "cpu",
+    threads: int = 1,
+    name: str = "default",
+    max_batch_size: int = 16,
+) -> Recognizer | SeqRecognizer:
+    """A ``whisper:NAME[:beam=N][:timestamps]`` reference -> :class:`SeqRecognizer`; an ONNX file, checkpoint,
+    ``.nemo`` or preset -> :class:`Recognizer`."""
+    from ..asr.whisper_transcribe import is_seq_ref
+
+    if is_seq_ref(source):
+        from .backends import WhisperSeqBackend
+
+        return SeqRecognizer(WhisperSeqBackend(source, device=device), seq_options, name=name)
+    return Recognizer.from_path(
+        source, options, device=device, threads=threads, name=name, max_batch_size=max_batch_size
+    )
+
+
+def model_name(source: str) -> str:
+    """The name a ``--model`` is served under: a Whisper reference itself, a file's stem."""
+    from ..asr.whisper_transcribe import is_seq_ref
+
+    return source if is_seq_ref(source) else Path(source).stem
+
+
 @dataclass
 class ModelRepository:
-    asr_models: dict[str, Recognizer] = field(default_factory=dict)
+    asr_models: dict[str, Recognizer | SeqRecognizer] = field(default_factory=dict)
     nlp_models: dict[str, dict[str, Any]] = field(default_factory=dict)  # task -> name -> served NLP model
     default_asr: str = ""
     root: str = ""
@@ -73,48 +112,35 @@ class ModelRepository:
     @classmethod
     def load(
         cls,
-        root: str | Path,
+        root: str | Path | None,
         options: StreamingOptions = StreamingOptions(),
         device: str = "cpu",
         threads: int = 1,
         default_asr: str | None = None,
         max_batch_size: int = 16,
         lm: str | Path | None = None,
+        models: Sequence[str] = (),
+        seq_options: SeqStreamingOptions = SeqStreamingOptions(),
     ) -> ModelRepository:
-        """``lm``: an LM folder for the ASR models without one of their own (``X.lm/`` or ``lm/`` here)."""
-        root = Path(root)
-        if not root.is_dir():
-            raise InputError(
-                f"--models {root}: not a folder (give the folder holding exported .onnx / .pt / .ckpt "
-                "models and NLP model folders)"
+        """``root``: the model folder (None: only ``models``); ``models``: ASR models named one by one (files or
+        Whisper references, served after the folder's); ``lm``: an LM folder for the CTC models without one of
+        their own (``X.lm/`` or ``lm/`` here); ``seq_options``: how encoder-decoder models stream."""
+        if root is None and not models:
+            raise InputError("no models to serve: give a model folder (--models DIR) and/or --model M")
+        repo = cls(root=str(root) if root is not None else "")
+        if root is not None:
+            repo._load_folder(Path(root), options, device, threads, max_batch_size, lm)
+        for source in models:
+            name = model_name(source)
+            if name in repo.asr_models:
+                raise InputError(f"--model {source}: a model named {name!r} is served already (name each once)")
+            repo.asr_models[name] = load_asr(
+                source, options, seq_options, device=device, threads=threads, name=name, max_batch_size=max_batch_size
             )
-        repo = cls(root=str(root))
-        if (root / "profanity.txt").is_file():
-            repo.profanity_list = str(root / "profanity.txt")
-        for entry in sorted(root.iterdir()):
-            if entry.name.startswith(".") or is_intermediate(entry):
-                continue
-            if entry.is_file() and entry.suffix in ASR_SUFFIXES:
-                repo.asr_models[entry.stem] = Recognizer.from_path(
-                    str(entry), options, device=device, threads=threads, name=entry.stem, max_batch_size=max_batch_size
-                )
-                own = root / f"{entry.stem}.lm"
-                lm_dir = own if (own / "lm.json").is_file() else (lm or shared_lm(root))
-                if lm_dir is not None:
-                    from ..lm.decode import LMDecoder
+            if lm is not None and isinstance(repo.asr_models[name], Recognizer):
+                from ..lm.decode import LMDecoder
 
-                    rec = repo.asr_models[entry.stem]
-                    rec.decoder = LMDecoder(lm_dir, rec.tokenizer)
-            elif entry.is_dir() and ((entry / "model.pt").is_file() or (entry / "model.onnx").is_file()):
-                from .nlp import load_nlp_model
-
-                model = load_nlp_model(entry)
-                repo.nlp_models.setdefault(model.task, {})[entry.name] = model
-        if not repo.asr_models and not repo.nlp_models:
-            raise InputError(
-                f"--models {root}: no models found (put .onnx files from `speechtao asr export`, "
-                ".pt/.ckpt checkpoints or NLP model folders there)"
-            )
+                repo.asr_models[name].decoder = LMDecoder(lm, repo.asr_models[name].tokenizer)
         if default_asr:
             if default_asr not in repo.asr_models:
                 raise ModelNotFound(
@@ -127,7 +153,40 @@ class ModelRepository:
             repo.default_asr = (int8 or list(repo.asr_models))[0]
         return repo
 
-    def asr(self, name: str) -> Recognizer:
+    def _load_folder(self, root: Path, options, device: str, threads: int, max_batch_size: int, lm) -> None:
+        if not root.is_dir():
+            raise InputError(
+                f"--models {root}: not a folder (give the folder holding exported .onnx / .pt / .ckpt "
+                "models and NLP model folders)"
+            )
+        if (root / "profanity.txt").is_file():
+            self.profanity_list = str(root / "profanity.txt")
+        for entry in sorted(root.iterdir()):
+            if entry.name.startswith(".") or is_intermediate(entry):
+                continue
+            if entry.is_file() and entry.suffix in ASR_SUFFIXES:
+                self.asr_models[entry.stem] = Recognizer.from_path(
+                    str(entry), options, device=device, threads=threads, name=entry.stem, max_batch_size=max_batch_size
+                )
+                own = root / f"{entry.stem}.lm"
+                lm_dir = own if (own / "lm.json").is_file() else (lm or shared_lm(root))
+                if lm_dir is not None:
+                    from ..lm.decode import LMDecoder
+
+                    rec = self.asr_models[entry.stem]
+                    rec.decoder = LMDecoder(lm_dir, rec.tokenizer)
+            elif entry.is_dir() and ((entry / "model.pt").is_file() or (entry / "model.onnx").is_file()):
+                from .nlp import load_nlp_model
+
+                model = load_nlp_model(entry)
+                self.nlp_models.setdefault(model.task, {})[entry.name] = model
+        if not self.asr_models and not self.nlp_models:
+            raise InputError(
+                f"--models {root}: no models found (put .onnx files from `speechtao asr export`, "
+                ".pt/.ckpt checkpoints or NLP model folders there)"
+            )
+
+    def asr(self, name: str) -> Recognizer | SeqRecognizer:
         """The ASR model called ``name`` ("" = the default)."""
         if not self.asr_models:
             raise ModelNotFound(

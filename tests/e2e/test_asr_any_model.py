@@ -7,17 +7,15 @@ poor, so agreement there means the same hypotheses character for character, not 
 """
 
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
-import time
 
 import pytest
 import soundfile as sf
 
 from speechtao.cli import main
+from tests.e2e.serve_proc import start_serve, stop_serve
 
 TEXTS = {"left": "turn left", "door": "open the door", "stop": "stop now"}
 LAST_LINE = re.compile(r"^WER (\d+\.\d\d)% CER (\d+\.\d\d)% \((\d+) utterances")
@@ -129,41 +127,9 @@ def served(models, tmp_path_factory):
     """`speechtao serve` of the INT8 export in a child process on a free loopback port: yields "127.0.0.1:PORT"."""
     repo = tmp_path_factory.mktemp("repo")
     shutil.copy(models["int8"], repo / "tiny.onnx")
-    env = dict(os.environ, SPEECHTAO_THREADS="1", PYTHONPATH=os.pathsep.join(sys.path))
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "speechtao",
-            "serve",
-            "--models",
-            str(repo),
-            "--port",
-            "0",
-            "--drain-seconds",
-            "1",
-            "--no-itn",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-    lines, port = [], None
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        m = re.match(r"listening on 127\.0\.0\.1:(\d+)", line)
-        port = int(m.group(1)) if m else port
-        if line.strip() == "serving":
-            break
-    assert port and lines[-1].strip() == "serving", "".join(lines)
-    yield f"127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(timeout=30)
+    proc, address, _ = start_serve("--models", str(repo), "--drain-seconds", "1", "--no-itn")
+    yield address
+    stop_serve(proc)
 
 
 @pytest.mark.skipif(pytest.importorskip("riva.client") is None, reason="nvidia-riva-client is not installed")
