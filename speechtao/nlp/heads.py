@@ -11,6 +11,8 @@ dict that :func:`build_net` turns back into the same module):
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Sequence
 
 import torch
@@ -43,6 +45,23 @@ class ClassifierHead(nn.Module):
         return self.net(x)
 
 
+@functools.cache
+def _takes_token_types(encoder_class: type) -> bool:
+    return "token_type_ids" in inspect.signature(encoder_class.forward).parameters
+
+
+def encode(
+    encoder: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor
+) -> torch.Tensor:
+    """The encoder's last hidden states (B, T, H); ``token_type_ids`` go only to encoders that take them (BERT,
+    not MPNet; an exported MPNet net then has no token_type_ids input)."""
+    if _takes_token_types(type(encoder)):
+        return encoder(
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+        ).last_hidden_state
+    return encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+
 class TokenTaggingNet(nn.Module):
     """Encoder + one :class:`ClassifierHead` per name in ``heads`` ({name: classes}) over every token.
 
@@ -72,9 +91,7 @@ class TokenTaggingNet(nn.Module):
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor
     ) -> tuple[torch.Tensor, ...]:
-        states = self.encoder(
-            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-        ).last_hidden_state  # (B, T, H)
+        states = encode(self.encoder, input_ids, attention_mask, token_type_ids)  # (B, T, H)
         return tuple(head(states) for head in self.heads.values())
 
 
@@ -110,9 +127,7 @@ class SequenceClassifierNet(nn.Module):
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor
     ) -> tuple[torch.Tensor]:
-        states = self.encoder(
-            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-        ).last_hidden_state  # (B, T, H)
+        states = encode(self.encoder, input_ids, attention_mask, token_type_ids)  # (B, T, H)
         if self.pooling == "cls":
             pooled = states[:, 0]
         else:

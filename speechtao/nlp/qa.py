@@ -258,14 +258,18 @@ class QAModel:
         return [(c.text, float(p), c.start, c.end) for c, p in zip(pred.candidates[:top_n], probs)]
 
 
-def evaluate(qa: QAModel, examples: Sequence[QAExample], batch_size: int = 32) -> tuple[dict, dict[str, str]]:
-    """SQuAD metrics of ``qa`` on ``examples`` (its own threshold) and the predicted answers by id."""
+def evaluate(
+    qa: QAModel, examples: Sequence[QAExample], batch_size: int = 32, always_answer: bool = False
+) -> tuple[dict, dict[str, str]]:
+    """SQuAD metrics of ``qa`` on ``examples`` and the predicted answers by id: with the model's own no-answer
+    threshold, or with ``always_answer`` the best span for every question (the SQuAD v1.1 protocol)."""
     t0 = time.perf_counter()
     preds = qa.predict(examples, batch_size)
     elapsed = time.perf_counter() - t0
-    answers = predictions_to_answers(examples, preds, qa.threshold)
+    threshold = None if always_answer else qa.threshold
+    answers = predictions_to_answers(examples, preds, threshold)
     metrics = squad_metrics(examples, answers)
-    metrics["null_score_diff_threshold"] = qa.threshold
+    metrics["null_score_diff_threshold"] = threshold
     metrics["seconds"] = round(elapsed, 3)
     return metrics, answers
 

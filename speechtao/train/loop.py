@@ -323,7 +323,8 @@ class Trainer:
             run.run_model.train()
         fit = None if last else run.budget.refit(step)
         if fit is not None and fit < run.total:
-            run.total = run.state.fitted_total = run.schedule.max_steps = fit
+            run.total = run.state.fitted_total = fit
+            run.schedule.shorten(fit)
             self.log(
                 f"max_time_s {spec.max_time_s:g}: about {fit} optimizer steps fit in the budget; "
                 f"the schedule now ends at step {fit}"
@@ -417,7 +418,8 @@ class Trainer:
         fitted = run.state.fitted_total
         if self.spec.fit_schedule_to_time and fitted is not None and fitted < run.total:
             # a schedule shortened to the time budget stays short (and may shorten again)
-            run.total = run.schedule.max_steps = int(fitted)
+            run.total = int(fitted)
+            run.schedule.shorten(run.total)
         run.epoch, run.start_index = int(ts["epoch"]), int(ts["batch_index"])
         self.log(f"resumed from {path} at epoch {run.epoch} batch {run.start_index} step {run.state.step}")
 

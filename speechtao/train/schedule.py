@@ -82,6 +82,13 @@ class LRSchedule:
         self.step_count += 1
         self._apply()
 
+    def shorten(self, max_steps: int) -> None:
+        """End the schedule at ``max_steps`` (trainer.fit_schedule_to_time); a ``warmup_ratio`` warmup shrinks with
+        it, so a budget that fits fewer steps than the warmup still reaches the peak and decays."""
+        self.max_steps = max_steps
+        self.warmup_steps = self.spec.warmup_for(max_steps)
+        self._apply()
+
     def state_dict(self) -> dict:
         return {"step_count": self.step_count, "max_steps": self.max_steps, "warmup_steps": self.warmup_steps}
 

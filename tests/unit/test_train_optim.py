@@ -79,6 +79,26 @@ def test_lr_schedule_sets_optimizer_and_resumes():
     assert other.lr == sched.lr and other.optimizer.param_groups[0]["lr"] == pytest.approx(2e-3)
 
 
+def test_shortened_schedule_scales_a_warmup_ratio():
+    """fit_schedule_to_time shortens a 10,000-step schedule to 200 steps: a 6% warmup becomes 12 steps (not 600, which
+    would keep the whole run warming up); a fixed warmup_steps stays."""
+    p = torch.nn.Parameter(torch.ones(1))
+    sched = LRSchedule(torch.optim.AdamW([p], lr=1.0), ScheduleSpec(warmup_ratio=0.06), 1e-3, 10_000)
+    for _ in range(5):
+        sched.step()
+    sched.shorten(200)
+    assert (sched.max_steps, sched.warmup_steps) == (200, 12)
+    for _ in range(7):
+        sched.step()
+    assert sched.lr == pytest.approx(1e-3) and sched.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3)
+    for _ in range(188):
+        sched.step()
+    assert sched.lr == pytest.approx(0.0, abs=1e-12)
+    fixed = LRSchedule(torch.optim.AdamW([p], lr=1.0), ScheduleSpec(warmup_steps=30), 1e-3, 10_000)
+    fixed.shorten(200)
+    assert fixed.warmup_steps == 30
+
+
 def test_schedule_spec_refuses_both_warmups():
     with pytest.raises(SpecError, match="not both"):
         spec_from_dict(ScheduleSpec, {"warmup_steps": 5, "warmup_ratio": 0.1})
