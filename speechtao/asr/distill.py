@@ -10,6 +10,16 @@ KL is over the classes of each valid (unpadded) output frame at temperature T. T
 without gradients on exactly the features the student saw (after the student's SpecAugment), so the student
 and teacher must share features, vocabulary and subsampling: :func:`check_teacher` refuses anything else.
 
+A *sequence teacher* (``distill.teacher: whisper:base`` or any ``whisper:NAME[:beam=N]`` reference) has no frame
+posteriors a CTC student could match: its outputs are BPE tokens of a 51k-token vocabulary, emitted by a decoder,
+not one distribution per 20/40 ms frame. It teaches at the sequence level instead (sequence-level knowledge
+distillation): before training it transcribes the audio of ``distill.manifest`` once (beam search, the
+transcripts of :func:`speechtao.asr.label.label_audio`, kept when their confidence is at least
+``distill.min_confidence``), and those transcripts join the labelled training data as ordinary CTC targets.
+``weight``, ``temperature``, ``manifest_weight`` and ``reduction`` apply to frame teachers only. The labels are
+written once to ``<trainer.out_dir>/teacher_labels.jsonl`` (and its ``.rejected.jsonl``) and reused by a
+resumed run.
+
 With ``distill.manifest`` every optimizer micro-batch is one labelled batch plus one batch of the extra audio,
 padded together and run as one forward pass (so DDP sees one forward per backward). Rows past the labelled
 batch's are distill rows. The extra stream's position is a function of the labelled stream's (batch ``g`` of
@@ -42,6 +52,7 @@ class DistillSpec:
     manifest_weight: float = 0.5  # weight of those batches' KL term
     reduction: Literal["utterance", "frame"] = "utterance"  # utterance: KL summed over each utterance's frames,
     # mean over utterances (as ctc_loss, so `weight` mixes terms of the same scale); frame: mean over all frames
+    min_confidence: float = 0.0  # sequence teacher: keep its transcripts of at least this confidence (0..1)
 
     def __post_init__(self):
         if not 0.0 <= self.weight <= 1.0:
@@ -56,10 +67,24 @@ class DistillSpec:
             raise ValueError(
                 "manifest needs a teacher (set distill.teacher to the unpruned checkpoint, or manifest: null)"
             )
+        if not 0.0 <= self.min_confidence <= 1.0:
+            raise ValueError(f"min_confidence must be in [0, 1], got {self.min_confidence}")
+        if self.sequence and self.manifest is None:
+            raise ValueError(
+                f"teacher {self.teacher} is a sequence teacher: it teaches by transcribing audio, so give "
+                "distill.manifest (the unlabelled audio it should transcribe for the student)"
+            )
 
     @property
     def enabled(self) -> bool:
         return self.teacher is not None
+
+    @property
+    def sequence(self) -> bool:
+        """True for a sequence teacher (a ``whisper:...`` encoder-decoder): its transcripts become CTC targets."""
+        from .whisper_transcribe import is_seq_ref
+
+        return is_seq_ref(self.teacher)
 
 
 def frame_kl(
@@ -263,3 +288,30 @@ def build_distiller(
         f"{', '.join(map(str, spec.manifest))}, one batch per labelled batch, weight {spec.manifest_weight}"
     )
     return Distiller(spec, loaded.model, extra, sampler, data.num_workers)
+
+
+def teacher_labels(spec: DistillSpec, out_dir: str | Path, threads: int = 1, say=print) -> list:
+    """A sequence teacher's transcripts of ``spec.manifest`` as manifest entries (made once, then read from
+    ``<out_dir>/teacher_labels.jsonl``): the extra training data of sequence-level distillation. The utterances its
+    filter rejected are in ``teacher_labels.N.rejected.jsonl``, one per manifest."""
+    from ..data.manifest import read_manifest, write_manifest
+    from .label import LabelOptions, label_audio
+
+    out = Path(out_dir) / "teacher_labels.jsonl"
+    if out.is_file():
+        entries = read_manifest(out)
+        say(f"distill: {len(entries)} transcripts of sequence teacher {spec.teacher} read from {out}")
+        return entries
+    entries = []
+    opts = LabelOptions(min_confidence=spec.min_confidence, threads=threads)
+    for i, manifest in enumerate(spec.manifest):
+        part = out.with_name(f"teacher_labels.{i}.jsonl")
+        report = label_audio(spec.teacher, opts, out=part, manifest=manifest)
+        say(
+            f"distill: sequence teacher {spec.teacher} transcribed {manifest}: kept {report.kept}, rejected "
+            f"{report.rejected} ({', '.join(f'{k} {v}' for k, v in report.reasons.items()) or 'none'})"
+        )
+        entries += read_manifest(part)
+        part.unlink()
+    write_manifest(out, entries, relative=False)
+    return entries

@@ -6,7 +6,8 @@ the two entry points behind ``speechtao asr train`` and ``speechtao asr finetune
 - ``finetune``: a model from ``init_from`` (a speechtao checkpoint, a ``.nemo`` archive or a preset name);
   a different ``tokenizer`` replaces only the decoder; ``freeze_encoder`` trains the decoder plus the
   encoder's BatchNorm and squeeze-excitation parameters. ``distill.teacher`` adds a KL term towards a teacher's
-  frame posteriors (retraining a pruned model from the unpruned one; :mod:`speechtao.asr.distill`).
+  frame posteriors (retraining a pruned model from the unpruned one; :mod:`speechtao.asr.distill`); a sequence
+  teacher (``whisper:...``) transcribes ``distill.manifest`` and its transcripts join the training data.
 
 Both write ``<trainer.out_dir>/final.pt`` and ``best.pt`` (readable by :func:`speechtao.asr.checkpoint.load_model`),
 ``checkpoints/``, ``spec.yaml`` and ``metrics.json``. ``resume=True`` continues from the newest checkpoint.
@@ -281,6 +282,10 @@ def build(
     seed_everything(spec.trainer.seed)
     finetune = isinstance(spec, ASRFinetuneSpec)
     entries = _read_entries(spec.data.train)
+    if finetune and spec.distill.sequence:  # sequence-level distillation: the teacher's transcripts are targets
+        from .distill import teacher_labels
+
+        entries += teacher_labels(spec.distill, spec.trainer.out_dir, torch.get_num_threads(), say)
     entries, report = filter_by_duration(entries, spec.data.min_duration, spec.data.max_duration)
     if report:
         say(f"train: {report}")
@@ -344,7 +349,7 @@ def build(
         f"{len(val_set)} validation ({val_seconds / 3600:.2f} h); {tokenizer.vocab_size} tokens"
     )
     distiller = None
-    if finetune and spec.distill.enabled:
+    if finetune and spec.distill.enabled and not spec.distill.sequence:
         from .distill import build_distiller
 
         distiller = build_distiller(

