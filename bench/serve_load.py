@@ -24,7 +24,9 @@ Measured:
   given on the command line; exact when they are whole output frames) to receiving its interim result;
 - server CPU: CPU seconds the server process used / wall seconds of the run (cores busy), and the CPU RTF:
   CPU seconds / seconds of audio streamed;
-- server memory (peak RSS) and threads, errors (any RPC error or a stream without a final result).
+- server memory (peak RSS) and threads, errors (any RPC error or a stream without a final result);
+- Whisper models: the final transcripts, and the CPU seconds of one final and one interim decode of the recording
+  in this process after the run (what a final costs on an idle core, whatever the machine's load).
 
 ``--model`` is an ONNX/checkpoint path or a preset name (random weights: speed does not depend on them; the
 preset is exported to ONNX first), or a Whisper encoder-decoder reference (``whisper:tiny.en``, ``whisper:base``;
@@ -126,6 +128,7 @@ def start_server(model: Path | str, folder: Path, args) -> tuple[subprocess.Pope
     if is_whisper(model):
         where = ["--model", str(model), "--redecode-ms", str(args.redecode_ms)]
         where += ["--interim-beam", str(args.interim_beam), "--max-interim-share", str(args.max_interim_share)]
+        where += ["--bf16-encoder", args.bf16_encoder]
     else:
         repo = folder / "models"
         repo.mkdir(exist_ok=True)
@@ -250,6 +253,26 @@ def start_delays(n: int, args) -> list[float]:
     if args.stagger == "aligned":
         return [i * args.chunk_ms / 1000 / n for i in range(n)]
     return sorted(np.random.default_rng(args.seed).uniform(0, args.seconds, n).tolist())
+
+
+def decode_cpu(model: str, audio: np.ndarray, args) -> dict:
+    """CPU seconds (this thread, one PyTorch thread) of one final decode (the model's beam) and one interim
+    decode (``--interim-beam``) of ``audio`` by a Whisper model, in this process: the work between a stream's last
+    chunk and its final on an otherwise idle core."""
+    import torch
+
+    from speechtao.serve.repository import load_asr
+
+    torch.set_num_threads(1)
+    from speechtao.serve.seq_recognizer import SeqStreamingOptions
+
+    rec = load_asr(model, seq_options=SeqStreamingOptions(bf16_encoder=args.bf16_encoder))
+    rec._transcribe(audio[:SR], 1)  # first-call costs
+    t0 = time.thread_time()
+    rec._transcribe(audio, rec.backend.beam_size)
+    t1 = time.thread_time()
+    rec._transcribe(audio, args.interim_beam, interim=True)
+    return {"final_decode_cpu_s": t1 - t0, "interim_decode_cpu_s": time.thread_time() - t1}
 
 
 def percentiles(values) -> dict:
@@ -418,6 +441,9 @@ def main() -> None:
     ap.add_argument("--redecode-ms", type=int, default=1000, help="Whisper models: the server's --redecode-ms")
     ap.add_argument("--interim-beam", type=int, default=1, help="Whisper models: the server's --interim-beam")
     ap.add_argument("--max-interim-share", type=float, default=0.5, help="Whisper: the server's --max-interim-share")
+    ap.add_argument(
+        "--bf16-encoder", default="interims", choices=["off", "interims", "all"], help="Whisper: the server's flag"
+    )
     ap.add_argument("--json", help="also write the figures to this file")
     ap.add_argument("--sweep", action="store_true", help="measure the chunking trade-off in-process (see above)")
     args = ap.parse_args()
@@ -513,11 +539,14 @@ def main() -> None:
     }
     if is_whisper(args.model):
         res.update(
-            redecode_ms=args.redecode_ms, interim_beam=args.interim_beam, max_interim_share=args.max_interim_share
+            redecode_ms=args.redecode_ms,
+            interim_beam=args.interim_beam,
+            max_interim_share=args.max_interim_share,
+            bf16_encoder=args.bf16_encoder,
         )
         setting = (
             f"re-decode every {args.redecode_ms} ms, interim beam {args.interim_beam}, max interim share "
-            f"{args.max_interim_share:g}"
+            f"{args.max_interim_share:g}, bf16 encoder {args.bf16_encoder}"
         )
     else:
         setting = (
@@ -525,6 +554,8 @@ def main() -> None:
             f"final pass {args.final_pass}"
         )
     res["final_texts"] = sorted({o["final_text"] for o in every if o.get("final_text")})
+    if is_whisper(args.model):
+        res.update(decode_cpu(args.model, audios[0], args))
     print(
         f"{args.streams} concurrent streams x {args.rounds} rounds x {args.seconds:g} s, {args.stagger} starts "
         f"({args.model}, client chunks {args.chunk_ms} ms, {setting})"
@@ -541,6 +572,11 @@ def main() -> None:
         f"{res['peak_rss_mb']:.0f} MiB, peak threads {res['peak_threads']}; errors {len(errors)} of "
         f"{len(every)} streams" + (f" ({errors[0]})" if errors else "")
     )
+    if is_whisper(args.model):
+        print(
+            f"one decode of the {args.seconds:g} s recording in this process, CPU seconds: final (beam) "
+            f"{res['final_decode_cpu_s']:.2f}, interim (beam {args.interim_beam}) {res['interim_decode_cpu_s']:.2f}"
+        )
     print(f"load average at the end of the run {res['loadavg']} on {res['cpus']} CPUs")
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2) + "\n")

@@ -90,6 +90,13 @@ def register(sub) -> None:
         help="encoder-decoder streams: interim decoding takes at most this share of a stream's real time (a "
         "decode of d s waits for d / share s of new audio before the next)",
     )
+    p.add_argument(
+        "--bf16-encoder",
+        default="interims",
+        choices=["off", "interims", "all"],
+        help="encoder-decoder models, where the CPU has native bf16 (avx512_bf16/AMX): run the encoder in bf16 for "
+        "interim decodes (default; finals stay float32, exactly asr infer's), for finals too (all), or never",
+    )
     p.add_argument("--max-batch-size", type=int, default=16, help="streams decoded in one batch at most")
     p.add_argument("--max-wait-ms", type=float, default=10.0, help="how long a step waits for others to batch with")
     p.add_argument(
@@ -189,7 +196,10 @@ def run(args) -> int:
             normalization=args.normalization,
         )
         seq = SeqStreamingOptions(
-            redecode_ms=args.redecode_ms, interim_beam=args.interim_beam, max_interim_share=args.max_interim_share
+            redecode_ms=args.redecode_ms,
+            interim_beam=args.interim_beam,
+            max_interim_share=args.max_interim_share,
+            bf16_encoder=args.bf16_encoder,
         )
     except ValueError as exc:
         raise InputError(f"speechtao serve: {exc}") from None

@@ -385,9 +385,10 @@ class SequenceBackend(Protocol):
     beam_size: int  # the beam of final decodes (the model reference's)
     written_form: bool  # transcripts are written text (case, punctuation, digits): no ITN or punctuation model
 
-    def transcribe(self, audio: np.ndarray, beam_size: int):
+    def transcribe(self, audio: np.ndarray, beam_size: int, bf16: bool = False):
         """audio (T,) float32 at ``sample_rate`` -> :class:`speechtao.asr.whisper_seq.SeqTranscript` (text,
-        segments, words (word, start s, end s), avg_logprob)."""
+        segments, words (word, start s, end s), avg_logprob). ``bf16``: the encoder may compute in bfloat16
+        (cheaper where the CPU has it natively, not bit-exact)."""
         ...
 
     def info(self, name: str) -> ModelInfo: ...
@@ -417,7 +418,7 @@ class WhisperSeqBackend:
         self.beam_size = loaded.options.beam_size
         self.vocab_size = loaded.model.decoder.cfg.n_vocab
 
-    def transcribe(self, audio: np.ndarray, beam_size: int):
+    def transcribe(self, audio: np.ndarray, beam_size: int, bf16: bool = False):
         import dataclasses
 
         import torch
@@ -425,11 +426,29 @@ class WhisperSeqBackend:
         from ..asr.whisper_seq import transcribe
 
         opts = dataclasses.replace(self.options, beam_size=beam_size)
+        model = _Bf16Encoder(self.model) if bf16 else self.model
         with torch.inference_mode():
-            return transcribe(self.model, np.asarray(audio, dtype=np.float32), opts)
+            return transcribe(model, np.asarray(audio, dtype=np.float32), opts)
 
     def info(self, name: str) -> ModelInfo:
         return ModelInfo(name, self.ref, "whisper", self.sample_rate, self.vocab_size, 2, "whisper_seq", "torch-cpu")
+
+
+class _Bf16Encoder:
+    """A :class:`speechtao.asr.whisper_seq.WhisperSeqModel` whose encoder runs under bf16 autocast (its output back
+    in float32); the decoder stays float32 (autocast would recast its weights at every token)."""
+
+    def __init__(self, model):
+        self._model = model
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+    def encode_mel(self, mel):
+        import torch
+
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return self._model.encode_mel(mel).float()
 
 
 def _onnx_metadata(path: Path) -> dict[str, str]:

@@ -107,3 +107,11 @@ def test_bad_requests_get_the_ctc_paths_statuses(asr):
     with pytest.raises(grpc.RpcError) as err:
         asr.offline_recognize(WAV.read_bytes(), config(model="whisper:small"))
     assert err.value.code() == grpc.StatusCode.NOT_FOUND and MODEL in err.value.details()
+
+
+def test_model_listing_names_the_whisper_streaming_settings(asr):
+    resp = asr.stub.GetRivaSpeechRecognitionConfig(riva_client.proto.riva_asr_pb2.RivaSpeechRecognitionConfigRequest())
+    online = {c.parameters["type"]: dict(c.parameters) for c in resp.model_config if c.model_name == MODEL}["online"]
+    assert online["family"] == "whisper_seq" and online["redecode_ms"] == "500" and online["final_beam"] == "5"
+    assert online["interim_beam"] == "1" and online["endpointing"] == "energy_vad"
+    assert online["bf16_encoder"] in ("interims", "off")  # off where the CPU has no native bf16

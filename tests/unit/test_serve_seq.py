@@ -30,10 +30,12 @@ class ScriptedBackend:
     def __init__(self, texts, cost=0.0, clock=None):
         self.texts = list(texts)
         self.calls: list[tuple[int, int]] = []
+        self.bf16: list[bool] = []
         self.cost, self.clock = cost, clock
 
-    def transcribe(self, audio, beam_size):
+    def transcribe(self, audio, beam_size, bf16=False):
         self.calls.append((len(audio), beam_size))
+        self.bf16.append(bf16)
         if self.clock is not None:
             self.clock[0] += self.cost
         text = self.texts[min(len(self.calls) - 1, len(self.texts) - 1)]
@@ -105,7 +107,9 @@ def test_interims_send_the_agreed_words_as_stable_and_the_rest_after_them():
     ]
     assert all(not r.is_final and r.words == () for r in got)
     assert [beam for _, beam in backend.calls] == [1, 1, 1, 1]  # interims greedy
+    assert backend.bf16 == [rec.bf16 == "interims"] * 4  # a bf16 encoder where the CPU has it natively
     final = finish(rec, s)
+    assert backend.bf16[-1] is False  # finals in float32: exactly asr infer's decode
     assert [(r.is_final, r.text, r.stability) for r in final] == [(True, "And Mr. John Dashwood had", 1.0)]
     assert backend.calls[-1] == (len(speechlike(4.5)), 5)  # the final: the whole utterance, the model's beam
     assert [w.word for w in final[0].words] == ["And", "Mr.", "John", "Dashwood", "had"]
@@ -147,7 +151,7 @@ def test_endpoint_after_silence_and_no_interims_before_speech():
 
 def test_offline_results_per_segment_with_their_words():
     class TwoSegments(ScriptedBackend):
-        def transcribe(self, audio, beam_size):
+        def transcribe(self, audio, beam_size, bf16=False):
             segs = [Segment(0.0, 1.0, "ten of clubs."), Segment(1.5, 2.5, "Seven.")]
             words = [("ten", 0.0, 0.3), ("of", 0.3, 0.5), ("clubs.", 0.5, 1.0), ("Seven.", 1.5, 2.5)]
             return SeqTranscript("ten of clubs. Seven.", segs, words, -0.2)
@@ -178,6 +182,8 @@ def test_stream_input_errors_are_the_ctc_streams():
         SeqRecognizer(object())
     with pytest.raises(ValueError, match="max_utterance_s"):
         SeqStreamingOptions(max_utterance_s=40)
+    with pytest.raises(ValueError, match="bf16_encoder"):
+        SeqStreamingOptions(bf16_encoder="fp16")
 
 
 def test_energy_vad_against_the_recent_background():
