@@ -8,6 +8,8 @@
 - an ONNX file written by ``speechtao asr export`` (``model.onnx`` FP32 or ``model.int8.onnx`` INT8): run in
   ONNX Runtime, vocabulary and feature settings from its metadata (a ``tokens.txt`` beside it must agree);
 - ``whisper:NAME[:beam=N][:timestamps]``: an installed Whisper encoder-decoder (:mod:`speechtao.asr.whisper_transcribe`);
+  a fine-tuned one (``best.pt`` of ``asr finetune`` from ``whisper:NAME``) or its ONNX export folder, as a path or
+  as ``whisper:PATH[:beam=N]``;
 - a running Riva-protocol endpoint (``server="host:port"``: NVIDIA Riva or ``speechtao serve``), through
   ``riva.client``: offline ``Recognize``, or ``StreamingRecognize`` (its final results) with ``streaming``.
 
@@ -89,11 +91,13 @@ def open_model(
         raise InputError("no model: pass a checkpoint, .nemo, ONNX file or preset name (--model), or --server")
     if streaming:
         raise InputError("--streaming applies to --server endpoints only (drop it, or pass --server host:port)")
-    from .whisper_transcribe import SeqTranscriber, is_seq_ref, load_seq_ref
+    from .whisper_transcribe import PREFIX, SeqTranscriber, is_seq_path, is_seq_ref, load_seq_ref
 
     if is_seq_ref(source):  # whisper:NAME[:beam=N][:timestamps], a Whisper encoder-decoder
-        return SeqTranscriber(load_seq_ref(source), device)
+        return SeqTranscriber(load_seq_ref(source, threads), device)
     path = Path(source)
+    if is_seq_path(path):  # a fine-tuned Whisper encoder-decoder checkpoint or its ONNX export folder
+        return SeqTranscriber(load_seq_ref(PREFIX + str(path), threads), device)
     if path.suffix == ".onnx":
         return _open_onnx(path, threads=threads, device=device, window_s=window_s, overlap_s=overlap_s)
     from .checkpoint import load_model

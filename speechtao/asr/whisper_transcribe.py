@@ -1,7 +1,8 @@
 """Whisper encoder-decoder models behind ``speechtao asr infer | evaluate`` (and ``data label``).
 
 A model reference ``whisper:NAME[:beam=N][:timestamps]`` names an installed Whisper model (``tiny.en``,
-``base``; see :data:`speechtao.asr.whisper.WHISPER_MODELS`) and its decoding options; the default is beam
+``base``; see :data:`speechtao.asr.whisper.WHISPER_MODELS`), a fine-tuned checkpoint (:mod:`speechtao.asr.whisper_train`)
+or an ONNX export folder (:mod:`speechtao.asr.whisper_onnx`), and its decoding options; the default is beam
 search with 5 hypotheses and no timestamp tokens (segments then are 30 s windows). Examples::
 
     speechtao asr evaluate --model whisper:base --manifest test.jsonl
@@ -41,9 +42,10 @@ def parse_seq_ref(ref: str) -> tuple[str, DecodeOptions]:
     """``whisper:base:beam=1:timestamps`` -> (``"base"``, DecodeOptions(beam_size=1, timestamps=True))."""
     parts = ref[len(PREFIX) :].split(":")
     name, beam, timestamps = parts[0], 5, False
-    if name not in WHISPER_MODELS:
+    if name not in WHISPER_MODELS and not Path(name).exists():
         raise InputError(
-            f"model {ref!r}: unknown Whisper model {name!r} (installed kinds: {', '.join(WHISPER_MODELS)})"
+            f"model {ref!r}: unknown Whisper model {name!r} (installed kinds: {', '.join(WHISPER_MODELS)}; or the "
+            "path of a fine-tuned checkpoint or an ONNX export folder)"
         )
     for p in parts[1:]:
         if p == "timestamps":
@@ -57,14 +59,33 @@ def parse_seq_ref(ref: str) -> tuple[str, DecodeOptions]:
 
 @dataclass
 class LoadedSeqModel:
-    model: WhisperSeqModel
+    model: WhisperSeqModel  # or a speechtao.asr.whisper_onnx.OnnxSeqModel
     options: DecodeOptions
     ref: str
+    runtime: str = "PyTorch cpu"
 
 
-def load_seq_ref(ref: str) -> LoadedSeqModel:
+def is_seq_path(path: str | Path) -> bool:
+    """True for a fine-tuned Whisper encoder-decoder checkpoint or a Whisper ONNX export folder."""
+    from .whisper_onnx import is_seq_export
+    from .whisper_train import is_seq_checkpoint
+
+    return is_seq_export(path) or is_seq_checkpoint(path)
+
+
+def load_seq_ref(ref: str, threads: int = 1) -> LoadedSeqModel:
+    """``whisper:NAME|FILE|FOLDER[:beam=N][:timestamps]`` -> the model and its decoding options."""
     name, options = parse_seq_ref(ref)
-    return LoadedSeqModel(load_seq_model(name), options, ref)
+    if name in WHISPER_MODELS and not Path(name).exists():
+        return LoadedSeqModel(load_seq_model(name), options, ref)
+    from .whisper_onnx import OnnxSeqModel, is_seq_export
+
+    if is_seq_export(name):
+        model = OnnxSeqModel(name, threads=threads)
+        return LoadedSeqModel(model, options, ref, f"ONNX Runtime {model.precision.upper()}, {threads} thread(s)")
+    from .whisper_train import load_seq_checkpoint
+
+    return LoadedSeqModel(load_seq_checkpoint(name)[0], options, ref)
 
 
 class SeqTranscriber(Transcriber):
@@ -80,7 +101,7 @@ class SeqTranscriber(Transcriber):
         self.seconds_in_model = 0.0
         o = loaded.options
         self.description = (
-            f"whisper {loaded.ref} (encoder-decoder, PyTorch cpu, "
+            f"whisper {loaded.ref} (encoder-decoder, {loaded.runtime}, "
             f"{'greedy' if o.beam_size == 1 else f'beam {o.beam_size}'}{', timestamps' if o.timestamps else ''})"
         )
 
@@ -106,4 +127,4 @@ class SeqTranscriber(Transcriber):
         return out
 
 
-__all__ = ["is_seq_ref", "parse_seq_ref", "load_seq_ref", "LoadedSeqModel", "SeqTranscriber"]
+__all__ = ["is_seq_ref", "is_seq_path", "parse_seq_ref", "load_seq_ref", "LoadedSeqModel", "SeqTranscriber"]

@@ -14,6 +14,8 @@ ExportResult``. Files written next to ``out``:
   + ``tokens.txt``, no calibration needed and no TensorRT cache
 - ``tensorrt``: ``model.plan`` (INT8 with ``calib``, else FP16), on GPU hosts with the tensorrt package
 - ``triton``: a model folder: ``config.pbtxt`` + ``1/model.onnx`` (INT8 with ``calib``) + ``tokens.txt``
+- ``whisper-onnx`` / ``whisper-onnx-int8``: a Whisper encoder-decoder (:class:`~speechtao.asr.whisper_seq.WhisperSeqModel`,
+  not a LoadedModel) as the folder :mod:`speechtao.export.whisper` writes; ``quant`` is its parity check
 
 Usage::
 
@@ -167,12 +169,42 @@ def export_triton_format(loaded, out: Path, options: ExportOptions) -> ExportRes
         return ExportResult(write_triton_model(src, out, loaded.tokenizer), "triton", r)
 
 
+def _whisper_seq(model, out: Path, options: ExportOptions, int8: bool) -> ExportResult:
+    from ..asr.whisper_seq import WhisperSeqModel
+    from .whisper import WhisperExportOptions, export_whisper_seq
+
+    if not isinstance(model, WhisperSeqModel):
+        raise InputError(
+            "whisper-onnx formats take a Whisper encoder-decoder in PyTorch (--model whisper:tiny.en or a checkpoint "
+            "of `asr finetune` from whisper:NAME); CTC models use --format onnx / onnx-int8"
+        )
+    fmt = "whisper-onnx-int8" if int8 else "whisper-onnx"
+    folder, check = export_whisper_seq(model, out, WhisperExportOptions(int8=int8, check=options.check))
+    return ExportResult(folder, fmt, check)
+
+
+def export_whisper_onnx_format(model, out: Path, options: ExportOptions) -> ExportResult:
+    return _whisper_seq(model, out, options, int8=False)
+
+
+def export_whisper_onnx_int8_format(model, out: Path, options: ExportOptions) -> ExportResult:
+    return _whisper_seq(model, out, options, int8=True)
+
+
 FORMATS: dict[str, tuple[Callable[[Any, Path, ExportOptions], ExportResult], str]] = {
     "nemo": (export_nemo_format, "NeMo .nemo archive (ASRModel.restore_from loads it)"),
     "onnx": (export_onnx_format, "ONNX FP32: log-mel features in, log-probs out, checked against PyTorch"),
     "onnx-int8": (export_onnx_int8_format, "ONNX static INT8 (QDQ) + TensorRT calibration cache; needs --calib"),
     "tensorrt": (export_tensorrt_format, "TensorRT engine (GPU host with the tensorrt package)"),
     "triton": (export_triton_format, "Triton model folder (config.pbtxt + 1/model.onnx)"),
+    "whisper-onnx": (
+        export_whisper_onnx_format,
+        "Whisper encoder-decoder: a folder with encoder.onnx + decoder.onnx (past keys/values), FP32, checked",
+    ),
+    "whisper-onnx-int8": (
+        export_whisper_onnx_int8_format,
+        "Whisper encoder-decoder folder with INT8 MatMul weights (dynamic quantization; no --calib)",
+    ),
 }
 
 

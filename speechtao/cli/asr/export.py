@@ -11,11 +11,16 @@ from ...export.asr import CALIB_METHODS, FORMATS, INT8_SCHEMES  # light: no torc
 
 def register(actions) -> None:
     p = actions.add_parser("export", help="export a model: " + ", ".join(FORMATS))
-    p.add_argument("--model", required=True, help="a speechtao checkpoint, a .nemo archive or a preset name")
+    p.add_argument(
+        "--model",
+        required=True,
+        help="a speechtao checkpoint, a .nemo archive or a preset name; for the whisper-onnx formats whisper:NAME "
+        "or a checkpoint of `asr finetune` from whisper:NAME",
+    )
     p.add_argument(
         "--format", required=True, choices=sorted(FORMATS), help="; ".join(f"{k}: {v[1]}" for k, v in FORMATS.items())
     )
-    p.add_argument("--out", required=True, help="file to write (triton: the model's folder)")
+    p.add_argument("--out", required=True, help="file to write (triton, whisper-onnx*: the model's folder)")
     g = p.add_argument_group("onnx, onnx-int8, tensorrt, triton")
     g.add_argument(
         "--calib",
@@ -60,6 +65,16 @@ def run(args) -> int:
         dynamo=args.dynamo,
         int8_scheme=args.int8_scheme,
     )
+    from ...asr.whisper_transcribe import is_seq_path, is_seq_ref
+
+    if args.format.startswith("whisper-"):
+        return _export_whisper_seq(args, options)
+    if is_seq_ref(args.model) or is_seq_path(args.model):
+        from ...errors import InputError
+
+        raise InputError(
+            f"--model {args.model}: a Whisper encoder-decoder exports with --format whisper-onnx or whisper-onnx-int8"
+        )
     loaded = load_model(args.model)
     result = export_model(loaded, args.format, Path(args.out), options)
     q = result.quant
@@ -74,4 +89,32 @@ def run(args) -> int:
     print(
         f"wrote {result.path} ({args.format}, {loaded.config.family}, {loaded.tokenizer.vocab_size}-token vocabulary)"
     )
+    return 0
+
+
+def _export_whisper_seq(args, options) -> int:
+    from pathlib import Path
+
+    from ...asr.whisper_seq import WhisperSeqModel
+    from ...asr.whisper_transcribe import PREFIX, is_seq_path, load_seq_ref
+    from ...errors import InputError
+    from ...export.asr import export_model
+
+    if not (args.model.startswith(PREFIX) or is_seq_path(args.model)):
+        raise InputError(
+            f"--format {args.format} takes a Whisper encoder-decoder: whisper:NAME or a checkpoint of `asr finetune` "
+            f"from whisper:NAME, not {args.model!r} (CTC models: --format onnx or onnx-int8)"
+        )
+    ref = args.model if args.model.startswith(PREFIX) else PREFIX + args.model
+    model = load_seq_ref(ref).model
+    if not isinstance(model, WhisperSeqModel):
+        raise InputError(f"--model {args.model}: is an ONNX export already; export from whisper:NAME or a checkpoint")
+    result = export_model(model, args.format, Path(args.out), options)
+    check = result.quant
+    note = ""
+    if check is not None:
+        note = f"; ONNX Runtime vs PyTorch: max |logit diff| {check.max_logit_diff:.2g}, greedy tokens " + (
+            "equal" if check.same_tokens else "differ"
+        )
+    print(f"wrote {result.path}/ ({args.format}, Whisper {model.name}){note}")
     return 0

@@ -6,7 +6,9 @@ from .. import add_spec_args
 
 DESCRIPTION = """Fine-tune from init_from (a speechtao checkpoint, a .nemo archive or a preset name). A tokenizer
 other than `pretrained` replaces only the decoder; freeze_encoder trains the decoder and the encoder's BatchNorm
-and SE layers. Outputs as `asr train`: trainer.out_dir/final.pt, best.pt, checkpoints/, spec.yaml, metrics.json."""
+and SE layers. init_from whisper:NAME (or a checkpoint of such a run) fine-tunes a Whisper encoder-decoder with
+token cross-entropy (recipes/asr_whisper_seq_finetune.yaml). Outputs as `asr train`: trainer.out_dir/final.pt,
+best.pt, checkpoints/, spec.yaml, metrics.json."""
 
 
 def register(actions) -> None:
@@ -21,12 +23,14 @@ def register(actions) -> None:
 
 
 def run(args) -> int:
-    from ...asr.train import ASRFinetuneSpec
+    from ...asr import whisper_train
     from ...asr.train import run as run_training
-    from ...spec import load_spec
     from .. import set_threads
 
     set_threads()
-    spec = load_spec(ASRFinetuneSpec, args.spec, args.overrides)
-    run_training(spec, resume=args.resume)
+    spec = whisper_train.load_finetune_spec(args.spec, args.overrides)  # CTC or Whisper encoder-decoder
+    if isinstance(spec, whisper_train.WhisperSeqFinetuneSpec):
+        whisper_train.run(spec, resume=args.resume)
+    else:
+        run_training(spec, resume=args.resume)
     return 0
