@@ -26,7 +26,7 @@ import torch
 
 from ..errors import CheckpointError, InputError, MissingDependencyError
 from .whisper import WhisperFeatureSpec, WhisperLogMel
-from .whisper_seq import WhisperDecoder, WhisperSeqModel, WhisperTokenizer
+from .whisper_seq import WhisperDecoder, WhisperDecoderConfig, WhisperSeqModel, WhisperTokenizer
 
 META_FILE = "whisper_seq.json"
 ENCODER_FILE = "encoder.onnx"
@@ -73,15 +73,15 @@ class OrtDecoder:
 
     reorder = staticmethod(WhisperDecoder.reorder)
 
-    def __init__(self, session, n_layers: int, n_heads: int, head_dim: int, n_ctx: int):
-        self.session, self.n_layers, self.n_heads, self.head_dim, self.n_ctx = (
-            session,
-            n_layers,
-            n_heads,
-            head_dim,
-            n_ctx,
+    def __init__(self, session, cfg: WhisperDecoderConfig):
+        self.session, self.cfg = session, cfg  # cfg: the sizes, as WhisperDecoder.cfg (callers read n_vocab)
+        self.n_layers, self.n_heads, self.head_dim, self.n_ctx = (
+            cfg.n_layers,
+            cfg.n_heads,
+            cfg.d_model // cfg.n_heads,
+            cfg.n_ctx,
         )
-        self.output_names = [LOGITS, *past_names(n_layers, "present")]
+        self.output_names = [LOGITS, *past_names(cfg.n_layers, "present")]
 
     def new_cache(self, cross: list[tuple[torch.Tensor, torch.Tensor]]) -> dict:
         """``cross``: what :meth:`OnnxSeqModel.encode_mel` returned."""
@@ -124,15 +124,16 @@ class OnnxSeqModel:
         self.tokenizer = WhisperTokenizer(folder / TOKENIZER_FILE, meta["tokenizer_config"], bool(meta["multilingual"]))
         self.front = WhisperLogMel(WhisperFeatureSpec(n_mels=int(meta["n_mels"])))
         self.encoder = _session(folder / ENCODER_FILE, threads)
-        n_layers = int(meta["decoder_layers"])
-        self.decoder = OrtDecoder(
-            _session(folder / DECODER_FILE, threads),
-            n_layers,
-            int(meta["decoder_heads"]),
-            int(meta["d_model"]) // int(meta["decoder_heads"]),
-            int(meta["n_ctx"]),
+        cfg = WhisperDecoderConfig(
+            n_vocab=int(meta["n_vocab"]),
+            n_ctx=int(meta["n_ctx"]),
+            d_model=int(meta["d_model"]),
+            n_heads=int(meta["decoder_heads"]),
+            n_layers=int(meta["decoder_layers"]),
+            ffn_dim=int(meta["ffn_dim"]),
         )
-        self._cross = cross_names(n_layers)
+        self.decoder = OrtDecoder(_session(folder / DECODER_FILE, threads), cfg)
+        self._cross = cross_names(cfg.n_layers)
 
     def encode_mel(self, mel: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """mel (n_mels, 3000) -> each decoder layer's cross-attention (k, v), each (1, h, 1500, hd)."""

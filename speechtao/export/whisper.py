@@ -23,6 +23,7 @@ Usage::
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -163,7 +164,15 @@ def _export_fp32(model: WhisperSeqModel, folder: Path) -> None:
 def _quantize(src: Path, dst: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(src), str(dst), op_types_to_quantize=["MatMul"], weight_type=QuantType.QInt8, per_channel=True)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # its advice to pre-process (shape inference) is for static quantization
+    try:
+        quantize_dynamic(
+            str(src), str(dst), op_types_to_quantize=["MatMul"], weight_type=QuantType.QInt8, per_channel=True
+        )
+    finally:
+        root.setLevel(level)
 
 
 def _check_audio(seconds: float = 4.0, seed: int = 0) -> np.ndarray:
@@ -223,6 +232,7 @@ def export_whisper_seq(
         "d_model": dec.cfg.d_model,
         "decoder_layers": dec.cfg.n_layers,
         "decoder_heads": dec.cfg.n_heads,
+        "ffn_dim": dec.cfg.ffn_dim,
         "n_ctx": dec.cfg.n_ctx,
         "n_vocab": dec.cfg.n_vocab,
         "multilingual": bool(tk.multilingual),
