@@ -41,7 +41,8 @@ $(STAMP)-debs: $(STAMP)-venv
 #   make finetune-asr DATA=folder                   your data: folder/train.jsonl, test.jsonl (dev.jsonl optional)
 #   make finetune-asr TRAIN=a.jsonl TEST=b.jsonl [DEV=c.jsonl]
 # STARTER=models/X.pt picks another starter (e.g. models/whisper_tiny_en_ctc_synth.pt). A run with DATA/TRAIN or
-# STARTER goes to results/finetune_asr_<starter>_<data folder>, so that runs never mix.
+# STARTER goes to results/finetune_asr_<starter>_<data folder>, so that runs never mix. STAGES=data,finetune,...
+# runs only those stages (e.g. STAGES=data,finetune,evaluate_finetuned: fine-tune and score, no prune/export).
 empty :=
 space := $(empty) $(empty)
 ASR_RUN = $(subst $(space),_,$(strip $(basename $(notdir $(STARTER))) $(notdir $(patsubst %/,%,$(DATA))) \
@@ -50,7 +51,7 @@ finetune-asr: setup
 	SPEECHTAO_THREADS=1 OMP_NUM_THREADS=1 $(PY) -m speechtao asr flow --spec recipes/asr_flow.yaml \
 	  $(if $(STARTER),starter=$(STARTER)) $(if $(DATA),data.dir=$(DATA)) $(if $(TRAIN),data.train=$(TRAIN)) \
 	  $(if $(DEV),data.dev=$(DEV)) $(if $(TEST),data.test=$(TEST)) \
-	  $(if $(ASR_RUN),out_dir=results/finetune_asr_$(ASR_RUN))
+	  $(if $(ASR_RUN),out_dir=results/finetune_asr_$(ASR_RUN)) $(if $(STAGES),--stages $(STAGES))
 
 # NLP: make the data from Debian text, then fine-tune MiniLM (docs/nlp.md).
 finetune-qa: setup
