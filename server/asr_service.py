@@ -20,6 +20,7 @@ Model listing (GetRivaSpeechRecognitionConfig): every ASR model appears twice, `
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import grpc
@@ -226,7 +227,8 @@ class ASRService(rasr_grpc.RivaSpeechRecognitionServicer):
             cfg = scfg.config
             self._check_config(cfg)
             rec = self.repo.asr(cfg.model)
-            session = AudioSession(rec, self.batchers[rec.name].decode, self._session_config(cfg, rec))
+            config = dataclasses.replace(self._session_config(cfg, rec), interim_results=scfg.interim_results)
+            session = AudioSession(rec, self.batchers[rec.name].decode, config)
             rid = first.id if first.HasField("id") else None
             for req in request_iterator:
                 ticket.touch()

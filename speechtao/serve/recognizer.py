@@ -128,6 +128,7 @@ class Stream:
         self._rec = rec
         self.channel = channel
         self.decoding: RequestDecoding | None = None  # the request's boosts and alternatives (LM decoders)
+        self.interim_results = True  # False: this stream's client wants finals only
         self.rate = rec.sample_rate
         self._spf = rec.samples_per_frame
         self._input = StreamInput(self.rate)
@@ -401,7 +402,7 @@ class Recognizer:
         return decode_best_path(np.asarray(best, dtype=np.int64), np.asarray(prob, dtype=np.float64), self.blank_id)
 
     def _interim(self, s: Stream) -> None:
-        if not self.options.interim_results or not s._endpointer.started:
+        if not (self.options.interim_results and s.interim_results) or not s._endpointer.started:
             return
         committed = self.tokenizer.decode(list(self._hyp(s._best, s._prob).token_ids))
         full_hyp = self._hyp(

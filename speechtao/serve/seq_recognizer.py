@@ -130,6 +130,7 @@ class SeqStream:
         self._rec = rec
         self.channel = channel
         self.decoding: RequestDecoding | None = None  # not used: Whisper decoding has no boosts or N-best here
+        self.interim_results = True  # False: this stream's client wants finals only (no interim decodes)
         self.rate = rec.sample_rate
         self._input = StreamInput(self.rate)
         self._audio = np.zeros(0, np.float32)  # samples from absolute index _base on
@@ -261,6 +262,7 @@ class SeqRecognizer:
             return ("last", s._utt_start, s.num_samples)
         if (
             self.options.interim_results
+            and s.interim_results
             and s._endpointer.started
             and s.num_samples - max(s._decoded_at, s._utt_start) >= s._wait
         ):

@@ -37,6 +37,7 @@ class SessionConfig:
     endpoint: EndpointConfig | None = None  # None: the recognizer's
     max_seconds: float = 3600.0  # longest audio accepted (per channel)
     decoding: RequestDecoding | None = None  # speech_contexts boosts and max_alternatives (LM decoders)
+    interim_results: bool = True  # False: the client wants finals only (a re-decoding model skips interim decodes)
 
 
 class StreamTooLong(InputError):
@@ -64,6 +65,7 @@ class AudioSession:
         self.streams = [self.recognizer.create_stream(self.config.endpoint, channel=c) for c in range(n)]
         for s in self.streams:
             s.decoding = self.config.decoding
+            s.interim_results = self.config.interim_results
 
     def _push(self, frames: np.ndarray, rate: int) -> None:
         """frames (T, channels) float32."""

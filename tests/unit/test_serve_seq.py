@@ -216,3 +216,17 @@ def test_whisper_endpoint_splits_two_real_recordings():
     # the endpoint: 800 ms (stop_history) into the pause; the next utterance starts there
     assert 1000 * len(a) / SR < got[1].start_ms == 1000 * got[0].audio_processed_s < 1000 * (len(a) + len(gap)) / SR
     assert got[0].words[-1].end_ms <= got[1].start_ms <= got[1].words[0].start_ms
+
+
+def test_a_client_that_wants_no_interims_costs_no_interim_decodes():
+    from speechtao.audio import pcm16_encode
+    from speechtao.serve.session import AudioSession, SessionConfig
+
+    backend = ScriptedBackend(["a", "a b"])
+    rec = SeqRecognizer(backend)
+    config = SessionConfig(encoding="LINEAR_PCM", sample_rate=SR, channels=1, interim_results=False)
+    session = AudioSession(rec, rec.decode_stream, config)
+    data = pcm16_encode(speechlike(4.0))
+    got = [r for i in range(0, len(data), 3200) for r in session.feed(data[i : i + 3200])] + session.finish()
+    assert [(r.is_final, r.text) for r in got] == [(True, "a")]
+    assert backend.calls == [(4 * SR, 5)]  # the final only
