@@ -2,7 +2,10 @@
 
 - :mod:`.recognizer`: ``Recognizer`` / ``Stream`` (chunked CTC decoding with context, interim and final results,
   endpoints, batched steps) and ``StreamingOptions``;
-- :mod:`.backends`: the ``AcousticBackend`` protocol, ONNX Runtime and PyTorch backends, ``load_backend``;
+- :mod:`.seq_recognizer`: ``SeqRecognizer`` for encoder-decoder models (Whisper): interims by re-decoding the
+  growing utterance, finals at energy-VAD endpoints, 30 s and the end;
+- :mod:`.backends`: the ``AcousticBackend`` and ``SequenceBackend`` protocols, ONNX Runtime, PyTorch and Whisper
+  backends, ``load_backend``;
 - :mod:`.decoding`: the decode step of final passes (greedy; the seam for LM decoding);
 - :mod:`.stream_norm`: running feature statistics that normalize streaming chunk windows;
 - :mod:`.endpointing`: Riva's EndpointingConfig semantics on blank frames;
