@@ -115,3 +115,29 @@ def test_model_listing_names_the_whisper_streaming_settings(asr):
     assert online["family"] == "whisper_seq" and online["redecode_ms"] == "500" and online["final_beam"] == "5"
     assert online["interim_beam"] == "1" and online["endpointing"] == "energy_vad"
     assert online["bf16_encoder"] in ("interims", "off")  # off where the CPU has no native bf16
+
+
+@pytest.mark.slow  # ~1 min on the loaded 2-core machine: two 30 s windows on each side
+def test_offline_recording_over_30_s_is_asr_infer_in_30_s_windows(asr, tmp_path):
+    """The five cards and the five LibriVox recordings back to back (34 s): one result per 30 s window, their texts
+    joined are `asr infer`'s transcript of the file."""
+    import numpy as np
+    import soundfile as sf
+
+    from speechtao.audio import read_audio
+    from speechtao.cli import main
+
+    rows = [json.loads(line) for line in Path("manifests/realspeech/all.jsonl").read_text().splitlines()][:10]
+    audio = np.concatenate([read_audio(r["audio_filepath"], 16000) for r in rows])
+    wav = tmp_path / "long.wav"
+    sf.write(str(wav), audio, 16000, subtype="PCM_16")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["asr", "infer", "--model", MODEL, str(wav)]) == 0
+    local = json.loads(out.getvalue().strip().splitlines()[-1])
+    resp = asr.offline_recognize(wav.read_bytes(), config())
+    assert len(resp.results) == 2  # 0-30 s and 30-34 s
+    assert " ".join(r.alternatives[0].transcript for r in resp.results) == local["text"]
+    words = [(w.word, w.start_time, w.end_time) for r in resp.results for w in r.alternatives[0].words]
+    assert words == [(w["word"], w["start_ms"], w["end_ms"]) for w in local["words"]]
+    assert resp.results[1].alternatives[0].words[0].start_time >= 30000
