@@ -79,7 +79,7 @@ def int8_op_types(loaded) -> tuple[str, ...]:
 def int8_scheme_for(loaded, scheme: str = "auto") -> str:
     """``"static"`` or ``"dynamic"`` for ``loaded``. ``auto`` picks dynamic for Whisper-encoder models without QAT
     ranges: their residual stream (magnitudes near 500) and attention scores lose accuracy under calibrated
-    per-tensor activation scales (Whisper-base starter, 18 Debian recordings: FP32 58.33% WER, static INT8 72.22%,
+    per-tensor activation scales (first Whisper-base starter, 18 Debian recordings: FP32 58.33% WER, static INT8 72.22%,
     dynamic 58.33% in the server, both at streaming RTF 0.079 on one thread); static (QDQ convs) for the others,
     where ORT's dynamic INT8 runs slower than FP32."""
     from .qat import range_overrides_for

@@ -143,6 +143,7 @@ def test_train_cached_learns_and_its_checkpoint_evaluates_the_same(tmp_path):
     cmd += [
         "model.encoder=whisper_tiny_en",
         "model.frozen_below=3",
+        "model.train_from=3",
         "model.head_hidden=64",
         f"data.train=[{manifest}]",
         f"data.validation=[{manifest}]",
@@ -155,6 +156,9 @@ def test_train_cached_learns_and_its_checkpoint_evaluates_the_same(tmp_path):
         "optim.lr=3e-3",
         "data.batch_frames=200",
         "trainer.max_epochs=100",
+        "trainer.max_time_s=null",
+        "trainer.fit_schedule_to_time=false",
+        "schedule.warmup_steps=3",
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
