@@ -83,7 +83,7 @@ def rate(stamps: list[tuple[float, float]], seconds: list[float], sizes: list[in
     }
 
 
-def bench_speechtao(manifest: Path, args, out: Path, precision: str = "fp32") -> dict:
+def bench_speechtao(manifest: Path, args, out: Path, precision: str = "fp32", fft: bool = True) -> dict:
     from speechtao.asr.train import ASRTrainSpec, build
     from speechtao.spec import spec_from_dict
 
@@ -109,13 +109,17 @@ def bench_speechtao(manifest: Path, args, out: Path, precision: str = "fp32") ->
                 "max_epochs": 10**4,
                 "precision": precision,
             },
+            "fft_depthwise": fft,
         },
     )
     stamps: list[float] = []
+    losses: list[float] = []
 
     def log(line: str) -> None:
         if line.startswith("epoch") and " loss " in line and " val " not in line:
             stamps.append((time.perf_counter(), time.process_time()))
+            word = line.split(" loss ")[1].split()[0]
+            losses.append(float(word) if word[0].isdigit() else float("nan"))
         elif line.startswith("precision "):  # the Trainer fell back to fp32 on this CPU
             print(line, flush=True)
 
@@ -132,7 +136,7 @@ def bench_speechtao(manifest: Path, args, out: Path, precision: str = "fp32") ->
 
     task.batch_stats = counting
     trainer.fit()
-    return rate(stamps, seconds, sizes, args.warmup)
+    return {**rate(stamps, seconds, sizes, args.warmup), "losses": losses}
 
 
 def bench_nemo(manifest: Path, args, precision: str = "fp32") -> dict:
@@ -162,11 +166,12 @@ def bench_nemo(manifest: Path, args, precision: str = "fp32") -> dict:
     }
     cfg["optim"] = {"name": "adamw", "lr": 1e-3, "weight_decay": 1e-3}
     stamps: list[float] = []
-    seconds, sizes = [], []
+    seconds, sizes, losses = [], [], []
 
     class Stamp(pl.Callback):
         def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
             stamps.append((time.perf_counter(), time.process_time()))
+            losses.append(float(outputs["loss"]))
             seconds.append(float(batch[1].sum()) / 16000)
             sizes.append(int(batch[1].numel()))
 
@@ -185,7 +190,11 @@ def bench_nemo(manifest: Path, args, precision: str = "fp32") -> dict:
     )
     model = EncDecCTCModel(cfg=OmegaConf.create(cfg), trainer=trainer)
     trainer.fit(model)
-    return rate(stamps, seconds, sizes, args.warmup)
+    return {**rate(stamps, seconds, sizes, args.warmup), "losses": losses}
+
+
+def loss_at(losses: list[float], steps: list[int]) -> str:
+    return " / ".join(f"{losses[k - 1]:.2f}" if k <= len(losses) else "-" for k in steps)
 
 
 def main() -> None:
@@ -200,6 +209,10 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--skip-nemo", action="store_true")
     ap.add_argument("--precision", nargs="+", default=["fp32"], choices=["fp32", "bf16"], help="one row per precision")
+    ap.add_argument(
+        "--fft", nargs="+", default=["on", "off"], choices=["on", "off"], help="speechtao fft_depthwise settings"
+    )
+    ap.add_argument("--repeats", type=int, default=3, help="rounds of all systems, back to back; medians reported")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -208,21 +221,37 @@ def main() -> None:
         durations = [json.loads(x)["duration"] for x in manifest.read_text().splitlines()]
         print(
             f"data: {len(durations)} utterances, mean {np.mean(durations):.2f} s; batch {args.batch_size}; "
-            f"{args.steps} steps ({args.warmup} warmup); {args.threads} threads; {args.device}; {args.preset}",
+            f"{args.steps} steps ({args.warmup} warmup); {args.threads} threads; {args.device}; {args.preset}; "
+            f"{args.repeats} rounds; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs at the start",
             flush=True,
         )
-        rows = {}
-        for precision in args.precision:
-            rows[f"speechtao {precision}"] = bench_speechtao(manifest, args, tmp / f"run_{precision}", precision)
-            if not args.skip_nemo:
-                rows[f"NeMo 3.0 + Lightning {precision}"] = bench_nemo(manifest, args, precision)
+        runs: dict[str, list[dict]] = {}
+        for r in range(args.repeats):  # the systems interleaved: a load change hits every one of them
+            for precision in args.precision:
+                for fft in args.fft:
+                    name = f"speechtao {precision}, fft_depthwise {fft}"
+                    out = tmp / f"run_{r}_{precision}_{fft}"
+                    runs.setdefault(name, []).append(bench_speechtao(manifest, args, out, precision, fft == "on"))
+                    print(f"round {r}: {name}: {runs[name][-1]['cpu_s_per_step']:.3f} CPU-s/step", flush=True)
+                if not args.skip_nemo:
+                    name = f"NeMo 3.0 + Lightning {precision}"
+                    runs.setdefault(name, []).append(bench_nemo(manifest, args, precision))
+                    print(f"round {r}: {name}: {runs[name][-1]['cpu_s_per_step']:.3f} CPU-s/step", flush=True)
+    marks = sorted({1, max(1, args.steps // 4), max(1, args.steps // 2), args.steps})
+    base = {p: runs.get(f"NeMo 3.0 + Lightning {p}") for p in args.precision}
     print(
-        "\n| system | steps/s | utterances/s | audio-s/s | CPU-s/step | audio-s per CPU-s |\n|---|---|---|---|---|---|"
+        "\n| system | CPU-s/step (median) | per round | speed-up vs NeMo, CPU-s | steps/s (median) | audio-s per CPU-s "
+        f"| loss at steps {', '.join(map(str, marks))} (round 1) |\n|---|---|---|---|---|---|---|"
     )
-    for name, r in rows.items():
+    for name, rs in runs.items():
+        cpu = float(np.median([r["cpu_s_per_step"] for r in rs]))
+        ref = base[name.split()[-1] if name.startswith("NeMo") else name.split(",")[0].split()[-1]]
+        ratio = f"{float(np.median([r['cpu_s_per_step'] for r in ref])) / cpu:.2f}x" if ref else "-"
+        per_round = " ".join(f"{r['cpu_s_per_step']:.2f}" for r in rs)
         print(
-            f"| {name} | {r['steps_per_s']:.3f} | {r['utt_per_s']:.2f} | {r['audio_s_per_s']:.1f} | "
-            f"{r['cpu_s_per_step']:.2f} | {r['audio_s_per_cpu_s']:.2f} |"
+            f"| {name} | {cpu:.3f} | {per_round} | {ratio} | "
+            f"{float(np.median([r['steps_per_s'] for r in rs])):.3f} | "
+            f"{float(np.median([r['audio_s_per_cpu_s'] for r in rs])):.2f} | {loss_at(rs[0]['losses'], marks)} |"
         )
     print(f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs at the end)")
 
