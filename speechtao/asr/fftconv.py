@@ -7,7 +7,7 @@ kernel length: measured here (1 thread, batch 8, 256 channels, 300 frames) forwa
 30-65 ms. The result is the same convolution (differences ~1e-6, float rounding; the tests compare it with
 ``F.conv1d`` in float64 and in float32).
 
-:func:`depthwise_conv1d_fft` takes ``F.conv1d``'s "same"-padded arguments (stride 1, any dilation); its backward
+:func:`depthwise_conv1d_fft` takes ``F.conv1d``'s "same"-padded arguments (any stride and dilation); its backward
 is written out (two inverse FFTs, one forward), so it costs about what the forward costs.
 """
 
@@ -35,9 +35,10 @@ def _fft_size(n: int) -> int:
 
 class _DepthwiseFFT(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, padding: int, dilation: int):
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, padding: int, dilation: int, stride: int):
         # y[t] = sum_j w[j] x[t + j*d - padding] = sum_i wd[i] xp[t + i], xp = x padded by `padding` on the left,
-        # wd the dilated kernel: a cross-correlation, i.e. irfft(Xp * conj(Wd)) on n >= T + span - 1 points.
+        # wd the dilated kernel: a cross-correlation, i.e. irfft(Xp * conj(Wd)) on n >= T + span - 1 points;
+        # a stride keeps every stride-th output of it.
         channels, _, k = weight.shape
         t = x.shape[-1]
         span = dilation * (k - 1) + 1
@@ -46,15 +47,19 @@ class _DepthwiseFFT(torch.autograd.Function):
         wd[:, ::dilation] = weight[:, 0]
         xf = torch.fft.rfft(F.pad(x, (padding, 0)), n=n)
         wf = torch.fft.rfft(wd, n=n)
-        y = torch.fft.irfft(xf * wf.conj(), n=n)[..., :t]
+        y = torch.fft.irfft(xf * wf.conj(), n=n)[..., :t:stride]
         ctx.save_for_backward(xf, wf)
-        ctx.shape = (t, k, span, n, padding, dilation)
+        ctx.shape = (t, k, span, n, padding, dilation, stride)
         return y.contiguous()
 
     @staticmethod
     def backward(ctx, grad_y: torch.Tensor):
         xf, wf = ctx.saved_tensors
-        t, k, span, n, padding, dilation = ctx.shape
+        t, k, span, n, padding, dilation, stride = ctx.shape
+        if stride > 1:  # the gradient of the outputs the stride dropped is 0
+            full = grad_y.new_zeros(*grad_y.shape[:-1], t)
+            full[..., ::stride] = grad_y
+            grad_y = full
         gf = torch.fft.rfft(grad_y, n=n)
         grad_x = grad_w = None
         if ctx.needs_input_grad[0]:  # d/dxp[s] = sum_t g[t] wd[s - t]: a convolution
@@ -62,26 +67,32 @@ class _DepthwiseFFT(torch.autograd.Function):
         if ctx.needs_input_grad[1]:  # d/dwd[i] = sum_{b,t} g[b, t] xp[b, t + i]: a correlation
             gw = torch.fft.irfft((xf * gf.conj()).sum(0), n=n)[:, :span:dilation]
             grad_w = gw.unsqueeze(1).contiguous()
-        return grad_x, grad_w, None, None
+        return grad_x, grad_w, None, None, None
 
 
-def depthwise_conv1d_fft(x: torch.Tensor, weight: torch.Tensor, padding: int, dilation: int = 1) -> torch.Tensor:
-    """``F.conv1d(x, weight, padding=padding, dilation=dilation, groups=C)`` for x (B, C, T), weight (C, 1, k),
-    stride 1, no bias, computed in float32 (or float64) through the FFT."""
-    return _DepthwiseFFT.apply(x, weight, padding, dilation)
+def depthwise_conv1d_fft(
+    x: torch.Tensor, weight: torch.Tensor, padding: int, dilation: int = 1, stride: int = 1
+) -> torch.Tensor:
+    """``F.conv1d(x, weight, stride=stride, padding=padding, dilation=dilation, groups=C)`` for x (B, C, T),
+    weight (C, 1, k), "same" padding (``2 * padding == dilation * (k - 1)``), no bias, through the FFT."""
+    return _DepthwiseFFT.apply(x, weight, padding, dilation, stride)
+
+
+def conv_fft(conv: torch.nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
+    """``conv(x)`` through :func:`depthwise_conv1d_fft` (where :func:`fft_applies`)."""
+    return depthwise_conv1d_fft(x, conv.weight, conv.padding[0], conv.dilation[0], conv.stride[0])
 
 
 def fft_applies(conv: torch.nn.Conv1d, x: torch.Tensor) -> bool:
-    """Whether ``conv`` on ``x`` can take the FFT path: a depthwise, stride-1, unbiased, "same"-padded conv with a
+    """Whether ``conv`` on ``x`` can take the FFT path: a depthwise, unbiased, "same"-padded conv with a
     kernel of at least 9 taps, on a float32/64 CPU tensor, outside autocast and ONNX/TorchScript tracing; a plain
     ``nn.Conv1d`` without hooks (QAT's conv and anything hooked keep their own forward)."""
-    (k,), (s,), (p,), (d,) = conv.kernel_size, conv.stride, conv.padding, conv.dilation
+    (k,), (p,), (d,) = conv.kernel_size, conv.padding, conv.dilation
     return (
         type(conv) is torch.nn.Conv1d  # not a subclass (QAT's fake-quantizing conv), no hooks
         and not conv._forward_hooks
         and not conv._forward_pre_hooks
         and k >= 9
-        and s == 1
         and conv.groups == conv.in_channels == conv.out_channels
         and conv.bias is None
         and 2 * p == d * (k - 1)

@@ -29,7 +29,7 @@ from torch import nn
 
 from ..features import AudioToMelSpectrogram, FeatureSpec
 from ..spec import spec_from_dict, spec_to_dict
-from .fftconv import depthwise_conv1d_fft, fft_applies
+from .fftconv import conv_fft, fft_applies
 
 ACTIVATIONS = ("relu", "swish", "silu", "selu", "gelu", "hardtanh")  # NeMo's jasper_activations
 
@@ -175,9 +175,8 @@ class MaskedConv1d(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = x * length_mask(lengths, x.shape[2]).to(x.dtype)
-        if self.fft and fft_applies(self.conv, x):  # same convolution, 2-3x cheaper on the CPU (fftconv.py)
-            return depthwise_conv1d_fft(x, self.conv.weight, self.conv.padding[0], self.conv.dilation[0]), lengths
-        return self.conv(x), self.out_lengths(lengths)
+        y = conv_fft(self.conv, x) if self.fft and fft_applies(self.conv, x) else self.conv(x)  # fftconv.py
+        return y, self.out_lengths(lengths)
 
 
 class SqueezeExcite(nn.Module):

@@ -22,23 +22,25 @@ from speechtao.train.history import read_history
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "tiny_asr"
 
 
-@pytest.mark.parametrize(("k", "dilation"), [(9, 1), (33, 1), (11, 3), (87, 2)])
-def test_fft_depthwise_equals_conv1d_with_gradients(k, dilation):
+@pytest.mark.parametrize(
+    ("k", "dilation", "stride"), [(9, 1, 1), (33, 1, 1), (11, 3, 1), (87, 2, 1), (33, 1, 2), (11, 1, 3)]
+)
+def test_fft_depthwise_equals_conv1d_with_gradients(k, dilation, stride):
     torch.manual_seed(k)
     pad = dilation * (k - 1) // 2
     x = torch.randn(3, 5, 50, dtype=torch.float64, requires_grad=True)
     w = torch.randn(5, 1, k, dtype=torch.float64, requires_grad=True)
-    y = depthwise_conv1d_fft(x, w, pad, dilation)
-    ref = F.conv1d(x, w, padding=pad, dilation=dilation, groups=5)
+    y = depthwise_conv1d_fft(x, w, pad, dilation, stride)
+    ref = F.conv1d(x, w, stride=stride, padding=pad, dilation=dilation, groups=5)
     assert y.shape == ref.shape and torch.allclose(y, ref, atol=1e-10)
-    assert torch.autograd.gradcheck(lambda a, b: depthwise_conv1d_fft(a, b, pad, dilation), (x, w))
+    assert torch.autograd.gradcheck(lambda a, b: depthwise_conv1d_fft(a, b, pad, dilation, stride), (x, w))
 
 
 def test_fft_path_only_where_it_is_the_same_conv():
     x = torch.randn(2, 8, 30)
     assert fft_applies(torch.nn.Conv1d(8, 8, 33, padding=16, groups=8, bias=False), x)
     assert not fft_applies(torch.nn.Conv1d(8, 8, 33, padding=16, groups=8, bias=False), x.to(torch.bfloat16))
-    assert not fft_applies(torch.nn.Conv1d(8, 8, 33, stride=2, padding=16, groups=8, bias=False), x)
+    assert not fft_applies(torch.nn.Conv1d(8, 8, 33, padding=15, groups=8, bias=False), x)  # not "same"
     assert not fft_applies(torch.nn.Conv1d(8, 16, 1, bias=False), x)  # pointwise
     assert not fft_applies(torch.nn.Conv1d(8, 8, 5, padding=2, groups=8, bias=False), x)  # short kernel
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -80,7 +82,7 @@ def test_fft_depthwise_same_ctc_loss_and_gradients_on_real_speech():
     loss_fft, grads_fft = loss_and_grads(True)
     assert loss_fft == pytest.approx(loss_ref, rel=1e-5)
     for name, g in grads_ref.items():
-        assert torch.allclose(grads_fft[name], g, rtol=1e-3, atol=1e-5 * g.abs().max()), name
+        assert (grads_fft[name] - g).norm() <= 1e-4 * g.norm(), name  # float32 rounding apart
 
 
 def test_asr_training_with_fft_depthwise_lowers_the_loss(tmp_path):
