@@ -5,12 +5,19 @@ NeMo's 28 characters) on the same manifest with the same batch size, AdamW, no a
 workers, on the CPU (or ``--device cuda``). Each optimizer step is time-stamped (speechtao: the per-step log
 line; NeMo: a Lightning callback); the first ``--warmup`` steps are not counted. Audio seconds count real
 audio, not padding. Prints one table: wall-clock rates and, robust to other load on the machine, CPU seconds
-per step. ``--precision fp32 bf16`` runs each system in both (speechtao: ``trainer.precision``, autocast on a CPU
-with native bf16, features and CTC loss in fp32; NeMo: Lightning's ``bf16-mixed``).
+per step, median over ``--repeats`` rounds that run every system back to back (a change of load hits all of
+them), and each system's loss at a few fixed steps of its first round (the same seed in every round, so the
+speechtao variants show whether an option changed the loss curve). speechtao runs as ``--variants``: ``plain``
+(PyTorch's depthwise convs, features every step), ``fft`` (``fft_depthwise``: the depthwise convs through the
+FFT) and ``fft+cache`` (plus ``data.cache_features``: log-mel features once per utterance, before the first step;
+that one-time cost is printed, not counted in the steps). ``--precision fp32 bf16`` runs each system in both
+(speechtao: ``trainer.precision``, autocast on a CPU with native bf16, features and CTC loss in fp32; NeMo:
+Lightning's ``bf16-mixed``).
 
     python bench/train_throughput.py                      # makes 48 espeak-ng utterances in a temp folder
     python bench/train_throughput.py --manifest train.jsonl --batch-size 8 --steps 30 --threads 2
-    python bench/train_throughput.py --precision fp32 bf16 --skip-nemo
+    python bench/train_throughput.py --steps 20 --warmup 4 --threads 1 --repeats 3   # docs/benchmarks.md
+    python bench/train_throughput.py --precision fp32 bf16 --skip-nemo --variants fft
 """
 
 from __future__ import annotations
@@ -83,7 +90,14 @@ def rate(stamps: list[tuple[float, float]], seconds: list[float], sizes: list[in
     }
 
 
-def bench_speechtao(manifest: Path, args, out: Path, precision: str = "fp32", fft: bool = True) -> dict:
+VARIANTS = {  # speechtao settings compared: (fft_depthwise, data.cache_features)
+    "plain": (False, False),
+    "fft": (True, False),
+    "fft+cache": (True, True),
+}
+
+
+def bench_speechtao(manifest: Path, args, out: Path, precision: str = "fp32", variant: str = "fft") -> dict:
     from speechtao.asr.train import ASRTrainSpec, build
     from speechtao.spec import spec_from_dict
 
@@ -97,6 +111,7 @@ def bench_speechtao(manifest: Path, args, out: Path, precision: str = "fp32", ff
                 "batch_size": args.batch_size,
                 "max_duration": 60.0,
                 "bucket_batches": 1000,
+                "cache_features": VARIANTS[variant][1],
             },
             "optim": {"name": "adamw", "lr": 1e-3},
             "trainer": {
@@ -109,7 +124,7 @@ def bench_speechtao(manifest: Path, args, out: Path, precision: str = "fp32", ff
                 "max_epochs": 10**4,
                 "precision": precision,
             },
-            "fft_depthwise": fft,
+            "fft_depthwise": VARIANTS[variant][0],
         },
     )
     stamps: list[float] = []
@@ -120,8 +135,8 @@ def bench_speechtao(manifest: Path, args, out: Path, precision: str = "fp32", ff
             stamps.append((time.perf_counter(), time.process_time()))
             word = line.split(" loss ")[1].split()[0]
             losses.append(float(word) if word[0].isdigit() else float("nan"))
-        elif line.startswith("precision "):  # the Trainer fell back to fp32 on this CPU
-            print(line, flush=True)
+        elif line.startswith("precision ") or line.startswith("data.cache_features"):
+            print(line, flush=True)  # fp32 fallback on this CPU; the one-time cost of the feature cache
 
     trainer = build(spec, log=log)
     seconds, sizes = [], []
@@ -210,7 +225,12 @@ def main() -> None:
     ap.add_argument("--skip-nemo", action="store_true")
     ap.add_argument("--precision", nargs="+", default=["fp32"], choices=["fp32", "bf16"], help="one row per precision")
     ap.add_argument(
-        "--fft", nargs="+", default=["on", "off"], choices=["on", "off"], help="speechtao fft_depthwise settings"
+        "--variants",
+        nargs="+",
+        default=list(VARIANTS),
+        choices=list(VARIANTS),
+        help="speechtao settings: plain (PyTorch's depthwise convs, features every step), fft (fft_depthwise), "
+        "fft+cache (and data.cache_features)",
     )
     ap.add_argument("--repeats", type=int, default=3, help="rounds of all systems, back to back; medians reported")
     args = ap.parse_args()
@@ -228,10 +248,10 @@ def main() -> None:
         runs: dict[str, list[dict]] = {}
         for r in range(args.repeats):  # the systems interleaved: a load change hits every one of them
             for precision in args.precision:
-                for fft in args.fft:
-                    name = f"speechtao {precision}, fft_depthwise {fft}"
-                    out = tmp / f"run_{r}_{precision}_{fft}"
-                    runs.setdefault(name, []).append(bench_speechtao(manifest, args, out, precision, fft == "on"))
+                for variant in args.variants:
+                    name = f"speechtao {precision}, {variant}"
+                    out = tmp / f"run_{r}_{precision}_{variant}"
+                    runs.setdefault(name, []).append(bench_speechtao(manifest, args, out, precision, variant))
                     print(f"round {r}: {name}: {runs[name][-1]['cpu_s_per_step']:.3f} CPU-s/step", flush=True)
                 if not args.skip_nemo:
                     name = f"NeMo 3.0 + Lightning {precision}"

@@ -215,7 +215,7 @@ class DurationBucketSampler:
 
 
 def make_loader(
-    dataset: AudioTextDataset,
+    dataset: Any,
     sampler: DurationBucketSampler,
     epoch: int = 0,
     start_index: int = 0,
@@ -233,7 +233,7 @@ def make_loader(
     return DataLoader(
         dataset,
         batch_sampler=sampler,
-        collate_fn=collate,
+        collate_fn=getattr(dataset, "collate_fn", collate),  # a CachedFeatureDataset collates features
         num_workers=num_workers,
         generator=gen,
         persistent_workers=False,

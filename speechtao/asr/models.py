@@ -339,7 +339,9 @@ class CTCModelBase(nn.Module):
 
         Features are computed in float32 under autocast too (the log of bf16 mel energies loses the quiet frames);
         the network after them autocasts, and the log-softmax is float32 again (:func:`log_softmax_fp32`)."""
-        if torch.is_autocast_enabled(audio.device.type):
+        if audio.dim() == 3:  # features computed before (data.cache_features): (B, n_mels, F), frame lengths
+            feats, feat_lengths = audio, audio_lengths
+        elif torch.is_autocast_enabled(audio.device.type):
             with torch.autocast(audio.device.type, enabled=False):
                 feats, feat_lengths = self.preprocessor(audio.float(), audio_lengths)
         else:

@@ -47,6 +47,7 @@ class DataSpec:
     max_duration: float | None = 20.0
     bucket_batches: int = 50  # batches per duration-sorted bucket (larger: less padding, less randomness)
     num_workers: int = 0  # data-loading processes
+    cache_features: bool = False  # log-mel features once per utterance (no dither; SpecAugment still per step)
     augment: AugmentSpec = AugmentSpec()  # waveform augmentation (all off by default)
 
     def __post_init__(self):
@@ -194,12 +195,13 @@ class ASRTask(TrainTask):
 
         if self.distiller is not None:
             return self.distiller.loss(model, self.model, batch, self.tokenizer.blank_id)
-        audio, audio_lengths, tokens, token_lengths = batch
+        audio, audio_lengths, tokens, token_lengths = batch[:4]  # or cached features and their frame lengths
         log_probs, out_lengths = model(audio, audio_lengths)
         return ctc_loss(log_probs, out_lengths, tokens, token_lengths, blank=self.tokenizer.blank_id)
 
     def batch_stats(self, batch) -> dict[str, float]:
-        return {"utterances": float(batch[1].numel()), "audio_s": float(batch[1].sum()) / self.sample_rate}
+        samples = batch[-1] if len(batch) == 5 else batch[1]  # cached features: audio lengths come last
+        return {"utterances": float(samples.numel()), "audio_s": float(samples.sum()) / self.sample_rate}
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
@@ -336,6 +338,14 @@ def build(
             step = max(1, len(train_set) // 20)
             babble = [train_set.audio(i) for i in range(0, len(train_set), step)][:20]
         train_set.augmenter = WaveAugmenter(spec.data.augment, babble_sources=babble)
+    if spec.data.cache_features:
+        from .feature_cache import CachedFeatureDataset, check_cacheable
+
+        distilling = finetune and spec.distill.enabled and not spec.distill.sequence
+        check_cacheable(spec.data.augment.enabled, distilling, model.preprocessor)
+        start = time.perf_counter()
+        train_set = CachedFeatureDataset(train_set, model.preprocessor)
+        say(f"data.cache_features: {len(train_set)} utterances' features in {time.perf_counter() - start:.1f} s")
     sampler = DurationBucketSampler(
         train_set.durations,
         spec.data.batch_size,
