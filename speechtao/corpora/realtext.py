@@ -27,6 +27,7 @@ from __future__ import annotations
 import bz2
 import hashlib
 import html
+import io
 import re
 import unicodedata
 import xml.etree.ElementTree as ET
@@ -115,7 +116,7 @@ def _wiki_articles(xml: bytes) -> Iterator[tuple[str, str]]:
     """``(title, plain text)`` of every article (namespace 0, not a redirect) of a MediaWiki XML dump."""
     title = ns = text = None
     redirect = False
-    for _, elem in ET.iterparse(_BytesReader(xml), events=("end",)):
+    for _, elem in ET.iterparse(io.BytesIO(xml), events=("end",)):
         tag = elem.tag.rsplit("}", 1)[-1]
         if tag == "title":
             title = elem.text
@@ -131,16 +132,6 @@ def _wiki_articles(xml: bytes) -> Iterator[tuple[str, str]]:
             title = ns = text = None
             redirect = False
             elem.clear()
-
-
-class _BytesReader:
-    def __init__(self, data: bytes):
-        import io
-
-        self._f = io.BytesIO(data)
-
-    def read(self, n: int = -1) -> bytes:
-        return self._f.read(n)
 
 
 # ------------------------------------------------------------------------------------------------ wiki markup
@@ -163,7 +154,7 @@ def _link(m: re.Match) -> str:
     inner = m.group(1)
     target, _, text = inner.partition("|")
     prefix = target.split(":", 1)[0].strip().lower() if ":" in target else ""
-    if prefix in _DROP_NAMESPACES or (prefix and len(prefix) <= 3 and not text and prefix != "wikt"):
+    if prefix in _DROP_NAMESPACES or (prefix and len(prefix) <= 3 and not text):
         return ""  # files, categories and interlanguage links (fr:Paris)
     return (text.rsplit("|", 1)[-1] if text else target.split(":", 1)[-1] if prefix else target).strip()
 
