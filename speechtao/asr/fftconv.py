@@ -102,6 +102,7 @@ def fft_applies(conv: torch.nn.Conv1d, x: torch.Tensor) -> bool:
         and not torch.jit.is_tracing()
         and not torch.jit.is_scripting()
         and not torch.onnx.is_in_onnx_export()
+        and not torch.compiler.is_compiling()  # torch.compile / torch.export see the plain conv
     )
 
 
