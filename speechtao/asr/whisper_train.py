@@ -84,6 +84,11 @@ class WhisperSeqFinetuneSpec:
             )
         if self.val_beam_size < 1:
             raise ValueError(f"val_beam_size must be >= 1, got {self.val_beam_size}")
+        if self.data.cache_features:
+            raise ValueError(
+                "data.cache_features: the Whisper encoder-decoder computes its own log-mels per 30 s window and "
+                "cannot use cached CTC features (remove data.cache_features or set it to false)"
+            )
 
 
 def is_seq_init(init_from: str) -> bool:

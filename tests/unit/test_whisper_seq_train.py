@@ -33,6 +33,8 @@ def test_finetune_dispatches_on_init_from():
 def test_spec_refuses_windows_over_30s_and_unknown_keys():
     with pytest.raises(SpecError, match="at most 30 s"):
         load_spec(WhisperSeqFinetuneSpec, RECIPE, ["data.max_duration=40"])
+    with pytest.raises(SpecError, match="data.cache_features"):
+        load_spec(WhisperSeqFinetuneSpec, RECIPE, ["data.cache_features=true"])
     with pytest.raises(SpecError, match="tokenizer: unknown key"):
         load_spec(WhisperSeqFinetuneSpec, RECIPE, ["tokenizer.kind=char"])
 
