@@ -120,36 +120,24 @@ class _Job:
     final_from_frames: bool = False  # final: from committed frames, no model pass
 
 
-class Stream:
-    """The state of one audio stream. Create with :meth:`Recognizer.create_stream`; feed it, then decode it
-    through its recognizer. One thread at a time may use a stream."""
+class StreamBuffer:
+    """What every stream kind shares: the request's settings, the audio received (resampled to the model's rate
+    and kept from the absolute sample ``_audio_base`` on) and the results waiting for the caller. One thread at a
+    time may use a stream."""
 
-    def __init__(self, rec: Recognizer, endpoint: EndpointConfig, channel: int = 0):
+    def __init__(self, rec, channel: int = 0):
         self._rec = rec
         self.channel = channel
         self.decoding: RequestDecoding | None = None  # the request's boosts and alternatives (LM decoders)
         self.interim_results = True  # False: this stream's client wants finals only
         self.rate = rec.sample_rate
-        self._spf = rec.samples_per_frame
         self._input = StreamInput(self.rate)
         self._audio = np.zeros(0, np.float32)  # samples from absolute index _audio_base on
         self._audio_base = 0
         self.num_samples = 0  # samples received so far (at the model's rate)
         self.finished = False
-        self._next_chunk = 0  # absolute sample where the next chunk to commit starts
-        self._utt_start = 0  # absolute sample where the current utterance starts
-        self._best: list[int] = []  # committed frames of the current utterance: best symbol ...
-        self._prob: list[float] = []  # ... and its probability
-        self._look_best = np.zeros(0, np.int64)  # tentative frames after the last chunk
-        self._look_prob = np.zeros(0, np.float64)
-        self._endpointer = Endpointer(endpoint, self._spf * 1000 / self.rate)
-        self._finals: deque[_Job] = deque()  # utterances waiting for their final pass
         self._results: deque[Result] = deque()
         self._last: Result | None = None
-        self._last_interim_text = ""
-        self._endpoint_seen = False
-        self._done = False  # the end of the stream has been finalized
-        self.stats = FeatureStats()  # running log-mel statistics for "stream" normalization
 
     # -- input -------------------------------------------------------------------------------------------
 
@@ -169,6 +157,15 @@ class Stream:
         self._append(self._input.finish())
         self.finished = True
 
+    def _slice(self, a: int, b: int) -> np.ndarray:
+        return self._audio[a - self._audio_base : b - self._audio_base]
+
+    def _drop_before(self, keep: int) -> None:
+        """Forget the audio before absolute sample ``keep``."""
+        if keep > self._audio_base:
+            self._audio = self._audio[keep - self._audio_base :]
+            self._audio_base = keep
+
     # -- results -----------------------------------------------------------------------------------------
 
     def pop_results(self) -> list[Result]:
@@ -185,15 +182,30 @@ class Stream:
         self._results.append(r)
         self._last = r
 
-    def _slice(self, a: int, b: int) -> np.ndarray:
-        return self._audio[a - self._audio_base : b - self._audio_base]
+
+class Stream(StreamBuffer):
+    """The state of one audio stream of a :class:`Recognizer`. Create with :meth:`Recognizer.create_stream`;
+    feed it, then decode it through its recognizer. One thread at a time may use a stream."""
+
+    def __init__(self, rec: Recognizer, endpoint: EndpointConfig, channel: int = 0):
+        super().__init__(rec, channel)
+        self._spf = rec.samples_per_frame
+        self._next_chunk = 0  # absolute sample where the next chunk to commit starts
+        self._utt_start = 0  # absolute sample where the current utterance starts
+        self._best: list[int] = []  # committed frames of the current utterance: best symbol ...
+        self._prob: list[float] = []  # ... and its probability
+        self._look_best = np.zeros(0, np.int64)  # tentative frames after the last chunk
+        self._look_prob = np.zeros(0, np.float64)
+        self._endpointer = Endpointer(endpoint, self._spf * 1000 / self.rate)
+        self._finals: deque[_Job] = deque()  # utterances waiting for their final pass
+        self._last_interim_text = ""
+        self._endpoint_seen = False
+        self._done = False  # the end of the stream has been finalized
+        self.stats = FeatureStats()  # running log-mel statistics for "stream" normalization
 
     def _trim(self) -> None:
         """Drop audio that no later window or final pass needs."""
-        keep = min([self._next_chunk - self._rec.left, self._utt_start] + [j.start for j in self._finals])
-        if keep > self._audio_base:
-            self._audio = self._audio[keep - self._audio_base :]
-            self._audio_base = keep
+        self._drop_before(min([self._next_chunk - self._rec.left, self._utt_start] + [j.start for j in self._finals]))
 
 
 class Recognizer:

@@ -55,7 +55,7 @@ from ..errors import AudioError, InputError
 from .audio_input import StreamInput
 from .decoding import RequestDecoding
 from .endpointing import EndpointConfig, Endpointer
-from .recognizer import INTERIM_STABILITY, Result
+from .recognizer import INTERIM_STABILITY, Result, StreamBuffer
 
 UNSTABLE = 0.1  # the stability of an interim's words the last two decodes do not agree on
 VAD_FRAME_MS = 20
@@ -123,20 +123,12 @@ def agreed_words(previous: Sequence[str], current: Sequence[str]) -> int:
     return n
 
 
-class SeqStream:
-    """The state of one audio stream of a :class:`SeqRecognizer` (one thread at a time)."""
+class SeqStream(StreamBuffer):
+    """The state of one audio stream of a :class:`SeqRecognizer` (one thread at a time). ``decoding`` is not
+    used: Whisper decoding has no boosts or N-best here; ``interim_results`` False skips interim decodes."""
 
     def __init__(self, rec: SeqRecognizer, endpoint: EndpointConfig, channel: int = 0):
-        self._rec = rec
-        self.channel = channel
-        self.decoding: RequestDecoding | None = None  # not used: Whisper decoding has no boosts or N-best here
-        self.interim_results = True  # False: this stream's client wants finals only (no interim decodes)
-        self.rate = rec.sample_rate
-        self._input = StreamInput(self.rate)
-        self._audio = np.zeros(0, np.float32)  # samples from absolute index _base on
-        self._base = 0
-        self.num_samples = 0
-        self.finished = False
+        super().__init__(rec, channel)
         self._done = False
         self._utt_start = 0  # absolute sample where the current utterance starts
         self._finals: deque[tuple[int, int]] = deque()  # utterances [start, end) waiting for their final decode
@@ -149,34 +141,10 @@ class SeqStream:
         self._wait = rec.redecode  # samples of new audio the next interim decode waits for
         self._words: list[str] = []  # the last interim decode's words
         self._last_text = ""
-        self._results: deque[Result] = deque()
-        self._last: Result | None = None
         self._endpoint_seen = False
 
-    def accept_waveform(self, sample_rate: int, samples: np.ndarray) -> None:
-        """Append float samples in [-1, 1] (shape (T,)) at ``sample_rate`` Hz (resampled to the model's rate)."""
-        self._append(self._input.push(sample_rate, samples))
-
-    def input_finished(self) -> None:
-        """No more audio: the last utterance is finalized."""
-        if not self.finished:
-            self._append(self._input.finish())
-            self.finished = True
-
-    def pop_results(self) -> list[Result]:
-        out = list(self._results)
-        self._results.clear()
-        return out
-
-    @property
-    def seconds(self) -> float:
-        return self.num_samples / self.rate
-
     def _append(self, x: np.ndarray) -> None:
-        if not len(x):
-            return
-        self._audio = np.concatenate([self._audio, x]) if len(self._audio) else x.copy()
-        self.num_samples += len(x)
+        super()._append(x)  # then run the voice detector over the new whole frames
         while self._vad_pos + self._frame <= self.num_samples:
             end = self._vad_pos + self._frame
             event = self._endpointer.push(self._vad.push(self._slice(self._vad_pos, end)))
@@ -191,18 +159,8 @@ class SeqStream:
         self._words, self._last_text = [], ""
         self._decoded_at, self._wait = pos, self._rec.redecode
 
-    def _slice(self, a: int, b: int) -> np.ndarray:
-        return self._audio[a - self._base : b - self._base]
-
     def _trim(self) -> None:
-        keep = min([self._utt_start, self._vad_pos] + [a for a, _ in self._finals])
-        if keep > self._base:
-            self._audio = self._audio[keep - self._base :]
-            self._base = keep
-
-    def _emit(self, r: Result) -> None:
-        self._results.append(r)
-        self._last = r
+        self._drop_before(min([self._utt_start, self._vad_pos] + [a for a, _ in self._finals]))
 
 
 class SeqRecognizer:
