@@ -112,7 +112,7 @@ def main(argv=None) -> int:
     ap.add_argument("--model", default="quartznet_15x5", help="checkpoint, .nemo or preset (random weights)")
     ap.add_argument("--eval", help="manifest for WER (omit: no WER column)")
     ap.add_argument("--calib", help="calibration manifest (default: --eval, else the test fixture's speech)")
-    ap.add_argument("--calib-method", default="minmax", choices=["minmax", "entropy", "percentile"])
+    ap.add_argument("--calib-method", default="entropy", choices=["minmax", "entropy", "percentile"])
     ap.add_argument("--qat-model", help="a QAT fine-tuned checkpoint for the QAT row")
     ap.add_argument(
         "--int8-activations",

@@ -44,7 +44,8 @@ class ExportOptions:
 
     calib: Path | None = None  # manifest of in-domain audio for INT8 calibration (onnx-int8 needs it; tensorrt
     # and triton become INT8 with it)
-    calib_method: Literal["minmax", "entropy", "percentile"] = "minmax"  # how activation ranges are calibrated
+    calib_method: Literal["minmax", "entropy", "percentile"] = "entropy"  # how activation ranges are calibrated
+    # (QuantOptions.method says why entropy)
     calib_utterances: int = 64  # calibration utterances taken from ``calib`` (in manifest order)
     percentile: float = 99.999  # kept percentile of |x| for calib_method="percentile"
     check: bool = True  # run the FP32 ONNX graph with onnxruntime and compare it with PyTorch

@@ -141,7 +141,7 @@ class PruneStage:
 @dataclass(frozen=True)
 class ExportStage:
     calib_utterances: int = 32  # training utterances the INT8 ranges are calibrated on
-    method: Literal["minmax", "entropy", "percentile"] = "minmax"
+    method: Literal["minmax", "entropy", "percentile"] = "entropy"  # see QuantOptions.method
 
 
 @dataclass(frozen=True)

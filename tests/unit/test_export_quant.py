@@ -74,7 +74,7 @@ def test_int8_runs_and_mostly_agrees_with_fp32_on_speech(setup):
     assert result.int8_path.stat().st_size < 0.4 * fp32.stat().st_size
     meta = read_metadata(result.int8_path)
     quant = json.loads(meta["quantization"])
-    assert meta["vocab_size"] == "29" and quant["method"] == "minmax"
+    assert meta["vocab_size"] == "29" and quant["method"] == "entropy"
     assert quant["activations"] == "uint8 per-tensor asymmetric"
     assert quant["float_nodes"] == float_end_nodes(result.fp32_path, ("Conv",))
     convs = [n for n in onnx.load(str(result.fp32_path)).graph.node if n.op_type == "Conv"]

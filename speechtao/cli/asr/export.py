@@ -28,9 +28,10 @@ def register(actions) -> None:
     )
     g.add_argument(
         "--calib-method",
-        default="minmax",
+        default="entropy",
         choices=CALIB_METHODS,
-        help="how activation ranges are calibrated (default minmax)",
+        help="how activation ranges are calibrated (default entropy: robust to rare outlier activations, which "
+        "minmax lets take the whole INT8 range)",
     )
     g.add_argument("--calib-utterances", type=int, default=64, help="calibration utterances (default 64)")
     g.add_argument("--percentile", type=float, default=99.999, help="kept percentile for --calib-method percentile")
