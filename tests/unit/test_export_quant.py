@@ -1,5 +1,7 @@
 """INT8: static QDQ export on real speech, TensorRT calibration caches, QAT ranges carried into the export."""
 
+import contextlib
+import io
 import json
 import struct
 from pathlib import Path
@@ -199,3 +201,29 @@ def test_qat_fake_quant_and_ranges_carry_into_the_qdq_export(setup, tmp_path):
             assert int(inits[node.input[2]]) == round(-lo / ((hi - lo) / 255))
             checked += 1
     assert checked == len(result.overridden)
+
+
+def test_entropy_thresholds_equal_onnxruntime_search():
+    """Our vectorized entropy search picks onnxruntime's thresholds on histograms that grew over batches."""
+    from onnxruntime.quantization.calibrate import HistogramCollector
+
+    from speechtao.export.quantize import entropy_thresholds
+
+    rng = np.random.default_rng(0)
+    batches = [
+        {"a": [rng.normal(size=2000).astype(np.float32) * s], "b": [np.maximum(rng.normal(size=3000), 0) * s]}
+        for s in (1.0, 1.5, 3.0, 0.5)
+    ]
+    collector = HistogramCollector(
+        method="entropy", symmetric=True, num_bins=128, num_quantized_bins=128, percentile=99.99, scenario="same"
+    )
+    with contextlib.redirect_stdout(io.StringIO()):
+        for b in batches:
+            collector.collect({k: [np.asarray(v[0], dtype=np.float32)] for k, v in b.items()})
+        ref = collector.compute_entropy()
+    ours = entropy_thresholds(collector.histogram_dict, 128, max_candidates=10**6)
+    assert collector.histogram_dict["a"][0].size > 128  # the histogram grew past the first batch's bins
+    for name in ref:
+        assert float(ours[name][0]) == float(ref[name][0]) and float(ours[name][1]) == float(ref[name][1])
+    few = entropy_thresholds(collector.histogram_dict, 128, max_candidates=20)  # subsampled: close, not exact
+    assert abs(float(few["a"][1]) - float(ref["a"][1])) < 0.1 * float(ref["a"][1])
