@@ -3,6 +3,7 @@
     python scripts/whisper_base_ctc_data.py pico --out runs/b2/pico --hours 1.2           # SVOX Pico, wide rate/pitch
     python scripts/whisper_base_ctc_data.py kokoro --out runs/b2/kokoro --n 105           # Kokoro-82M style blends
     python scripts/whisper_base_ctc_data.py heldout --out runs/b2/heldout --n 60          # validation voices only
+    python scripts/whisper_base_ctc_data.py pico-prose --out runs/b3/pico --hours 3.0 --gensim WHEEL   # prose, v3
 
 Each writes WAVs and ``manifest.jsonl`` into ``--out``; a rerun finishes an interrupted corpus. ``kokoro`` writes
 its manifest after every 40 utterances, so it can be stopped at any time (``--until HH:MM`` UTC stops it on time).
@@ -31,6 +32,27 @@ def pico(out: Path, hours: float, seed: int) -> Path:
     spec = VoicesSpec(
         hours=hours, seed=seed, engines=("pico",), engine_weights={"pico": 1.0}, rate_range=(0.7, 1.45),
         pitch_range=(0.7, 1.45),
+    )  # fmt: skip
+    return synthesize_voices(spec, out)
+
+
+def pico_prose(out: Path, hours: float, seed: int, gensim: Path) -> Path:
+    """Pico over longer, more varied sentences: the Wikipedia and news prose of the gensim wheel (clean sentences
+    only, so the engine reads exactly the transcript) and 8,000 Debian-text sentences, shuffled together."""
+    import random
+
+    from speechtao.corpora.realtext import read_documents
+    from speechtao.corpora.textsrc import is_clean
+
+    out.mkdir(parents=True, exist_ok=True)
+    if not (out / "sentences.txt").is_file():
+        prose = [s for d in read_documents(gensim) for s in d.sentences if is_clean(s, 3, 25)]
+        sentences = prose + list(load_sentences(None, 8000, seed))
+        random.Random(seed).shuffle(sentences)
+        (out / "sentences.txt").write_text("\n".join(sentences) + "\n", encoding="utf-8")
+    spec = VoicesSpec(
+        hours=hours, seed=seed, engines=("pico",), engine_weights={"pico": 1.0}, rate_range=(0.75, 1.35),
+        pitch_range=(0.75, 1.35),
     )  # fmt: skip
     return synthesize_voices(spec, out)
 
@@ -71,15 +93,24 @@ def heldout(out: Path, n: int, seed: int) -> Path:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("corpus", choices=["pico", "kokoro", "heldout"])
+    ap.add_argument("corpus", choices=["pico", "pico-prose", "kokoro", "heldout"])
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--hours", type=float, default=1.2, help="pico: hours of audio")
+    ap.add_argument("--hours", type=float, default=1.2, help="pico, pico-prose: hours of audio")
+    ap.add_argument(
+        "--gensim", type=Path, help="pico-prose: the gensim 4.4.0 wheel (pip download --no-deps gensim==4.4.0)"
+    )
     ap.add_argument("--n", type=int, default=105, help="kokoro, heldout: utterances")
     ap.add_argument("--seed", type=int, help="default: pico 32, kokoro 31, heldout 41 (those of the card)")
     ap.add_argument("--until", help="kokoro: stop after the chunk that passes this UTC time (HH:MM)")
     args = ap.parse_args()
-    seed = args.seed if args.seed is not None else {"pico": 32, "kokoro": 31, "heldout": 41}[args.corpus]
-    if args.corpus == "pico":
+    seed = (
+        args.seed if args.seed is not None else {"pico": 32, "pico-prose": 7, "kokoro": 31, "heldout": 41}[args.corpus]
+    )
+    if args.corpus == "pico-prose":
+        if args.gensim is None:
+            ap.error("pico-prose needs --gensim WHEEL (pip download --no-deps gensim==4.4.0 -d DIR)")
+        print(pico_prose(args.out, args.hours, seed, args.gensim))
+    elif args.corpus == "pico":
         print(pico(args.out, args.hours, seed))
     elif args.corpus == "kokoro":
         until = None
