@@ -214,6 +214,40 @@ class DurationBucketSampler:
         yield from self.batches(self.epoch)[self.start_index :]
 
 
+def training_set(entries: Sequence[Any], labels: Any, sample_rate: int, data_spec: Any, seed: int) -> AudioTextDataset:
+    """The training :class:`AudioTextDataset` of ``entries`` with ``data_spec.augment`` (an
+    :class:`speechtao.augment.AugmentSpec`) attached when enabled; babble noise mixes other training utterances
+    (up to 20, spread over the set)."""
+    from ..augment import WaveAugmenter
+
+    train_set = AudioTextDataset(entries, labels, sample_rate, seed=seed)
+    augment = data_spec.augment
+    if augment.enabled:
+        babble = None
+        if augment.babble_prob > 0:
+            step = max(1, len(train_set) // 20)
+            babble = [train_set.audio(i) for i in range(0, len(train_set), step)][:20]
+        train_set.augmenter = WaveAugmenter(augment, babble_sources=babble)
+    return train_set
+
+
+def training_sampler(
+    durations: Sequence[float], data_spec: Any, seed: int, world_size: int = 1, rank: int = 0
+) -> DurationBucketSampler:
+    """The shuffled, duration-bucketed batch sampler of a training set (``data_spec``: batch_size,
+    max_batch_seconds, bucket_batches)."""
+    return DurationBucketSampler(
+        durations,
+        data_spec.batch_size,
+        data_spec.max_batch_seconds,
+        shuffle=True,
+        seed=seed,
+        bucket_batches=data_spec.bucket_batches,
+        world_size=world_size,
+        rank=rank,
+    )
+
+
 def make_loader(
     dataset: Any,
     sampler: DurationBucketSampler,

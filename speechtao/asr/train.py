@@ -22,14 +22,14 @@ from typing import Any, Literal
 
 import torch
 
-from ..augment import AugmentSpec, SpecAugment, SpecAugmentSpec, WaveAugmenter
+from ..augment import AugmentSpec, SpecAugment, SpecAugmentSpec
 from ..errors import CheckpointError, SpecError
 from ..train import ddp
 from ..train.checkpoint import CheckpointManager
 from ..train.loop import Trainer, TrainerSpec, TrainTask, seed_everything
 from ..train.optim import OptimSpec
 from ..train.schedule import ScheduleSpec
-from .data import AudioTextDataset, DurationBucketSampler, collate, make_loader
+from .data import AudioTextDataset, DurationBucketSampler, collate, make_loader, training_sampler, training_set
 from .distill import DistillSpec, merge_batches
 from .fftconv import set_fft_depthwise
 
@@ -331,13 +331,7 @@ def build(
     model.train()
 
     sr = model.config.preprocessor.sample_rate
-    train_set = AudioTextDataset(entries, tokenizer, sr, seed=spec.trainer.seed)
-    if spec.data.augment.enabled:
-        babble = None
-        if spec.data.augment.babble_prob > 0:  # other training utterances (up to 20, spread over the set)
-            step = max(1, len(train_set) // 20)
-            babble = [train_set.audio(i) for i in range(0, len(train_set), step)][:20]
-        train_set.augmenter = WaveAugmenter(spec.data.augment, babble_sources=babble)
+    train_set = training_set(entries, tokenizer, sr, spec.data, spec.trainer.seed)
     if spec.data.cache_features:
         from .feature_cache import CachedFeatureDataset, check_cacheable
 
@@ -346,16 +340,7 @@ def build(
         start = time.perf_counter()
         train_set = CachedFeatureDataset(train_set, model.preprocessor)
         say(f"data.cache_features: {len(train_set)} utterances' features in {time.perf_counter() - start:.1f} s")
-    sampler = DurationBucketSampler(
-        train_set.durations,
-        spec.data.batch_size,
-        spec.data.max_batch_seconds,
-        shuffle=True,
-        seed=spec.trainer.seed,
-        bucket_batches=spec.data.bucket_batches,
-        world_size=ctx.world_size,
-        rank=ctx.rank,
-    )
+    sampler = training_sampler(train_set.durations, spec.data, spec.trainer.seed, ctx.world_size, ctx.rank)
     val_seconds = sum(e.duration for e in val_entries)
     val_set = AudioTextDataset(val_entries, tokenizer, sr, cache_audio=val_seconds <= VAL_CACHE_SECONDS)
     say(

@@ -37,13 +37,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..augment import SpecAugment, SpecAugmentSpec, WaveAugmenter
+from ..augment import SpecAugment, SpecAugmentSpec
 from ..errors import CheckpointError, InputError, SpecError
 from ..spec import apply_overrides, load_spec, read_yaml, spec_to_dict
 from ..train.loop import Trainer, TrainerSpec, TrainTask, seed_everything
 from ..train.optim import OptimSpec
 from ..train.schedule import ScheduleSpec
-from .data import AudioTextDataset, DurationBucketSampler, collate, make_loader
+from .data import AudioTextDataset, DurationBucketSampler, collate, make_loader, training_sampler, training_set
 from .train import DataSpec
 from .whisper import WhisperEncoder, WhisperEncoderConfig
 from .whisper_seq import (
@@ -324,18 +324,9 @@ def build(spec: WhisperSeqFinetuneSpec, resume: bool = False, log=print) -> Trai
         model.encoder.requires_grad_(False)
     model.decoder.positions.requires_grad_(False)
     labels = _Labels(tk, spec.language, model.decoder.cfg.n_ctx)
-    train_set = AudioTextDataset(entries, labels, 16000, seed=spec.trainer.seed)
+    train_set = training_set(entries, labels, 16000, spec.data, spec.trainer.seed)
     val_set = AudioTextDataset(val_entries, labels, 16000, cache_audio=True)
-    if spec.data.augment.enabled:
-        train_set.augmenter = WaveAugmenter(spec.data.augment)
-    sampler = DurationBucketSampler(
-        train_set.durations,
-        spec.data.batch_size,
-        spec.data.max_batch_seconds,
-        shuffle=True,
-        seed=spec.trainer.seed,
-        bucket_batches=spec.data.bucket_batches,
-    )
+    sampler = training_sampler(train_set.durations, spec.data, spec.trainer.seed)
     log(
         f"data: {len(train_set)} training utterances ({sum(train_set.durations) / 3600:.2f} h), "
         f"{len(val_set)} validation; freeze_encoder {spec.freeze_encoder}"
