@@ -120,6 +120,7 @@ class QADataSpec:
     train: Path  # SQuAD 1.1/2.0 JSON (speechtao qa make-data writes train.json)
     validation: Path  # picks best.pt and the null threshold (make-data: validation.json)
     max_train_samples: int | None = None  # first N questions only (quick runs)
+    skip_train_samples: int = 0  # skip the first N questions first (continue a run on questions it has not seen)
     max_val_samples: int | None = None
     batch_size: int = 16  # windows per training batch
     val_batch_size: int = 64
@@ -131,6 +132,8 @@ class QADataSpec:
                 raise ValueError(f"{name} must be >= 1 or null, got {v}")
         if self.batch_size < 1 or self.val_batch_size < 1:
             raise ValueError("batch_size and val_batch_size must be >= 1")
+        if self.skip_train_samples < 0:
+            raise ValueError(f"skip_train_samples must be >= 0, got {self.skip_train_samples}")
 
 
 @dataclass(frozen=True)
@@ -349,7 +352,7 @@ def finetune(spec: QAFinetuneSpec, resume: bool = False, log=print) -> dict:
     from .model_io import start_model
     from .training import train_and_save
 
-    train = read_examples(spec.data.train, spec.data.max_train_samples)
+    train = train_examples(spec.data)
     val = read_examples(spec.data.validation, spec.data.max_val_samples)
     _check_version(train, spec.data.train, spec.qa)
     _check_version(val, spec.data.validation, spec.qa)
@@ -379,6 +382,18 @@ def finetune(spec: QAFinetuneSpec, resume: bool = False, log=print) -> dict:
         f"({time.perf_counter() - t0:.1f} s); {len(val)} validation questions"
     )
     return train_and_save(task, model, spec, spec.trainer.out_dir, resume)
+
+
+def train_examples(data: QADataSpec) -> list[QAExample]:
+    """The training questions of ``data``: those of ``data.train`` in file order, past the first
+    ``skip_train_samples``, at most ``max_train_samples`` of them."""
+    skip, keep = data.skip_train_samples, data.max_train_samples
+    out = read_examples(data.train)[skip : None if keep is None else skip + keep]
+    if not out:
+        raise InputError(
+            f"{data.train}: no training questions after skip_train_samples={skip} (lower it or give more data)"
+        )
+    return out
 
 
 def read_examples(path: str | Path, max_examples: int | None = None) -> list[QAExample]:

@@ -343,3 +343,22 @@ def test_hand_written_dev_set_is_valid_squad():
     spec.loader.exec_module(module)
     tested = {context for context, _ in module.PARAGRAPHS}
     assert not tested & {e.context for e in dev}
+
+
+def test_train_examples_skip_then_keep_in_file_order(tmp_path):
+    from speechtao.nlp.qa import QADataSpec, train_examples
+
+    qas = [
+        {"id": f"q{i}", "question": f"Where was Ada born {i}?", "answers": [{"text": "London", "answer_start": 25}]}
+        for i in range(6)
+    ]
+    path = write(tmp_path, squad(qas))
+    ids = lambda **kw: [e.id for e in train_examples(QADataSpec(train=path, validation=path, **kw))]  # noqa: E731
+    assert ids() == [f"q{i}" for i in range(6)]
+    assert ids(max_train_samples=2) == ["q0", "q1"]
+    assert ids(skip_train_samples=2, max_train_samples=3) == ["q2", "q3", "q4"]  # the next questions, not seen
+    assert ids(skip_train_samples=4) == ["q4", "q5"]
+    with pytest.raises(InputError, match="skip_train_samples=6"):
+        ids(skip_train_samples=6)
+    with pytest.raises(ValueError, match="skip_train_samples"):
+        QADataSpec(train=path, validation=path, skip_train_samples=-1)
