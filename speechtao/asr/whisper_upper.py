@@ -56,6 +56,9 @@ class UpperModelSpec:
     dropout: float = 0.1  # residual dropout in the trained layers
     train_from: int | None = None  # first trained layer (>= frozen_below; None: frozen_below). Layers between run
     # on the cached outputs each step but keep Whisper's weights: fewer trained parameters on the same cache
+    init_from: Path | None = None  # continue a checkpoint of this command (e.g. models/whisper_base_ctc_synth.pt)
+    # on new data: its weights, vocabulary (tokenizer.kind: pretrained) and dropout; encoder, frozen_below and
+    # head_hidden must match it
 
     def __post_init__(self):
         if self.train_from is not None and self.train_from < self.frozen_below:
@@ -108,8 +111,15 @@ class WhisperUpperSpec:
     schedule: ScheduleSpec = ScheduleSpec()
 
     def __post_init__(self):
-        if self.tokenizer.kind == "pretrained":
-            raise ValueError("tokenizer.kind: choose char or sentencepiece (the CTC head is new)")
+        if self.model.init_from is None and self.tokenizer.kind == "pretrained":
+            raise ValueError(
+                "tokenizer.kind: choose char or sentencepiece (the CTC head is new without model.init_from)"
+            )
+        if self.model.init_from is not None and self.tokenizer.kind != "pretrained":
+            raise ValueError(
+                f"model.init_from {self.model.init_from} keeps its own vocabulary: set tokenizer.kind=pretrained "
+                "(a new vocabulary needs a new head: leave model.init_from out)"
+            )
 
 
 # ---------------------------------------------------------------------------------------------- the cache
@@ -304,6 +314,30 @@ def _filter(entries: list, spec: UpperDataSpec) -> list:
     return [e for e in entries if spec.min_duration <= e.duration <= spec.max_duration]
 
 
+def _init_model(m: UpperModelSpec, say: Callable[[str], None]):
+    """The model and tokenizer of ``m.init_from``, checked against ``m`` (the cache keys depend on them)."""
+    from .checkpoint import load_model
+
+    path = Path(m.init_from)
+    if not path.is_file():
+        raise CheckpointError(f"model.init_from: {path} is not a file (a checkpoint of `speechtao asr train-cached`)")
+    loaded = load_model(path)
+    cfg = loaded.config
+    if getattr(cfg, "family", None) != "whisper" or cfg.frozen_below < 0:
+        raise CheckpointError(
+            f"model.init_from: {path} is not a partial Whisper-encoder CTC checkpoint (train-cached continues only "
+            "its own checkpoints; fine-tune other models with `speechtao asr finetune`)"
+        )
+    got = {"encoder": cfg.encoder_source, "frozen_below": cfg.frozen_below, "head_hidden": cfg.head_hidden}
+    want = {"encoder": m.encoder, "frozen_below": m.frozen_below, "head_hidden": m.head_hidden}
+    if got != want:
+        diff = ", ".join(f"model.{k}={got[k]}" for k in got if got[k] != want[k])
+        raise SpecError(f"model.init_from {path} was built with {got}; the spec says {want}: set {diff}")
+    model = loaded.model  # its own dropout (the saved encoder config's)
+    say(f"init_from {path}: {loaded.tokenizer.vocab_size} tokens, layers {m.frozen_below}+ and head from the file")
+    return model, loaded.tokenizer
+
+
 def build(spec: WhisperUpperSpec, resume: bool = False, say: Callable[[str], None] = log.info) -> Trainer:
     """Cache what is missing, then the :class:`Trainer` of ``spec``."""
     from .checkpoint import load_model
@@ -323,6 +357,8 @@ def build(spec: WhisperUpperSpec, resume: bool = False, say: Callable[[str], Non
             raise CheckpointError(f"{spec.trainer.out_dir}/checkpoints: nothing to resume (run without --resume)")
         loaded = load_model(latest)
         model, tokenizer = loaded.model, loaded.tokenizer
+    elif spec.model.init_from is not None:
+        model, tokenizer = _init_model(spec.model, say)
     else:
         tokenizer = _new_tokenizer(spec.tokenizer, entries)
         m = spec.model
