@@ -51,7 +51,8 @@ def setup(tmp_path_factory):
         {"audio_filepath": str(SPEECH), "offset": 1.0, "duration": 1.2, "text": "x"},
     ]
     manifest.write_text("".join(json.dumps(x) + "\n" for x in lines))
-    loaded = load_model("quartznet_small")
+    torch.manual_seed(0)  # the preset's random weights: unseeded, the 90% argmax agreement below held for most
+    loaded = load_model("quartznet_small")  # draws but not all (0.898 was seen)
     fp32 = export_onnx(loaded, d / "model.onnx")
     items = calibration_features(loaded, manifest)
     result = quantize_model(fp32, d / "model.int8.onnx", items)
