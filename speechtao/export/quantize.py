@@ -387,7 +387,11 @@ def quantize_model(
 
 
 def quantize_dynamic_model(
-    fp32_path: str | Path, out: str | Path, op_types: Sequence[str] = ("MatMul",), per_channel: bool = True
+    fp32_path: str | Path,
+    out: str | Path,
+    op_types: Sequence[str] = ("MatMul",),
+    per_channel: bool = True,
+    keep_float: Sequence[str] = (),
 ) -> QuantResult:
     """Dynamic INT8 of the FP32 ONNX at ``fp32_path`` into ``out``: weights of ``op_types`` nodes INT8 (per output
     channel), activations quantized per call from their own range (ORT's ``MatMulInteger``); no calibration.
@@ -395,7 +399,8 @@ def quantize_dynamic_model(
     For transformer encoders (Whisper) whose residual stream and attention scores span ranges that one calibrated
     per-tensor scale resolves poorly: on the Whisper-base starter and the 18 Debian recordings, static QDQ lost 14
     WER points against FP32 and this scheme none, at the same streaming speed (docs/asr.md). The FP32 graph is
-    copied to ``<stem>.fp32.onnx`` as for the static scheme.
+    copied to ``<stem>.fp32.onnx`` as for the static scheme. ``keep_float``: names of nodes left in float
+    (listed in the metadata's ``float_nodes``).
     """
     import shutil
 
@@ -416,12 +421,13 @@ def quantize_dynamic_model(
         weight_type=QuantType.QInt8,
         per_channel=per_channel,
         op_types_to_quantize=list(op_types),
+        nodes_to_exclude=list(keep_float),
     )
     info = {
         "format": "dynamic",
         "weights": "int8 per-channel symmetric" if per_channel else "int8 per-tensor symmetric",
         "activations": "uint8 per-tensor asymmetric, range computed at run time",
-        "float_nodes": [],
+        "float_nodes": list(keep_float),
         "method": "dynamic",
         "op_types": list(op_types),
         "calibration_utterances": 0,

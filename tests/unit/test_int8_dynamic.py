@@ -58,7 +58,11 @@ def test_dynamic_export_needs_no_calibration_and_keeps_the_transcript(loaded, tm
     assert "MatMulInteger" in ops and "QuantizeLinear" not in ops
     quant = json.loads(read_metadata(r.path)["quantization"])
     assert quant["format"] == "dynamic" and quant["op_types"] == ["MatMul"] and quant["calibration_utterances"] == 0
-    assert r.path.stat().st_size < 0.45 * r.quant.fp32_path.stat().st_size
+    n_layers = loaded.config.encoder.n_layers
+    assert quant["float_nodes"] == [f"/encoder/layers.{i}/mlp/mlp.2/MatMul" for i in range(n_layers)]
+    graph = onnx.load(str(r.path)).graph
+    assert sum(n.op_type == "MatMul" and n.name in quant["float_nodes"] for n in graph.node) == n_layers
+    assert r.path.stat().st_size < 0.6 * r.quant.fp32_path.stat().st_size
 
     x = read_audio(SENTENCE, 16000)
     fp32 = " ".join(res.text for res in Recognizer.from_path(str(r.quant.fp32_path)).recognize(x, 16000))
@@ -67,3 +71,15 @@ def test_dynamic_export_needs_no_calibration_and_keeps_the_transcript(loaded, tm
     a = load_backend(r.quant.fp32_path)(x[None].astype(np.float32), np.array([len(x)]))[0]
     b = load_backend(r.path)(x[None].astype(np.float32), np.array([len(x)]))[0]
     assert (a[0].argmax(-1) == b[0].argmax(-1)).mean() > 0.95
+
+
+def test_ffn_out_int8_quantizes_every_weight_matmul(loaded, tmp_path):
+    import onnx
+
+    from speechtao.export.asr import ExportOptions, export_model, ffn_out_nodes
+    from speechtao.export.onnx_export import read_metadata
+
+    r = export_model(loaded, "onnx-int8", tmp_path / "m.int8.onnx", ExportOptions(int8_ffn_out="int8"))
+    assert json.loads(read_metadata(r.path)["quantization"])["float_nodes"] == []
+    assert not {n.name for n in onnx.load(str(r.path)).graph.node} & set(ffn_out_nodes(r.quant.fp32_path))
+    assert r.path.stat().st_size < 0.45 * r.quant.fp32_path.stat().st_size
