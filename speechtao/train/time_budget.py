@@ -45,9 +45,13 @@ class TimeBudget:
         return self.elapsed_before_s + self.elapsed()
 
     def eta(self, step: int, total: int) -> float:
-        """Seconds left to step ``total`` at the pace of this run so far (validations included)."""
+        """Seconds left to step ``total`` at the pace of this run so far (validations included), or to the end of
+        ``max_time_s`` when that comes first."""
         done = step - self.start_step
-        return self.elapsed() / done * max(0, total - step) if done > 0 else 0.0
+        left = self.elapsed() / done * max(0, total - step) if done > 0 else 0.0
+        if self.max_time_s is not None:
+            left = min(left, max(0.0, self.max_time_s - self.elapsed()))
+        return left
 
     def out_of_time(self) -> bool:
         """True once this run has used ``max_time_s`` (all processes agree)."""
