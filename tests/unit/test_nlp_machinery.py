@@ -173,7 +173,9 @@ def test_export_onnx_fp32_and_int8_match_pytorch(tiny, tmp_path):
     ):
         out = tmp_path / model.task
         res = export_onnx(model, out, int8=True)
-        assert res.fp32_max_diff < 1e-4 and res.int8_agreement >= 0.9
+        assert res.fp32_max_diff < 1e-4 and res.int8_max_diff < 0.1, res
+        if model.task == "demo":  # token outputs: many argmax decisions. The random "cls" head makes three, near
+            assert res.int8_agreement >= 0.9, res  # ties, and ORT's INT8 kernels differ by CPU (AVX2 flipped one)
         onnx_model = load_model(out / ONNX_FILE, model.task)
         assert onnx_model.is_onnx and onnx_model.labels == model.labels
         assert onnx_model.net.output_names == model.net.output_names
