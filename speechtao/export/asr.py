@@ -124,8 +124,9 @@ def _int8(loaded, out: Path, options: ExportOptions, scheme: str | None = None):
     if (scheme or int8_scheme_for(loaded, options.int8_scheme)) == "dynamic":
         with tempfile.TemporaryDirectory(prefix="speechtao-export-") as tmp:
             fp32 = _fp32(loaded, Path(tmp) / "model.onnx", options, tokens_txt=False)
-            keep = ffn_out_nodes(fp32) if loaded.config.family == "whisper" and options.int8_ffn_out == "float" else []
-            if loaded.config.family == "whisper" and options.int8_ffn_out == "float" and not keep:
+            float_ffn = loaded.config.family == "whisper" and options.int8_ffn_out == "float"
+            keep = ffn_out_nodes(fp32) if float_ffn else []
+            if float_ffn and not keep:
                 raise InputError(
                     f"{fp32}: no Whisper MLP output MatMuls (*/mlp/mlp.2/MatMul) found to keep float; "
                     "export with --int8-ffn-out int8"

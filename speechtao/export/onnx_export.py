@@ -246,8 +246,7 @@ def export_onnx(
     """
     out = Path(out)
     if tolerance is None:
-        whisper = getattr(loaded.config, "family", None) == "whisper"
-        tolerance = MAX_ABS_DIFF_WHISPER if whisper else MAX_ABS_DIFF
+        tolerance = MAX_ABS_DIFF_WHISPER if loaded.config.family == "whisper" else MAX_ABS_DIFF
     model = loaded.model.eval()
     n_mels = loaded.config.feat_in
     export_graph(model, out, n_mels, dynamo=dynamo)

@@ -103,6 +103,7 @@ class QuantResult:
     overridden: list[str] = field(default_factory=list)  # tensors whose range came from QAT
     utterances: int = 0  # calibration utterances used
     scheme: str = "static"  # "static" (calibrated QDQ) or "dynamic" (activation ranges computed at run time)
+    float_nodes: list[str] = field(default_factory=list)  # nodes of op_types left in float (the metadata's too)
 
 
 # -- calibration data -----------------------------------------------------------------------------------------
@@ -383,7 +384,7 @@ def quantize_model(
     set_metadata(out, {**meta, **quant_meta})
     set_metadata(opt_path, meta)
     write_trt_cache(cache_path, ranges, version=options.trt_version, graph=onnx.load(str(opt_path)))
-    return QuantResult(out, opt_path, cache_path, ranges, overridden, len(items))
+    return QuantResult(out, opt_path, cache_path, ranges, overridden, len(items), float_nodes=float_nodes)
 
 
 def quantize_dynamic_model(
@@ -434,7 +435,7 @@ def quantize_dynamic_model(
         "qat_ranges": 0,
     }
     set_metadata(out, {**meta, "quantization": json.dumps(info)})
-    return QuantResult(out, opt_path, None, scheme="dynamic")
+    return QuantResult(out, opt_path, None, scheme="dynamic", float_nodes=list(keep_float))
 
 
 # -- TensorRT calibration cache -------------------------------------------------------------------------------

@@ -60,6 +60,7 @@ def test_dynamic_export_needs_no_calibration_and_keeps_the_transcript(loaded, tm
     assert quant["format"] == "dynamic" and quant["op_types"] == ["MatMul"] and quant["calibration_utterances"] == 0
     n_layers = loaded.config.encoder.n_layers
     assert quant["float_nodes"] == [f"/encoder/layers.{i}/mlp/mlp.2/MatMul" for i in range(n_layers)]
+    assert r.quant.float_nodes == quant["float_nodes"]
     graph = onnx.load(str(r.path)).graph
     assert sum(n.op_type == "MatMul" and n.name in quant["float_nodes"] for n in graph.node) == n_layers
     assert r.path.stat().st_size < 0.6 * r.quant.fp32_path.stat().st_size

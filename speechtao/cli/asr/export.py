@@ -60,12 +60,10 @@ def register(actions) -> None:
 
 
 def run(args) -> int:
-    import json
     from pathlib import Path
 
     from ...asr.checkpoint import load_model
     from ...export.asr import ExportOptions, export_model
-    from ...export.onnx_export import read_metadata
 
     options = ExportOptions(
         calib=Path(args.calib) if args.calib else None,
@@ -91,8 +89,7 @@ def run(args) -> int:
     result = export_model(loaded, args.format, Path(args.out), options)
     q = result.quant
     if q is not None and q.scheme == "dynamic":
-        kept = json.loads(read_metadata(result.path)["quantization"]).get("float_nodes", [])
-        print(f"dynamic INT8 (no calibration, {len(kept)} MatMuls kept float); FP32 graph {q.fp32_path}")
+        print(f"dynamic INT8 (no calibration, {len(q.float_nodes)} MatMuls kept float); FP32 graph {q.fp32_path}")
     elif q is not None:
         note = f", {len(q.overridden)} ranges from QAT" if q.overridden else ""
         print(
